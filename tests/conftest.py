@@ -1,0 +1,3 @@
+"""Shared fixtures.  Fixture modules are registered here as plugins."""
+
+pytest_plugins = []
