@@ -1,0 +1,174 @@
+"""Settings: read once, in one place.
+
+One INI file (its path in IREDLDAP_CONFIG; section `[iredldap]`) and then
+environment variables `IREDLDAP_<KEY>` on top.  Keys are case-insensitive in
+the file.  A missing or malformed setting raises ConfigError naming it, and
+`iredldap serve` turns that into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+ENV_PREFIX = "IREDLDAP_"
+PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off", ""):
+        return False
+    raise ConfigError(f"{name}: expected yes/no, got {raw!r}")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+
+
+def _networks(name: str, raw: str) -> tuple[Network, ...]:
+    nets = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service, with its default.
+
+    Field names are the setting keys in lower case; `from_sources` documents
+    how they are read.
+    """
+
+    ldap_uri: str = "ldap://127.0.0.1:389"
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = field(default="", repr=False)
+    ldap_suffix: str = ""
+    # Derived from ldap_suffix unless given.
+    ldap_domains_dn: str = ""
+    ldap_admins_dn: str = ""
+    ldap_timeout: int = 10
+
+    sql_iredadmin_url: str = "sqlite:////var/lib/iredldap/iredadmin.sqlite"
+
+    enable_restful_api: bool = True
+    restrict_api_access: bool = False
+    restful_api_clients: tuple[Network, ...] = ()
+    # Addresses of reverse proxies whose X-Forwarded-For we believe.
+    trusted_proxies: tuple[Network, ...] = ()
+    url_prefix: str = ""
+
+    default_password_scheme: str = "SSHA512"
+    storage_base_directory: str = "/var/vmail/vmail1"
+    default_mta_transport: str = "dovecot"
+    default_language: str = "en_US"
+    # Global password policy (a domain's accountSetting overrides the lengths).
+    min_password_length: int = 8
+    max_password_length: int = 0
+
+    secret_key: str = field(default="", repr=False)
+    session_timeout: int = 1800
+    session_cookie_name: str = "iRedAdmin-LDAP"
+    session_cookie_secure: bool = False
+    # Failed logins from one address within the window before it is refused.
+    login_max_failures: int = 5
+    login_failure_window: int = 600
+
+    @property
+    def domains_dn(self) -> str:
+        return self.ldap_domains_dn or f"o=domains,{self.ldap_suffix}"
+
+    @property
+    def admins_dn(self) -> str:
+        return self.ldap_admins_dn or f"o=domainAdmins,{self.ldap_suffix}"
+
+    # -- reading ------------------------------------------------------------
+
+    @classmethod
+    def from_sources(cls, environ: dict[str, str] | None = None, path: str | None = None) -> "Settings":
+        """Read the INI file named by IREDLDAP_CONFIG (or `path`), then the environment."""
+        environ = dict(os.environ if environ is None else environ)
+        raw: dict[str, str] = {}
+        path = path or environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    parser.read_file(fh)
+            except OSError as exc:
+                raise ConfigError(f"IREDLDAP_CONFIG: cannot read {path}: {exc.strerror}") from None
+            except configparser.Error as exc:
+                raise ConfigError(f"IREDLDAP_CONFIG: {path} is not a valid INI file: {exc}") from None
+            section = "iredldap" if parser.has_section("iredldap") else None
+            if section is None:
+                raise ConfigError(f"IREDLDAP_CONFIG: {path} has no [iredldap] section")
+            raw.update({k.lower(): v for k, v in parser.items(section)})
+        for key, value in environ.items():
+            if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+                raw[key[len(ENV_PREFIX):].lower()] = value
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, str]) -> "Settings":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"{unknown[0].upper()}: unknown setting")
+        values: dict[str, object] = {}
+        for key, text in raw.items():
+            name = key.upper()
+            default = known[key].default
+            if isinstance(default, bool):
+                values[key] = _bool(name, text)
+            elif isinstance(default, int):
+                values[key] = _int(name, text)
+            elif isinstance(default, tuple):
+                values[key] = _networks(name, text)
+            else:
+                values[key] = text.strip()
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.ldap_suffix:
+            raise ConfigError("LDAP_SUFFIX: missing (e.g. dc=example,dc=com)")
+        if not self.ldap_uri.startswith(("ldap://", "ldaps://", "ldapi://")):
+            raise ConfigError(f"LDAP_URI: expected ldap://, ldaps:// or ldapi://, got {self.ldap_uri!r}")
+        if not self.ldap_bind_dn:
+            raise ConfigError("LDAP_BIND_DN: missing (the read-write DN, e.g. cn=vmailadmin,dc=example,dc=com)")
+        if not self.ldap_bind_password:
+            raise ConfigError("LDAP_BIND_PASSWORD: missing")
+        if self.default_password_scheme.upper() not in PASSWORD_SCHEMES:
+            raise ConfigError(
+                f"DEFAULT_PASSWORD_SCHEME: {self.default_password_scheme!r} is not one of {', '.join(PASSWORD_SCHEMES)}")
+        if len(self.secret_key) < 16:
+            raise ConfigError("SECRET_KEY: missing or shorter than 16 characters")
+        if self.url_prefix and (not self.url_prefix.startswith("/") or self.url_prefix.endswith("/")):
+            raise ConfigError(f"URL_PREFIX: must start with / and not end with / (e.g. /iredadmin), got {self.url_prefix!r}")
+        if not self.storage_base_directory.startswith("/"):
+            raise ConfigError("STORAGE_BASE_DIRECTORY: must be an absolute path")
+        if "://" not in self.sql_iredadmin_url:
+            raise ConfigError("SQL_IREDADMIN_URL: expected an SQLAlchemy URL such as sqlite:////var/lib/iredldap/iredadmin.sqlite")
+        if self.session_timeout <= 0:
+            raise ConfigError("SESSION_TIMEOUT: must be a positive number of seconds")
+        if self.restrict_api_access and not self.restful_api_clients:
+            raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")

@@ -1,0 +1,318 @@
+"""Endpoint parameters: declared once, used to validate requests and to describe the API.
+
+A `ParamSet` lists what an endpoint accepts.  `ParamSet.parse()` takes the raw
+key/value pairs of a request (query string, form body or JSON object, merged
+by the web layer) and returns clean Python values, or raises InvalidInput
+naming the offending parameter.  Legacy names (`cn`, `mailQuota`, ...) are
+aliases of the current ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import validators
+from .errors import ConflictingParameters, InvalidInput, MissingParameter, UnknownParameters
+
+Raw = str | int | float | bool | list | None
+
+_TRUE = {"yes", "true", "1", "on", "y"}
+_FALSE = {"no", "false", "0", "off", "n"}
+
+
+def _scalar(raw: Raw, name: str) -> str:
+    """One value as text; JSON numbers and booleans are accepted as such."""
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise InvalidInput(f"{name}: given {len(raw)} times, expected once", param=name)
+        raw = raw[0]
+    if raw is None:
+        return ""
+    if isinstance(raw, bool):
+        return "yes" if raw else "no"
+    if isinstance(raw, (int, float)):
+        return str(raw)
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: expected a text value", param=name)
+    if "\x00" in raw or "\n" in raw or "\r" in raw:
+        raise InvalidInput(f"{name}: control characters are not allowed", param=name)
+    return raw
+
+
+def _items(raw: Raw, name: str) -> list[str]:
+    """A comma-separated list (or a JSON array, or repeated keys), trimmed, blanks dropped."""
+    parts = raw if isinstance(raw, list) else [raw]
+    items: list[str] = []
+    for part in parts:
+        items.extend(item.strip() for item in _scalar(part, name).split(","))
+    return [item for item in items if item]
+
+
+def _dedupe(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+# -- kinds of values ---------------------------------------------------------
+
+class Kind:
+    """How one parameter's raw value becomes a Python value."""
+
+    json_type = "string"
+
+    def parse(self, raw: Raw, name: str) -> Any:
+        raise NotImplementedError
+
+    def schema(self) -> dict:
+        return {"type": self.json_type}
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    max_length: int = 255
+    allow_empty: bool = True
+
+    def parse(self, raw: Raw, name: str) -> str:
+        value = _scalar(raw, name).strip()
+        if not value and not self.allow_empty:
+            raise InvalidInput(f"{name}: must not be empty", param=name)
+        if len(value) > self.max_length:
+            raise InvalidInput(f"{name}: longer than {self.max_length} characters", param=name)
+        return value
+
+    def schema(self) -> dict:
+        return {"type": "string", "maxLength": self.max_length}
+
+
+@dataclass(frozen=True)
+class Secret(Kind):
+    """A password: kept as given (no trimming), never echoed back."""
+
+    def parse(self, raw: Raw, name: str) -> str:
+        value = _scalar(raw, name)
+        if not value:
+            raise InvalidInput(f"{name}: must not be empty", code="PW_EMPTY", param=name)
+        if len(value) > 1024:
+            raise InvalidInput(f"{name}: longer than 1024 characters", param=name)
+        return value
+
+    def schema(self) -> dict:
+        return {"type": "string", "format": "password"}
+
+
+@dataclass(frozen=True)
+class Integer(Kind):
+    minimum: int | None = 0
+    maximum: int | None = None
+    json_type = "integer"
+
+    def parse(self, raw: Raw, name: str) -> int:
+        text = _scalar(raw, name).strip()
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidInput(f"{name}: {text!r} is not a whole number", param=name) from None
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidInput(f"{name}: must be at least {self.minimum}", param=name)
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidInput(f"{name}: must be at most {self.maximum}", param=name)
+        return value
+
+    def schema(self) -> dict:
+        out: dict = {"type": "integer"}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
+
+
+@dataclass(frozen=True)
+class Boolean(Kind):
+    json_type = "boolean"
+
+    def parse(self, raw: Raw, name: str) -> bool:
+        text = _scalar(raw, name).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise InvalidInput(f"{name}: expected yes/no, true/false or 1/0, got {text!r}", param=name)
+
+    def schema(self) -> dict:
+        return {"type": "string", "enum": ["yes", "no", "true", "false", "1", "0"]}
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    choices: tuple[str, ...]
+    # Other spellings clients send, mapped to a canonical choice.
+    synonyms: tuple[tuple[str, str], ...] = ()
+
+    def parse(self, raw: Raw, name: str) -> str:
+        text = _scalar(raw, name).strip()
+        lookup = {c.lower(): c for c in self.choices} | {k.lower(): v for k, v in self.synonyms}
+        try:
+            return lookup[text.lower()]
+        except KeyError:
+            raise InvalidInput(f"{name}: {text!r} is not one of {', '.join(self.choices)}", param=name) from None
+
+    def schema(self) -> dict:
+        return {"type": "string", "enum": list(self.choices)}
+
+
+ACCOUNT_STATUS = Choice(("active", "disabled"),
+                        synonyms=(("enable", "active"), ("enabled", "active"),
+                                  ("disable", "disabled"), ("inactive", "disabled")))
+
+
+@dataclass(frozen=True)
+class Email(Kind):
+    allow_empty: bool = False
+
+    def parse(self, raw: Raw, name: str) -> str:
+        text = _scalar(raw, name).strip()
+        if not text and self.allow_empty:
+            return ""
+        return validators.email(text, param=name)
+
+    def schema(self) -> dict:
+        return {"type": "string", "format": "email"}
+
+
+@dataclass(frozen=True)
+class Domain(Kind):
+    def parse(self, raw: Raw, name: str) -> str:
+        return validators.domain_name(_scalar(raw, name), param=name)
+
+    def schema(self) -> dict:
+        return {"type": "string", "format": "hostname"}
+
+
+@dataclass(frozen=True)
+class EmailList(Kind):
+    """Comma-separated addresses; empty means 'none'."""
+
+    def parse(self, raw: Raw, name: str) -> list[str]:
+        return _dedupe(validators.email(item, param=name) for item in _items(raw, name))
+
+    def schema(self) -> dict:
+        return {"type": "string", "description": "comma-separated email addresses"}
+
+
+@dataclass(frozen=True)
+class DomainList(Kind):
+    def parse(self, raw: Raw, name: str) -> list[str]:
+        return _dedupe(validators.domain_name(item, param=name) for item in _items(raw, name))
+
+    def schema(self) -> dict:
+        return {"type": "string", "description": "comma-separated domain names"}
+
+
+@dataclass(frozen=True)
+class NameList(Kind):
+    """Comma-separated names, optionally from a fixed vocabulary."""
+
+    choices: tuple[str, ...] = ()
+    max_length: int = 64
+
+    def parse(self, raw: Raw, name: str) -> list[str]:
+        items = _items(raw, name)
+        if self.choices:
+            lookup = {c.lower(): c for c in self.choices}
+            bad = [i for i in items if i.lower() not in lookup]
+            if bad:
+                raise InvalidInput(f"{name}: unknown value(s) {', '.join(bad)}; allowed: {', '.join(self.choices)}",
+                                   param=name)
+            items = [lookup[i.lower()] for i in items]
+        for item in items:
+            if len(item) > self.max_length or not all(c.isalnum() or c in "-_." for c in item):
+                raise InvalidInput(f"{name}: {item!r} is not a valid name", param=name)
+        return _dedupe(items)
+
+    def schema(self) -> dict:
+        out = {"type": "string", "description": "comma-separated names"}
+        if self.choices:
+            out["description"] += "; allowed: " + ", ".join(self.choices)
+        return out
+
+
+@dataclass(frozen=True)
+class Converted(Kind):
+    """A text value checked by a validator function (relay hosts, transports)."""
+
+    check: Any = None
+    allow_empty: bool = True
+    description: str = ""
+
+    def parse(self, raw: Raw, name: str) -> str:
+        text = _scalar(raw, name).strip()
+        if not text:
+            if self.allow_empty:
+                return ""
+            raise InvalidInput(f"{name}: must not be empty", param=name)
+        return self.check(text, param=name)
+
+    def schema(self) -> dict:
+        return {"type": "string", "description": self.description}
+
+
+# -- declarations ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    # Only a global admin may send it (limits, quotas, services ...).
+    global_only: bool = False
+    # iRedAdmin profile tab it belongs to: a normal admin cannot change it
+    # when the domain lists that tab in `disabledDomainProfile`.
+    profile: str = ""
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    params: tuple[Param, ...] = ()
+    # Groups of parameter names of which at most one may be given.
+    conflicts: tuple[tuple[str, ...], ...] = ()
+    # (a, b): a given requires b given.
+    requires: tuple[tuple[str, str], ...] = ()
+    by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
+    by_alias: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {p.name: p for p in self.params})
+        object.__setattr__(self, "by_alias", {a: p for p in self.params for a in p.aliases})
+
+    def parse(self, raw: dict[str, Raw]) -> dict[str, Any]:
+        unknown = sorted(k for k in raw if k not in self.by_name and k not in self.by_alias)
+        if unknown:
+            raise UnknownParameters(f"unknown parameter(s): {', '.join(unknown)}", params=unknown)
+        given: dict[str, tuple[str, Raw]] = {}
+        for key, value in raw.items():
+            param = self.by_name.get(key) or self.by_alias[key]
+            if param.name in given:
+                raise ConflictingParameters(
+                    f"{key} and {given[param.name][0]} are the same parameter; give only one", param=param.name)
+            given[param.name] = (key, value)
+        for group in self.conflicts:
+            present = [name for name in group if name in given]
+            if len(present) > 1:
+                raise ConflictingParameters(f"{' and '.join(present)} cannot be used together", params=present)
+        for needs, needed in self.requires:
+            if needs in given and needed not in given:
+                raise MissingParameter(f"{needs} must be used with {needed}", param=needed)
+        for param in self.params:
+            if param.required and param.name not in given:
+                raise MissingParameter(f"{param.name}: required", param=param.name)
+        return {name: self.by_name[name].kind.parse(value, key) for name, (key, value) in given.items()}
+
+    def __add__(self, other: "ParamSet") -> "ParamSet":
+        return ParamSet(self.params + other.params, self.conflicts + other.conflicts,
+                        self.requires + other.requires)
+
+
+NO_PARAMS = ParamSet()

@@ -1,0 +1,88 @@
+"""Checks and normalisation of the names the API receives: domains, addresses.
+
+Everything is lower-cased; an internationalised domain name given in Unicode
+is stored in its ASCII (punycode) form, as Postfix looks it up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import idna
+
+from .errors import InvalidInput
+
+# A DNS label after IDNA encoding: letters, digits, hyphens, not at the ends.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Local parts iRedAdmin accepts (its `auth_email` rule): no '+', '=', '/'.
+_LOCAL_PART = re.compile(r"^[a-z0-9_.\-~!#$%&'*?^`{|}]+$")
+
+
+def domain_name(value: str, *, param: str = "domain") -> str:
+    """Return the normalised (lower-case, punycode) domain or raise InvalidInput."""
+    text = (value or "").strip().rstrip(".")
+    if not text:
+        raise InvalidInput(f"{param}: a domain name is required", code="INVALID_DOMAIN_NAME", param=param)
+    try:
+        ascii_name = text.encode("ascii").decode().lower()
+    except UnicodeEncodeError:
+        try:
+            ascii_name = idna.encode(text, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise InvalidInput(f"{param}: {value!r} is not a valid domain name",
+                               code="INVALID_DOMAIN_NAME", param=param) from None
+    labels = ascii_name.split(".")
+    if (len(ascii_name) > 253 or len(labels) < 2
+            or not all(_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()):
+        raise InvalidInput(f"{param}: {value!r} is not a valid domain name", code="INVALID_DOMAIN_NAME", param=param)
+    return ascii_name
+
+
+def email(value: str, *, param: str = "mail") -> str:
+    """Return the normalised address (`local@domain`) or raise InvalidInput."""
+    text = (value or "").strip()
+    local, sep, domain = text.rpartition("@")
+    local = local.lower()
+    if not sep or not local or len(local) > 64 or not _LOCAL_PART.match(local) \
+            or local.startswith(".") or local.endswith(".") or ".." in local:
+        raise InvalidInput(f"{param}: {value!r} is not a valid email address", code="INVALID_MAIL", param=param)
+    try:
+        domain = domain_name(domain, param=param)
+    except InvalidInput:
+        raise InvalidInput(f"{param}: {value!r} is not a valid email address", code="INVALID_MAIL",
+                           param=param) from None
+    return f"{local}@{domain}"
+
+
+def relay_host(value: str, *, param: str) -> str:
+    """A Postfix next-hop: `[host]:port`, `host:port`, `transport:[host]:port` ..."""
+    text = (value or "").strip()
+    if not text or len(text) > 255 or any(c.isspace() for c in text) or any(c in text for c in ",()\"'\\"):
+        raise InvalidInput(f"{param}: {value!r} is not a valid relay host", param=param)
+    return text
+
+
+def mx_host(value: str, *, param: str = "primarymx") -> str:
+    """Primary MX of a backup-MX domain: an IP or host name, optional [..] and :port."""
+    text = (value or "").strip()
+    match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d{1,5}))?", text)
+    if not match:
+        raise InvalidInput(f"{param}: {value!r} is not a host name or IP address", param=param)
+    host, port = match.group(1), match.group(2)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        domain_name(host, param=param)
+    if port is not None and not 0 < int(port) < 65536:
+        raise InvalidInput(f"{param}: port {port} is out of range", param=param)
+    return text
+
+
+def transport(value: str, *, param: str = "transport") -> str:
+    """A Postfix transport (`dovecot`, `lmtp:unix:private/dovecot-lmtp`, `relay:[h]:25`)."""
+    text = (value or "").strip()
+    if not text or len(text) > 255 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*(:\S*)?", text):
+        raise InvalidInput(f"{param}: {value!r} is not a valid transport", param=param)
+    return text
