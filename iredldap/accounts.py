@@ -1,0 +1,180 @@
+"""Account types, declared once.
+
+Each declaration names the template the entry is created from (object
+classes, RDN and parent come from the template's `dn:` line), and the
+fields: an API parameter and where it goes in LDAP (an attribute, or an
+`accountSetting` key).  Create, update, GET and the API document are derived
+from these declarations; parameters whose effect is more than "set one
+value" (catch-all, alias domains, services ...) are declared here too, and
+the store implements them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import validators
+from .errors import InvalidInput
+from .params import (ACCOUNT_STATUS, Boolean, Converted, DomainList, Email, EmailList, Integer, NameList,
+                     Param, ParamSet, Text)
+from .templates import Template, load
+
+
+def _language(value: str, *, param: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", value):
+        raise InvalidInput(f"{param}: {value!r} is not a language code such as en_US", param=param)
+    return value
+
+
+LANGUAGE = Converted(check=_language, allow_empty=True, description="language code, e.g. en_US")
+
+
+@dataclass(frozen=True)
+class Field:
+    param: Param
+    attr: str = ""            # a single-valued LDAP attribute
+    setting: str = ""         # or an accountSetting key
+    encode: Callable[[Any], str] = str
+    # An enabledService value that must be present while the field is set.
+    service: str = ""
+    on_create: bool = True
+
+
+@dataclass(frozen=True)
+class AccountType:
+    name: str
+    template_name: str
+    fields: tuple[Field, ...]
+    # Parameters handled by the store's own code.
+    extra_update: tuple[Param, ...] = ()
+    extra_create: tuple[Param, ...] = ()
+    conflicts: tuple[tuple[str, ...], ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def template(self) -> Template:
+        return load(self.template_name)
+
+    @property
+    def object_classes(self) -> tuple[str, ...]:
+        return self.template.object_classes
+
+    @property
+    def rdn_attr(self) -> str:
+        return self.template.dn.split("=", 1)[0]
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.param.name == name)
+
+    def create_params(self) -> ParamSet:
+        return ParamSet(tuple(f.param for f in self.fields if f.on_create) + self.extra_create,
+                        self.conflicts, self.requires)
+
+    def update_params(self) -> ParamSet:
+        return ParamSet(tuple(f.param for f in self.fields) + self.extra_update, self.conflicts, self.requires)
+
+
+MB = Integer(minimum=0)
+LIMIT = Integer(minimum=-1)  # -1: may not create any
+
+DOMAIN_SERVICES = ("mail", "domainalias", "senderbcc", "recipientbcc", "self-service")
+DOMAIN_PROFILES = ("bcc", "relay", "catchall", "aliases", "throttle", "greylisting", "wblist", "spampolicy",
+                   "backupmx", "password_policies", "advanced")
+USER_PROFILES = ("bcc", "forwarding", "relay", "aliases", "throttle", "greylisting", "wblist", "spampolicy")
+USER_PREFERENCES = ("personal_info", "forwarding", "wblist", "quarantine", "rcvd_mails", "spampolicy")
+
+# Parameters of PUT /api/domain/<domain> that need more than one attribute set.
+_DOMAIN_EXTRA = (
+    Param("is_backupmx", Boolean(), "Serve as backup MX for this domain", global_only=True, profile="backupmx"),
+    Param("primarymx", Converted(check=validators.mx_host, description="host or IP, optional :port"),
+          "Primary MX to relay to (with is_backupmx=yes)", global_only=True, profile="backupmx"),
+    Param("catchall", EmailList(), "Catch-all targets (empty: no catch-all)", profile="catchall"),
+    Param("aliasDomains", DomainList(), "Replace all alias domains (empty: none)", profile="aliases"),
+    Param("addAliasDomain", DomainList(), "Add alias domains", profile="aliases"),
+    Param("removeAliasDomain", DomainList(), "Remove alias domains", profile="aliases"),
+    Param("services", NameList(DOMAIN_SERVICES), "Replace the enabled services", global_only=True),
+    Param("addService", NameList(DOMAIN_SERVICES), "Enable services", aliases=("enableService",),
+          global_only=True),
+    Param("removeService", NameList(DOMAIN_SERVICES), "Disable services", aliases=("disableService",),
+          global_only=True),
+    Param("removeAllServices", Text(16), "Disable every service, mail included (value ignored)",
+          global_only=True),
+    Param("disableDomainProfile", NameList(DOMAIN_PROFILES), "Hide domain profile tabs from normal admins",
+          global_only=True),
+    Param("enableDomainProfile", NameList(DOMAIN_PROFILES), "Show domain profile tabs to normal admins",
+          global_only=True),
+    Param("disableUserProfile", NameList(USER_PROFILES), "Hide user profile tabs from normal admins",
+          global_only=True),
+    Param("enableUserProfile", NameList(USER_PROFILES), "Show user profile tabs to normal admins",
+          global_only=True),
+    Param("disableUserPreference", NameList(USER_PREFERENCES), "Hide self-service preferences from users",
+          global_only=True),
+    Param("enableUserPreference", NameList(USER_PREFERENCES), "Show self-service preferences to users",
+          global_only=True),
+)
+
+DOMAIN = AccountType(
+    name="domain",
+    template_name="domain",
+    fields=(
+        Field(Param("name", Text(255), "Short description of the domain (company name)", aliases=("cn",)), attr="cn"),
+        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the domain: active, disabled"),
+              attr="accountStatus"),
+        Field(Param("language", LANGUAGE, "Default preferred language of new users", aliases=("preferredLanguage",)),
+              attr="preferredLanguage"),
+        Field(Param("transport", Converted(check=validators.transport, allow_empty=False,
+                                           description="Postfix transport"),
+                    "Transport program (mtaTransport)", aliases=("mtaTransport",), global_only=True),
+              attr="mtaTransport"),
+        Field(Param("quota", MB, "Mailbox quota of the whole domain, in MB (0: unlimited)", global_only=True),
+              setting="domainQuota", encode=lambda mb: f"{mb}:MB"),
+        Field(Param("defaultQuota", MB, "Default quota of new users, in MB"), setting="defaultQuota"),
+        Field(Param("maxUserQuota", MB, "Largest quota a user may get, in MB", global_only=True),
+              setting="maxUserQuota"),
+        Field(Param("minPasswordLength", Integer(minimum=0, maximum=1024), "Shortest password allowed",
+                    profile="password_policies"), setting="minPasswordLength"),
+        Field(Param("maxPasswordLength", Integer(minimum=0, maximum=1024), "Longest password allowed (0: no limit)",
+                    profile="password_policies"), setting="maxPasswordLength"),
+        Field(Param("numberOfUsers", LIMIT, "Most mail users (0: unlimited, -1: none)", global_only=True),
+              setting="numberOfUsers"),
+        Field(Param("numberOfAliases", LIMIT, "Most aliases (0: unlimited, -1: none)", global_only=True),
+              setting="numberOfAliases"),
+        Field(Param("numberOfLists", LIMIT, "Most mailing lists (0: unlimited, -1: none)", global_only=True),
+              setting="numberOfLists"),
+        Field(Param("senderBcc", Email(allow_empty=True), "BCC address for mail sent from the domain (empty: none)",
+                    profile="bcc"), attr="domainSenderBccAddress", service="senderbcc"),
+        Field(Param("recipientBcc", Email(allow_empty=True), "BCC address for mail sent to the domain (empty: none)",
+                    profile="bcc"), attr="domainRecipientBccAddress", service="recipientbcc"),
+        Field(Param("outboundRelay", Converted(check=validators.relay_host, description="Postfix next hop"),
+                    "Relay host for outbound mail, e.g. smtp:[192.0.2.1]:25 (empty: none)", profile="relay"),
+              attr="senderRelayHost"),
+    ),
+    extra_update=_DOMAIN_EXTRA,
+    extra_create=tuple(p for p in _DOMAIN_EXTRA
+                       if p.name in ("catchall", "aliasDomains", "is_backupmx", "primarymx")),
+    conflicts=(
+        ("aliasDomains", "addAliasDomain"), ("aliasDomains", "removeAliasDomain"),
+        ("transport", "is_backupmx"), ("transport", "primarymx"),
+        ("services", "addService"), ("services", "removeService"),
+        ("removeAllServices", "services"), ("removeAllServices", "addService"), ("removeAllServices", "removeService"),
+    ),
+    requires=(("primarymx", "is_backupmx"),),
+)
+
+DOMAIN_ADMINS_PARAMS = ParamSet((
+    Param("addAdmin", EmailList(), "Make these admins of the domain"),
+    Param("removeAdmin", EmailList(), "Remove these admins from the domain"),
+    Param("removeAllAdmins", Text(16), "Remove every admin of the domain (value ignored)"),
+), conflicts=(("removeAllAdmins", "addAdmin"), ("removeAllAdmins", "removeAdmin")))
+
+DOMAIN_SERVICES_PARAMS = ParamSet(tuple(p for p in _DOMAIN_EXTRA
+                                        if p.name in ("services", "addService", "removeService", "removeAllServices")),
+                                  conflicts=tuple(c for c in DOMAIN.conflicts
+                                                  if all("ervice" in name for name in c)))
+
+DOMAIN_LIST_PARAMS = ParamSet((
+    Param("name_only", Boolean(), "Return only the domain names"),
+    Param("disabled_only", Boolean(), "Return only disabled domains"),
+))

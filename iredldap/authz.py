@@ -1,0 +1,78 @@
+"""Who may call what: one table for every endpoint of the service.
+
+`RULES` maps (URI template, HTTP method) to a rule.  The web layer looks up
+every request here before the responder runs; a route missing from the table
+is refused, so a new endpoint cannot be reachable by accident.
+
+Rules:
+    PUBLIC          no login needed (login itself)
+    LOGGED_IN       any admin; the responder limits what it returns
+    GLOBAL          global admins only
+    DOMAIN          the `{domain}` of the URL must be one the admin manages
+    MAIL_DOMAIN     the domain part of `{mail}` must be one the admin manages
+    CREATE_DOMAIN   global admins, or normal admins allowed to create domains
+
+A normal admin asking about a domain it does not manage gets 403 whether the
+domain exists or not, so the answer tells nothing about other customers.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Callable
+
+from . import validators
+from .directory.admins import Principal
+from .errors import LoginRequired, NotAuthorized
+
+
+class Rule(enum.Enum):
+    PUBLIC = "public"
+    LOGGED_IN = "logged_in"
+    GLOBAL = "global"
+    DOMAIN = "domain"
+    MAIL_DOMAIN = "mail_domain"
+    CREATE_DOMAIN = "create_domain"
+
+
+P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("/api/login", "POST"): P,
+    ("/api/logout", "POST"): L,
+    ("/api/domains", "GET"): L,
+    ("/api/domain/{domain}", "GET"): D,
+    ("/api/domain/{domain}", "POST"): C,
+    ("/api/domain/{domain}", "PUT"): D,
+    ("/api/domain/{domain}", "DELETE"): D,
+    ("/api/domain/{domain}/keep_mailbox_days/{days}", "DELETE"): D,
+    ("/api/domain/admins/{domain}", "GET"): D,
+    ("/api/domain/admins/{domain}", "PUT"): D,
+    ("/api/domain/services/{domain}", "GET"): D,
+    ("/api/domain/services/{domain}", "PUT"): G,
+}
+
+
+def check(rule: Rule | None, principal: Principal | None, url_params: dict[str, str],
+          managed_domains: Callable[[], list[str]]) -> None:
+    """Raise LoginRequired or NotAuthorized unless the rule lets the request through."""
+    if rule is None:
+        raise NotAuthorized("this endpoint has no access rule")
+    if rule is Rule.PUBLIC:
+        return
+    if principal is None:
+        raise LoginRequired("log in first (POST /api/login)")
+    if principal.is_global or rule is Rule.LOGGED_IN:
+        return
+    if rule is Rule.GLOBAL:
+        raise NotAuthorized("only global admins may do this")
+    if rule is Rule.CREATE_DOMAIN:
+        if not principal.may_create_domains:
+            raise NotAuthorized("this admin may not create domains")
+        return
+    if rule is Rule.DOMAIN:
+        domain = validators.domain_name(url_params.get("domain", ""))
+    else:
+        domain = validators.email(url_params.get("mail", "")).rpartition("@")[2]
+    if domain not in managed_domains():
+        raise NotAuthorized(f"not an admin of domain {domain}")

@@ -1,0 +1,291 @@
+"""The one door to the LDAP server.
+
+`Directory` owns the ldap3 connections (one per thread, since gunicorn may
+run threaded workers), translates every ldap3 failure into our own
+exceptions in `_translated()`, and offers the handful of operations the
+stores need.  `Batch` groups several writes so that a failure part-way undoes
+the writes already made: OpenLDAP has no multi-entry transactions that ldap3
+can use, so atomicity is by compensation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import ldap3
+from ldap3.core import exceptions as lx
+
+from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, NoSuchAccount)
+
+log = logging.getLogger(__name__)
+
+BASE, LEVEL, SUBTREE = ldap3.BASE, ldap3.LEVEL, ldap3.SUBTREE
+ADD, DELETE, REPLACE = ldap3.MODIFY_ADD, ldap3.MODIFY_DELETE, ldap3.MODIFY_REPLACE
+
+# Attribute values are lists of str; `Changes` is ldap3's modify format
+# {attr: [(operation, [values])]}.
+Attrs = dict[str, list[str]]
+Changes = dict[str, list[tuple[str, list[str]]]]
+
+_UNAVAILABLE = (lx.LDAPSocketOpenError, lx.LDAPSocketReceiveError, lx.LDAPSocketSendError,
+                lx.LDAPSessionTerminatedByServerError, lx.LDAPCommunicationError,
+                lx.LDAPStartTLSError, lx.LDAPBusyResult, lx.LDAPUnavailableResult,
+                lx.LDAPServerDownResult if hasattr(lx, "LDAPServerDownResult") else lx.LDAPUnavailableResult)
+_BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationResult,
+              lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
+
+
+@dataclass
+class Entry:
+    dn: str
+    attrs: Attrs
+
+    def first(self, attr: str, default: str = "") -> str:
+        values = self.get(attr)
+        return values[0] if values else default
+
+    def get(self, attr: str) -> list[str]:
+        """Values of an attribute, whatever the case of its name."""
+        wanted = attr.lower()
+        for name, values in self.attrs.items():
+            if name.lower() == wanted:
+                return values
+        return []
+
+    def has_value(self, attr: str, value: str) -> bool:
+        return value.lower() in (v.lower() for v in self.get(attr))
+
+
+def _as_text(values) -> list[str]:
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    out = []
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        out.append(str(value))
+    return out
+
+
+class Directory:
+    """Connections and operations.  `server_factory` lets tests use MOCK_SYNC."""
+
+    def __init__(self, uri: str, bind_dn: str, password: str, *, timeout: int = 10,
+                 server: ldap3.Server | None = None, strategy: str = ldap3.SYNC):
+        self.uri = uri
+        self.bind_dn = bind_dn
+        self._password = password
+        self._timeout = timeout
+        self._server = server or ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=timeout)
+        self._strategy = strategy
+        self._local = threading.local()
+
+    # -- connections --------------------------------------------------------
+
+    def _connection(self) -> ldap3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        conn = ldap3.Connection(self._server, user=self.bind_dn, password=self._password,
+                                client_strategy=self._strategy, raise_exceptions=True,
+                                receive_timeout=self._timeout, auto_referrals=False)
+        with self._translated():
+            conn.bind()
+        self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                conn.unbind()
+            except lx.LDAPException:
+                pass
+            self._local.conn = None
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The single place where ldap3 exceptions become ours."""
+        try:
+            yield
+        except lx.LDAPNoSuchObjectResult as exc:
+            raise NoSuchAccount("no such entry in the directory", dn=str(exc)) from None
+        except lx.LDAPEntryAlreadyExistsResult:
+            raise AlreadyExists("an entry with this name already exists") from None
+        except _BAD_VALUE as exc:
+            raise InvalidInput(f"the directory refused a value: {getattr(exc, 'message', '') or exc}") from None
+        except lx.LDAPInvalidCredentialsResult:
+            self._local.conn = None
+            raise DirectoryUnavailable("the service cannot bind to the directory (LDAP_BIND_DN/LDAP_BIND_PASSWORD)") from None
+        except _UNAVAILABLE as exc:
+            self._local.conn = None
+            raise DirectoryUnavailable(f"the directory is unreachable: {exc.__class__.__name__}") from None
+        except lx.LDAPOperationResult as exc:
+            raise DirectoryError(f"directory error: {exc.description or ''} {exc.message or ''}".strip(),
+                                 ldap_result=exc.result) from None
+        except lx.LDAPException as exc:
+            self._local.conn = None
+            raise DirectoryUnavailable(f"directory failure: {exc}") from None
+
+    # -- reading ------------------------------------------------------------
+
+    def search(self, base: str, filterstr: str, *, scope=SUBTREE, attrs=("*",),
+               size_limit: int = 0) -> list[Entry]:
+        conn = self._connection()
+        with self._translated():
+            try:
+                conn.search(base, filterstr, search_scope=scope, attributes=list(attrs), size_limit=size_limit)
+            except lx.LDAPNoSuchObjectResult:
+                return []
+            return [Entry(r["dn"], {k: _as_text(v) for k, v in r["raw_attributes"].items()})
+                    for r in conn.response if r.get("type") == "searchResEntry"]
+
+    def paged_search(self, base: str, filterstr: str, *, scope=SUBTREE, attrs=("*",),
+                     page_size: int = 500) -> Iterator[Entry]:
+        """Yield entries page by page so memory does not grow with the result."""
+        conn = self._connection()
+        cookie = None
+        while True:
+            with self._translated():
+                try:
+                    conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
+                                paged_size=page_size, paged_cookie=cookie)
+                except lx.LDAPNoSuchObjectResult:
+                    return
+                page = [Entry(r["dn"], {k: _as_text(v) for k, v in r["raw_attributes"].items()})
+                        for r in conn.response if r.get("type") == "searchResEntry"]
+                controls = conn.result.get("controls", {})
+                cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
+            yield from page
+            if not cookie:
+                return
+
+    def get(self, dn: str, attrs=("*",), filterstr: str = "(objectClass=*)") -> Entry | None:
+        found = self.search(dn, filterstr, scope=BASE, attrs=attrs)
+        return found[0] if found else None
+
+    def exists(self, dn: str) -> bool:
+        return self.get(dn, attrs=("1.1",)) is not None
+
+    # -- writing ------------------------------------------------------------
+
+    def add(self, dn: str, attrs: Attrs) -> None:
+        conn = self._connection()
+        clean = {k: v for k, v in attrs.items() if v not in ([], None, "")}
+        object_class = clean.pop("objectClass")
+        with self._translated():
+            conn.add(dn, object_class, clean)
+
+    def modify(self, dn: str, changes: Changes) -> None:
+        if not changes:
+            return
+        conn = self._connection()
+        with self._translated():
+            conn.modify(dn, changes)
+
+    def delete(self, dn: str) -> None:
+        conn = self._connection()
+        with self._translated():
+            conn.delete(dn)
+
+    def subtree(self, dn: str) -> list[Entry]:
+        """The entry and everything below it, parents before children."""
+        entries = self.search(dn, "(objectClass=*)", scope=SUBTREE, attrs=("*",))
+        return sorted(entries, key=lambda e: _depth(e.dn))
+
+    def batch(self) -> "Batch":
+        return Batch(self)
+
+    def ping(self) -> None:
+        """Raise DirectoryUnavailable unless the server answers a base search."""
+        self.search("", "(objectClass=*)", scope=BASE, attrs=("1.1",))
+
+
+def _depth(dn: str) -> int:
+    return len(ldap3.utils.dn.parse_dn(dn))
+
+
+class Batch:
+    """Writes that stand or fall together.
+
+    Each write runs at once and records how to undo it.  Used as a context
+    manager: an exception inside the block undoes the recorded writes in
+    reverse order and re-raises.  Undo failures are logged (never the values,
+    which may hold password hashes) and do not hide the original error.
+    """
+
+    def __init__(self, directory: Directory):
+        self.directory = directory
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.rollback()
+
+    def rollback(self) -> None:
+        while self._undo:
+            what, undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as err:  # noqa: BLE001 - keep undoing the rest
+                log.error("rollback step failed (%s): %s", what, err.__class__.__name__)
+
+    def add(self, dn: str, attrs: Attrs) -> None:
+        self.directory.add(dn, attrs)
+        self._undo.append((f"delete {dn}", lambda: self.directory.delete(dn)))
+
+    def modify(self, dn: str, changes: Changes, *, before: Entry | None = None) -> None:
+        """Apply `changes`; `before` (the entry as read) lets REPLACE be undone without a read."""
+        if not changes:
+            return
+        replaced = [a for a, ops in changes.items() if any(op == REPLACE for op, _ in ops)]
+        if replaced and before is None:
+            before = self.directory.get(dn, attrs=replaced)
+        self.directory.modify(dn, changes)
+        self._undo.append((f"modify {dn}", lambda: self.directory.modify(dn, _inverse(changes, before))))
+
+    def delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
+        snapshot = snapshot or self.directory.get(dn)
+        self.directory.delete(dn)
+        if snapshot is not None:
+            self._undo.append((f"re-add {dn}", lambda: self.directory.add(dn, _without_operational(snapshot))))
+
+    def delete_subtree(self, dn: str) -> list[Entry]:
+        """Delete an entry and all below it, deepest first; returns what was removed."""
+        entries = self.directory.subtree(dn)
+        for entry in reversed(entries):
+            self.delete(entry.dn, snapshot=entry)
+        return entries
+
+
+def _inverse(changes: Changes, before: Entry | None) -> Changes:
+    undo: Changes = {}
+    for attr, ops in changes.items():
+        for op, values in ops:
+            if op == ADD:
+                undo.setdefault(attr, []).append((DELETE, values))
+            elif op == DELETE:
+                if values:
+                    undo.setdefault(attr, []).append((ADD, values))
+                else:
+                    undo.setdefault(attr, []).append((REPLACE, before.get(attr) if before else []))
+            else:
+                undo.setdefault(attr, []).append((REPLACE, before.get(attr) if before else []))
+    # Undo in reverse order of the original operations on each attribute.
+    return {attr: list(reversed(ops)) for attr, ops in undo.items()}
+
+
+_OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
+                "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
+                "hassubordinates", "numsubordinates"}
+
+
+def _without_operational(entry: Entry) -> Attrs:
+    return {k: v for k, v in entry.attrs.items() if k.lower() not in _OPERATIONAL}

@@ -1,0 +1,345 @@
+"""Mail domains: the `mailDomain` entry, its four containers, its catch-all,
+alias domains, admins and services.
+
+Every method that writes more than one entry does so through a `Batch`, so a
+failure part-way leaves the directory as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from .. import accounts
+from ..accounts import DOMAIN
+from ..errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
+from ..templates import load
+from . import settings_attr
+from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
+from .tree import CONTAINERS, Tree, f
+
+# Entries below a domain that carry `domainStatus` while it is disabled.
+_ACCOUNT_CLASSES = ("mailUser", "mailList", "mailAlias", "mailExternalUser")
+_ACCOUNTS_FILTER = "(|" + "".join(f"(objectClass={c})" for c in _ACCOUNT_CLASSES) + ")"
+# Entries that receive `<local>@<alias domain>` shadow addresses.
+_ADDRESS_FILTER = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+
+
+@dataclass(frozen=True)
+class DeletedMailbox:
+    username: str
+    domain: str
+    maildir: str
+
+
+def _diff_values(current: Iterable[str], wanted: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Value-level ADD/DELETE operations turning `current` into `wanted` (case-insensitive)."""
+    cur = {v.lower(): v for v in current}
+    want = {v.lower(): v for v in wanted}
+    ops = []
+    remove = [v for k, v in cur.items() if k not in want]
+    add = [v for k, v in want.items() if k not in cur]
+    if remove:
+        ops.append((DELETE, remove))
+    if add:
+        ops.append((ADD, add))
+    return ops
+
+
+class DomainStore:
+    def __init__(self, directory: Directory, tree: Tree, *, default_transport: str):
+        self.dir = directory
+        self.tree = tree
+        self.default_transport = default_transport
+
+    # -- reading ------------------------------------------------------------
+
+    def find(self, domain: str) -> Entry | None:
+        """The domain whose primary name is `domain`."""
+        return self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+
+    def get(self, domain: str) -> Entry:
+        entry = self.find(domain)
+        if entry is None:
+            raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+        return entry
+
+    def owner_of_name(self, name: str) -> str | None:
+        """The primary domain that uses `name` as its name or as an alias domain."""
+        found = self.dir.search(self.tree.domains_dn,
+                                f("(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))", name, name),
+                                scope=LEVEL, attrs=("domainName",))
+        return found[0].first("domainName").lower() if found else None
+
+    def list(self, *, admin: str | None = None, disabled_only: bool = False,
+             attrs: Iterable[str] = ("*",)) -> list[Entry]:
+        """Domains, all of them or those `admin` manages, sorted by name."""
+        parts = ["(objectClass=mailDomain)"]
+        if admin is not None:
+            parts.append(f("(domainAdmin=%s)", admin))
+        if disabled_only:
+            parts.append("(accountStatus=disabled)")
+        entries = self.dir.search(self.tree.domains_dn, "(&" + "".join(parts) + ")", scope=LEVEL, attrs=attrs)
+        return sorted(entries, key=lambda e: e.first("domainName"))
+
+    def managed_by(self, admin: str) -> list[str]:
+        return [e.first("domainName").lower() for e in self.list(admin=admin, attrs=("domainName",))]
+
+    def catchall(self, domain: str) -> Entry | None:
+        return self.dir.get(self.tree.catchall(domain), attrs=("mailForwardingAddress", "accountStatus"))
+
+    # -- creating -----------------------------------------------------------
+
+    def create(self, domain: str, values: dict[str, Any], *, admin: str | None = None) -> None:
+        """Write the domain entry, its containers and (if asked) its catch-all, all or nothing.
+
+        `admin`, when given, is listed as an admin of the new domain (a normal
+        admin creating a domain manages it).
+        """
+        if self.owner_of_name(domain):
+            raise AlreadyExists(f"domain {domain} already exists (as a domain or an alias domain)")
+        alias_domains = values.get("aliasDomains", [])
+        self._check_alias_domains(domain, alias_domains)
+        transport = values.get("transport") or self.default_transport
+        if values.get("is_backupmx"):
+            transport = self._backupmx_transport(domain, values.get("primarymx", ""))
+        dn, attrs = DOMAIN.template.render(domain=domain, domains_dn=self.tree.domains_dn, transport=transport)
+        settings: list[str] = []
+        services = list(attrs.get("enabledService", []))
+        for field in DOMAIN.fields:
+            name = field.param.name
+            if name not in values or name == "transport":
+                continue
+            value = values[name]
+            if value == "":
+                continue
+            if field.attr:
+                attrs[field.attr] = [field.encode(value)]
+            else:
+                settings.append(f"{field.setting}:{field.encode(value)}")
+            if field.service and field.service not in services:
+                services.append(field.service)
+        if values.get("is_backupmx"):
+            attrs["domainBackupMX"] = ["yes"]
+        if alias_domains:
+            attrs["domainAliasName"] = alias_domains
+            services.append("domainalias")
+        if settings:
+            attrs["accountSetting"] = settings
+        if admin:
+            attrs["domainAdmin"] = [admin]
+        attrs["enabledService"] = services
+        with self.dir.batch() as batch:
+            batch.add(dn, attrs)
+            container = load("container")
+            for ou in CONTAINERS:
+                batch.add(*container.render(ou=ou, domain=domain, domains_dn=self.tree.domains_dn))
+            if values.get("catchall"):
+                self._create_catchall(batch, domain, values["catchall"])
+
+    def _create_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
+        dn, attrs = load("catchall").render(domain=domain, domains_dn=self.tree.domains_dn)
+        attrs["mailForwardingAddress"] = targets
+        batch.add(dn, attrs)
+
+    def _backupmx_transport(self, domain: str, primary_mx: str) -> str:
+        # Without a primary MX Postfix looks up the domain's MX records itself.
+        if not primary_mx:
+            return f"relay:{domain}"
+        match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d+))?", primary_mx)
+        host, port = (match.group(1), match.group(2) or "25") if match else (primary_mx, "25")
+        return f"relay:[{host}]:{port}"
+
+    def _check_alias_domains(self, domain: str, names: Iterable[str]) -> None:
+        for name in names:
+            if name == domain:
+                raise InvalidInput(f"aliasDomains: {name} is the domain itself", param="aliasDomains")
+            owner = self.owner_of_name(name)
+            if owner and owner != domain:
+                raise Conflict(f"{name} is already used by domain {owner}", code="ALREADY_EXISTS", param="aliasDomains")
+            if owner == domain and self.find(name) is not None:
+                raise Conflict(f"{name} is a domain of its own", code="ALREADY_EXISTS", param="aliasDomains")
+
+    # -- updating -----------------------------------------------------------
+
+    def update(self, domain: str, values: dict[str, Any]) -> None:
+        """Apply a PUT: one modify on the domain entry plus the entries it implies."""
+        entry = self.get(domain)
+        changes: Changes = {}
+        services = {s.lower(): s for s in entry.get("enabledService")}
+
+        for field in DOMAIN.fields:
+            name = field.param.name
+            if name not in values:
+                continue
+            value = values[name]
+            new = field.encode(value) if value != "" else None
+            if field.attr:
+                current = entry.first(field.attr) or None
+                if new is None and current is not None:
+                    changes[field.attr] = [(DELETE, [])]
+                elif new is not None and new != current:
+                    changes[field.attr] = [(REPLACE, [new])]
+            else:
+                changes = settings_attr.merge(
+                    changes, settings_attr.set_changes(entry.get("accountSetting"), field.setting, new))
+            if field.service:
+                if new is None:
+                    services.pop(field.service, None)
+                else:
+                    services.setdefault(field.service, field.service)
+
+        if "is_backupmx" in values:
+            if values["is_backupmx"]:
+                changes["domainBackupMX"] = [(REPLACE, ["yes"])]
+                changes["mtaTransport"] = [(REPLACE, [self._backupmx_transport(domain, values.get("primarymx", ""))])]
+            elif entry.get("domainBackupMX"):
+                changes["domainBackupMX"] = [(DELETE, [])]
+                if entry.first("mtaTransport").startswith("relay:"):
+                    changes["mtaTransport"] = [(REPLACE, [self.default_transport])]
+
+        # Services: the explicit parameters first, then what the fields imply.
+        if "removeAllServices" in values:
+            services = {}
+        if "services" in values:
+            services = {s.lower(): s for s in values["services"]}
+        for name in values.get("addService", []):
+            services.setdefault(name.lower(), name)
+        for name in values.get("removeService", []):
+            services.pop(name.lower(), None)
+
+        alias_before = [a.lower() for a in entry.get("domainAliasName")]
+        alias_after = self._wanted_alias_domains(alias_before, values)
+        if alias_after != alias_before:
+            self._check_alias_domains(domain, [a for a in alias_after if a not in alias_before])
+            ops = _diff_values(alias_before, alias_after)
+            if ops:
+                changes["domainAliasName"] = ops
+            if alias_after:
+                services.setdefault("domainalias", "domainalias")
+        ops = _diff_values(entry.get("enabledService"), services.values())
+        if ops:
+            changes["enabledService"] = ops
+
+        for key, add_name, remove_name in (
+                ("disabledDomainProfile", "disableDomainProfile", "enableDomainProfile"),
+                ("disabledUserProfile", "disableUserProfile", "enableUserProfile"),
+                ("disabledUserPreference", "disableUserPreference", "enableUserPreference")):
+            if add_name in values or remove_name in values:
+                add = values.get(add_name, [])
+                remove = [r for r in values.get(remove_name, []) if r not in add]
+                changes = settings_attr.merge(
+                    changes, settings_attr.list_changes(entry.get("accountSetting"), key, add, remove))
+
+        status_before = entry.first("accountStatus", "active").lower()
+        status_after = values.get("accountStatus", status_before)
+
+        with self.dir.batch() as batch:
+            batch.modify(entry.dn, changes, before=entry)
+            if status_after != status_before:
+                self._set_domain_status(batch, domain, disabled=status_after == "disabled")
+            if alias_after != alias_before:
+                self._sync_shadow_addresses(batch, domain,
+                                            added=[a for a in alias_after if a not in alias_before],
+                                            removed=[a for a in alias_before if a not in alias_after])
+            if "catchall" in values:
+                self._set_catchall(batch, domain, values["catchall"])
+
+    @staticmethod
+    def _wanted_alias_domains(current: list[str], values: dict[str, Any]) -> list[str]:
+        if "aliasDomains" in values:
+            return list(values["aliasDomains"])
+        wanted = [a for a in current if a not in values.get("removeAliasDomain", [])]
+        wanted += [a for a in values.get("addAliasDomain", []) if a not in wanted]
+        return wanted
+
+    def _set_domain_status(self, batch: Batch, domain: str, *, disabled: bool) -> None:
+        """Mark (or unmark) every account below the domain: Postfix and Dovecot
+        test `(!(domainStatus=disabled))`, so this switches the whole domain off."""
+        for account in self.dir.paged_search(self.tree.domain(domain), _ACCOUNTS_FILTER, scope=SUBTREE,
+                                             attrs=("domainStatus",)):
+            has = account.has_value("domainStatus", "disabled")
+            if disabled and not has:
+                batch.modify(account.dn, {"domainStatus": [(REPLACE, ["disabled"])]}, before=account)
+            elif not disabled and account.get("domainStatus"):
+                batch.modify(account.dn, {"domainStatus": [(DELETE, [])]}, before=account)
+
+    def _sync_shadow_addresses(self, batch: Batch, domain: str, *, added: list[str], removed: list[str]) -> None:
+        """Give every address of the domain its twin in each alias domain."""
+        for account in self.dir.paged_search(self.tree.domain(domain), _ADDRESS_FILTER, scope=SUBTREE,
+                                             attrs=("mail", "shadowAddress")):
+            mail = account.first("mail").lower()
+            local, _, own_domain = mail.rpartition("@")
+            if not local or own_domain != domain:
+                continue  # the catch-all (`@domain`) has no local part
+            have = {v.lower() for v in account.get("shadowAddress")}
+            add = [f"{local}@{a}" for a in added if f"{local}@{a}" not in have]
+            remove = [v for v in account.get("shadowAddress")
+                      if v.lower().rpartition("@")[2] in removed and v.lower().rpartition("@")[0] == local]
+            ops = ([(DELETE, remove)] if remove else []) + ([(ADD, add)] if add else [])
+            if ops:
+                batch.modify(account.dn, {"shadowAddress": ops})
+
+    def _set_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
+        current = self.catchall(domain)
+        if not targets:
+            if current is not None:
+                batch.delete(current.dn)
+            return
+        if current is None:
+            self._create_catchall(batch, domain, targets)
+            return
+        ops = _diff_values(current.get("mailForwardingAddress"), targets)
+        if ops:
+            batch.modify(current.dn, {"mailForwardingAddress": ops})
+
+    # -- deleting -----------------------------------------------------------
+
+    def delete(self, domain: str, *, after: Callable[[list[DeletedMailbox]], None] | None = None) -> list[DeletedMailbox]:
+        """Remove the domain and everything below it.
+
+        `after` runs (with the mailboxes that were in the domain) before the
+        deletion is final; if it raises, the removed entries are put back.
+        """
+        self.get(domain)
+        with self.dir.batch() as batch:
+            removed = batch.delete_subtree(self.tree.domain(domain))
+            users_dn = self.tree.container(domain, "Users").lower()
+            mailboxes = [DeletedMailbox(e.first("mail").lower(), domain, e.first("homeDirectory"))
+                         for e in removed
+                         if e.dn.lower().endswith("," + users_dn)
+                         and any(c.lower() == "mailuser" for c in e.get("objectClass"))]
+            if after is not None:
+                after(mailboxes)
+        return mailboxes
+
+    # -- admins and services ------------------------------------------------
+
+    def admins(self, domain: str) -> list[str]:
+        return [a.lower() for a in self.get(domain).get("domainAdmin")]
+
+    def set_admins(self, domain: str, *, add: list[str], remove: list[str], remove_all: bool,
+                   user_entries: dict[str, Entry]) -> None:
+        """Change the `domainAdmin` values; `user_entries` are the mail users among
+        the added admins, which also get `enabledService: domainadmin`."""
+        entry = self.get(domain)
+        current = [a.lower() for a in entry.get("domainAdmin")]
+        wanted = [] if remove_all else [a for a in current if a not in remove]
+        wanted += [a for a in add if a not in wanted]
+        ops = _diff_values(entry.get("domainAdmin"), wanted)
+        with self.dir.batch() as batch:
+            batch.modify(entry.dn, {"domainAdmin": ops} if ops else {})
+            for mail, user in user_entries.items():
+                if mail in add and not user.has_value("enabledService", "domainadmin"):
+                    batch.modify(user.dn, {"enabledService": [(ADD, ["domainadmin"])]})
+
+    def services(self, domain: str) -> list[str]:
+        return self.get(domain).get("enabledService")
+
+
+def parse_account_settings(entry: Entry) -> dict[str, object]:
+    return settings_attr.parse(entry.get("accountSetting"))
+
+
+__all__ = ["DomainStore", "DeletedMailbox", "parse_account_settings", "accounts"]

@@ -1,0 +1,52 @@
+"""What every responder shares: reading parameters, answering, who is asking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from ..directory.admins import Principal
+from ..errors import InvalidInput
+from ..params import ParamSet
+
+
+def raw_params(req: falcon.Request) -> dict[str, Any]:
+    """Query string and body (form-urlencoded or a JSON object), body winning."""
+    merged: dict[str, Any] = dict(req.params)
+    if req.content_length or req.get_header("Transfer-Encoding"):
+        try:
+            body = req.get_media(default_when_empty=None)
+        except falcon.MediaMalformedError as exc:
+            raise InvalidInput(f"the request body is not valid {req.content_type or 'form data'}: "
+                               f"{exc.description or ''}".strip(), code="INVALID_REQUEST") from None
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise InvalidInput("the request body must be a JSON object or form fields", code="INVALID_REQUEST")
+        merged.update(body)
+    return merged
+
+
+def read_params(req: falcon.Request, spec: ParamSet) -> dict[str, Any]:
+    return spec.parse(raw_params(req))
+
+
+def ok(resp: falcon.Response, data: Any = None, *, status: int = 200) -> None:
+    resp.status = status
+    resp.media = {"_success": True} if data is None else {"_success": True, "_data": data}
+
+
+def principal(req: falcon.Request) -> Principal:
+    """The logged-in admin (the auth middleware has checked there is one)."""
+    return req.context.principal
+
+
+def client_ip(req: falcon.Request) -> str:
+    return req.context.client_ip
+
+
+def entry_as_dict(entry, *, hide=("userPassword",)) -> dict[str, list[str]]:
+    """An entry the way the LDAP edition's API shows it: attribute → list of strings."""
+    hidden = {h.lower() for h in hide}
+    return {k: list(v) for k, v in sorted(entry.attrs.items()) if k.lower() not in hidden}

@@ -1,0 +1,177 @@
+"""Domain endpoints.
+
+    GET    /api/domains                                   DomainCollection
+    GET|POST|PUT|DELETE /api/domain/<domain>              DomainItem
+    DELETE /api/domain/<domain>/keep_mailbox_days/<n>     DomainItem (on_delete_keep)
+    GET|PUT /api/domain/admins/<domain>                   DomainAdmins
+    GET|PUT /api/domain/services/<domain>                 DomainServices
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from .. import accounts, validators
+from ..db.iredadmin import IredadminDB
+from ..directory.admins import AdminStore, Principal
+from ..directory.domains import DeletedMailbox, DomainStore
+from ..directory.settings_attr import parse as parse_settings
+from ..errors import InvalidInput, LimitExceeded, NoSuchAccount, NotAuthorized
+from ..params import NO_PARAMS, ParamSet
+from .common import client_ip, entry_as_dict, ok, principal, read_params
+
+
+def _domain(raw: str) -> str:
+    return validators.domain_name(raw, param="domain")
+
+
+def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
+                              disabled_profiles: list[str]) -> None:
+    """Normal admins may not touch limits and switches, nor profiles the global admin hid."""
+    if who.is_global:
+        return
+    for name in values:
+        param = spec.by_name[name]
+        if param.global_only:
+            raise NotAuthorized(f"{name}: only global admins may change it", param=name)
+        if param.profile and param.profile in disabled_profiles:
+            raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
+
+
+class DomainCollection:
+    def __init__(self, domains: DomainStore):
+        self.domains = domains
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        values = read_params(req, accounts.DOMAIN_LIST_PARAMS)
+        who = principal(req)
+        names_only = values.get("name_only", False)
+        entries = self.domains.list(admin=None if who.is_global else who.mail,
+                                    disabled_only=values.get("disabled_only", False),
+                                    attrs=("domainName",) if names_only else ("*",))
+        if names_only:
+            ok(resp, [e.first("domainName").lower() for e in entries])
+        else:
+            ok(resp, [entry_as_dict(e) for e in entries])
+
+
+class DomainItem:
+    def __init__(self, domains: DomainStore, admins: AdminStore, db: IredadminDB):
+        self.domains = domains
+        self.admins = admins
+        self.db = db
+        self.create_params = accounts.DOMAIN.create_params()
+        self.update_params = accounts.DOMAIN.update_params()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, NO_PARAMS)
+        ok(resp, entry_as_dict(self.domains.get(_domain(domain))))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.create_params)
+        who = principal(req)
+        restrict_for_normal_admin(who, self.create_params, values, [])
+        if not who.is_global:
+            most = who.limit("create_max_domains")
+            if most is not None and most > 0 and len(self.domains.managed_by(who.mail)) >= most:
+                raise LimitExceeded(f"this admin may manage at most {most} domains", param="maxDomains")
+        self.domains.create(domain, values, admin=None if who.is_global else who.mail)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="create",
+                        msg=f"[API] Create domain {domain}")
+        ok(resp, status=201)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.update_params)
+        who = principal(req)
+        if not who.is_global:
+            locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
+            restrict_for_normal_admin(who, self.update_params, values, locked)
+        self.domains.update(domain, values)
+        ok(resp)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, NO_PARAMS)
+        self._delete(req, _domain(domain), keep_days=None)
+        ok(resp)
+
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: str) -> None:
+        read_params(req, NO_PARAMS)
+        try:
+            keep = int(days)
+        except ValueError:
+            raise InvalidInput(f"keep_mailbox_days: {days!r} is not a whole number", param="keep_mailbox_days") from None
+        if keep < 0 or keep > 36500:
+            raise InvalidInput("keep_mailbox_days: must be between 0 and 36500", param="keep_mailbox_days")
+        self._delete(req, _domain(domain), keep_days=keep)
+        ok(resp)
+
+    def _delete(self, req: falcon.Request, domain: str, *, keep_days: int | None) -> None:
+        who = principal(req)
+        if not who.may_create_domains:
+            raise NotAuthorized("only global admins, or admins allowed to create domains, may delete one")
+
+        def record(mailboxes: list[DeletedMailbox]) -> None:
+            # Runs before the deletion is final: if the database refuses, the
+            # directory entries are put back.
+            self.db.record_deleted_mailboxes(
+                [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
+                admin=who.mail, keep_days=keep_days or None)
+            self.db.delete_used_quota(domains=[domain])
+
+        self.domains.delete(domain, after=record)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="delete",
+                        msg=f"[API] Delete domain {domain}")
+
+
+class DomainAdmins:
+    def __init__(self, domains: DomainStore, admins: AdminStore):
+        self.domains = domains
+        self.admins = admins
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, NO_PARAMS)
+        ok(resp, self.domains.admins(_domain(domain)))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, accounts.DOMAIN_ADMINS_PARAMS)
+        who = principal(req)
+        self.domains.get(domain)
+        add = values.get("addAdmin", [])
+        user_entries = {}
+        managed = None if who.is_global else set(self.domains.managed_by(who.mail))
+        for mail in add:
+            entry = self.admins.find(mail)
+            if entry is None:
+                # A plain mail user becomes an admin by being listed.
+                entry = self.admins.find_user(mail)
+                if entry is None:
+                    raise NoSuchAccount(f"addAdmin: {mail} is neither an admin nor a mail user", param="addAdmin")
+            is_user = "ou=users," in entry.dn.lower()
+            if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
+                raise NotAuthorized(f"addAdmin: a normal admin may only promote users of its own domains",
+                                    param="addAdmin")
+            if is_user:
+                user_entries[mail] = entry
+        self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),
+                                remove_all="removeAllAdmins" in values, user_entries=user_entries)
+        ok(resp)
+
+
+class DomainServices:
+    def __init__(self, domains: DomainStore):
+        self.domains = domains
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, NO_PARAMS)
+        ok(resp, sorted(self.domains.services(_domain(domain))))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, accounts.DOMAIN_SERVICES_PARAMS)
+        self.domains.update(domain, values)
+        ok(resp)

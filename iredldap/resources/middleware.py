@@ -1,0 +1,100 @@
+"""Request pipeline: client address, API switch, client restriction, login, access rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import falcon
+
+from .. import authz
+from ..config import Settings
+from ..directory.admins import AdminStore
+from ..directory.domains import DomainStore
+from ..errors import LoginRequired, NotAuthorized, NotFound
+from ..sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+def _in(ip: str, networks) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in net for net in networks)
+
+
+class ClientAccess:
+    """Works out the client's address and refuses the API where it is switched off or restricted."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api_root = settings.url_prefix + "/api"
+
+    def client_ip(self, req: falcon.Request) -> str:
+        ip = req.remote_addr or ""
+        # X-Forwarded-For is believed only when the direct peer is a known
+        # proxy; then the client is the last address not added by our proxies.
+        if self.settings.trusted_proxies and _in(ip, self.settings.trusted_proxies):
+            forwarded = [a.strip() for a in (req.get_header("X-Forwarded-For") or "").split(",") if a.strip()]
+            for hop in reversed(forwarded):
+                if not _in(hop, self.settings.trusted_proxies):
+                    return hop
+        return ip
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.client_ip = self.client_ip(req)
+        req.context.principal = None
+        if not (req.path == self.api_root or req.path.startswith(self.api_root + "/")):
+            return
+        if not self.settings.enable_restful_api:
+            raise NotFound("the RESTful API is not enabled (ENABLE_RESTFUL_API)")
+        if self.settings.restrict_api_access and not _in(req.context.client_ip, self.settings.restful_api_clients):
+            raise NotAuthorized(f"API access is not allowed from {req.context.client_ip}")
+
+
+class Authentication:
+    """Finds the admin behind the session cookie and applies the access table."""
+
+    def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore):
+        self.settings = settings
+        self.sessions = sessions
+        self.admins = admins
+        self.domains = domains
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if resource is None:
+            return
+        template = (req.uri_template or "")[len(self.settings.url_prefix):]
+        rule = authz.RULES.get((template, req.method))
+        if rule is None:
+            log.error("no access rule for %s %s", req.method, template)
+        principal = None
+        if rule is not authz.Rule.PUBLIC:
+            principal = self._principal(req)
+        req.context.principal = principal
+        managed: list[str] | None = None
+
+        def managed_domains() -> list[str]:
+            nonlocal managed
+            if managed is None:
+                managed = self.domains.managed_by(principal.mail)
+            return managed
+
+        authz.check(rule, principal, params, managed_domains)
+
+    def _principal(self, req: falcon.Request):
+        token = req.cookies.get(self.settings.session_cookie_name)
+        if not token:
+            return None
+        session = self.sessions.resolve(token)
+        if session is None:
+            raise LoginRequired("the session has expired or ended; log in again")
+        found = self.admins.principal_for(session.admin)
+        if found is None:
+            # The admin was deleted, disabled or demoted since logging in.
+            self.sessions.end(session)
+            raise LoginRequired("this admin account is no longer active")
+        req.context.session = session
+        return found[0]

@@ -1,0 +1,55 @@
+"""Login sessions, kept in iRedAdmin's `sessions` table.
+
+The cookie holds a random token; the table holds only a keyed hash of it, so
+a copy of the database does not let anyone in.  Because the state is in the
+database, a session works on every gunicorn worker and survives restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .db.iredadmin import IredadminDB
+
+
+@dataclass(frozen=True)
+class Session:
+    key: str
+    admin: str
+    dn: str
+    ip: str
+
+
+class SessionStore:
+    def __init__(self, db: IredadminDB, secret_key: str, idle_timeout: int):
+        self.db = db
+        self._secret = secret_key.encode()
+        self.idle_timeout = idle_timeout
+
+    def _key(self, token: str) -> str:
+        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
+
+    def start(self, *, admin: str, dn: str, ip: str) -> str:
+        """Create a session and return the token for the cookie."""
+        token = secrets.token_urlsafe(32)
+        self.db.create_session(self._key(token), {
+            "admin": admin, "dn": dn, "ip": ip,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        return token
+
+    def resolve(self, token: str) -> Session | None:
+        if not token or len(token) > 128:
+            return None
+        key = self._key(token)
+        data = self.db.load_session(key, self.idle_timeout)
+        if not data or "admin" not in data:
+            return None
+        return Session(key=key, admin=data["admin"], dn=data.get("dn", ""), ip=data.get("ip", ""))
+
+    def end(self, session: Session) -> None:
+        self.db.delete_session(session.key)

@@ -1,0 +1,102 @@
+"""Test helpers: an API client that keeps the session cookie, and entry factories."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import falcon.testing
+
+from iredldap import passwords
+from iredldap.app import tree_of
+from iredldap.config import Settings
+from iredldap.directory.admins import AdminStore
+from iredldap.directory.connection import BASE, Directory, Entry
+from iredldap.directory.domains import DomainStore
+from iredldap.directory.users import UserStore
+
+
+class ApiClient:
+    """falcon's TestClient keeps no cookies; this one does, like curl -b/-c."""
+
+    def __init__(self, app, settings: Settings, *, remote_addr: str = "127.0.0.1"):
+        self.client = falcon.testing.TestClient(app)
+        self.settings = settings
+        self.cookie: str | None = None
+        self.remote_addr = remote_addr
+
+    def request(self, method: str, path: str, params: dict | None = None, *, json_body=None, query=None,
+                headers=None, remote_addr=None):
+        headers = dict(headers or {})
+        if self.cookie:
+            headers["Cookie"] = f"{self.settings.session_cookie_name}={self.cookie}"
+        body = None
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers["Content-Type"] = "application/json"
+        elif params is not None:
+            body = urlencode(params, doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        url = self.settings.url_prefix + path
+        result = self.client.simulate_request(method, url, body=body, headers=headers,
+                                              query_string=urlencode(query, doseq=True) if query else None,
+                                              remote_addr=remote_addr or self.remote_addr)
+        cookie = result.cookies.get(self.settings.session_cookie_name)
+        if cookie is not None:
+            self.cookie = cookie.value or None
+        return result
+
+    def get(self, path, params=None, **kw):
+        return self.request("GET", path, None, query=params, **kw)
+
+    def post(self, path, params=None, **kw):
+        return self.request("POST", path, params if params is not None else {}, **kw)
+
+    def put(self, path, params=None, **kw):
+        return self.request("PUT", path, params if params is not None else {}, **kw)
+
+    def delete(self, path, params=None, **kw):
+        return self.request("DELETE", path, params, **kw)
+
+    def login(self, username: str, password: str):
+        result = self.post("/api/login", {"username": username, "password": password})
+        assert result.status_code == 200, result.text
+        return result
+
+
+class Factory:
+    """Entries written straight into the directory (not through the API)."""
+
+    def __init__(self, directory: Directory, settings: Settings):
+        self.dir = directory
+        self.settings = settings
+        self.tree = tree_of(settings)
+        self.domains = DomainStore(directory, self.tree, default_transport=settings.default_mta_transport)
+        self.admins = AdminStore(directory, self.tree)
+        self.users = UserStore(directory, self.tree, settings)
+
+    def domain(self, name: str, **values) -> str:
+        self.domains.create(name, values)
+        return name
+
+    def global_admin(self, mail: str, password: str) -> tuple[str, str]:
+        self.admins.create_standalone(mail, password_hash=passwords.hash_password(password, "SSHA"), is_global=True)
+        return mail, password
+
+    def normal_admin(self, mail: str, password: str, *, domains=(), settings=()) -> tuple[str, str]:
+        self.admins.create_standalone(mail, password_hash=passwords.hash_password(password, "SSHA"))
+        if settings:
+            self.dir.modify(self.tree.admin(mail), {"accountSetting": [("MODIFY_ADD", list(settings))]})
+        for domain in domains:
+            self.dir.modify(self.tree.domain(domain), {"domainAdmin": [("MODIFY_ADD", [mail])]})
+        return mail, password
+
+    def user(self, mail: str, password: str = "Us3r#secret", **extra) -> str:
+        return self.users.create(mail, password_hash=passwords.hash_password(password, "SSHA"),
+                                 extra={k: list(v) for k, v in extra.items()})
+
+    def entry(self, dn: str) -> Entry | None:
+        return self.dir.get(dn)
+
+    def search(self, base: str, filterstr: str, *, scope=BASE, attrs=("*",)) -> list[Entry]:
+        return self.dir.search(base, filterstr, scope=scope, attrs=attrs)
