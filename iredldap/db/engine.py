@@ -1,0 +1,184 @@
+"""Engine construction and the one place where SQLAlchemy errors become ours.
+
+* SQLite (file): the parent folder is created, the database runs in WAL mode
+  with a busy timeout, and SQLAlchemy emits BEGIN itself (``BEGIN IMMEDIATE``
+  for connections marked with ``WRITE_INTENT``) so several gunicorn workers
+  can share the file without "database is locked" surprises.
+* MySQL/MariaDB and PostgreSQL: pre-ping, recycled connections and a short
+  connect timeout, so a server that is down is noticed within seconds.  Every
+  connection runs with the session time zone set to UTC: our timestamps are
+  naive UTC, and MySQL TIMESTAMP columns then store the right instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
+
+from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
+
+CONNECT_TIMEOUT = 5          # seconds, server databases
+SQLITE_BUSY_TIMEOUT = 10     # seconds a writer waits for the SQLite lock
+POOL_RECYCLE = 3600          # seconds; below MySQL's default wait_timeout
+
+# Execution option: the transaction about to begin will write.  On SQLite it
+# starts with BEGIN IMMEDIATE (take the write lock up front instead of failing
+# when a read transaction upgrades); other databases ignore it.
+WRITE_INTENT = "iredldap_write"
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An Engine for `url` configured for this service (see module doc)."""
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(u)
+
+    connect_args: dict = {}
+    if "connect_timeout" not in u.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    engine = create_engine(
+        u,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE,
+        connect_args=connect_args,
+    )
+    if backend in ("mysql", "mariadb"):
+        _on_connect(engine, "SET time_zone = '+00:00'")
+    elif backend == "postgresql":
+        _on_connect(engine, "SET TIME ZONE 'UTC'")
+    return engine
+
+
+def _on_connect(engine: Engine, statement: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _setup(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(statement)
+        finally:
+            cur.close()
+        # PostgreSQL: SET is transactional; make it stick.
+        dbapi_conn.commit()
+
+
+def _sqlite_engine(u: URL) -> Engine:
+    db = u.database or ""
+    if db and db != ":memory:" and not db.startswith("file:"):
+        try:
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            # Reported on first use (DatabaseUnavailable), like any other
+            # database that cannot be opened.
+            pass
+
+    engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _setup(dbapi_conn, _record):
+        # Let SQLAlchemy (the "begin" hook below) emit BEGIN, not sqlite3.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
+            if db and db != ":memory:":
+                cur.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        if conn.get_execution_options().get(WRITE_INTENT):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def describe_error(exc: BaseException) -> str:
+    """One short line about a database error (driver message, first line)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text[:300]
+
+
+# MySQL/MariaDB server error numbers that mean "cannot use the server right
+# now" (PyMySQL reports most unmapped server errors, e.g. 1054 unknown column,
+# as OperationalError too; those are *not* availability problems).
+_MYSQL_UNAVAILABLE = {
+    1040,  # too many connections
+    1043,  # bad handshake
+    1044,  # access denied for user to database
+    1045,  # access denied
+    1049,  # unknown database
+    1053,  # server shutdown in progress
+    1129,  # host blocked
+    1130,  # host not allowed
+    1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161,  # network
+    1203,  # too many user connections
+    1205,  # lock wait timeout
+    1213,  # deadlock
+    1226,  # user resource limit exceeded
+    1317,  # query interrupted
+    1836,  # read-only mode
+    1927,  # connection killed
+    4031,  # disconnected by server (idle timeout)
+}
+
+# SQLite reports statement errors as OperationalError as well.
+_SQLITE_NOT_AVAILABILITY = ("no such ", "near ", "syntax error", "already exists",
+                            "has no column", "table ", "index ")
+
+
+def _is_unavailable(e: sa_exc.SQLAlchemyError) -> bool:
+    if isinstance(e, (sa_exc.TimeoutError, sa_exc.DisconnectionError, sa_exc.InterfaceError)):
+        return True
+    if not isinstance(e, sa_exc.DBAPIError):
+        return False
+    if e.connection_invalidated:
+        return True
+    if not isinstance(e, sa_exc.OperationalError):
+        return False
+    orig = e.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and type(orig).__module__.startswith(
+        ("pymysql", "MySQLdb", "mysql")
+    ):
+        code = args[0]
+        return code >= 2000 or code in _MYSQL_UNAVAILABLE
+    if type(orig).__module__.startswith("sqlite3"):
+        message = str(orig).lower()
+        return not message.startswith(_SQLITE_NOT_AVAILABILITY)
+    return True
+
+
+@contextlib.contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Turn SQLAlchemy errors raised inside the block into ours.
+
+    Connection problems -- OperationalError / InterfaceError such as "cannot
+    connect", "server has gone away", lock timeouts and deadlocks, plus pool
+    timeouts and invalidated connections -- become `DatabaseUnavailable`;
+    every other SQLAlchemyError (including the statement errors MySQL and
+    SQLite drivers also report as OperationalError, e.g. unknown column)
+    becomes `DatabaseError`.  Our own errors and non-database exceptions pass
+    through unchanged.  Also usable as a decorator: ``@translate_db_errors()``.
+    """
+    try:
+        yield
+    except IredldapError:
+        raise
+    except sa_exc.SQLAlchemyError as e:
+        if _is_unavailable(e):
+            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
+        raise DatabaseError(f"database error: {describe_error(e)}") from e
+
+
+__all__ = ["make_engine", "translate_db_errors", "describe_error", "WRITE_INTENT"]

@@ -1,0 +1,497 @@
+"""Store for iRedAdmin's own database (``iredadmin``).
+
+`IredadminDB` reads and writes the tables of `iredldap.db.tables` and is meant
+to work on a live iRedMail database shared with iRedAdmin and Dovecot:
+
+* it inspects each table once (cached) and writes only the columns the live
+  table has (``deleted_mailboxes`` lacks ``bytes``/``messages`` before
+  iRedMail 1.7.3; old ``log`` tables have ``event VARCHAR(10)``);
+* values for the activity log are cut to the live column sizes (and, on MySQL
+  ``utf8``/``utf8mb3`` columns, characters outside the BMP are replaced) so a
+  long or exotic value never makes the insert fail;
+* all timestamps are naive UTC datetimes taken from the (injectable) clock,
+  never from the database server, truncated to whole seconds;
+* every public method translates SQLAlchemy errors into
+  `DatabaseUnavailable` / `DatabaseError`.
+
+Session rows hold JSON (``data`` starts with ``{``); iRedAdmin's own rows in the
+same table hold base64 pickles, which are never loaded and never purged here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+from sqlalchemy import (
+    delete,
+    func,
+    insert,
+    inspect as sa_inspect,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import sqltypes
+
+from iredldap.db import tables as t
+from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
+from iredldap.errors import DatabaseUnavailable, InvalidInput
+
+# Rows per multi-row INSERT / values per IN (...): keeps every statement far
+# below PostgreSQL's 65535 bind parameters.
+_CHUNK = 500
+
+_NON_BMP = re.compile("[\U00010000-\U0010FFFF]")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@dataclass(frozen=True)
+class _Limit:
+    max_chars: int | None = None
+    max_bytes: int | None = None     # UTF-8 bytes (MySQL TEXT columns)
+    bmp_only: bool = False           # MySQL utf8/utf8mb3 column
+
+    def fit(self, value: str) -> str:
+        if self.bmp_only:
+            value = _NON_BMP.sub("\ufffd", value)
+        if self.max_chars is not None and len(value) > self.max_chars:
+            value = value[: self.max_chars]
+        if self.max_bytes is not None:
+            raw = value.encode("utf-8")
+            if len(raw) > self.max_bytes:
+                value = raw[: self.max_bytes].decode("utf-8", "ignore")
+        return value
+
+
+@dataclass(frozen=True)
+class _LiveTable:
+    """What the table in the database really looks like."""
+
+    columns: frozenset[str]
+    limits: dict[str, _Limit]
+
+    def fit(self, column: str, value: str | None) -> str:
+        value = "" if value is None else str(value)
+        limit = self.limits.get(column)
+        return limit.fit(value) if limit else value
+
+    def only_live(self, row: dict) -> dict:
+        return {k: v for k, v in row.items() if k in self.columns}
+
+
+def _inspect_table(conn: Connection, name: str) -> _LiveTable | None:
+    insp = sa_inspect(conn)
+    if not insp.has_table(name):
+        return None
+    limits: dict[str, _Limit] = {}
+    names = []
+    for col in insp.get_columns(name):
+        names.append(col["name"])
+        length = getattr(col["type"], "length", None)
+        if isinstance(col["type"], sqltypes.String) and length:
+            limits[col["name"]] = _Limit(max_chars=int(length))
+
+    if conn.dialect.name in ("mysql", "mariadb"):
+        rows = conn.execute(
+            text(
+                "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH,"
+                " CHARACTER_OCTET_LENGTH, CHARACTER_SET_NAME"
+                " FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :name"
+            ),
+            {"name": name},
+        )
+        for col, data_type, max_chars, max_octets, charset in rows:
+            if not charset:
+                continue
+            charset = str(charset).lower()
+            is_text = str(data_type).lower().endswith("text")
+            limits[col] = _Limit(
+                max_chars=int(max_chars) if max_chars else None,
+                max_bytes=int(max_octets)
+                if (is_text and max_octets and charset.startswith("utf8"))
+                else None,
+                bmp_only=charset in ("utf8", "utf8mb3"),
+            )
+    return _LiveTable(columns=frozenset(names), limits=limits)
+
+
+class IredadminDB:
+    """iRedAdmin's database: sessions, activity log, deleted mailboxes,
+    Dovecot's used_quota and last_login."""
+
+    #: A fresh session's atime is rewritten at most this often (seconds).
+    SESSION_TOUCH_INTERVAL = 30
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None):
+        self.engine = engine
+        self._clock = clock or _utcnow
+        self._live_cache: dict[str, _LiveTable | None] = {}
+        self._lock = threading.Lock()
+
+    # -- helpers ------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Current time as a naive UTC datetime, whole seconds."""
+        return _naive_utc(self._clock()).replace(microsecond=0)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A connection inside a transaction that will write (committed on
+        success, rolled back on error)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_INTENT: True})
+            with conn.begin():
+                yield conn
+
+    def _live(self, name: str) -> _LiveTable | None:
+        """The live shape of table `name` (None if missing), inspected once."""
+        try:
+            return self._live_cache[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._live_cache:
+                with self.engine.connect() as conn:
+                    self._live_cache[name] = _inspect_table(conn, name)
+            return self._live_cache[name]
+
+    def reflect(self) -> dict[str, frozenset[str] | None]:
+        """Inspect all tables now (drops the cache); returns their columns."""
+        with translate_db_errors():
+            with self._lock:
+                self._live_cache.clear()
+            return {
+                name: (info.columns if (info := self._live(name)) else None)
+                for name in t.metadata.tables
+            }
+
+    # -- schema -------------------------------------------------------------
+
+    @translate_db_errors()
+    def create_tables(self) -> None:
+        """Create the tables that are missing; existing ones are left alone."""
+        try:
+            with self._write() as conn:
+                t.metadata.create_all(conn, checkfirst=True)
+        except sa_exc.DBAPIError as e:
+            if not _lost_create_race(e):
+                raise
+            # Another worker created a table between our check and CREATE.
+            with self._write() as conn:
+                t.metadata.create_all(conn, checkfirst=True)
+        finally:
+            with self._lock:
+                self._live_cache.clear()
+
+    # -- sessions -----------------------------------------------------------
+
+    @translate_db_errors()
+    def create_session(self, session_key: str, data: dict) -> None:
+        """Store a new session (replacing one with the same key)."""
+        payload = json.dumps(data, separators=(",", ":"))
+        s = t.sessions
+        with self._write() as conn:
+            conn.execute(delete(s).where(s.c.session_id == session_key))
+            conn.execute(
+                insert(s).values(session_id=session_key, atime=self.now(), data=payload)
+            )
+
+    @translate_db_errors()
+    def load_session(self, session_key: str, idle_timeout: int) -> dict | None:
+        """The session's data, or None if missing, idle for longer than
+        `idle_timeout` seconds or not ours.  Refreshes atime at most every
+        SESSION_TOUCH_INTERVAL seconds."""
+        s = t.sessions
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.c.atime, s.c.data).where(s.c.session_id == session_key)
+            ).first()
+        if row is None or row.atime is None:
+            return None
+        now = self.now()
+        age = now - _naive_utc(row.atime)
+        if age > timedelta(seconds=idle_timeout):
+            return None
+        try:
+            data = json.loads(row.data or "")
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        if age >= timedelta(seconds=self.SESSION_TOUCH_INTERVAL):
+            with self._write() as conn:
+                result = conn.execute(
+                    update(s).where(s.c.session_id == session_key).values(atime=now)
+                )
+            if result.rowcount == 0:      # deleted meanwhile (logout)
+                return None
+        return data
+
+    @translate_db_errors()
+    def delete_session(self, session_key: str) -> None:
+        s = t.sessions
+        with self._write() as conn:
+            conn.execute(delete(s).where(s.c.session_id == session_key))
+
+    @translate_db_errors()
+    def purge_sessions(self, idle_timeout: int) -> int:
+        """Delete our sessions idle for longer than `idle_timeout` seconds;
+        returns how many.  iRedAdmin's own (non-JSON) rows are not touched."""
+        s = t.sessions
+        cutoff = self.now() - timedelta(seconds=idle_timeout)
+        with self._write() as conn:
+            result = conn.execute(
+                delete(s).where(s.c.atime < cutoff, s.c.data.like("{%"))
+            )
+        return result.rowcount
+
+    # -- activity log -------------------------------------------------------
+
+    @translate_db_errors()
+    def add_log(
+        self,
+        *,
+        admin: str,
+        ip: str,
+        event: str,
+        msg: str = "",
+        domain: str = "",
+        username: str = "",
+        loglevel: str = "info",
+    ) -> None:
+        """Append one row to the activity log (values cut to column sizes)."""
+        live = self._live("log")
+        values = {
+            "timestamp": self.now(),
+            "admin": admin,
+            "ip": ip,
+            "domain": domain,
+            "username": username,
+            "event": event,
+            "loglevel": loglevel,
+            "msg": msg,
+        }
+        if live is not None:
+            values = live.only_live(
+                {k: (v if k == "timestamp" else live.fit(k, v)) for k, v in values.items()}
+            )
+        with self._write() as conn:
+            conn.execute(insert(t.log).values(**values))
+
+    @translate_db_errors()
+    def count_log(
+        self,
+        *,
+        ip: str | None = None,
+        admin: str | None = None,
+        event: str,
+        loglevel: str | None = None,
+        since: datetime,
+    ) -> int:
+        """Number of log rows with this event (and ip/admin/loglevel when
+        given) written at or after `since` (naive = UTC)."""
+        live = self._live("log")
+
+        def fit(col: str, value: str) -> str:
+            return live.fit(col, value) if live is not None else value
+
+        c = t.log.c
+        conds = [c.event == fit("event", event), c.timestamp >= _naive_utc(since)]
+        if ip is not None:
+            conds.append(c.ip == fit("ip", ip))
+        if admin is not None:
+            conds.append(c.admin == fit("admin", admin))
+        if loglevel is not None:
+            conds.append(c.loglevel == fit("loglevel", loglevel))
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one()
+            )
+
+    # -- deleted mailboxes / quota ------------------------------------------
+
+    @translate_db_errors()
+    def record_deleted_mailboxes(
+        self,
+        mailboxes: list[dict],
+        *,
+        admin: str,
+        keep_days: int | None,
+    ) -> None:
+        """Remember mailboxes of deleted users for later removal from disk.
+
+        Each item: username, domain, maildir and optionally bytes/messages
+        (taken from used_quota when not given, else 0).  keep_days 0/None →
+        delete_date NULL (keep forever), else today (UTC) + keep_days.
+        """
+        if not mailboxes:
+            return
+        if keep_days is not None and keep_days < 0:
+            raise InvalidInput("keep_days must not be negative", code="INVALID_KEEP_DAYS")
+        delete_date: date | None = (
+            self.now().date() + timedelta(days=keep_days) if keep_days else None
+        )
+        now = self.now()
+        live = self._live("deleted_mailboxes")
+        with_counts = live is None or {"bytes", "messages"} <= live.columns
+        quota_known = with_counts and self._live("used_quota") is not None
+        admin_value = live.fit("admin", admin) if live is not None else admin
+
+        with self._write() as conn:
+            usage: dict[str, tuple[int, int]] = {}
+            if quota_known:
+                wanted = sorted(
+                    {
+                        m["username"]
+                        for m in mailboxes
+                        if m.get("bytes") is None or m.get("messages") is None
+                    }
+                )
+                usage = self._usage_of(conn, wanted)
+
+            rows = []
+            for m in mailboxes:
+                row = {
+                    "timestamp": now,
+                    "username": m["username"],
+                    "domain": m.get("domain") or "",
+                    "maildir": m.get("maildir") or "",
+                    "admin": admin_value,
+                    "delete_date": delete_date,
+                }
+                if with_counts:
+                    q_bytes, q_messages = usage.get(m["username"], (0, 0))
+                    row["bytes"] = int(m["bytes"]) if m.get("bytes") is not None else q_bytes
+                    row["messages"] = (
+                        int(m["messages"]) if m.get("messages") is not None else q_messages
+                    )
+                rows.append(live.only_live(row) if live is not None else row)
+
+            for chunk in _chunks(rows):
+                conn.execute(insert(t.deleted_mailboxes).values(chunk))
+
+    def _usage_of(self, conn: Connection, usernames: list[str]) -> dict[str, tuple[int, int]]:
+        if not usernames:
+            return {}
+        q = t.used_quota.c
+        found: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(usernames):
+            for username, nbytes, nmessages in conn.execute(
+                select(q.username, q.bytes, q.messages).where(q.username.in_(chunk))
+            ):
+                found[username] = (int(nbytes or 0), int(nmessages or 0))
+        return found
+
+    @translate_db_errors()
+    def delete_used_quota(
+        self,
+        *,
+        usernames: list[str] | None = None,
+        domains: list[str] | None = None,
+    ) -> None:
+        """Remove used_quota rows of these users and/or of all users of these
+        domains (by the domain column, and by the address for rows whose
+        domain column was never filled)."""
+        live = self._live("used_quota")
+        if live is None or not (usernames or domains):
+            return
+        q = t.used_quota.c
+        conds = []
+        for chunk in _chunks(sorted(set(usernames or []))):
+            conds.append(q.username.in_(chunk))
+        doms = sorted(set(domains or []))
+        if doms and "domain" in live.columns:
+            for chunk in _chunks(doms):
+                conds.append(q.domain.in_(chunk))
+        for d in doms:
+            conds.append(q.username.like("%@" + _like_escape(d), escape="\\"))
+        with self._write() as conn:
+            for chunk in _chunks(conds, 50):
+                conn.execute(delete(t.used_quota).where(or_(*chunk)))
+
+    # -- readers ------------------------------------------------------------
+
+    @translate_db_errors()
+    def mailbox_usage(self, username: str) -> dict:
+        """{"bytes": int, "messages": int} from used_quota (0/0 if unknown)."""
+        if self._live("used_quota") is None:
+            return {"bytes": 0, "messages": 0}
+        q = t.used_quota.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(q.bytes, q.messages).where(q.username == username)
+            ).first()
+        if row is None:
+            return {"bytes": 0, "messages": 0}
+        return {"bytes": int(row.bytes or 0), "messages": int(row.messages or 0)}
+
+    @translate_db_errors()
+    def last_login(self, username: str) -> dict | None:
+        """{"domain", "imap", "pop3", "lda"} (epoch seconds or None) or None
+        when Dovecot never recorded a login."""
+        live = self._live("last_login")
+        if live is None:
+            return None
+        wanted = [c for c in ("domain", "imap", "pop3", "lda") if c in live.columns]
+        ll = t.last_login
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*(ll.c[c] for c in wanted)).where(ll.c.username == username)
+            ).first()
+        if row is None:
+            return None
+        found = row._mapping
+        result = {"domain": "", "imap": None, "pop3": None, "lda": None}
+        for c in wanted:
+            value = found[c]
+            result[c] = (value or "") if c == "domain" else (
+                int(value) if value is not None else None
+            )
+        return result
+
+    # -- health -------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True, or DatabaseUnavailable whatever went wrong."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except sa_exc.SQLAlchemyError as e:
+            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
+        return True
+
+
+def _lost_create_race(e: sa_exc.DBAPIError) -> bool:
+    message = str(e.orig).lower()
+    return "already exists" in message or "duplicate key" in message
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+__all__ = ["IredadminDB"]

@@ -1,0 +1,166 @@
+"""Tables of iRedAdmin's own database (``iredadmin``) that this service uses.
+
+Names of tables, columns and types follow iRedAdmin's ``SQL/iredadmin.mysql``
+and iRedMail's OpenLDAP-backend additions (``used_quota``, ``last_login``),
+so the service can share a live ``iredadmin`` database with iRedAdmin and
+Dovecot.  On MySQL/MariaDB the exact iRedMail types are used (BIGINT UNSIGNED
+ids, TIMESTAMP columns); PostgreSQL and SQLite get close equivalents.
+
+Index names follow iRedAdmin's PostgreSQL schema (``idx_<table>_<column>``):
+they must be unique per schema on PostgreSQL.
+
+There are no Python-side defaults: every default is a *server* default, so an
+INSERT that leaves a column out never mentions it (which matters when a live
+table lacks a column, see ``IredadminDB``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+_MYSQL = ("mysql", "mariadb")
+
+
+def _id_type():
+    """BIGINT UNSIGNED on MySQL (as iRedMail), BIGINT on PostgreSQL and
+    INTEGER on SQLite (only ``INTEGER PRIMARY KEY`` auto-increments there)."""
+    return (
+        BigInteger()
+        .with_variant(mysql.BIGINT(unsigned=True), *_MYSQL)
+        .with_variant(Integer(), "sqlite")
+    )
+
+
+def _timestamp_type():
+    """TIMESTAMP on MySQL (stored as UTC, converted to the session time zone),
+    TIMESTAMP WITHOUT TIME ZONE on PostgreSQL; values are naive UTC."""
+    return DateTime().with_variant(mysql.TIMESTAMP(), *_MYSQL)
+
+
+def _now_default():
+    return func.current_timestamp()
+
+
+def _str(name: str, length: int = 255, **kw) -> Column:
+    kw.setdefault("nullable", False)
+    kw.setdefault("server_default", "")
+    return Column(name, String(length), **kw)
+
+
+def _count(name: str) -> Column:
+    return Column(name, BigInteger(), nullable=False, server_default=text("0"))
+
+
+_table_kw = {"mysql_engine": "InnoDB"}
+
+
+# web.py-style session store (iRedAdmin keeps its own sessions here too).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", CHAR(128), nullable=False, unique=True),
+    Column("atime", _timestamp_type(), nullable=False, server_default=_now_default()),
+    Column("data", Text()),
+    **_table_kw,
+)
+
+# Admin activity log.
+log = Table(
+    "log",
+    metadata,
+    Column("id", _id_type(), primary_key=True, autoincrement=True),
+    Column("timestamp", _timestamp_type(), nullable=False, server_default=_now_default()),
+    Column("admin", String(255), nullable=False),
+    Column("ip", String(40), nullable=False),
+    _str("domain"),
+    _str("username"),
+    _str("event", 20),
+    _str("loglevel", 10, server_default="info"),
+    Column("msg", Text()),
+    Index("idx_log_timestamp", "timestamp"),
+    Index("idx_log_admin", "admin"),
+    Index("idx_log_ip", "ip"),
+    Index("idx_log_domain", "domain"),
+    Index("idx_log_username", "username"),
+    Index("idx_log_event", "event"),
+    Index("idx_log_loglevel", "loglevel"),
+    **_table_kw,
+)
+
+# Mailboxes of deleted users, waiting for a cron job to remove them from
+# disk.  delete_date NULL = keep forever.  bytes/messages were added by
+# iRedMail 1.7.3 and are missing from older installs.
+deleted_mailboxes = Table(
+    "deleted_mailboxes",
+    metadata,
+    Column("id", _id_type(), primary_key=True, autoincrement=True),
+    Column("timestamp", _timestamp_type(), nullable=False, server_default=_now_default()),
+    _str("username"),
+    _str("domain"),
+    _str("maildir"),
+    _str("admin"),
+    Column("delete_date", Date(), nullable=True),
+    _count("bytes"),
+    _count("messages"),
+    Index("idx_deleted_mailboxes_timestamp", "timestamp"),
+    Index("idx_deleted_mailboxes_username", "username"),
+    Index("idx_deleted_mailboxes_domain", "domain"),
+    Index("idx_deleted_mailboxes_admin", "admin"),
+    Index("idx_deleted_mailboxes_delete_date", "delete_date"),
+    **_table_kw,
+)
+
+# Real-time mailbox usage written by Dovecot (quota dict / quota_clone).
+used_quota = Table(
+    "used_quota",
+    metadata,
+    Column("username", String(255), primary_key=True, autoincrement=False),
+    _count("bytes"),
+    _count("messages"),
+    _str("domain"),
+    Index("idx_used_quota_domain", "domain"),
+    **_table_kw,
+)
+
+# Last login per service written by Dovecot's last_login plugin; values are
+# seconds since the Unix epoch, NULL = never (iRedMail: INT DEFAULT NULL).
+last_login = Table(
+    "last_login",
+    metadata,
+    Column("username", String(255), primary_key=True, autoincrement=False, server_default=""),
+    _str("domain"),
+    Column("imap", Integer(), nullable=True),
+    Column("pop3", Integer(), nullable=True),
+    Column("lda", Integer(), nullable=True),
+    Index("idx_last_login_domain", "domain"),
+    Index("idx_last_login_imap", "imap"),
+    Index("idx_last_login_pop3", "pop3"),
+    Index("idx_last_login_lda", "lda"),
+    **_table_kw,
+)
+
+__all__ = [
+    "metadata",
+    "sessions",
+    "log",
+    "deleted_mailboxes",
+    "used_quota",
+    "last_login",
+]
