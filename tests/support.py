@@ -75,9 +75,9 @@ class Factory:
         self.admins = AdminStore(directory, self.tree)
         self.users = UserStore(directory, self.tree, settings)
 
-    def domain(self, name: str, **values) -> str:
-        self.domains.create(name, values)
-        return name
+    def domain(self, domain: str, /, **values) -> str:
+        self.domains.create(domain, values)
+        return domain
 
     def global_admin(self, mail: str, password: str) -> tuple[str, str]:
         self.admins.create_standalone(mail, password_hash=passwords.hash_password(password, "SSHA"), is_global=True)
