@@ -139,7 +139,8 @@ def create_admin(mail: str, password: str | None, standalone: bool, name: str, e
 @click.option("--port", default=8080, show_default=True, help="Port of the API (127.0.0.1).")
 @click.option("--domain", default="example.com", show_default=True, help="The demo domain.")
 @click.option("--no-serve", is_flag=True, help="Prepare everything, print the login, and stop.")
-def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool) -> None:
+@click.option("--stop", is_flag=True, help="Stop the demo's private slapd and exit.")
+def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, stop: bool) -> None:
     """Start a private slapd, load a demo domain and admin, and serve the API.
 
     Running it again reuses what is there: nothing is duplicated.
@@ -151,6 +152,10 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool) 
     from .directory.users import UserStore
 
     folder = Path(data_dir).resolve()
+    if stop:
+        LocalSlapd(folder / "slapd", port=ldap_port).stop()
+        click.echo("demo slapd stopped")
+        return
     folder.mkdir(parents=True, exist_ok=True)
     secrets_file = folder / "demo-secrets"
     if secrets_file.exists():

@@ -18,9 +18,11 @@ def _find(folder: str, marker: str) -> Path:
     in_checkout = _CHECKOUT / folder
     if (in_checkout / marker).is_file():
         return in_checkout
-    installed = Path(str(importlib.resources.files(f"iredldap.data.{folder}")))
-    if (installed / marker).is_file():
-        return installed
+    # The data folders have no __init__.py, so `files()` may give a
+    # namespace-package MultiplexedPath: ask it for the marker file itself.
+    installed = Path(str(importlib.resources.files(f"iredldap.data.{folder}").joinpath(marker)))
+    if installed.is_file():
+        return installed.parent
     raise FileNotFoundError(f"cannot find {folder}/{marker} beside the iredldap package")
 
 
