@@ -178,8 +178,10 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         f"sql_iredadmin_url = sqlite:///{folder / 'iredadmin.sqlite'}\n"
         f"secret_key = {secret_key}\n"
         f"storage_base_directory = {folder / 'vmail'}\n")
-    os.environ["IREDLDAP_CONFIG"] = str(config)
-    settings = _settings()
+    try:
+        settings = Settings.from_sources(path=str(config))
+    except ConfigError as exc:
+        _fail(exc)
     backends = connect(settings)
     tree = tree_of(settings)
     init_tree(backends.directory, tree)
@@ -202,6 +204,7 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
                f"http://127.0.0.1:{port}/api/login && curl -b /tmp/c http://127.0.0.1:{port}/api/domains")
     if no_serve:
         return
+    os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
     ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None)
 

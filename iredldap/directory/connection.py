@@ -33,8 +33,7 @@ Changes = dict[str, list[tuple[str, list[str]]]]
 
 _UNAVAILABLE = (lx.LDAPSocketOpenError, lx.LDAPSocketReceiveError, lx.LDAPSocketSendError,
                 lx.LDAPSessionTerminatedByServerError, lx.LDAPCommunicationError,
-                lx.LDAPStartTLSError, lx.LDAPBusyResult, lx.LDAPUnavailableResult,
-                lx.LDAPServerDownResult if hasattr(lx, "LDAPServerDownResult") else lx.LDAPUnavailableResult)
+                lx.LDAPStartTLSError, lx.LDAPBusyResult, lx.LDAPUnavailableResult)
 _BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationResult,
               lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
 
@@ -80,11 +79,25 @@ class Directory:
         self.bind_dn = bind_dn
         self._password = password
         self._timeout = timeout
-        self._server = server or ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=timeout)
+        self._own_server = server is None
+        self._server = server or self._new_server()
         self._strategy = strategy
         self._local = threading.local()
 
     # -- connections --------------------------------------------------------
+
+    def _new_server(self) -> ldap3.Server:
+        return ldap3.Server(self.uri, get_info=ldap3.NONE, connect_timeout=self._timeout)
+
+    def _forget_connection(self) -> None:
+        """Drop this thread's connection after a network failure.
+
+        ldap3 also marks the server address unusable for a few seconds; a new
+        Server object lets the next request try again at once.
+        """
+        self._local.conn = None
+        if self._own_server:
+            self._server = self._new_server()
 
     def _connection(self) -> ldap3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -119,22 +132,33 @@ class Directory:
         except _BAD_VALUE as exc:
             raise InvalidInput(f"the directory refused a value: {getattr(exc, 'message', '') or exc}") from None
         except lx.LDAPInvalidCredentialsResult:
-            self._local.conn = None
+            self._forget_connection()
             raise DirectoryUnavailable("the service cannot bind to the directory (LDAP_BIND_DN/LDAP_BIND_PASSWORD)") from None
         except _UNAVAILABLE as exc:
-            self._local.conn = None
+            self._forget_connection()
             raise DirectoryUnavailable(f"the directory is unreachable: {exc.__class__.__name__}") from None
         except lx.LDAPOperationResult as exc:
             raise DirectoryError(f"directory error: {exc.description or ''} {exc.message or ''}".strip(),
                                  ldap_result=exc.result) from None
         except lx.LDAPException as exc:
-            self._local.conn = None
+            self._forget_connection()
             raise DirectoryUnavailable(f"directory failure: {exc}") from None
 
     # -- reading ------------------------------------------------------------
 
     def search(self, base: str, filterstr: str, *, scope=SUBTREE, attrs=("*",),
                size_limit: int = 0) -> list[Entry]:
+        reused = getattr(self._local, "conn", None) is not None
+        try:
+            return self._search_once(base, filterstr, scope, attrs, size_limit)
+        except DirectoryUnavailable:
+            # A connection kept from an earlier request may have been cut (slapd
+            # restarted, idle timeout): a read is safe to try once more.
+            if not reused:
+                raise
+            return self._search_once(base, filterstr, scope, attrs, size_limit)
+
+    def _search_once(self, base, filterstr, scope, attrs, size_limit) -> list[Entry]:
         conn = self._connection()
         with self._translated():
             try:

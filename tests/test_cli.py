@@ -1,0 +1,84 @@
+"""The iredldap command on a real slapd: init, init-sql, create-admin."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from iredldap import passwords
+from iredldap.cli import main
+from iredldap.directory.connection import Directory, SUBTREE
+
+
+@pytest.fixture
+def env(slapd_clean, tmp_path):
+    return {
+        "IREDLDAP_LDAP_URI": slapd_clean.uri,
+        "IREDLDAP_LDAP_BIND_DN": slapd_clean.root_dn,
+        "IREDLDAP_LDAP_BIND_PASSWORD": slapd_clean.root_password,
+        "IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com",
+        "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "IREDLDAP_SECRET_KEY": "x" * 20,
+    }
+
+
+def run(env, *args):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_init_creates_base_tree_once(env, slapd_clean):
+    first = run(env, "init")
+    assert first.exit_code == 0, first.output
+    assert "created o=domains,dc=example,dc=com" in first.output
+    second = run(env, "init")
+    assert second.exit_code == 0 and "already present" in second.output
+    directory = Directory(slapd_clean.uri, slapd_clean.root_dn, slapd_clean.root_password)
+    dns = sorted(e.dn for e in directory.search("dc=example,dc=com", "(objectClass=*)", scope=SUBTREE))
+    assert dns == ["dc=example,dc=com", "o=domainAdmins,dc=example,dc=com", "o=domains,dc=example,dc=com"]
+
+
+def test_create_admin_standalone_and_mail_user(env, slapd_clean):
+    assert run(env, "init").exit_code == 0
+    r = run(env, "create-admin", "Root@Admins.test", "--standalone", "--password", "R00t#secret")
+    assert r.exit_code == 0, r.output
+    directory = Directory(slapd_clean.uri, slapd_clean.root_dn, slapd_clean.root_password)
+    admin = directory.get("mail=root@admins.test,o=domainAdmins,dc=example,dc=com")
+    assert admin.get("domainGlobalAdmin") == ["yes"] and admin.get("accountStatus") == ["active"]
+    assert passwords.verify_password("R00t#secret", admin.first("userPassword"))
+    assert admin.first("userPassword").startswith("{SSHA512}")
+
+    again = run(env, "create-admin", "root@admins.test", "--standalone", "--password", "x")
+    assert again.exit_code == 1 and "ALREADY_EXISTS" in again.output
+    assert run(env, "create-admin", "root@admins.test", "--standalone", "--password", "x",
+               "--exist-ok").exit_code == 0
+
+    # A mail user needs its domain first.
+    missing = run(env, "create-admin", "postmaster@mail.test", "--password", "P0stm#ster")
+    assert missing.exit_code == 1 and "NO_SUCH_DOMAIN" in missing.output
+
+
+def test_init_sql_creates_iredadmin_tables(env, tmp_path):
+    import sqlalchemy
+    r = run(env, "init-sql")
+    assert r.exit_code == 0, r.output
+    names = set(sqlalchemy.inspect(sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")).get_table_names())
+    assert {"sessions", "log", "deleted_mailboxes", "used_quota", "last_login"} <= names
+
+
+def test_demo_is_idempotent(tmp_path):
+    """The README's first command, minus serving: twice, and nothing is duplicated."""
+    args = ["demo", "--dir", str(tmp_path / "demo"), "--ldap-port", "0", "--no-serve"]
+    try:
+        first = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert first.exit_code == 0, first.output
+        second = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert second.exit_code == 0, second.output
+        assert "username=postmaster@example.com" in second.output
+        lines = [l for l in (tmp_path / "demo" / "iredldap.ini").read_text().splitlines() if "=" in l]
+        settings = dict(l.split(" = ", 1) for l in lines)
+        directory = Directory(settings["ldap_uri"], settings["ldap_bind_dn"], settings["ldap_bind_password"])
+        dns = [e.dn for e in directory.search("dc=example,dc=com", "(objectClass=*)", scope=SUBTREE)]
+        assert len(dns) == len(set(dns)) == 9
+        assert "mail=postmaster@example.com,ou=Users,domainName=example.com,o=domains,dc=example,dc=com" in dns
+    finally:
+        CliRunner().invoke(main, ["demo", "--dir", str(tmp_path / "demo"), "--ldap-port", "0", "--stop"])

@@ -1,0 +1,65 @@
+"""A directory or database that is down gives 503, and nothing is half-written."""
+
+from __future__ import annotations
+
+import pytest
+
+from iredldap import passwords
+from iredldap.app import Backends, create_app, tree_of
+from iredldap.db.engine import make_engine
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.directory.admins import AdminStore
+from iredldap.directory.base import init_tree
+from iredldap.directory.connection import Directory
+from iredldap.directory.localslapd import LocalSlapd
+
+from .support import ApiClient
+
+
+@pytest.fixture
+def own_slapd(tmp_path):
+    """A slapd of this test alone, so it can be stopped."""
+    server = LocalSlapd(tmp_path / "slapd", suffix="dc=example,dc=com", root_password="secret")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_directory_down_is_503_and_recovers(own_slapd, settings, iredadmin):
+    directory = Directory(own_slapd.uri, own_slapd.root_dn, own_slapd.root_password, timeout=3)
+    tree = tree_of(settings)
+    init_tree(directory, tree)
+    AdminStore(directory, tree).create_standalone(
+        "root@admins.test", password_hash=passwords.hash_password("R00t#pw", "SSHA"), is_global=True)
+    client = ApiClient(create_app(settings, Backends(directory, iredadmin)), settings)
+    client.login("root@admins.test", "R00t#pw")
+    assert client.post("/api/domain/a.test", {"name": "Before"}).status_code == 201
+
+    own_slapd.stop()
+    for method, path, params in (("GET", "/api/domains", None), ("PUT", "/api/domain/a.test", {"name": "After"}),
+                                 ("POST", "/api/domain/b.test", {}), ("DELETE", "/api/domain/a.test", None)):
+        r = client.request(method, path, params)
+        assert r.status_code == 503, (method, path, r.text)
+        assert r.json["_msg"] == "DIRECTORY_UNAVAILABLE"
+    r = client.post("/api/login", {"username": "root@admins.test", "password": "R00t#pw"})
+    assert r.status_code == 503
+
+    own_slapd.start()
+    r = client.get("/api/domain/a.test")
+    assert r.status_code == 200, r.text
+    # A restart between two requests is not even noticed: the cut connection
+    # is replaced and the read retried.
+    own_slapd.stop()
+    own_slapd.start()
+    r = client.get("/api/domain/a.test")
+    assert r.status_code == 200, r.text
+    assert r.json["_data"]["cn"] == ["Before"]
+    assert client.get("/api/domain/b.test").status_code == 404
+
+
+def test_database_down_is_503(tmp_path, settings, directory, factory):
+    factory.global_admin("root@admins.test", "R00t#pw")
+    dead = IredadminDB(make_engine("mysql+pymysql://root@127.0.0.1:1/iredadmin"))
+    client = ApiClient(create_app(settings, Backends(directory, dead)), settings)
+    r = client.post("/api/login", {"username": "root@admins.test", "password": "R00t#pw"})
+    assert r.status_code == 503 and r.json["_msg"] == "DATABASE_UNAVAILABLE"
