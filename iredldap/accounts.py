@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from . import validators
 from .errors import InvalidInput
-from .params import (ACCOUNT_STATUS, Boolean, Converted, DomainList, Email, EmailList, Integer, NameList,
-                     Param, ParamSet, Text)
+from .params import (ACCOUNT_STATUS, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
+                     NameList, Param, ParamSet, Secret, Text)
 from .templates import Template, load
 
 
@@ -34,12 +34,15 @@ LANGUAGE = Converted(check=_language, allow_empty=True, description="language co
 @dataclass(frozen=True)
 class Field:
     param: Param
-    attr: str = ""            # a single-valued LDAP attribute
+    attr: str = ""            # an LDAP attribute
     setting: str = ""         # or an accountSetting key
-    encode: Callable[[Any], str] = str
+    # API value -> LDAP value; None (or an empty value) removes the attribute.
+    encode: Callable[[Any], str | None] = str
     # An enabledService value that must be present while the field is set.
     service: str = ""
     on_create: bool = True
+    # The attribute holds a list (the parameter is a comma-separated list).
+    multi: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class AccountType:
 
 
 MB = Integer(minimum=0)
+MiB = 1024 * 1024
 LIMIT = Integer(minimum=-1)  # -1: may not create any
 
 DOMAIN_SERVICES = ("mail", "domainalias", "senderbcc", "recipientbcc", "self-service")
@@ -178,3 +182,109 @@ DOMAIN_LIST_PARAMS = ParamSet((
     Param("name_only", Boolean(), "Return only the domain names"),
     Param("disabled_only", Boolean(), "Return only disabled domains"),
 ))
+
+
+# -- mail users ----------------------------------------------------------------
+
+USER_SERVICE_NAMES = NameList(max_length=64)
+MAILBOX_FORMAT = Choice(("maildir", "mdbox", "sdbox"))
+
+
+def _mailbox_folder(value: str, *, param: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,50}", value):
+        raise InvalidInput(f"{param}: {value!r} is not a folder name", param=param)
+    return value
+
+
+def _maildir(value: str, *, param: str) -> str:
+    path = value.lower()
+    if not path.startswith("/") or ".." in path.split("/") or any(c.isspace() for c in path):
+        raise InvalidInput(f"{param}: {value!r} is not an absolute path", param=param)
+    return path if path.endswith("/") else path + "/"
+
+
+def _phones(values: list[str], *, param: str) -> list[str]:
+    for value in values:
+        if not re.fullmatch(r"[0-9+()./ -]{1,32}", value):
+            raise InvalidInput(f"{param}: {value!r} is not a phone number", param=param)
+    return values
+
+
+USER = AccountType(
+    name="user",
+    template_name="user",
+    fields=(
+        Field(Param("name", Text(255), "Display name (empty: the local part)", aliases=("cn",)), attr="cn"),
+        Field(Param("gn", Text(255), "Given name", aliases=("givenName",)), attr="givenName"),
+        Field(Param("sn", Text(255), "Surname (empty: the local part)"), attr="sn"),
+        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the user: active, disabled"),
+              attr="accountStatus"),
+        Field(Param("language", LANGUAGE, "Preferred language", aliases=("preferredLanguage",)),
+              attr="preferredLanguage"),
+        Field(Param("quota", MB, "Mailbox quota in MB (0: unlimited)", aliases=("mailQuota",)),
+              attr="mailQuota", encode=lambda mb: str(mb * MiB) if mb else None),
+        Field(Param("employeeid", Text(64), "Employee number", aliases=("employeeNumber",)),
+              attr="employeeNumber"),
+        Field(Param("transport", Converted(check=validators.transport, description="Postfix transport"),
+                    "Per-user transport (mtaTransport)", aliases=("mtaTransport",), global_only=True),
+              attr="mtaTransport", on_create=False),
+        Field(Param("senderBcc", Email(allow_empty=True), "BCC address for mail the user sends (empty: none)",
+                    profile="bcc"), attr="userSenderBccAddress", on_create=False),
+        Field(Param("recipientBcc", Email(allow_empty=True), "BCC address for mail the user receives (empty: none)",
+                    profile="bcc"), attr="userRecipientBccAddress", on_create=False),
+        Field(Param("outboundRelay", Converted(check=validators.relay_host, description="Postfix next hop"),
+                    "Relay host for mail the user sends (empty: none)", profile="relay"),
+              attr="senderRelayHost", on_create=False),
+        Field(Param("mailboxFormat", MAILBOX_FORMAT, "Dovecot mailbox format"), attr="mailboxFormat"),
+        Field(Param("mailboxFolder", Converted(check=_mailbox_folder, description="folder name"),
+                    "Mailbox folder below the home directory"), attr="mailboxFolder"),
+        Field(Param("maildir", Converted(check=_maildir, description="absolute path"),
+                    "Absolute mailbox path (lower-cased)", global_only=True), attr="homeDirectory"),
+        Field(Param("telephoneNumber", Converted(check=lambda v, param: ",".join(_phones(
+            [p.strip() for p in v.split(",") if p.strip()], param=param)), description="comma-separated"),
+                    "Telephone numbers"), attr="telephoneNumber", multi=True, on_create=False),
+        Field(Param("mobile", Converted(check=lambda v, param: ",".join(_phones(
+            [p.strip() for p in v.split(",") if p.strip()], param=param)), description="comma-separated"),
+                    "Mobile numbers"), attr="mobile", multi=True, on_create=False),
+    ),
+    extra_create=(
+        Param("password", Secret(), "Password (checked against the domain's password policy)"),
+        Param("password_hash", Text(1024, allow_empty=False), "An already hashed password, e.g. {SSHA512}..."),
+    ),
+    extra_update=(
+        Param("password", Secret(), "New password"),
+        Param("password_hash", Text(1024, allow_empty=False), "New password, already hashed"),
+        Param("isGlobalAdmin", Boolean(), "Make the user a global admin (or not)", global_only=True),
+        Param("forwarding", EmailList(), "Replace the forwarding addresses (own address: keep a copy)",
+              profile="forwarding"),
+        Param("addForwarding", EmailList(), "Add forwarding addresses", profile="forwarding"),
+        Param("removeForwarding", EmailList(), "Remove forwarding addresses", profile="forwarding"),
+        Param("aliases", EmailList(), "Replace the per-user alias addresses", profile="aliases"),
+        Param("addAlias", EmailList(), "Add per-user alias addresses", profile="aliases"),
+        Param("removeAlias", EmailList(), "Remove per-user alias addresses", profile="aliases"),
+        Param("services", USER_SERVICE_NAMES, "Replace the enabled services"),
+        Param("addService", USER_SERVICE_NAMES, "Enable services", aliases=("enableService",)),
+        Param("removeService", USER_SERVICE_NAMES, "Disable services", aliases=("disableService",)),
+    ),
+    conflicts=(
+        ("password", "password_hash"),
+        ("forwarding", "addForwarding"), ("forwarding", "removeForwarding"),
+        ("aliases", "addAlias"), ("aliases", "removeAlias"),
+        ("services", "addService"), ("services", "removeService"),
+    ),
+)
+
+USER_LIST_PARAMS = ParamSet((
+    Param("email_only", Boolean(), "Return only the addresses"),
+    Param("disabled_only", Boolean(), "Return only disabled users"),
+))
+
+USERS_BULK_PARAMS = ParamSet((
+    Param("accountStatus", ACCOUNT_STATUS, "Enable or disable every user of the domain"),
+    Param("password", Secret(), "Give every user this password"),
+    Param("language", LANGUAGE, "Preferred language of every user", aliases=("preferredLanguage",)),
+    Param("transport", Converted(check=validators.transport, allow_empty=False, description="Postfix transport"),
+          "Transport of every user", aliases=("mtaTransport",), global_only=True),
+))
+
+PASSWORD_PARAMS = ParamSet((Param("password", Secret(), "Plain password to check", required=True),))

@@ -17,7 +17,8 @@ from .directory.admins import AdminStore
 from .directory.connection import Directory
 from .directory.domains import DomainStore
 from .directory.tree import Tree
-from .resources import domains, errors, login
+from .directory.users import UserStore
+from .resources import domains, errors, login, users
 from .resources.middleware import Authentication, ClientAccess
 from .sessions import SessionStore
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     tree = tree_of(settings)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
+    user_store = UserStore(backends.directory, tree, settings)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
 
     app = falcon.App(middleware=[
@@ -61,6 +63,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     errors.install(app)
 
     domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin)
+    user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings)
     routes = [
         ("/api/login", login.Login(settings, admin_store, sessions, backends.iredadmin), {}),
         ("/api/logout", login.Logout(settings, sessions), {}),
@@ -69,6 +72,11 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ("/api/domain/{domain}/keep_mailbox_days/{days}", domain_item, {"suffix": "keep"}),
         ("/api/domain/admins/{domain}", domains.DomainAdmins(domain_store, admin_store), {}),
         ("/api/domain/services/{domain}", domains.DomainServices(domain_store), {}),
+        ("/api/user/{mail}", user_item, {}),
+        ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, {"suffix": "keep"}),
+        ("/api/user/{mail}/change_email/{new_mail}", users.UserRename(user_store, domain_store, backends.iredadmin), {}),
+        ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin), {}),
+        ("/api/verify_password/user/{mail}", users.UserPasswordCheck(user_store), {}),
     ]
     for template, resource, options in routes:
         app.add_route(settings.url_prefix + template, resource, **options)

@@ -50,6 +50,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/domain/admins/{domain}", "PUT"): D,
     ("/api/domain/services/{domain}", "GET"): D,
     ("/api/domain/services/{domain}", "PUT"): G,
+    # Mail users
+    ("/api/user/{mail}", "GET"): M,
+    ("/api/user/{mail}", "POST"): M,
+    ("/api/user/{mail}", "PUT"): M,
+    ("/api/user/{mail}", "DELETE"): M,
+    ("/api/user/{mail}/keep_mailbox_days/{days}", "DELETE"): M,
+    ("/api/user/{mail}/change_email/{new_mail}", "POST"): M,
+    ("/api/users/{domain}", "GET"): D,
+    ("/api/users/{domain}", "PUT"): D,
+    ("/api/verify_password/user/{mail}", "POST"): G,
 }
 
 

@@ -17,6 +17,10 @@ from pathlib import Path
 from .errors import ConfigError
 
 ENV_PREFIX = "IREDLDAP_"
+# IREDLDAP_* variables that are not settings: the file's path, and the
+# password `iredldap create-admin` reads (it would otherwise be an unknown
+# setting and stop the very command that reads it).
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -83,6 +87,10 @@ class Settings:
     # Global password policy (a domain's accountSetting overrides the lengths).
     min_password_length: int = 8
     max_password_length: int = 0
+    password_has_letter: bool = True
+    password_has_uppercase: bool = True
+    password_has_number: bool = True
+    password_has_special_char: bool = True
 
     secret_key: str = field(default="", repr=False)
     session_timeout: int = 1800
@@ -122,7 +130,7 @@ class Settings:
                 raise ConfigError(f"IREDLDAP_CONFIG: {path} has no [iredldap] section")
             raw.update({k.lower(): v for k, v in parser.items(section)})
         for key, value in environ.items():
-            if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            if key.startswith(ENV_PREFIX) and key not in NOT_SETTINGS:
                 raw[key[len(ENV_PREFIX):].lower()] = value
         return cls.from_mapping(raw)
 
@@ -170,5 +178,8 @@ class Settings:
             raise ConfigError("SQL_IREDADMIN_URL: expected an SQLAlchemy URL such as sqlite:////var/lib/iredldap/iredadmin.sqlite")
         if self.session_timeout <= 0:
             raise ConfigError("SESSION_TIMEOUT: must be a positive number of seconds")
+        # 0 would not mean "no limit": every login would be refused as one failure too many.
+        if self.login_max_failures < 1:
+            raise ConfigError("LOGIN_MAX_FAILURES: must be at least 1")
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")

@@ -31,6 +31,26 @@ POSTFIX = {
         DOMAINS, SUBTREE,
         "(&(objectClass=mailUser)(|(mail=%s)(shadowAddress=%s))(accountStatus=active)"
         "(!(domainStatus=disabled))(enabledService=mail)(enabledService=deliver))", "homeDirectory"),
+    "transport_maps_user": (
+        None, SUBTREE,
+        "(&(|(objectClass=mailUser)(&(objectClass=mailList)(enabledService=mlmmj)))(|(mail=%s)(shadowAddress=%s))"
+        "(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail))", "mtaTransport"),
+    "sender_login_maps": (
+        DOMAINS, SUBTREE,
+        "(&(objectClass=mailUser)(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail)"
+        "(enabledService=smtp)(|(mail=%s)(shadowAddress=%s)))", "mail"),
+    "sender_bcc_maps_user": (
+        None, LEVEL,
+        "(&(|(mail=%s)(shadowAddress=%s))(objectClass=mailUser)(accountStatus=active)(!(domainStatus=disabled))"
+        "(enabledService=mail)(enabledService=senderbcc))", "userSenderBccAddress"),
+    "recipient_bcc_maps_user": (
+        None, LEVEL,
+        "(&(|(mail=%s)(shadowAddress=%s))(objectClass=mailUser)(accountStatus=active)(!(domainStatus=disabled))"
+        "(enabledService=mail)(enabledService=recipientbcc))", "userRecipientBccAddress"),
+    "sender_dependent_relayhost_maps_user": (
+        None, LEVEL,
+        "(&(objectClass=mailUser)(mail=%s)(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail))",
+        "senderRelayHost"),
     "virtual_alias_maps": (
         DOMAINS, SUBTREE,
         "(&(|(mail=%s)(shadowAddress=%s))(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail)"
@@ -64,6 +84,10 @@ def postfix(directory: Directory, table: str, key: str) -> list[str]:
     """What Postfix gets for `key` from the named map (all result values)."""
     base, scope, template, result = POSTFIX[table]
     domain = key.rpartition("@")[2]
+    if base is None:
+        # Per-domain maps search below the domain: `domainName=%d,o=domains` (sub)
+        # or its `ou=Users` (one level).
+        base = f"domainName={domain},{DOMAINS}" if scope == SUBTREE else f"ou=Users,domainName={domain},{DOMAINS}"
     flt = template.replace("%s", escape_filter_chars(key)).replace("%d", escape_filter_chars(domain))
     values: list[str] = []
     for entry in directory.search(base, flt, scope=scope, attrs=(result,)):

@@ -92,7 +92,7 @@ class Factory:
         return mail, password
 
     def user(self, mail: str, password: str = "Us3r#secret", **extra) -> str:
-        return self.users.create(mail, password_hash=passwords.hash_password(password, "SSHA"),
+        return self.users.create(mail, {}, password_hash=passwords.hash_password(password, "SSHA"),
                                  extra={k: list(v) for k, v in extra.items()})
 
     def entry(self, dn: str) -> Entry | None:

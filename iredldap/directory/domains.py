@@ -18,6 +18,7 @@ from ..templates import load
 from . import settings_attr
 from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
 from .tree import CONTAINERS, Tree, f
+from .values import diff as values_diff, wanted as wanted_list
 
 # Entries below a domain that carry `domainStatus` while it is disabled.
 _ACCOUNT_CLASSES = ("mailUser", "mailList", "mailAlias", "mailExternalUser")
@@ -31,20 +32,6 @@ class DeletedMailbox:
     username: str
     domain: str
     maildir: str
-
-
-def _diff_values(current: Iterable[str], wanted: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """Value-level ADD/DELETE operations turning `current` into `wanted` (case-insensitive)."""
-    cur = {v.lower(): v for v in current}
-    want = {v.lower(): v for v in wanted}
-    ops = []
-    remove = [v for k, v in cur.items() if k not in want]
-    add = [v for k, v in want.items() if k not in cur]
-    if remove:
-        ops.append((DELETE, remove))
-    if add:
-        ops.append((ADD, add))
-    return ops
 
 
 class DomainStore:
@@ -174,7 +161,7 @@ class DomainStore:
             if name not in values:
                 continue
             value = values[name]
-            new = field.encode(value) if value != "" else None
+            new = None if value == "" else field.encode(value)
             if field.attr:
                 current = entry.first(field.attr) or None
                 if new is None and current is not None:
@@ -213,12 +200,12 @@ class DomainStore:
         alias_after = self._wanted_alias_domains(alias_before, values)
         if alias_after != alias_before:
             self._check_alias_domains(domain, [a for a in alias_after if a not in alias_before])
-            ops = _diff_values(alias_before, alias_after)
+            ops = values_diff(alias_before, alias_after)
             if ops:
                 changes["domainAliasName"] = ops
             if alias_after:
                 services.setdefault("domainalias", "domainalias")
-        ops = _diff_values(entry.get("enabledService"), services.values())
+        ops = values_diff(entry.get("enabledService"), services.values())
         if ops:
             changes["enabledService"] = ops
 
@@ -248,11 +235,8 @@ class DomainStore:
 
     @staticmethod
     def _wanted_alias_domains(current: list[str], values: dict[str, Any]) -> list[str]:
-        if "aliasDomains" in values:
-            return list(values["aliasDomains"])
-        wanted = [a for a in current if a not in values.get("removeAliasDomain", [])]
-        wanted += [a for a in values.get("addAliasDomain", []) if a not in wanted]
-        return wanted
+        result = wanted_list(current, values, "aliasDomains", "addAliasDomain", "removeAliasDomain")
+        return current if result is None else result
 
     def _set_domain_status(self, batch: Batch, domain: str, *, disabled: bool) -> None:
         """Mark (or unmark) every account below the domain: Postfix and Dovecot
@@ -290,7 +274,7 @@ class DomainStore:
         if current is None:
             self._create_catchall(batch, domain, targets)
             return
-        ops = _diff_values(current.get("mailForwardingAddress"), targets)
+        ops = values_diff(current.get("mailForwardingAddress"), targets)
         if ops:
             batch.modify(current.dn, {"mailForwardingAddress": ops})
 
@@ -327,7 +311,7 @@ class DomainStore:
         current = [a.lower() for a in entry.get("domainAdmin")]
         wanted = [] if remove_all else [a for a in current if a not in remove]
         wanted += [a for a in add if a not in wanted]
-        ops = _diff_values(entry.get("domainAdmin"), wanted)
+        ops = values_diff(entry.get("domainAdmin"), wanted)
         with self.dir.batch() as batch:
             batch.modify(entry.dn, {"domainAdmin": ops} if ops else {})
             for mail, user in user_entries.items():

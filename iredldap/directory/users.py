@@ -1,17 +1,55 @@
-"""Mail users (`inetOrgPerson` + `shadowAccount` + `amavisAccount` + `mailUser`)."""
+"""Mail users (`inetOrgPerson` + `shadowAccount` + `amavisAccount` + `mailUser`).
+
+The store enforces the domain's rules (user count, quotas, password policy),
+keeps `domainCurrentUserNumber` right, and on delete or rename carries every
+reference to the address along (`references.py`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ..accounts import USER, MiB
 from ..config import Settings
-from ..errors import AlreadyExists, NoSuchAccount
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
 from ..mailbox import days_since_epoch, home_directory
+from ..password_policy import PasswordPolicy
 from ..templates import load
-from . import settings_attr
-from .connection import Directory
+from . import references, settings_attr
+from .connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
+from .domains import DeletedMailbox
 from .tree import Tree, f
+from .values import diff as values_diff, wanted as wanted_list
 
 # Every kind of entry whose addresses Postfix resolves.
 ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+# Increment (RFC 4525): the counter changes atomically in the server.
+INCREMENT = "MODIFY_INCREMENT"
+
+
+@dataclass(frozen=True)
+class DomainRules:
+    """What a domain allows, read from its entry."""
+
+    entry: Entry
+    max_users: int          # 0: unlimited, -1: none
+    max_user_quota_mb: int  # 0: no limit
+    domain_quota_mb: int    # 0: no limit
+    default_quota_mb: int
+    policy: PasswordPolicy
+
+    @property
+    def backup_mx(self) -> bool:
+        return self.entry.has_value("domainBackupMX", "yes")
+
+    @property
+    def disabled(self) -> bool:
+        return self.entry.first("accountStatus").lower() == "disabled"
+
+
+def _non_catchall(domain: str) -> str:
+    return "(&(objectClass=mailUser)" + f("(!(mail=@%s))", domain) + ")"
 
 
 class UserStore:
@@ -20,6 +58,26 @@ class UserStore:
         self.tree = tree
         self.settings = settings
 
+    # -- reading ------------------------------------------------------------
+
+    def find(self, mail: str, attrs=("*",)) -> Entry | None:
+        return self.dir.get(self.tree.user(mail), attrs=attrs, filterstr="(objectClass=mailUser)")
+
+    def get(self, mail: str, attrs=("*",)) -> Entry:
+        entry = self.find(mail, attrs)
+        if entry is None:
+            raise NoSuchAccount(f"user {mail} does not exist")
+        return entry
+
+    def list(self, domain: str, *, disabled_only: bool = False, attrs=("*",)) -> Iterator[Entry]:
+        flt = _non_catchall(domain)
+        if disabled_only:
+            flt = f"(&{flt}(accountStatus=disabled))"
+        yield from self.dir.paged_search(self.tree.container(domain, "Users"), flt, scope=LEVEL, attrs=attrs)
+
+    def count(self, domain: str) -> int:
+        return sum(1 for _ in self.list(domain, attrs=("1.1",)))
+
     def address_taken(self, address: str) -> bool:
         """Is `address` the mail or a shadow address of any user, list or alias?"""
         found = self.dir.search(self.tree.domains_dn,
@@ -27,39 +85,312 @@ class UserStore:
                                 attrs=("1.1",), size_limit=1)
         return bool(found)
 
-    def create(self, mail: str, *, password_hash: str, name: str = "", language: str = "",
-               extra: dict[str, list[str]] | None = None) -> str:
-        local, _, domain = mail.partition("@")
-        domain_entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
-        if domain_entry is None:
+    def memberships(self, mail: str) -> dict[str, list[str]]:
+        """Aliases forwarding to the user, and the domains it administers."""
+        found = self.dir.search(
+            self.tree.domains_dn,
+            f("(|(&(objectClass=mailAlias)(mailForwardingAddress=%s))(&(objectClass=mailDomain)(domainAdmin=%s)))",
+              mail, mail), attrs=("mail", "domainName", "objectClass"))
+        aliases = sorted(e.first("mail").lower() for e in found if e.get("mail"))
+        domains = sorted(e.first("domainName").lower() for e in found if e.get("domainName"))
+        return {"mailing_aliases": aliases, "managed_domains": domains}
+
+    # -- rules --------------------------------------------------------------
+
+    def rules(self, domain: str) -> DomainRules:
+        entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+        if entry is None:
             raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+        values = entry.get("accountSetting")
+        s = self.settings
+        return DomainRules(
+            entry=entry,
+            max_users=settings_attr.int_of(values, "numberOfUsers"),
+            max_user_quota_mb=settings_attr.int_of(values, "maxUserQuota"),
+            domain_quota_mb=settings_attr.int_of(values, "domainQuota"),
+            default_quota_mb=settings_attr.int_of(values, "defaultQuota"),
+            policy=PasswordPolicy(
+                min_length=settings_attr.int_of(values, "minPasswordLength") or s.min_password_length,
+                max_length=settings_attr.int_of(values, "maxPasswordLength") or s.max_password_length,
+                need_letter=s.password_has_letter, need_uppercase=s.password_has_uppercase,
+                need_digit=s.password_has_number, need_special=s.password_has_special_char),
+        )
+
+    def _check_quota(self, rules: DomainRules, domain: str, quota_mb: int, *, exclude: str = "") -> None:
+        if rules.max_user_quota_mb and (quota_mb == 0 or quota_mb > rules.max_user_quota_mb):
+            raise InvalidInput(f"quota: at most {rules.max_user_quota_mb} MB per user in {domain}",
+                               code="EXCEEDED_MAX_USER_QUOTA", param="quota")
+        if rules.domain_quota_mb:
+            used = sum(int(e.first("mailQuota") or 0)
+                       for e in self.list(domain, attrs=("mailQuota",)) if e.dn.lower() != exclude.lower())
+            if quota_mb == 0 or used + quota_mb * MiB > rules.domain_quota_mb * MiB:
+                raise InvalidInput(f"quota: the domain's {rules.domain_quota_mb} MB would be exceeded",
+                                   code="EXCEEDED_DOMAIN_QUOTA", param="quota")
+
+    # -- creating -----------------------------------------------------------
+
+    def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
+               extra: dict[str, list[str]] | None = None) -> str:
+        """Add a user; `values` are parsed API parameters (USER fields)."""
+        local, _, domain = mail.partition("@")
+        rules = self.rules(domain)
+        if rules.backup_mx:
+            raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
+        if rules.max_users == -1:
+            raise LimitExceeded(f"{domain} may not have mail users", param="numberOfUsers")
         if self.address_taken(mail):
             raise AlreadyExists(f"{mail} is already used by another account")
-        storage = settings_attr.value_of(domain_entry.get("accountSetting"), "defaultStorageBaseDirectory") \
+        quota_mb = values.get("quota", rules.default_quota_mb)
+        self._check_quota(rules, domain, quota_mb)
+
+        storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
             or self.settings.storage_base_directory
         dn, attrs = load("user").render(
-            mail=mail, local_part=local, domain=domain, name=name or local,
+            mail=mail, local_part=local, domain=domain, name=values.get("name") or local,
             domains_dn=self.tree.domains_dn,
-            home_directory=home_directory(mail, str(storage)),
+            home_directory=values.get("maildir") or home_directory(mail, str(storage)),
             shadow_last_change=str(days_since_epoch()))
+        for field in USER.fields:
+            name = field.param.name
+            if name in values and name not in ("name", "maildir", "quota") and values[name] != "":
+                encoded = field.encode(values[name])
+                if encoded is not None:
+                    attrs[field.attr] = encoded.split(",") if field.multi else [encoded]
         attrs["userPassword"] = [password_hash]
-        attrs["mtaTransport"] = [domain_entry.first("mtaTransport") or self.settings.default_mta_transport]
-        attrs["preferredLanguage"] = [language or domain_entry.first("preferredLanguage")
-                                      or self.settings.default_language]
-        quota_mb = settings_attr.int_of(domain_entry.get("accountSetting"), "defaultQuota")
-        if quota_mb > 0:
-            attrs["mailQuota"] = [str(quota_mb * 1024 * 1024)]
-        aliases = [f"{local}@{a.lower()}" for a in domain_entry.get("domainAliasName")]
+        attrs["mtaTransport"] = [rules.entry.first("mtaTransport") or self.settings.default_mta_transport]
+        attrs.setdefault("preferredLanguage", [rules.entry.first("preferredLanguage")
+                                               or self.settings.default_language])
+        if quota_mb:
+            attrs["mailQuota"] = [str(quota_mb * MiB)]
+        aliases = [f"{local}@{a.lower()}" for a in rules.entry.get("domainAliasName")]
         if aliases:
             attrs["shadowAddress"] = aliases
-        if domain_entry.first("accountStatus").lower() == "disabled":
+        if rules.disabled:
             attrs["domainStatus"] = ["disabled"]
-        for key, values in (extra or {}).items():
-            attrs[key] = list(dict.fromkeys(attrs.get(key, []) + values))
-        self.dir.add(dn, attrs)
+        for key, more in (extra or {}).items():
+            attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
+
+        with self.dir.batch() as batch:
+            batch.add(dn, attrs)
+            # Counted after adding, so two creates racing for the last free
+            # place cannot both stay: the one that sees too many users undoes itself.
+            if rules.max_users > 0 and self.count(domain) > rules.max_users:
+                raise LimitExceeded(f"{domain} may have at most {rules.max_users} users", param="numberOfUsers")
+            self._bump_counter(batch, domain, +1)
         return dn
+
+    def _bump_counter(self, batch: Batch, domain: str, delta: int) -> None:
+        """Keep `domainCurrentUserNumber` right without read-modify-write races."""
+        dn = self.tree.domain(domain)
+        entry = self.dir.get(dn, attrs=("domainCurrentUserNumber",))
+        if entry is not None and entry.get("domainCurrentUserNumber"):
+            batch.modify(dn, {"domainCurrentUserNumber": [(INCREMENT, [str(delta)])]})
+        else:
+            # No counter yet: start it at the real count.
+            batch.modify(dn, {"domainCurrentUserNumber": [(REPLACE, [str(self.count(domain))])]}, before=entry)
 
     def create_global_admin(self, mail: str, *, password_hash: str, name: str = "") -> str:
         """A mail user that is also a global admin, like iRedMail's postmaster."""
-        return self.create(mail, password_hash=password_hash, name=name,
+        return self.create(mail, {"name": name} if name else {}, password_hash=password_hash,
                            extra={"domainGlobalAdmin": ["yes"], "enabledService": ["domainadmin"]})
+
+    # -- updating -----------------------------------------------------------
+
+    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None) -> None:
+        entry = self.get(mail)
+        local, _, domain = mail.partition("@")
+        changes: Changes = {}
+        services = {s.lower(): s for s in entry.get("enabledService")}
+
+        if "quota" in values:
+            self._check_quota(self.rules(domain), domain, values["quota"], exclude=entry.dn)
+        for field in USER.fields:
+            name = field.param.name
+            if name not in values:
+                continue
+            value = values[name]
+            if value == "" and name in ("name", "sn"):
+                value = local  # iRedAdmin: an empty display name or surname falls back to the local part
+            new = None if value == "" else field.encode(value)
+            current = entry.get(field.attr)
+            if field.multi:
+                wanted = new.split(",") if new else []
+                ops = values_diff(current, wanted)
+                if ops:
+                    changes[field.attr] = ops
+            elif new is None and current:
+                changes[field.attr] = [(DELETE, [])]
+            elif new is not None and [new] != current:
+                changes[field.attr] = [(REPLACE, [new])]
+
+        if password_hash is not None:
+            changes["userPassword"] = [(REPLACE, [password_hash])]
+            changes["shadowLastChange"] = [(REPLACE, [str(days_since_epoch())])]
+
+        if "isGlobalAdmin" in values:
+            if values["isGlobalAdmin"]:
+                changes["domainGlobalAdmin"] = [(REPLACE, ["yes"])]
+                services.setdefault("domainadmin", "domainadmin")
+            elif entry.get("domainGlobalAdmin"):
+                changes["domainGlobalAdmin"] = [(DELETE, [])]
+                if not self.memberships(mail)["managed_domains"]:
+                    services.pop("domainadmin", None)
+
+        forwarding = wanted_list(entry.get("mailForwardingAddress"), values, "forwarding", "addForwarding",
+                             "removeForwarding")
+        if forwarding is not None:
+            ops = values_diff(entry.get("mailForwardingAddress"), forwarding)
+            if ops:
+                changes["mailForwardingAddress"] = ops
+            # Postfix only forwards for users with `forward` (virtual_alias_maps).
+            if forwarding:
+                services.setdefault("forward", "forward")
+
+        aliases = self._wanted_aliases(entry, domain, local, values)
+        if aliases is not None:
+            ops = values_diff(entry.get("shadowAddress"), aliases)
+            if ops:
+                changes["shadowAddress"] = ops
+
+        if "services" in values:
+            services = {s.lower(): s for s in values["services"]}
+        for name in values.get("addService", []):
+            services.setdefault(name.lower(), name)
+        for name in values.get("removeService", []):
+            services.pop(name.lower(), None)
+        ops = values_diff(entry.get("enabledService"), services.values())
+        if ops:
+            changes["enabledService"] = ops
+
+        with self.dir.batch() as batch:
+            batch.modify(entry.dn, changes, before=entry)
+
+    def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
+        """The shadowAddress values after the change; checks each new one."""
+        if not any(k in values for k in ("aliases", "addAlias", "removeAlias")):
+            return None
+        current = [v.lower() for v in entry.get("shadowAddress")]
+        alias_domains = [a.lower() for a in self.rules(domain).entry.get("domainAliasName")]
+        # The user's twins in the alias domains are kept by the domain, not by this list.
+        twins = {f"{local}@{a}" for a in alias_domains}
+        wanted = wanted_list([v for v in current if v not in twins], values, "aliases", "addAlias", "removeAlias")
+        for address in wanted:
+            if address in current:
+                continue
+            if address.rpartition("@")[2] not in [domain, *alias_domains]:
+                raise InvalidInput(f"aliases: {address} is not in {domain} or one of its alias domains",
+                                   param="aliases")
+            if self.address_taken(address):
+                raise AlreadyExists(f"aliases: {address} is already used by another account", param="aliases")
+        return [v for v in current if v in twins] + [a for a in wanted if a not in twins]
+
+    def bulk_update(self, domain: str, values: dict[str, Any], *, password_hash: str | None) -> int:
+        """Apply the same change to every user of a domain; all or nothing."""
+        self.rules(domain)
+        base: Changes = {}
+        if "accountStatus" in values:
+            base["accountStatus"] = [(REPLACE, [values["accountStatus"]])]
+        if values.get("language"):
+            base["preferredLanguage"] = [(REPLACE, [values["language"]])]
+        if "transport" in values:
+            base["mtaTransport"] = [(REPLACE, [values["transport"]])]
+        if password_hash is not None:
+            base["userPassword"] = [(REPLACE, [password_hash])]
+            base["shadowLastChange"] = [(REPLACE, [str(days_since_epoch())])]
+        if not base:
+            return 0
+        attrs = [a for a in base if a != "userPassword"] + (["userPassword"] if password_hash else [])
+        count = 0
+        with self.dir.batch() as batch:
+            for user in self.list(domain, attrs=attrs):
+                batch.modify(user.dn, base, before=user)
+                count += 1
+        return count
+
+    # -- deleting and renaming ---------------------------------------------
+
+    def delete(self, mail: str, *, after: Callable[[DeletedMailbox], None] | None = None) -> DeletedMailbox:
+        """Remove the user and every value elsewhere naming it."""
+        entry = self.get(mail, attrs=("*",))
+        domain = mail.partition("@")[2]
+        mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
+        with self.dir.batch() as batch:
+            refs = references.find(self.dir, self.tree.domains_dn, mail, exclude_dn=entry.dn)
+            references.rewrite(batch, refs, mail, None)
+            batch.delete(entry.dn, snapshot=entry)
+            self._bump_counter(batch, domain, -1)
+            if after is not None:
+                after(mailbox)
+        return mailbox
+
+    def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> str:
+        """Change a user's address; the mailbox path stays so no mail is lost."""
+        entry = self.get(old)
+        old_local, _, old_domain = old.partition("@")
+        new_local, _, new_domain = new.partition("@")
+        if old == new:
+            raise InvalidInput("new_mail: the address is the same", param="new_mail")
+        if self.address_taken(new):
+            raise AlreadyExists(f"{new} is already used by another account")
+        new_rules = self.rules(new_domain)
+        if new_rules.backup_mx:
+            raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")
+        if new_domain != old_domain:
+            if new_rules.max_users == -1 or (new_rules.max_users > 0 and self.count(new_domain) >= new_rules.max_users):
+                raise LimitExceeded(f"{new_domain} has no room for another user", param="numberOfUsers")
+            self._check_quota(new_rules, new_domain, int(entry.first("mailQuota") or 0) // MiB)
+        old_rules = self.rules(old_domain)
+
+        attrs = {k: list(v) for k, v in entry.attrs.items() if k.lower() not in _OPERATIONAL}
+        attrs = _replace_attr(attrs, "mail", [new])
+        for attr in ("uid", "cn", "sn"):
+            if _attr(attrs, attr) == [old_local]:
+                attrs = _replace_attr(attrs, attr, [new_local])
+        old_twins = {f"{old_local}@{a.lower()}" for a in old_rules.entry.get("domainAliasName")}
+        shadows = [v for v in _attr(attrs, "shadowAddress") if v.lower() not in old_twins]
+        shadows += [f"{new_local}@{a.lower()}" for a in new_rules.entry.get("domainAliasName")]
+        attrs = _replace_attr(attrs, "shadowAddress", list(dict.fromkeys(shadows)))
+        if new_domain != old_domain:
+            attrs = _replace_attr(attrs, "mtaTransport", [new_rules.entry.first("mtaTransport")
+                                                          or self.settings.default_mta_transport])
+            attrs = _replace_attr(attrs, "domainStatus", ["disabled"] if new_rules.disabled else [])
+        attrs = {k: v for k, v in attrs.items() if v}
+        # Forwarding to itself (the "keep a copy" marker) follows the address.
+        attrs = _replace_attr(attrs, "mailForwardingAddress",
+                              [new if v.lower() == old else v for v in _attr(attrs, "mailForwardingAddress")]) \
+            if _attr(attrs, "mailForwardingAddress") else attrs
+        new_dn = self.tree.user(new)
+
+        # Add the new entry, move the references, then delete the old entry:
+        # unlike a modrdn this also works across domains, and every step can
+        # be undone.
+        with self.dir.batch() as batch:
+            batch.add(new_dn, attrs)
+            refs = references.find(self.dir, self.tree.domains_dn, old, exclude_dn=entry.dn)
+            references.rewrite(batch, [r for r in refs if r.dn.lower() != new_dn.lower()], old, new)
+            batch.delete(entry.dn, snapshot=entry)
+            if new_domain != old_domain:
+                self._bump_counter(batch, old_domain, -1)
+                self._bump_counter(batch, new_domain, +1)
+            if after is not None:
+                after()
+        return new_dn
+
+
+_OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
+                "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
+                "hassubordinates", "numsubordinates"}
+
+
+def _attr(attrs: dict[str, list[str]], name: str) -> list[str]:
+    for key, values in attrs.items():
+        if key.lower() == name.lower():
+            return values
+    return []
+
+
+def _replace_attr(attrs: dict[str, list[str]], name: str, values: list[str]) -> dict[str, list[str]]:
+    out = {k: v for k, v in attrs.items() if k.lower() != name.lower()}
+    if values:
+        out[name] = values
+    return out

@@ -23,8 +23,24 @@ from ..params import NO_PARAMS, ParamSet
 from .common import client_ip, entry_as_dict, ok, principal, read_params
 
 
+# Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
+# API documents; 0 records it with no removal date at all.
+DEFAULT_KEEP_DAYS = 36500
+
+
 def _domain(raw: str) -> str:
     return validators.domain_name(raw, param="domain")
+
+
+def keep_days_of(raw: str) -> int:
+    """The <n> of `.../keep_mailbox_days/<n>`."""
+    try:
+        days = int(raw)
+    except ValueError:
+        raise InvalidInput(f"keep_mailbox_days: {raw!r} is not a whole number", param="keep_mailbox_days") from None
+    if not 0 <= days <= DEFAULT_KEEP_DAYS:
+        raise InvalidInput(f"keep_mailbox_days: must be between 0 and {DEFAULT_KEEP_DAYS}", param="keep_mailbox_days")
+    return days
 
 
 def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
@@ -95,21 +111,15 @@ class DomainItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, NO_PARAMS)
-        self._delete(req, _domain(domain), keep_days=None)
+        self._delete(req, _domain(domain), keep_days=DEFAULT_KEEP_DAYS)
         ok(resp)
 
     def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: str) -> None:
         read_params(req, NO_PARAMS)
-        try:
-            keep = int(days)
-        except ValueError:
-            raise InvalidInput(f"keep_mailbox_days: {days!r} is not a whole number", param="keep_mailbox_days") from None
-        if keep < 0 or keep > 36500:
-            raise InvalidInput("keep_mailbox_days: must be between 0 and 36500", param="keep_mailbox_days")
-        self._delete(req, _domain(domain), keep_days=keep)
+        self._delete(req, _domain(domain), keep_days=keep_days_of(days))
         ok(resp)
 
-    def _delete(self, req: falcon.Request, domain: str, *, keep_days: int | None) -> None:
+    def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
         who = principal(req)
         if not who.may_create_domains:
             raise NotAuthorized("only global admins, or admins allowed to create domains, may delete one")

@@ -1,0 +1,204 @@
+"""Mail user endpoints.
+
+    GET|POST|PUT|DELETE /api/user/<mail>                  UserItem
+    DELETE /api/user/<mail>/keep_mailbox_days/<n>         UserItem (on_delete_keep)
+    POST   /api/user/<mail>/change_email/<new_mail>       UserRename
+    GET|PUT /api/users/<domain>                           UserCollection
+    POST   /api/verify_password/user/<mail>               UserPasswordCheck
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import falcon
+
+from .. import accounts, passwords, validators
+from ..config import Settings
+from ..db.iredadmin import IredadminDB
+from ..directory.domains import DeletedMailbox, DomainStore
+from ..directory.settings_attr import parse as parse_settings
+from ..directory.users import UserStore
+from ..errors import InvalidInput, MissingParameter, NotAuthorized
+from ..params import NO_PARAMS
+from .common import client_ip, entry_as_dict, ok, principal, read_params
+from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+
+def _mail(raw: str, param: str = "mail") -> str:
+    return validators.email(raw, param=param)
+
+
+class PasswordHashing:
+    """Turns the password parameters into the value stored in userPassword."""
+
+    def __init__(self, settings: Settings):
+        self.scheme = settings.default_password_scheme
+
+    def stored_value(self, values: dict[str, Any], policy) -> str | None:
+        if "password" in values:
+            policy.check(values["password"])
+            try:
+                return passwords.hash_password(values["password"], self.scheme)
+            except ValueError as exc:
+                raise InvalidInput(f"password: {exc}", param="password") from None
+        if "password_hash" in values:
+            value = values["password_hash"]
+            if not passwords.is_supported_hash(value):
+                raise InvalidInput("password_hash: expected {SCHEME}hash with a scheme Dovecot knows",
+                                   code="INVALID_PASSWORD_SCHEME", param="password_hash")
+            # Dovecot has no {BCRYPT} scheme; bcrypt hashes are {CRYPT}$2b$...
+            if value[:8].upper() == "{BCRYPT}":
+                value = "{CRYPT}" + value[8:]
+            return value
+        return None
+
+
+class UserItem:
+    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings):
+        self.users = users
+        self.domains = domains
+        self.db = db
+        self.hashing = PasswordHashing(settings)
+        self.create_params = accounts.USER.create_params()
+        self.update_params = accounts.USER.update_params()
+
+    def _locked_profiles(self, domain: str) -> list[str]:
+        settings = parse_settings(self.domains.get(domain).get("accountSetting"))
+        return settings.get("disabledUserProfile", [])  # type: ignore[return-value]
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, NO_PARAMS)
+        mail = _mail(mail)
+        entry = self.users.get(mail)
+        data: dict[str, Any] = entry_as_dict(entry)
+        data.update(self.users.memberships(mail))
+        data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
+        usage = self.db.mailbox_usage(mail)
+        data["stored_bytes"] = int(usage["bytes"])
+        data["stored_messages"] = int(usage["messages"])
+        data["last_login"] = _last_login(self.db.last_login(mail))
+        ok(resp, data)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.create_params)
+        who = principal(req)
+        restrict_for_normal_admin(who, self.create_params, values, [])
+        if "password" not in values and "password_hash" not in values:
+            raise MissingParameter("password: required (or password_hash)", param="password")
+        domain = mail.partition("@")[2]
+        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        self.users.create(mail, values, password_hash=stored)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="create",
+                        msg=f"[API] Create user {mail}")
+        ok(resp, status=201)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.update_params)
+        who = principal(req)
+        domain = mail.partition("@")[2]
+        restrict_for_normal_admin(who, self.update_params, values,
+                                  [] if who.is_global else self._locked_profiles(domain))
+        if not who.is_global and mail == who.mail and "accountStatus" in values:
+            raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
+        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        self.users.update(mail, values, password_hash=stored)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="update",
+                        msg=f"[API] Update user {mail}: {', '.join(sorted(values))}")
+        ok(resp)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, NO_PARAMS)
+        self._delete(req, _mail(mail), DEFAULT_KEEP_DAYS)
+        ok(resp)
+
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, mail: str, days: str) -> None:
+        read_params(req, NO_PARAMS)
+        self._delete(req, _mail(mail), keep_days_of(days))
+        ok(resp)
+
+    def _delete(self, req: falcon.Request, mail: str, keep_days: int) -> None:
+        who = principal(req)
+
+        def record(mailbox: DeletedMailbox) -> None:
+            self.db.record_deleted_mailboxes(
+                [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
+                admin=who.mail, keep_days=keep_days or None)
+            self.db.delete_used_quota(usernames=[mail])
+
+        self.users.delete(mail, after=record)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
+                        event="delete", msg=f"[API] Delete user {mail}")
+
+
+class UserRename:
+    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB):
+        self.users = users
+        self.domains = domains
+        self.db = db
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
+        read_params(req, NO_PARAMS)
+        old, new = _mail(mail), _mail(new_mail, "new_mail")
+        who = principal(req)
+        if not who.is_global and new.partition("@")[2] not in self.domains.managed_by(who.mail):
+            raise NotAuthorized(f"new_mail: not an admin of domain {new.partition('@')[2]}", param="new_mail")
+        self.users.rename(old, new)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=old.partition("@")[2], username=old,
+                        event="update", msg=f"[API] Change email of {old} to {new}")
+        ok(resp)
+
+
+class UserCollection:
+    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB):
+        self.users = users
+        self.db = db
+        self.hashing = PasswordHashing(settings)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        values = read_params(req, accounts.USER_LIST_PARAMS)
+        domain = validators.domain_name(domain)
+        self.users.rules(domain)  # 404 for an unknown domain
+        emails_only = values.get("email_only", False)
+        entries = self.users.list(domain, disabled_only=values.get("disabled_only", False),
+                                  attrs=("mail",) if emails_only else ("*",))
+        if emails_only:
+            ok(resp, sorted(e.first("mail").lower() for e in entries))
+        else:
+            ok(resp, sorted((entry_as_dict(e) for e in entries), key=lambda d: d.get("mail", [""])[0]))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = validators.domain_name(domain)
+        values = read_params(req, accounts.USERS_BULK_PARAMS)
+        who = principal(req)
+        restrict_for_normal_admin(who, accounts.USERS_BULK_PARAMS, values, [])
+        # One hash for all: hashing ten thousand times with bcrypt would take hours.
+        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        count = self.users.bulk_update(domain, values, password_hash=stored)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="update",
+                        msg=f"[API] Update {count} users of {domain}: {', '.join(sorted(values))}")
+        ok(resp)
+
+
+class UserPasswordCheck:
+    def __init__(self, users: UserStore):
+        self.users = users
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        values = read_params(req, accounts.PASSWORD_PARAMS)
+        entry = self.users.get(_mail(mail), attrs=("userPassword",))
+        if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
+            raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
+        ok(resp)
+
+
+def _last_login(row: dict | None) -> str:
+    """The latest of Dovecot's imap/pop3/lda login times, as an ISO 8601 string."""
+    if not row:
+        return ""
+    stamps = [row.get(k) for k in ("imap", "pop3", "lda") if row.get(k)]
+    if not stamps:
+        return ""
+    return datetime.fromtimestamp(max(stamps), timezone.utc).isoformat(timespec="seconds")
