@@ -176,13 +176,17 @@ class UserStore:
             # place cannot both stay: the one that sees too many users undoes itself.
             if rules.max_users > 0 and self.count(domain) > rules.max_users:
                 raise LimitExceeded(f"{domain} may have at most {rules.max_users} users", param="numberOfUsers")
-            self._bump_counter(batch, domain, +1)
+            self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
 
-    def _bump_counter(self, batch: Batch, domain: str, delta: int) -> None:
-        """Keep `domainCurrentUserNumber` right without read-modify-write races."""
+    def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
+        """Keep `domainCurrentUserNumber` right without read-modify-write races.
+
+        `entry`, the domain entry as read earlier in the request, saves a search.
+        """
         dn = self.tree.domain(domain)
-        entry = self.dir.get(dn, attrs=("domainCurrentUserNumber",))
+        if entry is None:
+            entry = self.dir.get(dn, attrs=("domainCurrentUserNumber",))
         if entry is not None and entry.get("domainCurrentUserNumber"):
             batch.modify(dn, {"domainCurrentUserNumber": [(INCREMENT, [str(delta)])]})
         else:
