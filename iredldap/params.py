@@ -257,6 +257,68 @@ class Converted(Kind):
         return {"type": "string", "description": self.description}
 
 
+@dataclass(frozen=True)
+class Number(Kind):
+    """A decimal number (spam scores)."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    json_type = "number"
+
+    def parse(self, raw: Raw, name: str) -> float:
+        text = _scalar(raw, name).strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise InvalidInput(f"{name}: {text!r} is not a number", param=name) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidInput(f"{name}: {text!r} is not a number", param=name)
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidInput(f"{name}: must be at least {self.minimum:g}", param=name)
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidInput(f"{name}: must be at most {self.maximum:g}", param=name)
+        return value
+
+    def schema(self) -> dict:
+        out: dict = {"type": "number"}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
+
+
+@dataclass(frozen=True)
+class CheckedList(Kind):
+    """Comma-separated values, each checked (and normalised) by a validator
+    function called as ``check(item, param=name)``; duplicates dropped."""
+
+    check: Any = None
+    description: str = ""
+
+    def parse(self, raw: Raw, name: str) -> list[str]:
+        return _dedupe(self.check(item, param=name) for item in _items(raw, name))
+
+    def schema(self) -> dict:
+        return {"type": "string", "description": self.description}
+
+
+@dataclass(frozen=True)
+class Blankable(Kind):
+    """Another kind, or None when the value is empty (JSON null or ''):
+    "not set here", e.g. to let a lower-priority setting apply."""
+
+    kind: Kind = None
+
+    def parse(self, raw: Raw, name: str) -> Any:
+        if raw is None or (isinstance(raw, str) and not raw.strip()) or raw == [""]:
+            return None
+        return self.kind.parse(raw, name)
+
+    def schema(self) -> dict:
+        return {**self.kind.schema(), "nullable": True}
+
+
 # -- declarations ------------------------------------------------------------
 
 @dataclass(frozen=True)

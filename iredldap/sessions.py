@@ -35,6 +35,9 @@ class SessionStore:
 
     def start(self, *, admin: str, dn: str, ip: str) -> str:
         """Create a session and return the token for the cookie."""
+        # Nothing else ever deletes sessions that simply went idle; without
+        # this their rows (admin, IP) would stay in the table for good.
+        self.db.purge_sessions(self.idle_timeout)
         token = secrets.token_urlsafe(32)
         self.db.create_session(self._key(token), {
             "admin": admin, "dn": dn, "ip": ip,

@@ -11,16 +11,21 @@ from ..errors import InvalidInput
 from ..params import ParamSet
 
 
+_EMPTY = object()
+
+
 def raw_params(req: falcon.Request) -> dict[str, Any]:
     """Query string and body (form-urlencoded or a JSON object), body winning."""
     merged: dict[str, Any] = dict(req.params)
     if req.content_length or req.get_header("Transfer-Encoding"):
         try:
-            body = req.get_media(default_when_empty=None)
+            body = req.get_media(default_when_empty=_EMPTY)
         except falcon.MediaMalformedError as exc:
             raise InvalidInput(f"the request body is not valid {req.content_type or 'form data'}: "
                                f"{exc.description or ''}".strip(), code="INVALID_REQUEST") from None
-        if body is None:
+        # An empty body is no parameters; a JSON `null` is not an object (a
+        # default of None could not tell the two apart).
+        if body is _EMPTY:
             body = {}
         if not isinstance(body, dict):
             raise InvalidInput("the request body must be a JSON object or form fields", code="INVALID_REQUEST")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import falcon
 
-from .. import passwords
+from .. import passwords, validators
 from ..config import Settings
 from ..db.iredadmin import IredadminDB
 from ..directory.admins import AdminStore
-from ..errors import LoginFailed, TooManyAttempts
+from ..errors import InvalidInput, LoginFailed, TooManyAttempts
 from ..params import Param, ParamSet, Secret, Text
 from ..sessions import SessionStore
 from .common import client_ip, ok, read_params
@@ -30,14 +30,21 @@ class Login:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         ip = client_ip(req)
-        since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=self.settings.login_failure_window)
+        # The database's clock, the one that stamps the log rows being counted.
+        since = self.db.now() - timedelta(seconds=self.settings.login_failure_window)
         failures = self.db.count_log(ip=ip, event="login", loglevel="error", since=since)
         if failures >= self.settings.login_max_failures:
             resp.set_header("Retry-After", str(self.settings.login_failure_window))
             raise TooManyAttempts(f"too many failed logins from {ip}; try again later")
         values = read_params(req, LOGIN_PARAMS)
         username = values["username"].strip().lower()
-        found = self.admins.principal_for(username) if "@" in username else None
+        try:
+            # Only a valid address is looked up: anything else ("root",
+            # "root@") is no admin, and would make a malformed DN.
+            address = validators.email(username, param="username")
+        except InvalidInput:
+            address = ""
+        found = self.admins.principal_for(address) if address else None
         stored = found[1].get("userPassword") if found else []
         if not found or not any(passwords.verify_password(values["password"], h) for h in stored):
             self.db.add_log(admin=username, ip=ip, event="login", loglevel="error", msg="[API] Login failed")

@@ -22,7 +22,21 @@ def _in(ip: str, networks) -> bool:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    # A dual-stack listener ([::]) sees IPv4 clients as ::ffff:a.b.c.d; they
+    # must still match the IPv4 entries of the lists.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return any(address in net for net in networks)
+
+
+def _may_have_responder(resource, method: str) -> bool:
+    """Whether `resource` has an `on_<method>` or `on_<method>_<suffix>` responder.
+
+    Errs towards True (any suffix counts): a wrong True only means a 403
+    instead of a 405, a wrong False would skip the access check.
+    """
+    prefix = "on_" + method.lower()
+    return any(name == prefix or name.startswith(prefix + "_") for name in dir(resource))
 
 
 class ClientAccess:
@@ -43,11 +57,23 @@ class ClientAccess:
                     return hop
         return ip
 
+    def _is_api(self, path: str) -> bool:
+        return path == self.api_root or path.startswith(self.api_root + "/")
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.client_ip = self.client_ip(req)
         req.context.principal = None
-        if not (req.path == self.api_root or req.path.startswith(self.api_root + "/")):
-            return
+        # Falcon's router ignores leading slashes ("//api/login" reaches
+        # /api/login), so the path is judged the same way.
+        if self._is_api("/" + req.path.lstrip("/")):
+            self._guard(req)
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        # Judge what was actually routed too, whatever the path looked like.
+        if resource is not None and self._is_api(req.uri_template or ""):
+            self._guard(req)
+
+    def _guard(self, req: falcon.Request) -> None:
         if not self.settings.enable_restful_api:
             raise NotFound("the RESTful API is not enabled (ENABLE_RESTFUL_API)")
         if self.settings.restrict_api_access and not _in(req.context.client_ip, self.settings.restful_api_clients):
@@ -69,6 +95,11 @@ class Authentication:
         template = (req.uri_template or "")[len(self.settings.url_prefix):]
         rule = authz.RULES.get((template, req.method))
         if rule is None:
+            if not _may_have_responder(resource, req.method):
+                # No responder for this method: Falcon answers 405 (or its
+                # default OPTIONS) without running any code of ours, so let
+                # it; refusing here would turn every wrong method into a 403.
+                return
             log.error("no access rule for %s %s", req.method, template)
         principal = None
         if rule is not authz.Rule.PUBLIC:

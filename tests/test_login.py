@@ -1,0 +1,536 @@
+"""POST /api/login and /api/logout: who may log in, the session, the cookie, failed logins.
+
+Assertions look at what was written: the `sessions` and `log` rows in the
+iredadmin database and the Set-Cookie header, not only at status codes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, update
+
+from iredldap import passwords
+from iredldap.app import Backends, create_app, tree_of
+from iredldap.db import tables as t
+from iredldap.db.engine import make_engine
+from iredldap.db.iredadmin import IredadminDB
+
+from .conftest import make_settings
+from .support import ApiClient
+
+PW = "Pa55#wörd"          # non-ASCII on purpose: hashed as UTF-8
+WRONG = "Pa55#word"
+
+
+# -- helpers -----------------------------------------------------------------
+
+def rows(db: IredadminDB, table) -> list[dict]:
+    with db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table))]
+
+
+def sessions(db: IredadminDB) -> list[dict]:
+    return rows(db, t.sessions)
+
+
+def session_data(db: IredadminDB) -> list[dict]:
+    return [json.loads(r["data"]) for r in sessions(db)]
+
+
+def login_logs(db: IredadminDB, loglevel: str | None = None) -> list[dict]:
+    return [r for r in rows(db, t.log)
+            if r["event"] == "login" and (loglevel is None or r["loglevel"] == loglevel)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def set_atime(db: IredadminDB, when: datetime) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(update(t.sessions).values(atime=when))
+
+
+def assert_error(result, status: int, code: str) -> dict:
+    assert result.status_code == status, result.text
+    body = result.json
+    assert body["_success"] is False
+    assert body["_msg"] == code
+    assert body.get("reason")
+    return body
+
+
+def other_client(tmp_path, directory, iredadmin=None, **overrides) -> ApiClient:
+    """A client of another app on the same directory and database (another worker, a restart,
+    or the same service with other settings)."""
+    settings = make_settings(tmp_path, **overrides)
+    db = iredadmin or IredadminDB(make_engine(settings.sql_iredadmin_url))
+    return ApiClient(create_app(settings, Backends(directory=directory, iredadmin=db)), settings)
+
+
+def set_password(directory, dn: str, value: str) -> None:
+    directory.modify(dn, {"userPassword": [("MODIFY_REPLACE", [value])]})
+
+
+@pytest.fixture
+def tree(settings):
+    return tree_of(settings)
+
+
+# -- who may log in ----------------------------------------------------------
+
+def test_standalone_global_admin_logs_in(client, global_admin, iredadmin, tree):
+    mail, password = global_admin
+    result = client.post("/api/login", {"username": mail, "password": password})
+
+    assert result.status_code == 200, result.text
+    assert result.json == {"_success": True}
+    assert client.cookie
+    [data] = session_data(iredadmin)
+    assert data["admin"] == mail
+    assert data["dn"] == tree.admin(mail)
+    assert data["ip"] == "127.0.0.1"
+    [entry] = login_logs(iredadmin)
+    assert (entry["admin"], entry["ip"], entry["loglevel"]) == (mail, "127.0.0.1", "info")
+    assert client.get("/api/domains").status_code == 200
+
+
+def test_username_is_case_insensitive(client, global_admin, iredadmin):
+    mail, password = global_admin
+    client.login(mail.upper(), password)
+    assert session_data(iredadmin)[0]["admin"] == mail
+
+
+def test_mail_user_with_domain_global_admin_logs_in(client, factory, iredadmin, tree):
+    factory.domain("x.test")
+    factory.domain("other.test")
+    factory.users.create_global_admin("postmaster@x.test", password_hash=passwords.hash_password(PW, "SSHA512"))
+
+    client.login("postmaster@x.test", PW)
+
+    [data] = session_data(iredadmin)
+    assert data["admin"] == "postmaster@x.test"
+    assert data["dn"] == tree.user("postmaster@x.test")
+    # Global: a domain it is not listed on is visible.
+    assert client.get("/api/domain/other.test").status_code == 200
+    names = client.get("/api/domains", {"name_only": "yes"}).json["_data"]
+    assert sorted(names) == ["other.test", "x.test"]
+
+
+def test_mail_user_with_domainadmin_service_is_a_normal_admin(client, factory, iredadmin, tree, directory):
+    factory.domain("x.test")
+    factory.domain("other.test")
+    factory.user("boss@x.test", PW, enabledService=["domainadmin"])
+    directory.modify(tree.domain("x.test"), {"domainAdmin": [("MODIFY_ADD", ["boss@x.test"])]})
+
+    client.login("boss@x.test", PW)
+
+    assert session_data(iredadmin)[0]["dn"] == tree.user("boss@x.test")
+    assert client.get("/api/domain/x.test").status_code == 200
+    assert_error(client.get("/api/domain/other.test"), 403, "NOT_AUTHORIZED")
+    assert client.get("/api/domains", {"name_only": "yes"}).json["_data"] == ["x.test"]
+
+
+def test_standalone_normal_admin_logs_in(client, factory, iredadmin, tree):
+    factory.domain("x.test")
+    factory.domain("other.test")
+    mail, password = factory.normal_admin("helper@admins.test", "H3lper#pw", domains=["x.test"])
+
+    client.login(mail, password)
+
+    [data] = session_data(iredadmin)
+    assert (data["admin"], data["dn"]) == (mail, tree.admin(mail))
+    assert client.get("/api/domain/x.test").status_code == 200
+    assert_error(client.get("/api/domain/other.test"), 403, "NOT_AUTHORIZED")
+
+
+def _disabled_admin(factory, directory, tree):
+    mail, _ = factory.global_admin("off@admins.test", PW)
+    directory.modify(tree.admin(mail), {"accountStatus": [("MODIFY_REPLACE", ["disabled"])]})
+    return mail
+
+
+def _plain_user(factory, directory, tree):
+    factory.domain("x.test")
+    factory.user("joe@x.test", PW)
+    return "joe@x.test"
+
+
+def _admin_of_disabled_domain(factory, directory, tree):
+    # What disabling a domain writes: accountStatus on the domain, domainStatus on its accounts.
+    factory.domain("x.test")
+    mail = "boss@x.test"
+    factory.users.create_global_admin(mail, password_hash=passwords.hash_password(PW, "SSHA"))
+    directory.modify(tree.domain("x.test"), {"accountStatus": [("MODIFY_REPLACE", ["disabled"])]})
+    directory.modify(tree.user(mail), {"domainStatus": [("MODIFY_ADD", ["disabled"])]})
+    return mail
+
+
+def _wrong_password(factory, directory, tree):
+    mail, _ = factory.global_admin("root@admins.test", "Another#pw1")
+    return mail
+
+
+REFUSED = {
+    "wrong password": _wrong_password,
+    "unknown user": lambda factory, directory, tree: "nobody@admins.test",
+    "disabled admin": _disabled_admin,
+    "mail user who is no admin": _plain_user,
+    "admin whose domain is disabled": _admin_of_disabled_domain,
+    "username not an address": lambda factory, directory, tree: "root",
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_login_refused(case, client, factory, directory, tree, iredadmin):
+    username = REFUSED[case](factory, directory, tree)
+
+    result = client.post("/api/login", {"username": username, "password": PW})
+
+    assert_error(result, 401, "INVALID_CREDENTIALS")
+    assert client.cookie is None
+    assert sessions(iredadmin) == []
+    [entry] = login_logs(iredadmin)
+    assert entry["loglevel"] == "error"
+    assert entry["admin"] == username
+    assert entry["ip"] == "127.0.0.1"
+    assert PW not in (entry["msg"] or "")
+
+
+def test_missing_or_empty_password_is_bad_input(client, global_admin, iredadmin):
+    assert_error(client.post("/api/login", {"username": global_admin[0]}), 400, "MISSING_PARAMETER")
+    assert_error(client.post("/api/login", {"username": global_admin[0], "password": ""}), 400, "PW_EMPTY")
+    assert sessions(iredadmin) == []
+
+
+# -- every stored hash scheme ------------------------------------------------
+# Fixed values made with Dovecot's `doveadm pw -p 'Pa55#wörd'` (and one $2b$
+# bcrypt as Python's bcrypt writes it), so the test does not trust our own
+# hashing code.
+
+_SHA512_CRYPT = ("$6$Y6m4RkiEEEVwr386$WD33DHHM/XAkW4P/5gU9M8hDMr9YovxYefxTHmVHi7EpyaPrTWHoN5jmP6tNFY86"
+                 ".igPf2IeqrgNFxijL4KDj1")
+_MD5_CRYPT = "$1$H5aUG0yk$IS6evshr8KEyemGlGgfRy/"
+
+HASHES = {
+    "SSHA512": "{SSHA512}SFCO1l7MD0U10dHGJ93x3ktpIx++9J4zed/x4fVcAh6PbXXRPK3OFim3OECm9fw68LX7Zx1md8gH+YlGrBZ15TrLPU0=",
+    "SSHA": "{SSHA}nA874fkrdrWYvEGdPSITdUyrpypuS1CS",
+    "SHA512": "{SHA512}KhnDDroGfrrQQmL1H9ez/xVKQht3CRWY28upUzV2UWxvPk3x2GeDFcwDsDraC4FMXKoNx1AkeiOFc04alRGQ3Q==",
+    "CRYPT-bcrypt-2b": "{CRYPT}$2b$04$5lV4CU/z/VIkhtQ.kfTmYuhoM.R0WiDVNfyS.1JqHbDNcTh.UIatq",
+    "CRYPT-bcrypt-2y": "{CRYPT}$2y$05$ezWyAe01dw/nW8MkKLRRyeVrNCuKz32G8G1sObhafKDT6ar.6iOO.",
+    "BLF-CRYPT": "{BLF-CRYPT}$2y$04$LR7aL4hVcEu1YVBYg8dfbug514cPlhs/J0J.TXlGYpeye6NIebcou",
+    "CRYPT-sha512": "{CRYPT}" + _SHA512_CRYPT,
+    "SHA512-CRYPT": "{SHA512-CRYPT}" + _SHA512_CRYPT,
+    "CRYPT-md5": "{CRYPT}" + _MD5_CRYPT,
+    "MD5-crypt": "{MD5}$1$6UlDFEmr$BYHG6yZ/fXWBC.LijZml.1",
+    "MD5-ldap": "{MD5}j62WJ7uzsEbHiZ6wni2ywA==",
+    "PLAIN-MD5": "{PLAIN-MD5}8fad9627bbb3b046c7899eb09e2db2c0",
+    "PLAIN": "{PLAIN}" + PW,
+}
+
+
+def _lower_prefix(value: str) -> str:
+    prefix, _, rest = value.partition("}")
+    return prefix.lower() + "}" + rest
+
+
+CASES = [pytest.param(v, id=k) for k, v in HASHES.items()] + \
+        [pytest.param(_lower_prefix(v), id=k + "-lower") for k, v in HASHES.items()]
+
+
+@pytest.mark.parametrize("stored", CASES)
+def test_every_stored_scheme_logs_in(stored, client, global_admin, directory, tree, iredadmin):
+    mail = global_admin[0]
+    set_password(directory, tree.admin(mail), stored)
+
+    assert_error(client.post("/api/login", {"username": mail, "password": WRONG}), 401, "INVALID_CREDENTIALS")
+    result = client.post("/api/login", {"username": mail, "password": PW})
+
+    assert result.status_code == 200, (stored, result.text)
+    assert len(sessions(iredadmin)) == 1
+
+
+def test_scheme_of_a_mail_user_admin(client, factory, directory, tree):
+    factory.domain("x.test")
+    mail = "postmaster@x.test"
+    factory.users.create_global_admin(mail, password_hash="{PLAIN}x")
+    set_password(directory, tree.user(mail), HASHES["BLF-CRYPT"])
+    client.login(mail, PW)
+
+
+# -- the cookie ----------------------------------------------------------------
+
+def test_cookie_attributes_and_no_plain_token_stored(client, global_admin, iredadmin, settings):
+    result = client.login(*global_admin)
+
+    cookie = result.cookies[settings.session_cookie_name]
+    assert cookie.http_only
+    assert cookie.path == "/"
+    assert not cookie.secure            # curl over plain http must send it back
+    assert cookie.max_age is None and cookie.expires is None    # a session cookie
+    raw = result.headers["set-cookie"]
+    token = cookie.value
+    # A bare token: nothing a cookie jar would quote or mangle.
+    assert raw.startswith(f"{settings.session_cookie_name}={token};")
+    assert len(token) >= 32 and all(c.isalnum() or c in "-_" for c in token)
+    [row] = sessions(iredadmin)
+    assert token not in row["session_id"]
+    assert token not in row["data"]
+    assert PW not in row["data"] and global_admin[1] not in row["data"]
+
+
+def test_cookie_secure_when_configured(tmp_path, directory, iredadmin, global_admin, settings):
+    client = other_client(tmp_path, directory, iredadmin, session_cookie_secure="yes")
+    result = client.login(*global_admin)
+    assert result.cookies[settings.session_cookie_name].secure
+
+
+def test_session_valid_on_another_worker_and_after_restart(tmp_path, client, directory, global_admin):
+    client.login(*global_admin)
+
+    # A second app with its own engine on the same database file.
+    worker = other_client(tmp_path, directory)
+    worker.cookie = client.cookie
+    result = worker.get("/api/domains")
+    assert result.status_code == 200, result.text
+
+
+def test_session_not_valid_with_another_secret_key(tmp_path, client, directory, global_admin):
+    client.login(*global_admin)
+    stranger = other_client(tmp_path, directory, secret_key="a-completely-different-key")
+    stranger.cookie = client.cookie
+    assert_error(stranger.get("/api/domains"), 401, "LOGIN_REQUIRED")
+
+
+def test_forged_or_junk_cookie_is_refused(client, global_admin):
+    for junk in ("x", "A" * 43, "A" * 500):
+        client.cookie = junk
+        assert_error(client.get("/api/domains"), 401, "LOGIN_REQUIRED")
+
+
+# -- idle timeout ----------------------------------------------------------------
+
+@pytest.fixture
+def short_client(tmp_path, directory, iredadmin, global_admin):
+    """Logged in on an app whose sessions expire after 60 idle seconds."""
+    client = other_client(tmp_path, directory, iredadmin, session_timeout=60)
+    client.login(*global_admin)
+    return client
+
+
+def test_idle_session_expires(short_client, iredadmin, global_admin):
+    set_atime(iredadmin, utcnow() - timedelta(seconds=75))
+    expired = short_client.cookie
+    assert_error(short_client.get("/api/domains"), 401, "LOGIN_REQUIRED")
+    # Logging in again works with the stale cookie still sent, and gives a new one.
+    short_client.login(*global_admin)
+    assert short_client.cookie != expired
+    assert short_client.get("/api/domains").status_code == 200
+
+
+def test_active_session_is_kept_alive(short_client, iredadmin):
+    set_atime(iredadmin, utcnow() - timedelta(seconds=45))
+    assert short_client.get("/api/domains").status_code == 200
+    # The request moved atime forward: idle time counts from the last request.
+    [row] = sessions(iredadmin)
+    assert row["atime"] >= utcnow() - timedelta(seconds=5)
+    set_atime(iredadmin, row["atime"] - timedelta(seconds=45))
+    assert short_client.get("/api/domains").status_code == 200
+
+
+def test_idle_sessions_are_purged_at_the_next_login(short_client, iredadmin, tmp_path, directory, global_admin):
+    set_atime(iredadmin, utcnow() - timedelta(seconds=3600))
+    old_key = sessions(iredadmin)[0]["session_id"]
+    other = other_client(tmp_path, directory, iredadmin, session_timeout=60)
+    other.login(*global_admin)
+    assert [r["session_id"] for r in sessions(iredadmin)] != [old_key]
+    assert len(sessions(iredadmin)) == 1
+
+
+# -- logout ------------------------------------------------------------------------
+
+def test_logout_ends_the_session(client, global_admin, iredadmin, settings):
+    client.login(*global_admin)
+    token = client.cookie
+    assert len(sessions(iredadmin)) == 1
+
+    result = client.post("/api/logout")
+
+    assert result.status_code == 200 and result.json == {"_success": True}
+    assert sessions(iredadmin) == []
+    cleared = result.cookies[settings.session_cookie_name]
+    assert cleared.value == "" and cleared.path == "/"
+    assert cleared.expires is not None and cleared.expires <= datetime.now(timezone.utc)
+    assert client.cookie is None
+    client.cookie = token                       # a client that kept the old cookie
+    assert_error(client.get("/api/domains"), 401, "LOGIN_REQUIRED")
+
+
+def test_logout_ends_only_its_own_session(tmp_path, client, directory, global_admin, iredadmin):
+    client.login(*global_admin)
+    second = other_client(tmp_path, directory, iredadmin)
+    second.login(*global_admin)
+    assert len(sessions(iredadmin)) == 2
+    client.post("/api/logout")
+    assert len(sessions(iredadmin)) == 1
+    assert second.get("/api/domains").status_code == 200
+
+
+def test_logout_without_session_needs_login(client):
+    assert_error(client.post("/api/logout"), 401, "LOGIN_REQUIRED")
+
+
+# -- failed logins -------------------------------------------------------------------
+
+@pytest.fixture
+def strict_client(tmp_path, directory, iredadmin):
+    return other_client(tmp_path, directory, iredadmin, login_max_failures=3, login_failure_window=600)
+
+
+def test_too_many_failures_from_one_address(strict_client, global_admin, iredadmin, tmp_path, directory):
+    mail, password = global_admin
+    for _ in range(3):
+        assert_error(strict_client.post("/api/login", {"username": mail, "password": "guess#1"}),
+                     401, "INVALID_CREDENTIALS")
+
+    result = strict_client.post("/api/login", {"username": mail, "password": password})
+
+    assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+    assert int(result.headers["retry-after"]) > 0
+    assert sessions(iredadmin) == []
+    failures = login_logs(iredadmin, "error")
+    assert len(failures) == 3
+    for row in failures:
+        assert (row["admin"], row["ip"], row["event"]) == (mail, "127.0.0.1", "login")
+        assert "guess#1" not in (row["msg"] or "")
+
+    # Another address is not affected.
+    elsewhere = strict_client.post("/api/login", {"username": mail, "password": password},
+                                   remote_addr="192.0.2.77")
+    assert elsewhere.status_code == 200, elsewhere.text
+    [data] = session_data(iredadmin)
+    assert data["ip"] == "192.0.2.77"
+
+
+def test_failures_expire_after_the_window(strict_client, global_admin, iredadmin):
+    mail, password = global_admin
+    for _ in range(3):
+        strict_client.post("/api/login", {"username": mail, "password": "guess#1"})
+    assert_error(strict_client.post("/api/login", {"username": mail, "password": password}),
+                 429, "TOO_MANY_LOGIN_FAILURES")
+
+    with iredadmin.engine.begin() as conn:
+        conn.execute(update(t.log).values(timestamp=utcnow() - timedelta(seconds=601)))
+
+    assert strict_client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+def test_failures_counted_by_the_database_clock(tmp_path, directory, global_admin):
+    """The failure window is measured with the same clock that stamps the log rows."""
+    settings = make_settings(tmp_path, login_max_failures=2, login_failure_window=600)
+    now = [datetime(2030, 1, 1, 12, 0, 0)]
+    db = IredadminDB(make_engine(settings.sql_iredadmin_url), clock=lambda: now[0])
+    db.create_tables()
+    client = ApiClient(create_app(settings, Backends(directory=directory, iredadmin=db)), settings)
+    mail, password = global_admin
+    for _ in range(2):
+        client.post("/api/login", {"username": mail, "password": "guess#1"})
+    assert_error(client.post("/api/login", {"username": mail, "password": password}),
+                 429, "TOO_MANY_LOGIN_FAILURES")
+    now[0] += timedelta(seconds=601)
+    assert client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+# -- the admin changes after logging in --------------------------------------------------
+
+def test_session_of_disabled_admin_ends(client, global_admin, directory, tree, iredadmin):
+    client.login(*global_admin)
+    directory.modify(tree.admin(global_admin[0]), {"accountStatus": [("MODIFY_REPLACE", ["disabled"])]})
+
+    assert_error(client.get("/api/domains"), 401, "LOGIN_REQUIRED")
+    assert sessions(iredadmin) == []
+
+
+def test_session_of_demoted_mail_user_admin_ends(client, factory, directory, tree, iredadmin):
+    factory.domain("x.test")
+    mail = "postmaster@x.test"
+    factory.users.create_global_admin(mail, password_hash=passwords.hash_password(PW, "SSHA"))
+    client.login(mail, PW)
+    directory.modify(tree.user(mail), {"domainGlobalAdmin": [("MODIFY_DELETE", [])],
+                                       "enabledService": [("MODIFY_DELETE", ["domainadmin"])]})
+
+    assert_error(client.get("/api/domains"), 401, "LOGIN_REQUIRED")
+    assert sessions(iredadmin) == []
+
+
+def test_global_admin_demoted_to_normal_loses_global_rights_at_once(client, factory, directory, tree):
+    factory.domain("x.test")
+    mail, password = factory.normal_admin("helper@admins.test", "H3lper#pw")
+    directory.modify(tree.admin(mail), {"domainGlobalAdmin": [("MODIFY_ADD", ["yes"])]})
+    client.login(mail, password)
+    assert client.get("/api/domain/x.test").status_code == 200
+    directory.modify(tree.admin(mail), {"domainGlobalAdmin": [("MODIFY_DELETE", [])]})
+    assert_error(client.get("/api/domain/x.test"), 403, "NOT_AUTHORIZED")
+
+
+# -- odd input -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("username", ["root@", "@admins.test", "a@b@admins.test", "x@.test", "(x)@admins.test",
+                                      "*", "*@admins.test", "a,b=c@admins.test", "r" * 300 + "@admins.test",
+                                      "root@admins.test\x00", "root@admins.test)(mail=*"])
+def test_odd_usernames_are_refused_not_500(username, client, global_admin, iredadmin):
+    result = client.post("/api/login", {"username": username, "password": global_admin[1]})
+    assert result.status_code in (400, 401), result.text
+    assert result.json["_success"] is False
+    assert sessions(iredadmin) == []
+
+
+def test_login_with_json_body(client, global_admin, iredadmin):
+    result = client.post("/api/login", json_body={"username": global_admin[0], "password": global_admin[1]})
+    assert result.status_code == 200, result.text
+    assert len(sessions(iredadmin)) == 1
+
+
+def test_password_is_not_trimmed(client, global_admin, directory, tree):
+    mail = global_admin[0]
+    set_password(directory, tree.admin(mail), "{PLAIN} pad ded ")
+    assert_error(client.post("/api/login", {"username": mail, "password": "pad ded"}), 401, "INVALID_CREDENTIALS")
+    client.login(mail, " pad ded ")
+
+
+def test_admin_of_an_idn_domain_logs_in_with_the_unicode_name(client, factory, iredadmin):
+    factory.domain("xn--bcher-kva.test")
+    factory.users.create_global_admin("boss@xn--bcher-kva.test", password_hash=passwords.hash_password(PW, "SSHA"))
+    client.login("Boss@Bücher.test", PW)
+    assert session_data(iredadmin)[0]["admin"] == "boss@xn--bcher-kva.test"
+
+
+# -- backends down ---------------------------------------------------------------------
+
+def test_directory_down_is_503_and_not_a_failed_login(tmp_path, settings, iredadmin, client, global_admin):
+    from iredldap.directory.connection import Directory
+
+    client.login(*global_admin)
+    down = Directory("ldap://127.0.0.1:1", settings.ldap_bind_dn, settings.ldap_bind_password, timeout=2)
+    broken = ApiClient(create_app(settings, Backends(directory=down, iredadmin=iredadmin)), settings)
+
+    assert_error(broken.post("/api/login", {"username": global_admin[0], "password": global_admin[1]}),
+                 503, "DIRECTORY_UNAVAILABLE")
+    assert login_logs(iredadmin, "error") == []
+    broken.cookie = client.cookie
+    assert_error(broken.get("/api/domains"), 503, "DIRECTORY_UNAVAILABLE")
+    assert len(sessions(iredadmin)) == 1            # the session survives the outage
+    assert client.get("/api/domains").status_code == 200
+
+
+def test_database_down_is_503(tmp_path, directory, global_admin):
+    settings = make_settings(tmp_path, sql_iredadmin_url=f"sqlite:///{tmp_path}")  # a folder: cannot be opened
+    db = IredadminDB(make_engine(settings.sql_iredadmin_url))
+    client = ApiClient(create_app(settings, Backends(directory=directory, iredadmin=db)), settings)
+    result = client.post("/api/login", {"username": global_admin[0], "password": global_admin[1]})
+    assert_error(result, 503, "DATABASE_UNAVAILABLE")
+    client.cookie = "some-token"
+    assert_error(client.get("/api/domains"), 503, "DATABASE_UNAVAILABLE")
