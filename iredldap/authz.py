@@ -11,6 +11,8 @@ Rules:
     DOMAIN          the `{domain}` of the URL must be one the admin manages
     MAIL_DOMAIN     the domain part of `{mail}` must be one the admin manages
     CREATE_DOMAIN   global admins, or normal admins allowed to create domains
+    ACCOUNT         `{account}` is `global` (global admins only), a domain the
+                    admin manages, or an address in such a domain
 
 A normal admin asking about a domain it does not manage gets 403 whether the
 domain exists or not, so the answer tells nothing about other customers.
@@ -24,6 +26,7 @@ from typing import Callable
 from . import validators
 from .directory.admins import Principal
 from .errors import LoginRequired, NotAuthorized
+from .policy_addresses import account_of
 
 
 class Rule(enum.Enum):
@@ -33,13 +36,16 @@ class Rule(enum.Enum):
     DOMAIN = "domain"
     MAIL_DOMAIN = "mail_domain"
     CREATE_DOMAIN = "create_domain"
+    ACCOUNT = "account"
 
 
 P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
+A = Rule.ACCOUNT
 
 RULES: dict[tuple[str, str], Rule] = {
     ("/api/login", "POST"): P,
-    ("/api/logout", "POST"): L,
+    # Public so that an expired cookie can still be cleared.
+    ("/api/logout", "POST"): P,
     ("/api/domains", "GET"): L,
     ("/api/domain/{domain}", "GET"): D,
     ("/api/domain/{domain}", "POST"): C,
@@ -60,6 +66,31 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/users/{domain}", "GET"): D,
     ("/api/users/{domain}", "PUT"): D,
     ("/api/verify_password/user/{mail}", "POST"): G,
+    # Spam policy, throttling, greylisting, white/blacklists (SQL)
+    ("/api/spampolicy/global", "GET"): G,
+    ("/api/spampolicy/global", "PUT"): G,
+    ("/api/spampolicy/global", "DELETE"): G,
+    ("/api/spampolicy/domain/{domain}", "GET"): D,
+    ("/api/spampolicy/domain/{domain}", "PUT"): D,
+    ("/api/spampolicy/domain/{domain}", "DELETE"): D,
+    ("/api/spampolicy/user/{mail}", "GET"): M,
+    ("/api/spampolicy/user/{mail}", "PUT"): M,
+    ("/api/spampolicy/user/{mail}", "DELETE"): M,
+    ("/api/throttle/{account}/{direction}", "GET"): A,
+    ("/api/throttle/{account}/{direction}", "POST"): A,
+    ("/api/throttle/{account}/{direction}", "DELETE"): A,
+    ("/api/greylisting/all", "GET"): G,
+    ("/api/greylisting/whitelist_spf_domains", "GET"): G,
+    ("/api/greylisting/whitelist_spf_domains", "POST"): G,
+    ("/api/greylisting/{account}", "GET"): A,
+    ("/api/greylisting/{account}", "POST"): A,
+    ("/api/greylisting/{account}", "DELETE"): A,
+    ("/api/greylisting/{account}/whitelists", "GET"): A,
+    ("/api/greylisting/{account}/whitelists", "POST"): A,
+    ("/api/wblist/{direction}/{listname}/{account}", "GET"): A,
+    ("/api/wblist/{direction}/{listname}/{account}", "POST"): A,
+    ("/api/wblist/{direction}/{listname}/{account}", "PUT"): A,
+    ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): A,
 }
 
 
@@ -82,6 +113,11 @@ def check(rule: Rule | None, principal: Principal | None, url_params: dict[str, 
         return
     if rule is Rule.DOMAIN:
         domain = validators.domain_name(url_params.get("domain", ""))
+    elif rule is Rule.ACCOUNT:
+        account = account_of(url_params.get("account", ""))
+        if account.kind == "global":
+            raise NotAuthorized("only global admins may change global settings")
+        domain = account.name.rpartition("@")[2]
     else:
         domain = validators.email(url_params.get("mail", "")).rpartition("@")[2]
     if domain not in managed_domains():

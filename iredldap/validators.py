@@ -33,6 +33,14 @@ def domain_name(value: str, *, param: str = "domain") -> str:
             raise InvalidInput(f"{param}: {value!r} is not a valid domain name",
                                code="INVALID_DOMAIN_NAME", param=param) from None
     labels = ascii_name.split(".")
+    for label in labels:
+        # An `xn--` label must be real punycode, or Postfix gets a name nobody can type.
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                raise InvalidInput(f"{param}: {value!r} is not a valid domain name",
+                                   code="INVALID_DOMAIN_NAME", param=param) from None
     if (len(ascii_name) > 253 or len(labels) < 2
             or not all(_LABEL.match(label) for label in labels)
             or labels[-1].isdigit()):

@@ -77,7 +77,7 @@ def test_create_idn_is_stored_in_punycode(api, factory):
     assert domain_entry(factory, "xn--bcher-kva.test") is not None
 
 
-@pytest.mark.parametrize("name", ["bad_domain", "-x.test", "a..b", "nodot", "x.123", "a" * 64 + ".test"])
+@pytest.mark.parametrize("name", ["bad_domain", "-x.test", "a..b", "nodot", "x.123", "a" * 64 + ".test", "xn--zz.test"])
 def test_create_refuses_malformed_names(api, factory, name):
     r = api.post(f"/api/domain/{name}")
     assert r.status_code == 400

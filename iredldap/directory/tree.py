@@ -17,9 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
+from ldap3.utils.dn import escape_rdn as _ldap3_escape_rdn
+
+from ..errors import InvalidInput
 
 CONTAINERS = ("Users", "Groups", "Aliases", "Externals")
+
+
+def escape_rdn(value: str) -> str:
+    """An RDN value, escaped; an empty one is refused (it would name the parent)."""
+    if not value:
+        raise InvalidInput("an empty name cannot be part of a directory name")
+    return _ldap3_escape_rdn(value)
 
 
 def f(template: str, *values: str) -> str:
@@ -40,7 +49,10 @@ class Tree:
         return f"ou={escape_rdn(ou)},{self.domain(domain)}"
 
     def user(self, mail: str) -> str:
-        return f"mail={escape_rdn(mail)},{self.container(mail.rpartition('@')[2], 'Users')}"
+        local, _, domain = mail.rpartition("@")
+        if not local:
+            raise InvalidInput(f"{mail!r} is not an address", code="INVALID_MAIL")
+        return f"mail={escape_rdn(mail)},{self.container(domain, 'Users')}"
 
     def catchall(self, domain: str) -> str:
         return f"mail={escape_rdn('@' + domain)},{self.container(domain, 'Users')}"

@@ -63,7 +63,10 @@ class Logout:
         self.sessions = sessions
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        session = getattr(req.context, "session", None)
+        # Logout needs no valid session (an expired cookie is still cleared),
+        # so the access layer has not looked the session up: do it here.
+        token = req.cookies.get(self.settings.session_cookie_name)
+        session = self.sessions.resolve(token) if token else None
         if session is not None:
             self.sessions.end(session)
         resp.unset_cookie(self.settings.session_cookie_name, path="/")
