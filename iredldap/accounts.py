@@ -184,6 +184,76 @@ DOMAIN_LIST_PARAMS = ParamSet((
 ))
 
 
+
+# -- aliases and mailing lists --------------------------------------------------
+
+ACCESS_POLICY = Choice(("public", "domain", "subdomain", "membersonly", "moderatorsonly",
+                        "membersandmoderatorsonly"),
+                       synonyms=(("allowedonly", "moderatorsonly"), ("open", "public")))
+
+
+def _sender_patterns(value: str, *, param: str) -> str:
+    """listAllowedUser items: an address, `domain`, `*@domain` or `.domain`."""
+    items = [v.strip().lower() for v in value.split(",") if v.strip()]
+    for item in items:
+        bare = item[2:] if item.startswith("*@") else item[1:] if item.startswith((".", "@")) else item
+        if "@" in bare:
+            validators.email(bare, param=param)
+        else:
+            validators.domain_name(bare, param=param)
+    return ",".join(dict.fromkeys(items))
+
+
+def _address_list(description: str) -> Converted:
+    return Converted(check=lambda v, param: ",".join(EmailList().parse(v, param)), description=description)
+
+
+_GROUP_FIELDS = (
+    Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
+    Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable: active, disabled"), attr="accountStatus"),
+    Field(Param("accessPolicy", ACCESS_POLICY, "Who may send to it"), attr="accessPolicy"),
+    Field(Param("moderators", _address_list("comma-separated addresses"),
+                "Moderators (always allowed to send; empty: none)", aliases=("listModerator",)),
+          attr="listModerator", multi=True),
+)
+_MEMBERS = (
+    Param("members", EmailList(), "Replace the members"),
+    Param("addMember", EmailList(), "Add members", aliases=("addMembers",)),
+    Param("removeMember", EmailList(), "Remove members", aliases=("removeMembers",)),
+)
+_MEMBER_CONFLICTS = (("members", "addMember"), ("members", "removeMember"))
+
+ALIAS = AccountType(
+    name="alias",
+    template_name="alias",
+    fields=_GROUP_FIELDS,
+    extra_create=_MEMBERS[:1],
+    extra_update=_MEMBERS,
+    conflicts=_MEMBER_CONFLICTS,
+)
+
+MAILLIST = AccountType(
+    name="maillist",
+    template_name="maillist",
+    fields=_GROUP_FIELDS + (
+        Field(Param("owner", _address_list("comma-separated addresses"), "Owners of the list",
+                    aliases=("owners", "listOwner")), attr="listOwner", multi=True),
+        Field(Param("allowedSenders", Converted(check=_sender_patterns, description="addresses or domains"),
+                    "Senders always allowed: address, domain, *@domain or .domain (sub-domains)",
+                    aliases=("listAllowedUser",)), attr="listAllowedUser", multi=True),
+        Field(Param("max_message_size", Integer(minimum=0), "Largest message in bytes (0: no limit)",
+                    aliases=("maxMessageSize",)), attr="maxMessageSize", encode=lambda n: str(n) if n else None),
+    ),
+    extra_create=_MEMBERS[:1],
+    extra_update=_MEMBERS,
+    conflicts=_MEMBER_CONFLICTS,
+)
+
+GROUP_LIST_PARAMS = ParamSet((
+    Param("email_only", Boolean(), "Return only the addresses"),
+    Param("disabled_only", Boolean(), "Return only disabled accounts"),
+))
+
 # -- mail users ----------------------------------------------------------------
 
 USER_SERVICE_NAMES = NameList(max_length=64)
@@ -288,3 +358,66 @@ USERS_BULK_PARAMS = ParamSet((
 ))
 
 PASSWORD_PARAMS = ParamSet((Param("password", Secret(), "Plain password to check", required=True),))
+
+
+# -- standalone admins (and the admin side of mail users) ------------------------
+
+# The admin's limits, in its own accountSetting (iRedAdmin's keys).  maxDomains
+# also sets `create_new_domains:yes` (may create domains at all).  maxQuota is
+# stored in MB (`create_max_quota:<MB>`); the unit it was given in is kept
+# beside it (`create_quota_unit:<unit>`) so GET shows it back as sent.
+ADMIN_SETTINGS = {"maxDomains": "create_max_domains", "maxUsers": "create_max_users",
+                  "maxAliases": "create_max_aliases", "maxLists": "create_max_lists",
+                  "maxQuota": "create_max_quota"}
+ADMIN_CREATE_DOMAINS = "create_new_domains"
+ADMIN_QUOTA_UNIT = "create_quota_unit"
+QUOTA_UNITS = {"MB": 1, "GB": 1024, "TB": 1024 * 1024}
+# disable<Something>=yes puts this value into the admin's `disabledService`.
+ADMIN_DISABLED_SERVICES = {"disableViewingMailLog": "view_mail_log",
+                           "disableManagingQuarantinedMails": "manage_quarantined_mails"}
+# Parameters that only mean something for a normal admin: with
+# isGlobalAdmin=yes they are discarded, as iRedAdmin-Pro documents.
+ADMIN_NORMAL_ONLY = ("maxDomains", "maxQuota", "quotaUnit", "maxUsers", "maxAliases", "maxLists",
+                     *ADMIN_DISABLED_SERVICES)
+# create_max_*: 0 unlimited (the setting is removed), -1 none at all.
+ADMIN_LIMIT = Integer(minimum=-1)
+
+
+def _admin_limit(n: int) -> str | None:
+    return str(n) if n else None
+
+
+def _admin_extra(*, create: bool) -> tuple[Param, ...]:
+    return (
+        Param("password", Secret(), "Password (checked against the global password policy)", required=create),
+        Param("isGlobalAdmin", Boolean(), "Global admin (yes) or normal domain admin (no)"),
+        Param("maxDomains", ADMIN_LIMIT,
+              "Domains this admin may create and manage (0: unlimited, -1: may not create domains)"),
+        Param("maxQuota", MB, "Mailbox quota this admin may hand out over all its domains, in quotaUnit "
+                              "(0: unlimited)"),
+        Param("quotaUnit", Choice(tuple(QUOTA_UNITS)), "Unit of maxQuota: TB, GB or MB"),
+        Param("disableViewingMailLog", Boolean(), "Disallow viewing the log of inbound/outbound mails"),
+        Param("disableManagingQuarantinedMails", Boolean(), "Disallow managing quarantined mails"),
+    )
+
+
+ADMIN = AccountType(
+    name="admin",
+    template_name="admin",
+    fields=(
+        Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
+        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the admin: active, disabled"),
+              attr="accountStatus"),
+        Field(Param("language", LANGUAGE, "Preferred language of the web UI", aliases=("preferredLanguage",)),
+              attr="preferredLanguage"),
+        Field(Param("maxUsers", ADMIN_LIMIT, "Mail users over all its domains (0: unlimited, -1: none)"),
+              setting=ADMIN_SETTINGS["maxUsers"], encode=_admin_limit),
+        Field(Param("maxAliases", ADMIN_LIMIT, "Mail aliases over all its domains (0: unlimited, -1: none)"),
+              setting=ADMIN_SETTINGS["maxAliases"], encode=_admin_limit),
+        Field(Param("maxLists", ADMIN_LIMIT, "Mailing lists over all its domains (0: unlimited, -1: none)"),
+              setting=ADMIN_SETTINGS["maxLists"], encode=_admin_limit),
+    ),
+    extra_create=_admin_extra(create=True),
+    extra_update=_admin_extra(create=False),
+    requires=(("maxQuota", "quotaUnit"), ("quotaUnit", "maxQuota")),
+)

@@ -11,14 +11,19 @@ import falcon
 import ldap3
 
 from .config import Settings
+from .db.amavisd import AmavisdDB
 from .db.engine import make_engine
 from .db.iredadmin import IredadminDB
+from .db.iredapd import IredapdDB
+from .db.policy_accounts import PolicyAccounts
 from .directory.admins import AdminStore
 from .directory.connection import Directory
 from .directory.domains import DomainStore
+from .directory.groups import AliasStore, ListStore
+from .directory.limits import AdminLimits
 from .directory.tree import Tree
 from .directory.users import UserStore
-from .resources import domains, errors, login, users
+from .resources import admins, change_email, domains, errors, groups, login, policies, users
 from .resources.middleware import Authentication, ClientAccess
 from .sessions import SessionStore
 
@@ -29,13 +34,17 @@ class Backends:
 
     directory: Directory
     iredadmin: IredadminDB
+    # None: made from SQL_AMAVISD_URL / SQL_IREDAPD_URL by create_app.
+    amavisd: AmavisdDB | None = None
+    iredapd: IredapdDB | None = None
 
 
 def connect(settings: Settings, *, ldap_server: ldap3.Server | None = None,
             ldap_strategy: str = ldap3.SYNC) -> Backends:
     directory = Directory(settings.ldap_uri, settings.ldap_bind_dn, settings.ldap_bind_password,
                           timeout=settings.ldap_timeout, server=ldap_server, strategy=ldap_strategy)
-    return Backends(directory=directory, iredadmin=IredadminDB(make_engine(settings.sql_iredadmin_url)))
+    return Backends(directory=directory, iredadmin=IredadminDB(make_engine(settings.sql_iredadmin_url)),
+                    amavisd=AmavisdDB(settings.sql_amavisd_url), iredapd=IredapdDB(settings.sql_iredapd_url))
 
 
 def tree_of(settings: Settings) -> Tree:
@@ -48,7 +57,14 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
     user_store = UserStore(backends.directory, tree, settings)
+    alias_store = AliasStore(backends.directory, tree)
+    list_store = ListStore(backends.directory, tree)
+    admin_limits = AdminLimits(domain_store, user_store)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
+    # Engines of these are made on first use (see iredldap.db.live.EngineSource).
+    amavisd = backends.amavisd or AmavisdDB(settings.sql_amavisd_url)
+    iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
+    policy_accounts = PolicyAccounts(amavisd, iredapd)
 
     app = falcon.App(middleware=[
         ClientAccess(settings),
@@ -62,8 +78,10 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
-    domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin)
-    user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings)
+    domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin, policies=policy_accounts,
+                                     limits=admin_limits)
+    user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
+                               policies=policy_accounts)
     routes = [
         ("/api/login", login.Login(settings, admin_store, sessions, backends.iredadmin), {}),
         ("/api/logout", login.Logout(settings, sessions), {}),
@@ -74,9 +92,30 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ("/api/domain/services/{domain}", domains.DomainServices(domain_store), {}),
         ("/api/user/{mail}", user_item, {}),
         ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, {"suffix": "keep"}),
-        ("/api/user/{mail}/change_email/{new_mail}", users.UserRename(user_store, domain_store, backends.iredadmin), {}),
+        ("/api/user/{mail}/change_email/{new_mail}",
+         change_email.ChangeEmail(user_store, "user", domain_store, backends.iredadmin, policy_accounts), {}),
         ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin), {}),
         ("/api/verify_password/user/{mail}", users.UserPasswordCheck(user_store), {}),
+        # Aliases and mailing lists
+        ("/api/alias/{mail}", groups.GroupItem(alias_store, domain_store, backends.iredadmin,
+                                               check_admin_limit=admin_limits.check_aliases,
+                                               policies=policy_accounts), {}),
+        ("/api/alias/{mail}/change_email/{new_mail}",
+         change_email.ChangeEmail(alias_store, "alias", domain_store, backends.iredadmin, policy_accounts), {}),
+        ("/api/aliases/{domain}", groups.GroupCollection(alias_store, domain_store), {}),
+        ("/api/maillist/{mail}", groups.GroupItem(list_store, domain_store, backends.iredadmin,
+                                                  check_admin_limit=admin_limits.check_lists,
+                                                  policies=policy_accounts), {}),
+        ("/api/maillist/{mail}/change_email/{new_mail}",
+         change_email.ChangeEmail(list_store, "mailing list", domain_store, backends.iredadmin, policy_accounts),
+         {}),
+        ("/api/maillists/{domain}", groups.GroupCollection(list_store, domain_store), {}),
+        # Admins
+        ("/api/admin/{mail}",
+         admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings), {}),
+        ("/api/verify_password/admin/{mail}", admins.AdminPasswordCheck(admin_store), {}),
+        # Spam policy, throttling, greylisting, white/blacklists (SQL)
+        *policies.routes(amavisd, iredapd, policies.Accounts(domain_store, backends.directory, tree)),
     ]
     for template, resource, options in routes:
         app.add_route(settings.url_prefix + template, resource, **options)

@@ -11,6 +11,8 @@ Rules:
     DOMAIN          the `{domain}` of the URL must be one the admin manages
     MAIL_DOMAIN     the domain part of `{mail}` must be one the admin manages
     CREATE_DOMAIN   global admins, or normal admins allowed to create domains
+    DELETE_DOMAIN   DOMAIN, and the admin must be allowed to create domains
+                    (a reseller may remove what it could have made)
     ACCOUNT         `{account}` is `global` (global admins only), a domain the
                     admin manages, or an address in such a domain
 
@@ -36,11 +38,13 @@ class Rule(enum.Enum):
     DOMAIN = "domain"
     MAIL_DOMAIN = "mail_domain"
     CREATE_DOMAIN = "create_domain"
+    DELETE_DOMAIN = "delete_domain"
     ACCOUNT = "account"
 
 
 P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
 A = Rule.ACCOUNT
+X = Rule.DELETE_DOMAIN
 
 RULES: dict[tuple[str, str], Rule] = {
     ("/api/login", "POST"): P,
@@ -50,8 +54,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/domain/{domain}", "GET"): D,
     ("/api/domain/{domain}", "POST"): C,
     ("/api/domain/{domain}", "PUT"): D,
-    ("/api/domain/{domain}", "DELETE"): D,
-    ("/api/domain/{domain}/keep_mailbox_days/{days}", "DELETE"): D,
+    ("/api/domain/{domain}", "DELETE"): X,
+    ("/api/domain/{domain}/keep_mailbox_days/{days}", "DELETE"): X,
     ("/api/domain/admins/{domain}", "GET"): D,
     ("/api/domain/admins/{domain}", "PUT"): D,
     ("/api/domain/services/{domain}", "GET"): D,
@@ -66,6 +70,25 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/users/{domain}", "GET"): D,
     ("/api/users/{domain}", "PUT"): D,
     ("/api/verify_password/user/{mail}", "POST"): G,
+    # Aliases and mailing lists
+    ("/api/alias/{mail}", "GET"): M,
+    ("/api/alias/{mail}", "POST"): M,
+    ("/api/alias/{mail}", "PUT"): M,
+    ("/api/alias/{mail}", "DELETE"): M,
+    ("/api/alias/{mail}/change_email/{new_mail}", "POST"): M,
+    ("/api/aliases/{domain}", "GET"): D,
+    ("/api/maillist/{mail}", "GET"): M,
+    ("/api/maillist/{mail}", "POST"): M,
+    ("/api/maillist/{mail}", "PUT"): M,
+    ("/api/maillist/{mail}", "DELETE"): M,
+    ("/api/maillist/{mail}/change_email/{new_mail}", "POST"): M,
+    ("/api/maillists/{domain}", "GET"): D,
+    # Admins
+    ("/api/admin/{mail}", "GET"): G,
+    ("/api/admin/{mail}", "POST"): G,
+    ("/api/admin/{mail}", "PUT"): G,
+    ("/api/admin/{mail}", "DELETE"): G,
+    ("/api/verify_password/admin/{mail}", "POST"): G,
     # Spam policy, throttling, greylisting, white/blacklists (SQL)
     ("/api/spampolicy/global", "GET"): G,
     ("/api/spampolicy/global", "PUT"): G,
@@ -111,7 +134,9 @@ def check(rule: Rule | None, principal: Principal | None, url_params: dict[str, 
         if not principal.may_create_domains:
             raise NotAuthorized("this admin may not create domains")
         return
-    if rule is Rule.DOMAIN:
+    if rule is Rule.DELETE_DOMAIN and not principal.may_create_domains:
+        raise NotAuthorized("only admins allowed to create domains may delete one")
+    if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN):
         domain = validators.domain_name(url_params.get("domain", ""))
     elif rule is Rule.ACCOUNT:
         account = account_of(url_params.get("account", ""))

@@ -82,14 +82,26 @@ def init() -> None:
 
 @main.command("init-sql")
 def init_sql() -> None:
-    """Create iRedAdmin's tables (sessions, log, deleted_mailboxes ...) where missing."""
+    """Create iRedAdmin's tables (sessions, log, deleted_mailboxes ...) where missing.
+
+    Amavisd's and iRedAPD's tables are created only in embedded SQLite
+    databases; on MariaDB/PostgreSQL those of the iRedMail server are used
+    as they are.
+    """
     from .app import connect
 
     try:
-        connect(_settings()).iredadmin.create_tables()
+        backends = connect(_settings())
+        backends.iredadmin.create_tables()
+        click.echo("iredadmin tables ready")
+        for name, db in (("amavisd", backends.amavisd), ("iredapd", backends.iredapd)):
+            if db.source.url.get_backend_name() == "sqlite":
+                db.create_tables()
+                click.echo(f"{name} tables ready")
+            else:
+                click.echo(f"{name}: using the tables of {db.source.url.render_as_string(hide_password=True)}")
     except IredldapError as exc:
         _fail(exc)
-    click.echo("iredadmin tables ready")
 
 
 @main.command("create-admin")
@@ -176,6 +188,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         f"ldap_bind_password = {root_pw}\n"
         f"ldap_suffix = {suffix}\n"
         f"sql_iredadmin_url = sqlite:///{folder / 'iredadmin.sqlite'}\n"
+        f"sql_amavisd_url = sqlite:///{folder / 'amavisd.sqlite'}\n"
+        f"sql_iredapd_url = sqlite:///{folder / 'iredapd.sqlite'}\n"
         f"secret_key = {secret_key}\n"
         f"storage_base_directory = {folder / 'vmail'}\n")
     try:
@@ -185,7 +199,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     backends = connect(settings)
     tree = tree_of(settings)
     init_tree(backends.directory, tree)
-    backends.iredadmin.create_tables()
+    for db in (backends.iredadmin, backends.amavisd, backends.iredapd):
+        db.create_tables()
     domains = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     if domains.owner_of_name(domain) is None:
         domains.create(domain, {"name": "Demo domain"})

@@ -72,6 +72,10 @@ class Settings:
     ldap_timeout: int = 10
 
     sql_iredadmin_url: str = "sqlite:////var/lib/iredldap/iredadmin.sqlite"
+    # Amavisd's database (spam policies, white/blacklists) and iRedAPD's
+    # (throttling, greylisting); on an iRedMail server: the existing ones.
+    sql_amavisd_url: str = "sqlite:////var/lib/iredldap/amavisd.sqlite"
+    sql_iredapd_url: str = "sqlite:////var/lib/iredldap/iredapd.sqlite"
 
     enable_restful_api: bool = True
     restrict_api_access: bool = False
@@ -176,6 +180,10 @@ class Settings:
             raise ConfigError("STORAGE_BASE_DIRECTORY: must be an absolute path")
         if "://" not in self.sql_iredadmin_url:
             raise ConfigError("SQL_IREDADMIN_URL: expected an SQLAlchemy URL such as sqlite:////var/lib/iredldap/iredadmin.sqlite")
+        for key in ("sql_amavisd_url", "sql_iredapd_url"):
+            if "://" not in getattr(self, key):
+                raise ConfigError(f"{key.upper()}: expected an SQLAlchemy URL such as "
+                                  f"mysql+pymysql://amavisd:secret@127.0.0.1/amavisd")
         if self.session_timeout <= 0:
             raise ConfigError("SESSION_TIMEOUT: must be a positive number of seconds")
         # 0 would not mean "no limit": every login would be refused as one failure too many.

@@ -82,6 +82,18 @@ class Conflict(IredldapError):
     code = "CONFLICT"
 
 
+class ValueAlreadyPresent(Conflict):
+    """An attribute value to add is there already (someone else was quicker)."""
+
+    code = "ALREADY_EXISTS"
+
+
+class ValueMissing(Conflict):
+    """An attribute value to delete is not there (someone else was quicker)."""
+
+    code = "NO_SUCH_VALUE"
+
+
 class NotFound(IredldapError):
     """A URL that does not exist (or an API that is switched off)."""
 

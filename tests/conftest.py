@@ -12,7 +12,9 @@ import pytest
 
 from iredldap.app import Backends, create_app, tree_of
 from iredldap.config import Settings
+from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.engine import make_engine
+from iredldap.db.iredapd import IredapdDB
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
@@ -20,7 +22,7 @@ from iredldap.directory.mock import mock_server
 
 from .support import ApiClient, Factory
 
-pytest_plugins = ["tests.fixtures_slapd", "tests.fixtures_sql"]
+pytest_plugins = ["tests.fixtures_slapd", "tests.fixtures_sql", "tests.fixtures_policy"]
 
 SUFFIX = "dc=example,dc=com"
 ROOT_DN = f"cn=Manager,{SUFFIX}"
@@ -34,6 +36,8 @@ def make_settings(tmp_path, **overrides) -> Settings:
         "ldap_bind_password": ROOT_PASSWORD,
         "ldap_suffix": SUFFIX,
         "sql_iredadmin_url": f"sqlite:///{tmp_path / 'iredadmin.sqlite'}",
+        "sql_amavisd_url": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
+        "sql_iredapd_url": f"sqlite:///{tmp_path / 'iredapd.sqlite'}",
         "secret_key": "test-secret-key-0123456789",
         "storage_base_directory": "/var/vmail/vmail1",
         "default_password_scheme": "SSHA512",
@@ -91,7 +95,12 @@ def iredadmin(settings) -> IredadminDB:
 
 @pytest.fixture
 def app(settings, directory, iredadmin):
-    return create_app(settings, Backends(directory=directory, iredadmin=iredadmin))
+    # Amavisd's and iRedAPD's embedded SQLite files, with their tables, in tmp_path.
+    amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
+    amavisd.create_tables()
+    iredapd.create_tables()
+    return create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd,
+                                         iredapd=iredapd))
 
 
 @pytest.fixture

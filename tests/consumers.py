@@ -56,6 +56,12 @@ POSTFIX = {
         "(&(|(mail=%s)(shadowAddress=%s))(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail)"
         "(enabledService=deliver)(|(objectClass=mailAlias)(&(objectClass=mailUser)(enabledService=forward))))",
         "mailForwardingAddress"),
+    "virtual_group_maps": (
+        DOMAINS, SUBTREE,
+        "(&(accountStatus=active)(!(domainStatus=disabled))(enabledService=mail)(enabledService=deliver)"
+        "(|(&(|(memberOfGroup=%s)(shadowAddress=%s))(|(objectClass=mailUser)(objectClass=mailExternalUser)))"
+        "(&(memberOfGroup=%s)(!(shadowAddress=%s))(|(objectClass=mailAlias)(objectClass=mailList)))"
+        "(&(objectClass=mailList)(enabledService=mlmmj)(|(mail=%s)(shadowAddress=%s)))))", "mail"),
     "catchall_maps": (
         DOMAINS, SUBTREE,
         "(&(objectClass=mailUser)(accountStatus=active)(!(domainStatus=disabled))(|(mail=%s)(shadowAddress=%s)))",

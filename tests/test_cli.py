@@ -18,6 +18,8 @@ def env(slapd_clean, tmp_path):
         "IREDLDAP_LDAP_BIND_PASSWORD": slapd_clean.root_password,
         "IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com",
         "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "IREDLDAP_SQL_AMAVISD_URL": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
+        "IREDLDAP_SQL_IREDAPD_URL": f"sqlite:///{tmp_path / 'iredapd.sqlite'}",
         "IREDLDAP_SECRET_KEY": "x" * 20,
     }
 

@@ -475,3 +475,19 @@ def test_normal_admin_is_confined_to_its_domains(app, settings, factory, a_test,
     assert boss.post("/api/verify_password/user/u@a.test", {"password": PW}).status_code == 403
     assert user(factory, "u@a.test").get("domainGlobalAdmin") == []
     assert user(factory, "x@b.test") is not None
+
+
+def test_policies_follow_change_email_and_go_with_delete(api, factory, john):
+    assert api.put(f"/api/spampolicy/user/{john}", {"bypass_spam_checks": "yes"}).status_code == 200
+    assert api.post(f"/api/throttle/{john}/outbound", {"period": "60", "max_msgs": "5"}).status_code == 200
+    assert api.post(f"/api/user/{john}/change_email/jo@a.test").status_code == 200
+    assert api.get("/api/spampolicy/user/jo@a.test").json["_data"]["bypass_spam_checks"] is True
+    assert api.get("/api/throttle/jo@a.test/outbound").json["_data"]["max_msgs"] == 5
+    # An account re-created under the old address starts clean.
+    assert api.post(f"/api/user/{john}", {"password": PW}).status_code == 201
+    assert api.get(f"/api/spampolicy/user/{john}").json["_data"] == {}
+    assert api.get(f"/api/throttle/{john}/outbound").json["_data"] == {}
+    assert api.delete("/api/user/jo@a.test").status_code == 200
+    assert api.post("/api/user/jo@a.test", {"password": PW}).status_code == 201
+    assert api.get("/api/spampolicy/user/jo@a.test").json["_data"] == {}
+    assert api.get("/api/throttle/jo@a.test/outbound").json["_data"] == {}

@@ -9,12 +9,17 @@ they manage.  Global admins manage everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
+                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS)
 from ..errors import AlreadyExists, NoSuchAccount
+from ..mailbox import days_since_epoch
 from ..templates import load
-from . import settings_attr
-from .connection import Directory, Entry
+from . import references, settings_attr
+from .connection import ADD, DELETE, REPLACE, Changes, Directory, Entry
 from .tree import Tree
+from .values import diff as values_diff
 
 _ADMIN_ATTRS = ("mail", "objectClass", "accountStatus", "domainGlobalAdmin", "enabledService",
                 "accountSetting", "userPassword", "cn", "preferredLanguage")
@@ -52,16 +57,16 @@ class AdminStore:
         self.dir = directory
         self.tree = tree
 
-    def find(self, mail: str) -> Entry | None:
+    def find(self, mail: str, attrs: tuple[str, ...] = _ADMIN_ATTRS) -> Entry | None:
         """The admin entry for `mail` (mail user first, as iRedAdmin does), active or not."""
         domain = mail.rpartition("@")[2]
-        user = self.dir.get(self.tree.user(mail), attrs=_ADMIN_ATTRS + ("domainStatus",),
+        user = self.dir.get(self.tree.user(mail), attrs=tuple(attrs) + ("domainStatus",),
                             filterstr="(objectClass=mailUser)")
         if user is not None and (user.has_value("domainGlobalAdmin", "yes")
                                  or user.has_value("enabledService", "domainadmin")):
             return user
         if domain:
-            admin = self.dir.get(self.tree.admin(mail), attrs=_ADMIN_ATTRS, filterstr="(objectClass=mailAdmin)")
+            admin = self.dir.get(self.tree.admin(mail), attrs=attrs, filterstr="(objectClass=mailAdmin)")
             if admin is not None:
                 return admin
         return None
@@ -98,8 +103,141 @@ class AdminStore:
         self.dir.add(dn, attrs)
         return dn
 
-    def require(self, mail: str) -> Entry:
-        entry = self.find(mail)
+    def require(self, mail: str, attrs: tuple[str, ...] = _ADMIN_ATTRS) -> Entry:
+        entry = self.find(mail, attrs)
         if entry is None:
             raise NoSuchAccount(f"admin {mail} does not exist")
         return entry
+
+    # -- the admin API: GET|POST|PUT|DELETE /api/admin/<mail> -------------------
+    #
+    # A standalone admin is a `mailAdmin` entry; a mail user that is an admin
+    # keeps its admin role (domainGlobalAdmin, enabledService domainadmin,
+    # its limits) on its own entry.  `values` are parsed ADMIN parameters.
+
+    def create(self, mail: str, values: dict[str, Any], *, password_hash: str) -> str:
+        """Add a standalone admin.  The address may be in a hosted domain (it is
+        an account of its own), but may not be a mail user's."""
+        if self.find_user(mail) is not None:
+            raise AlreadyExists(f"{mail} is a mail user; make it an admin with PUT /api/user/{mail} "
+                                "(isGlobalAdmin) or PUT /api/domain/admins/<domain>")
+        values = _effective(values, is_global=values.get("isGlobalAdmin", False))
+        dn, attrs = ADMIN.template.render(mail=mail, admins_dn=self.tree.admins_dn)
+        if self.dir.exists(dn):
+            raise AlreadyExists(f"admin {mail} already exists")
+        for fld in ADMIN.fields:
+            if fld.attr and values.get(fld.param.name, "") != "":
+                attrs[fld.attr] = [fld.encode(values[fld.param.name])]
+        settings = [f"{key}:{value}" for key, value in _wanted_settings(values).items() if value is not None]
+        if settings:
+            attrs["accountSetting"] = settings
+        disabled = [service for param, service in ADMIN_DISABLED_SERVICES.items() if values.get(param)]
+        if disabled:
+            attrs["disabledService"] = disabled
+        if values.get("isGlobalAdmin"):
+            attrs["domainGlobalAdmin"] = ["yes"]
+        attrs["userPassword"] = [password_hash]
+        attrs["shadowLastChange"] = [str(days_since_epoch())]
+        self.dir.add(dn, attrs)
+        return dn
+
+    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None) -> None:
+        entry = self.require(mail, attrs=("*",))
+        user = is_mail_user(entry)
+        will_be_global = values.get("isGlobalAdmin", entry.has_value("domainGlobalAdmin", "yes"))
+        values = _effective(values, is_global=will_be_global)
+        changes: Changes = {}
+        for fld in ADMIN.fields:
+            name = fld.param.name
+            if name not in values or not fld.attr:
+                continue
+            value = values[name]
+            if value == "" and name == "name" and user:
+                value = mail.partition("@")[0]  # inetOrgPerson must have a cn
+            new = None if value == "" else fld.encode(value)
+            current = entry.get(fld.attr)
+            if new is None and current:
+                changes[fld.attr] = [(DELETE, [])]
+            elif new is not None and [new] != current:
+                changes[fld.attr] = [(REPLACE, [new])]
+        for key, value in _wanted_settings(values).items():
+            changes = settings_attr.merge(changes, settings_attr.set_changes(entry.get("accountSetting"), key, value))
+        disabled = {s.lower(): s for s in entry.get("disabledService")}
+        for param, service in ADMIN_DISABLED_SERVICES.items():
+            if values.get(param):
+                disabled.setdefault(service, service)
+            elif param in values:
+                disabled.pop(service, None)
+        ops = values_diff(entry.get("disabledService"), disabled.values())
+        if ops:
+            changes["disabledService"] = ops
+        if "isGlobalAdmin" in values:
+            if values["isGlobalAdmin"] and not entry.has_value("domainGlobalAdmin", "yes"):
+                changes["domainGlobalAdmin"] = [(REPLACE, ["yes"])]
+            elif not values["isGlobalAdmin"] and entry.get("domainGlobalAdmin"):
+                changes["domainGlobalAdmin"] = [(DELETE, [])]
+            # A mail user stays an admin either way (a demoted one is a normal admin).
+            if user and not entry.has_value("enabledService", "domainadmin"):
+                changes["enabledService"] = [(ADD, ["domainadmin"])]
+        if password_hash is not None:
+            changes["userPassword"] = [(REPLACE, [password_hash])]
+            changes["shadowLastChange"] = [(REPLACE, [str(days_since_epoch())])]
+        with self.dir.batch() as batch:
+            batch.modify(entry.dn, changes, before=entry)
+
+    def delete(self, mail: str, *, managed: list[Entry]) -> None:
+        """Remove the admin: a standalone entry is deleted; a mail user loses its
+        admin role and keeps its mailbox.  `managed` are the domains naming it
+        in `domainAdmin`, read with that attribute only: those values go too."""
+        entry = self.require(mail, attrs=("*",))
+        with self.dir.batch() as batch:
+            references.rewrite(batch, managed, mail, None)
+            if is_mail_user(entry):
+                batch.modify(entry.dn, _role_removal(entry), before=entry)
+            else:
+                batch.delete(entry.dn, snapshot=entry)
+
+
+def is_mail_user(entry: Entry) -> bool:
+    return any(c.lower() == "mailuser" for c in entry.get("objectClass"))
+
+
+def _effective(values: dict[str, Any], *, is_global: bool) -> dict[str, Any]:
+    """A global admin has no limits: its normal-admin parameters are discarded."""
+    return {k: v for k, v in values.items() if k not in ADMIN_NORMAL_ONLY} if is_global else values
+
+
+def _wanted_settings(values: dict[str, Any]) -> dict[str, str | None]:
+    """accountSetting key -> new value (None: remove) for the limits given."""
+    out: dict[str, str | None] = {}
+    for fld in ADMIN.fields:
+        if fld.setting and fld.param.name in values:
+            out[fld.setting] = fld.encode(values[fld.param.name])
+    if "maxDomains" in values:
+        most = values["maxDomains"]
+        out[ADMIN_CREATE_DOMAINS] = None if most < 0 else "yes"
+        out[ADMIN_SETTINGS["maxDomains"]] = str(most) if most > 0 else None
+    if "maxQuota" in values:
+        mb = values["maxQuota"] * QUOTA_UNITS[values["quotaUnit"]]
+        out[ADMIN_SETTINGS["maxQuota"]] = str(mb) if mb else None
+        out[ADMIN_QUOTA_UNIT] = values["quotaUnit"] if mb else None
+    return out
+
+
+_ROLE_SETTINGS = {k.lower() for k in (*ADMIN_SETTINGS.values(), ADMIN_CREATE_DOMAINS, ADMIN_QUOTA_UNIT)}
+
+
+def _role_removal(entry: Entry) -> Changes:
+    """What makes a mail user a plain mail user again."""
+    changes: Changes = {}
+    if entry.get("domainGlobalAdmin"):
+        changes["domainGlobalAdmin"] = [(DELETE, [])]
+    for attr, values in (
+            ("enabledService", [v for v in entry.get("enabledService") if v.lower() == "domainadmin"]),
+            ("accountSetting", [v for v in entry.get("accountSetting")
+                                if v.partition(":")[0].lower() in _ROLE_SETTINGS]),
+            ("disabledService", [v for v in entry.get("disabledService")
+                                 if v.lower() in ADMIN_DISABLED_SERVICES.values()])):
+        if values:
+            changes[attr] = [(DELETE, values)]
+    return changes

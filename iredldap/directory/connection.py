@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 import ldap3
 from ldap3.core import exceptions as lx
 
-from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, NoSuchAccount)
+from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, NoSuchAccount,
+                      ValueAlreadyPresent, ValueMissing)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,10 @@ class Directory:
             raise NoSuchAccount("no such entry in the directory", dn=str(exc)) from None
         except lx.LDAPEntryAlreadyExistsResult:
             raise AlreadyExists("an entry with this name already exists") from None
+        except lx.LDAPAttributeOrValueExistsResult:
+            raise ValueAlreadyPresent("a value to add is already there") from None
+        except lx.LDAPNoSuchAttributeResult:
+            raise ValueMissing("a value to delete is not there") from None
         except _BAD_VALUE as exc:
             raise InvalidInput(f"the directory refused a value: {getattr(exc, 'message', '') or exc}") from None
         except lx.LDAPInvalidCredentialsResult:
@@ -274,6 +279,42 @@ class Batch:
             before = self.directory.get(dn, attrs=replaced)
         self.directory.modify(dn, changes)
         self._undo.append((f"modify {dn}", lambda: self.directory.modify(dn, _inverse(changes, before))))
+
+    def add_values(self, dn: str, attr: str, values: list[str]) -> list[str]:
+        """Add the values not yet there; returns those actually added.
+
+        Safe against a concurrent request adding the same value: the values
+        are read, the missing ones added, and on a clash read again.
+        """
+        for _ in range(3):
+            entry = self.directory.get(dn, attrs=(attr,))
+            if entry is None:
+                raise NoSuchAccount(f"{dn} does not exist")
+            missing = [v for v in values if not entry.has_value(attr, v)]
+            if not missing:
+                return []
+            try:
+                self.modify(dn, {attr: [(ADD, missing)]})
+                return missing
+            except ValueAlreadyPresent:
+                continue
+        raise ValueAlreadyPresent(f"{attr} of {dn} keeps changing; try again")
+
+    def delete_values(self, dn: str, attr: str, values: list[str]) -> list[str]:
+        """Delete the values that are there; returns those actually deleted."""
+        for _ in range(3):
+            entry = self.directory.get(dn, attrs=(attr,))
+            if entry is None:
+                return []
+            present = [v for v in entry.get(attr) if v.lower() in {x.lower() for x in values}]
+            if not present:
+                return []
+            try:
+                self.modify(dn, {attr: [(DELETE, present)]})
+                return present
+            except ValueMissing:
+                continue
+        raise ValueMissing(f"{attr} of {dn} keeps changing; try again")
 
     def delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
         snapshot = snapshot or self.directory.get(dn)

@@ -16,16 +16,13 @@ from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
 from ..mailbox import days_since_epoch, home_directory
 from ..password_policy import PasswordPolicy
 from ..templates import load
-from . import references, settings_attr
+from . import settings_attr
+from .addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
 from .connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
 from .domains import DeletedMailbox
 from .tree import Tree, f
-from .values import diff as values_diff, wanted as wanted_list
+from .values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
 
-# Every kind of entry whose addresses Postfix resolves.
-ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
-# Increment (RFC 4525): the counter changes atomically in the server.
-INCREMENT = "MODIFY_INCREMENT"
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,7 @@ class UserStore:
         self.dir = directory
         self.tree = tree
         self.settings = settings
+        self.addresses = Addresses(directory, tree)
 
     # -- reading ------------------------------------------------------------
 
@@ -79,11 +77,7 @@ class UserStore:
         return sum(1 for _ in self.list(domain, attrs=("1.1",)))
 
     def address_taken(self, address: str) -> bool:
-        """Is `address` the mail or a shadow address of any user, list or alias?"""
-        found = self.dir.search(self.tree.domains_dn,
-                                f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                                attrs=("1.1",), size_limit=1)
-        return bool(found)
+        return self.addresses.taken(address)
 
     def memberships(self, mail: str) -> dict[str, list[str]]:
         """Aliases forwarding to the user, and the domains it administers."""
@@ -133,13 +127,12 @@ class UserStore:
                extra: dict[str, list[str]] | None = None) -> str:
         """Add a user; `values` are parsed API parameters (USER fields)."""
         local, _, domain = mail.partition("@")
+        self.addresses.require_free(mail)
         rules = self.rules(domain)
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
             raise LimitExceeded(f"{domain} may not have mail users", param="numberOfUsers")
-        if self.address_taken(mail):
-            raise AlreadyExists(f"{mail} is already used by another account")
         quota_mb = values.get("quota", rules.default_quota_mb)
         self._check_quota(rules, domain, quota_mb)
 
@@ -150,12 +143,7 @@ class UserStore:
             domains_dn=self.tree.domains_dn,
             home_directory=values.get("maildir") or home_directory(mail, str(storage)),
             shadow_last_change=str(days_since_epoch()))
-        for field in USER.fields:
-            name = field.param.name
-            if name in values and name not in ("name", "maildir", "quota") and values[name] != "":
-                encoded = field.encode(values[name])
-                if encoded is not None:
-                    attrs[field.attr] = encoded.split(",") if field.multi else [encoded]
+        attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
         attrs["mtaTransport"] = [rules.entry.first("mtaTransport") or self.settings.default_mta_transport]
         attrs.setdefault("preferredLanguage", [rules.entry.first("preferredLanguage")
@@ -180,18 +168,8 @@ class UserStore:
         return dn
 
     def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
-        """Keep `domainCurrentUserNumber` right without read-modify-write races.
-
-        `entry`, the domain entry as read earlier in the request, saves a search.
-        """
-        dn = self.tree.domain(domain)
-        if entry is None:
-            entry = self.dir.get(dn, attrs=("domainCurrentUserNumber",))
-        if entry is not None and entry.get("domainCurrentUserNumber"):
-            batch.modify(dn, {"domainCurrentUserNumber": [(INCREMENT, [str(delta)])]})
-        else:
-            # No counter yet: start it at the real count.
-            batch.modify(dn, {"domainCurrentUserNumber": [(REPLACE, [str(self.count(domain))])]}, before=entry)
+        self.addresses.bump(batch, domain, "domainCurrentUserNumber", delta, entry=entry,
+                            recount=lambda: self.count(domain))
 
     def create_global_admin(self, mail: str, *, password_hash: str, name: str = "") -> str:
         """A mail user that is also a global admin, like iRedMail's postmaster."""
@@ -208,24 +186,8 @@ class UserStore:
 
         if "quota" in values:
             self._check_quota(self.rules(domain), domain, values["quota"], exclude=entry.dn)
-        for field in USER.fields:
-            name = field.param.name
-            if name not in values:
-                continue
-            value = values[name]
-            if value == "" and name in ("name", "sn"):
-                value = local  # iRedAdmin: an empty display name or surname falls back to the local part
-            new = None if value == "" else field.encode(value)
-            current = entry.get(field.attr)
-            if field.multi:
-                wanted = new.split(",") if new else []
-                ops = values_diff(current, wanted)
-                if ops:
-                    changes[field.attr] = ops
-            elif new is None and current:
-                changes[field.attr] = [(DELETE, [])]
-            elif new is not None and [new] != current:
-                changes[field.attr] = [(REPLACE, [new])]
+        # iRedAdmin: an empty display name or surname falls back to the local part.
+        changes.update(field_changes(entry, USER.fields, values, empty_defaults={"name": local, "sn": local}))
 
         if password_hash is not None:
             changes["userPassword"] = [(REPLACE, [password_hash])]
@@ -319,9 +281,7 @@ class UserStore:
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
         with self.dir.batch() as batch:
-            refs = references.find(self.dir, self.tree.domains_dn, mail, exclude_dn=entry.dn)
-            references.rewrite(batch, refs, mail, None)
-            batch.delete(entry.dn, snapshot=entry)
+            self.addresses.remove(batch, entry, mail)
             self._bump_counter(batch, domain, -1)
             if after is not None:
                 after(mailbox)
@@ -345,7 +305,7 @@ class UserStore:
             self._check_quota(new_rules, new_domain, int(entry.first("mailQuota") or 0) // MiB)
         old_rules = self.rules(old_domain)
 
-        attrs = {k: list(v) for k, v in entry.attrs.items() if k.lower() not in _OPERATIONAL}
+        attrs = copy_attrs(entry)
         attrs = _replace_attr(attrs, "mail", [new])
         for attr in ("uid", "cn", "sn"):
             if _attr(attrs, attr) == [old_local]:
@@ -365,36 +325,11 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
-        # Add the new entry, move the references, then delete the old entry:
-        # unlike a modrdn this also works across domains, and every step can
-        # be undone.
         with self.dir.batch() as batch:
-            batch.add(new_dn, attrs)
-            refs = references.find(self.dir, self.tree.domains_dn, old, exclude_dn=entry.dn)
-            references.rewrite(batch, [r for r in refs if r.dn.lower() != new_dn.lower()], old, new)
-            batch.delete(entry.dn, snapshot=entry)
+            self.addresses.move(batch, entry, new_dn, attrs, old, new)
             if new_domain != old_domain:
                 self._bump_counter(batch, old_domain, -1)
                 self._bump_counter(batch, new_domain, +1)
             if after is not None:
                 after()
         return new_dn
-
-
-_OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
-                "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
-                "hassubordinates", "numsubordinates"}
-
-
-def _attr(attrs: dict[str, list[str]], name: str) -> list[str]:
-    for key, values in attrs.items():
-        if key.lower() == name.lower():
-            return values
-    return []
-
-
-def _replace_attr(attrs: dict[str, list[str]], name: str, values: list[str]) -> dict[str, list[str]]:
-    out = {k: v for k, v in attrs.items() if k.lower() != name.lower()}
-    if values:
-        out[name] = values
-    return out

@@ -15,10 +15,12 @@ import falcon
 
 from .. import accounts, validators
 from ..db.iredadmin import IredadminDB
+from ..db.policy_accounts import PolicyAccounts
 from ..directory.admins import AdminStore, Principal
 from ..directory.domains import DeletedMailbox, DomainStore
+from ..directory.limits import AdminLimits
 from ..directory.settings_attr import parse as parse_settings
-from ..errors import InvalidInput, LimitExceeded, NoSuchAccount, NotAuthorized
+from ..errors import InvalidInput, NoSuchAccount, NotAuthorized
 from ..params import NO_PARAMS, ParamSet
 from .common import client_ip, entry_as_dict, ok, principal, read_params
 
@@ -74,10 +76,13 @@ class DomainCollection:
 
 
 class DomainItem:
-    def __init__(self, domains: DomainStore, admins: AdminStore, db: IredadminDB):
+    def __init__(self, domains: DomainStore, admins: AdminStore, db: IredadminDB, *,
+                 policies: PolicyAccounts | None = None, limits: AdminLimits):
         self.domains = domains
+        self.limits = limits
         self.admins = admins
         self.db = db
+        self.policies = policies
         self.create_params = accounts.DOMAIN.create_params()
         self.update_params = accounts.DOMAIN.update_params()
 
@@ -90,10 +95,7 @@ class DomainItem:
         values = read_params(req, self.create_params)
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
-        if not who.is_global:
-            most = who.limit("create_max_domains")
-            if most is not None and most > 0 and len(self.domains.managed_by(who.mail)) >= most:
-                raise LimitExceeded(f"this admin may manage at most {most} domains", param="maxDomains")
+        self.limits.check_domains(who)
         self.domains.create(domain, values, admin=None if who.is_global else who.mail)
         self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="create",
                         msg=f"[API] Create domain {domain}")
@@ -121,12 +123,14 @@ class DomainItem:
 
     def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
         who = principal(req)
-        if not who.may_create_domains:
-            raise NotAuthorized("only global admins, or admins allowed to create domains, may delete one")
 
         def record(mailboxes: list[DeletedMailbox]) -> None:
             # Runs before the deletion is final: if the database refuses, the
             # directory entries are put back.
+            if self.policies is not None:
+                # First: if Amavisd's or iRedAPD's database is down nothing
+                # is recorded for mailboxes that stay.
+                self.policies.forget(domain)
             self.db.record_deleted_mailboxes(
                 [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
                 admin=who.mail, keep_days=keep_days or None)

@@ -2,7 +2,7 @@
 
     GET|POST|PUT|DELETE /api/user/<mail>                  UserItem
     DELETE /api/user/<mail>/keep_mailbox_days/<n>         UserItem (on_delete_keep)
-    POST   /api/user/<mail>/change_email/<new_mail>       UserRename
+    POST   /api/user/<mail>/change_email/<new_mail>       change_email.ChangeEmail
     GET|PUT /api/users/<domain>                           UserCollection
     POST   /api/verify_password/user/<mail>               UserPasswordCheck
 """
@@ -17,7 +17,9 @@ import falcon
 from .. import accounts, passwords, validators
 from ..config import Settings
 from ..db.iredadmin import IredadminDB
+from ..db.policy_accounts import PolicyAccounts
 from ..directory.domains import DeletedMailbox, DomainStore
+from ..directory.limits import AdminLimits
 from ..directory.settings_attr import parse as parse_settings
 from ..directory.users import UserStore
 from ..errors import InvalidInput, MissingParameter, NotAuthorized
@@ -55,9 +57,12 @@ class PasswordHashing:
 
 
 class UserItem:
-    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings):
+    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
+                 limits: AdminLimits, policies: PolicyAccounts | None = None):
         self.users = users
+        self.policies = policies
         self.domains = domains
+        self.limits = limits
         self.db = db
         self.hashing = PasswordHashing(settings)
         self.create_params = accounts.USER.create_params()
@@ -88,7 +93,10 @@ class UserItem:
         if "password" not in values and "password_hash" not in values:
             raise MissingParameter("password: required (or password_hash)", param="password")
         domain = mail.partition("@")[2]
-        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        rules = self.users.rules(domain)
+        self.limits.check_users(who)
+        self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
+        stored = self.hashing.stored_value(values, rules.policy)
         self.users.create(mail, values, password_hash=stored)
         self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="create",
                         msg=f"[API] Create user {mail}")
@@ -103,6 +111,8 @@ class UserItem:
                                   [] if who.is_global else self._locked_profiles(domain))
         if not who.is_global and mail == who.mail and "accountStatus" in values:
             raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
+        if "quota" in values:
+            self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         self.users.update(mail, values, password_hash=stored)
         self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="update",
@@ -123,6 +133,9 @@ class UserItem:
         who = principal(req)
 
         def record(mailbox: DeletedMailbox) -> None:
+            # Runs before the deletion is final: a database that refuses puts the user back.
+            if self.policies is not None:
+                self.policies.forget(mail)
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
@@ -131,24 +144,6 @@ class UserItem:
         self.users.delete(mail, after=record)
         self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
                         event="delete", msg=f"[API] Delete user {mail}")
-
-
-class UserRename:
-    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB):
-        self.users = users
-        self.domains = domains
-        self.db = db
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
-        read_params(req, NO_PARAMS)
-        old, new = _mail(mail), _mail(new_mail, "new_mail")
-        who = principal(req)
-        if not who.is_global and new.partition("@")[2] not in self.domains.managed_by(who.mail):
-            raise NotAuthorized(f"new_mail: not an admin of domain {new.partition('@')[2]}", param="new_mail")
-        self.users.rename(old, new)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=old.partition("@")[2], username=old,
-                        event="update", msg=f"[API] Change email of {old} to {new}")
-        ok(resp)
 
 
 class UserCollection:

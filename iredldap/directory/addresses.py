@@ -1,0 +1,108 @@
+"""What users, aliases and mailing lists share: one address space, the
+per-domain counters, the alias-domain twins, and moving an entry to a new
+address."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import AlreadyExists, NoSuchAccount
+from . import references
+from .connection import LEVEL, REPLACE, Attrs, Batch, Directory, Entry
+from .tree import Tree, f
+
+# Every kind of entry whose addresses Postfix resolves.
+ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+# Increment (RFC 4525): the counter changes atomically in the server.
+INCREMENT = "MODIFY_INCREMENT"
+
+_OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
+                "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
+                "hassubordinates", "numsubordinates"}
+
+
+class Addresses:
+    def __init__(self, directory: Directory, tree: Tree):
+        self.dir = directory
+        self.tree = tree
+
+    def taken(self, address: str) -> bool:
+        """Is `address` the mail or a shadow address of any user, list or alias?"""
+        found = self.dir.search(self.tree.domains_dn,
+                                f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
+                                attrs=("1.1",), size_limit=1)
+        return bool(found)
+
+    def require_free(self, address: str) -> None:
+        if self.taken(address):
+            raise AlreadyExists(f"{address} is already used by another account")
+
+    def owner(self, address: str, attrs=("*",)) -> Entry | None:
+        """The user, list or alias that has `address` as mail or shadow address."""
+        found = self.dir.search(self.tree.domains_dn,
+                                f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
+                                attrs=attrs)
+        return found[0] if found else None
+
+    def domain_entry(self, domain: str) -> Entry:
+        entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+        if entry is None:
+            raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+        return entry
+
+    @staticmethod
+    def twins(domain_entry: Entry, local: str) -> list[str]:
+        """`local` in each alias domain: the shadow addresses the domain maintains."""
+        return [f"{local}@{a.lower()}" for a in domain_entry.get("domainAliasName")]
+
+    def count(self, domain: str, ou: str, flt: str) -> int:
+        return sum(1 for _ in self.dir.paged_search(self.tree.container(domain, ou), flt, scope=LEVEL,
+                                                    attrs=("1.1",)))
+
+    def bump(self, batch: Batch, domain: str, attr: str, delta: int, *, recount: Callable[[], int],
+             entry: Entry | None = None) -> None:
+        """Move a `domainCurrent*Number` counter without read-modify-write races.
+
+        `entry`, the domain entry as read earlier in the request, saves a search.
+        """
+        dn = self.tree.domain(domain)
+        if entry is None:
+            entry = self.dir.get(dn, attrs=(attr,))
+        if entry is not None and entry.get(attr):
+            batch.modify(dn, {attr: [(INCREMENT, [str(delta)])]})
+        else:
+            # No counter yet: start it at the real count.
+            batch.modify(dn, {attr: [(REPLACE, [str(recount())])]}, before=entry)
+
+    def move(self, batch: Batch, entry: Entry, new_dn: str, attrs: Attrs, old: str, new: str) -> None:
+        """Put `entry` under a new address: add the new entry, carry every
+        reference along, delete the old one.  Unlike a modrdn this works
+        across domains and each step can be undone."""
+        batch.add(new_dn, attrs)
+        refs = references.find(self.dir, self.tree.domains_dn, old, exclude_dn=entry.dn)
+        references.rewrite(batch, [r for r in refs if r.dn.lower() != new_dn.lower()], old, new)
+        batch.delete(entry.dn, snapshot=entry)
+
+    def remove(self, batch: Batch, entry: Entry, address: str) -> None:
+        """Delete an entry and every value elsewhere naming its address."""
+        refs = references.find(self.dir, self.tree.domains_dn, address, exclude_dn=entry.dn)
+        references.rewrite(batch, refs, address, None)
+        batch.delete(entry.dn, snapshot=entry)
+
+
+def copy_attrs(entry: Entry) -> Attrs:
+    return {k: list(v) for k, v in entry.attrs.items() if k.lower() not in _OPERATIONAL}
+
+
+def attr_of(attrs: Attrs, name: str) -> list[str]:
+    for key, values in attrs.items():
+        if key.lower() == name.lower():
+            return values
+    return []
+
+
+def with_attr(attrs: Attrs, name: str, values: list[str]) -> Attrs:
+    out = {k: v for k, v in attrs.items() if k.lower() != name.lower()}
+    if values:
+        out[name] = values
+    return out

@@ -1,0 +1,320 @@
+"""Mail aliases and mailing lists: addresses that stand for other addresses.
+
+An alias (`mailAlias` in ou=Aliases) lists its members in its own
+`mailForwardingAddress`.  A mailing list (`mailList` in ou=Groups) keeps its
+membership on the members: each hosted member carries `memberOfGroup: <list>`,
+and members outside the server are `mail` values of the list's one
+`mailExternalUser` entry in ou=Externals.  Postfix reads aliases with
+virtual_alias_maps and lists with virtual_group_maps.
+
+Both kinds share creation (domain limit, free address, alias-domain twins,
+counter), update of the declared fields, delete and rename; the member
+handling differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ..accounts import ALIAS, MAILLIST, AccountType
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
+from ..templates import load
+from . import settings_attr
+from .addresses import Addresses, attr_of, copy_attrs, with_attr
+from .connection import LEVEL, SUBTREE, Batch, Directory, Entry
+from .tree import Tree, f
+from .values import diff, field_attrs, field_changes, wanted
+
+
+@dataclass(frozen=True)
+class Kind:
+    account: AccountType
+    ou: str
+    object_class: str
+    limit_key: str       # accountSetting key of the domain's limit
+    counter: str         # domainCurrent*Number attribute
+    label: str
+
+
+ALIAS_KIND = Kind(ALIAS, "Aliases", "mailAlias", "numberOfAliases", "domainCurrentAliasNumber", "alias")
+LIST_KIND = Kind(MAILLIST, "Groups", "mailList", "numberOfLists", "domainCurrentListNumber", "mailing list")
+
+
+class GroupStore:
+    """What aliases and lists have in common; subclasses say where members live."""
+
+    kind: Kind
+
+    def __init__(self, directory: Directory, tree: Tree):
+        self.dir = directory
+        self.tree = tree
+        self.addresses = Addresses(directory, tree)
+
+    def dn(self, mail: str) -> str:
+        raise NotImplementedError
+
+    def find(self, mail: str, attrs=("*",)) -> Entry | None:
+        return self.dir.get(self.dn(mail), attrs=attrs, filterstr=f"(objectClass={self.kind.object_class})")
+
+    def get(self, mail: str, attrs=("*",)) -> Entry:
+        entry = self.find(mail, attrs)
+        if entry is None:
+            raise NoSuchAccount(f"{self.kind.label} {mail} does not exist")
+        return entry
+
+    def list(self, domain: str, *, disabled_only: bool = False, attrs=("*",)) -> Iterator[Entry]:
+        flt = f"(objectClass={self.kind.object_class})"
+        if disabled_only:
+            flt = f"(&{flt}(accountStatus=disabled))"
+        yield from self.dir.paged_search(self.tree.container(domain, self.kind.ou), flt, scope=LEVEL, attrs=attrs)
+
+    def count(self, domain: str) -> int:
+        return self.addresses.count(domain, self.kind.ou, f"(objectClass={self.kind.object_class})")
+
+    # -- create ---------------------------------------------------------------
+
+    def create(self, mail: str, values: dict[str, Any]) -> str:
+        local, _, domain = mail.partition("@")
+        self.addresses.require_free(mail)
+        domain_entry = self.addresses.domain_entry(domain)
+        if domain_entry.has_value("domainBackupMX", "yes"):
+            raise InvalidInput(f"{domain} is a backup MX domain: it has no accounts", code="DOMAIN_IS_BACKUP_MX")
+        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.kind.limit_key)
+        if limit == -1:
+            raise LimitExceeded(f"{domain} may not have any {self.kind.label}", param=self.kind.limit_key)
+        dn, attrs = load(self.kind.account.template_name).render(
+            mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn)
+        attrs.update(field_attrs(self.kind.account.fields, values, skip=("name",)))
+        twins = self.addresses.twins(domain_entry, local)
+        if twins:
+            attrs["shadowAddress"] = twins
+        if domain_entry.first("accountStatus").lower() == "disabled":
+            attrs["domainStatus"] = ["disabled"]
+        with self.dir.batch() as batch:
+            self._add_entry(batch, dn, attrs, mail, values.get("members", []))
+            # Counted after adding: racing creates cannot both take the last place.
+            if limit > 0 and self.count(domain) > limit:
+                raise LimitExceeded(f"{domain} may have at most {limit} of them", param=self.kind.limit_key)
+            self.addresses.bump(batch, domain, self.kind.counter, +1, entry=domain_entry,
+                                recount=lambda: self.count(domain))
+        return dn
+
+    def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
+        raise NotImplementedError
+
+    # -- update ---------------------------------------------------------------
+
+    def update(self, mail: str, values: dict[str, Any]) -> None:
+        entry = self.get(mail)
+        local = mail.partition("@")[0]
+        changes = field_changes(entry, self.kind.account.fields, values, empty_defaults={"name": local})
+        with self.dir.batch() as batch:
+            batch.modify(entry.dn, changes, before=entry)
+            self._change_members(batch, entry, mail, values)
+
+    def _change_members(self, batch: Batch, entry: Entry, mail: str, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def members(self, entry: Entry, mail: str) -> list[str]:
+        raise NotImplementedError
+
+    # -- delete and rename ---------------------------------------------------------
+
+    def delete(self, mail: str, *, after: Callable[[], None] | None = None) -> None:
+        """Remove the account; `after` runs before the removal is final (a
+        failure there puts everything back)."""
+        entry = self.get(mail)
+        domain = mail.partition("@")[2]
+        with self.dir.batch() as batch:
+            self._remove_members(batch, mail)
+            self.addresses.remove(batch, entry, mail)
+            self.addresses.bump(batch, domain, self.kind.counter, -1, recount=lambda: self.count(domain))
+            if after is not None:
+                after()
+
+    def _remove_members(self, batch: Batch, mail: str) -> None:
+        """Membership stored outside the entry (lists only)."""
+
+    def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> None:
+        entry = self.get(old)
+        if old == new:
+            raise InvalidInput("new_mail: the address is the same", param="new_mail")
+        old_local, _, old_domain = old.partition("@")
+        new_local, _, new_domain = new.partition("@")
+        self.addresses.require_free(new)
+        new_domain_entry = self.addresses.domain_entry(new_domain)
+        old_domain_entry = self.addresses.domain_entry(old_domain)
+        attrs = with_attr(copy_attrs(entry), "mail", [new])
+        if attr_of(attrs, "cn") == [old_local]:
+            attrs = with_attr(attrs, "cn", [new_local])
+        old_twins = set(self.addresses.twins(old_domain_entry, old_local))
+        shadows = [v for v in attr_of(attrs, "shadowAddress") if v.lower() not in old_twins]
+        attrs = with_attr(attrs, "shadowAddress",
+                          list(dict.fromkeys(shadows + self.addresses.twins(new_domain_entry, new_local))))
+        if new_domain != old_domain:
+            disabled = new_domain_entry.first("accountStatus").lower() == "disabled"
+            attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
+        new_dn = self.dn(new)
+        with self.dir.batch() as batch:
+            self._move_members(batch, old, new)
+            self.addresses.move(batch, entry, new_dn, attrs, old, new)
+            if new_domain != old_domain:
+                self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
+                self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))
+            if after is not None:
+                after()
+
+    def _move_members(self, batch: Batch, old: str, new: str) -> None:
+        """Membership stored outside the entry that is not a plain reference (lists only)."""
+
+
+class AliasStore(GroupStore):
+    kind = ALIAS_KIND
+
+    def dn(self, mail: str) -> str:
+        return self.tree.alias(mail)
+
+    def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
+        if members:
+            attrs["mailForwardingAddress"] = members
+        batch.add(dn, attrs)
+
+    def _change_members(self, batch: Batch, entry: Entry, mail: str, values: dict[str, Any]) -> None:
+        if "members" in values:
+            ops = diff(entry.get("mailForwardingAddress"), values["members"])
+            if ops:
+                batch.modify(entry.dn, {"mailForwardingAddress": ops})
+            return
+        # addMember/removeMember touch only the values named, so two admins
+        # adding members at the same time both get theirs in.
+        if values.get("removeMember"):
+            batch.delete_values(entry.dn, "mailForwardingAddress", values["removeMember"])
+        if values.get("addMember"):
+            batch.add_values(entry.dn, "mailForwardingAddress", values["addMember"])
+
+    def members(self, entry: Entry, mail: str) -> list[str]:
+        return sorted(v.lower() for v in entry.get("mailForwardingAddress"))
+
+
+class ListStore(GroupStore):
+    kind = LIST_KIND
+
+    def dn(self, mail: str) -> str:
+        return self.tree.maillist(mail)
+
+    def externals_dn(self, mail: str) -> str:
+        return self.tree.externals(mail)
+
+    def _split(self, members: list[str]) -> tuple[dict[str, Entry], list[str]]:
+        """Hosted members (address → their entry) and external addresses.
+
+        An address in a hosted domain that no account has is refused: mail to
+        it would bounce.
+        """
+        internal: dict[str, Entry] = {}
+        external: list[str] = []
+        if not members:
+            return internal, external
+        parts = "".join(f("(mail=%s)(shadowAddress=%s)", m, m) for m in members)
+        found = self.dir.search(self.tree.domains_dn,
+                                "(&(|(objectClass=mailUser)(objectClass=mailAlias)(objectClass=mailList))"
+                                f"(|{parts}))", scope=SUBTREE, attrs=("mail", "shadowAddress", "memberOfGroup"))
+        by_address = {}
+        for e in found:
+            for address in e.get("mail") + e.get("shadowAddress"):
+                by_address[address.lower()] = e
+        for member in members:
+            if member in by_address:
+                internal[member] = by_address[member]
+            elif self.dir.search(self.tree.domains_dn, f(
+                    "(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))",
+                    member.rpartition("@")[2], member.rpartition("@")[2]), scope=LEVEL, attrs=("1.1",)):
+                raise InvalidInput(f"members: {member} is in a hosted domain but no such account exists",
+                                   code="NO_SUCH_ACCOUNT", param="members")
+            else:
+                external.append(member)
+        return internal, external
+
+    def hosted_member_domains(self, members: list[str]) -> set[str]:
+        """Domains of the entries that adding `members` would write to."""
+        internal, _ = self._split(members)
+        return {e.first("mail").lower().rpartition("@")[2] for e in internal.values()}
+
+    def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
+        batch.add(dn, attrs)
+        self._add_members(batch, mail, members)
+
+    def _add_members(self, batch: Batch, mail: str, members: list[str]) -> None:
+        internal, external = self._split(members)
+        for entry in internal.values():
+            batch.add_values(entry.dn, "memberOfGroup", [mail])
+        if external:
+            dn = self.externals_dn(mail)
+            if self.dir.get(dn, attrs=("1.1",)) is None:
+                _, attrs = load("externals").render(list=mail, domain=mail.partition("@")[2],
+                                                    domains_dn=self.tree.domains_dn)
+                attrs["mail"] = external
+                try:
+                    batch.add(dn, attrs)
+                    return
+                except AlreadyExists:
+                    pass  # a concurrent request created it first: add our values to it
+            batch.add_values(dn, "mail", external)
+
+    def _remove_some(self, batch: Batch, mail: str, members: list[str]) -> None:
+        holders = self._holders(mail)
+        remove = {m.lower() for m in members}
+        for entry in holders:
+            if remove & {a.lower() for a in entry.get("mail") + entry.get("shadowAddress")}:
+                batch.delete_values(entry.dn, "memberOfGroup", [mail])
+        ext = self.dir.get(self.externals_dn(mail), attrs=("mail",))
+        if ext is not None:
+            gone = [v for v in ext.get("mail") if v.lower() in remove]
+            if gone:
+                batch.delete_values(ext.dn, "mail", gone)
+
+    def _holders(self, mail: str) -> list[Entry]:
+        """Hosted entries that are members (they carry memberOfGroup=<list>)."""
+        return self.dir.search(self.tree.domains_dn,
+                               f("(&(memberOfGroup=%s)(|(objectClass=mailUser)(objectClass=mailAlias)"
+                                 "(objectClass=mailList)))", mail),
+                               scope=SUBTREE, attrs=("mail", "shadowAddress", "memberOfGroup"))
+
+    def members(self, entry: Entry, mail: str) -> list[str]:
+        hosted = [e.first("mail").lower() for e in self._holders(mail)]
+        ext = self.dir.get(self.externals_dn(mail), attrs=("mail",))
+        return sorted(set(hosted + [v.lower() for v in (ext.get("mail") if ext else [])]))
+
+    def _change_members(self, batch: Batch, entry: Entry, mail: str, values: dict[str, Any]) -> None:
+        if "members" in values:
+            current = self.members(entry, mail)
+            target = wanted(current, values, "members", "addMember", "removeMember") or []
+            remove = [m for m in current if m not in target]
+            add = [m for m in target if m not in current]
+        else:
+            remove = values.get("removeMember", [])
+            add = values.get("addMember", [])
+        if remove:
+            self._remove_some(batch, mail, remove)
+        if add:
+            self._add_members(batch, mail, add)
+
+    def _remove_members(self, batch: Batch, mail: str) -> None:
+        for holder in self._holders(mail):
+            batch.delete_values(holder.dn, "memberOfGroup", [mail])
+        ext = self.dir.get(self.externals_dn(mail))
+        if ext is not None:
+            batch.delete(ext.dn, snapshot=ext)
+
+    def _move_members(self, batch: Batch, old: str, new: str) -> None:
+        # The external-members entry is named after the list: it moves to a
+        # new name (its RDN cannot be modified in place).  The memberOfGroup
+        # values of hosted members are ordinary references.
+        ext = self.dir.get(self.externals_dn(old))
+        if ext is None:
+            return
+        _, attrs = load("externals").render(list=new, domain=new.partition("@")[2], domains_dn=self.tree.domains_dn)
+        attrs["mail"] = ext.get("mail")
+        batch.delete(ext.dn, snapshot=ext)
+        batch.add(self.externals_dn(new), attrs)

@@ -1,0 +1,49 @@
+"""POST /api/{user,alias,maillist}/<mail>/change_email/<new_mail>: one responder for all three."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import falcon
+
+from .. import validators
+from ..db.iredadmin import IredadminDB
+from ..db.policy_accounts import PolicyAccounts
+from ..directory.domains import DomainStore
+from ..errors import NotAuthorized
+from ..params import NO_PARAMS
+from .common import client_ip, ok, principal, read_params
+
+
+class Renamable(Protocol):
+    def rename(self, old: str, new: str, *, after=None): ...
+
+
+class ChangeEmail:
+    def __init__(self, store: Renamable, label: str, domains: DomainStore, db: IredadminDB,
+                 policies: PolicyAccounts | None = None):
+        self.store = store
+        self.label = label
+        self.domains = domains
+        self.db = db
+        self.policies = policies
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
+        read_params(req, NO_PARAMS)
+        old = validators.email(mail, param="mail")
+        new = validators.email(new_mail, param="new_mail")
+        who = principal(req)
+        # The access table checked the old address's domain; the new one must be the admin's too.
+        if not who.is_global and new.partition("@")[2] not in self.domains.managed_by(who.mail):
+            raise NotAuthorized(f"new_mail: not an admin of domain {new.partition('@')[2]}", param="new_mail")
+
+        def move_policies() -> None:
+            # Spam policy, throttling, greylisting and white/blacklists follow
+            # the address; if the databases refuse, the rename is undone.
+            if self.policies is not None:
+                self.policies.rename(old, new)
+
+        self.store.rename(old, new, after=move_policies)
+        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=old.partition("@")[2], username=old,
+                        event="update", msg=f"[API] Change email of {self.label} {old} to {new}")
+        ok(resp)

@@ -1,0 +1,146 @@
+"""Every endpoint in the access table, called by every kind of caller.
+
+The cases are generated from `iredldap.authz.RULES` itself, so a new endpoint
+is covered the moment it gets its rule.  Where a call is refused, nothing may
+have changed: the whole directory and the SQL tables are compared before and
+after.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import MetaData, select
+
+from iredldap import authz
+from iredldap.authz import Rule
+from iredldap.db.engine import make_engine
+from iredldap.directory.connection import SUBTREE
+
+from .support import ApiClient
+
+PW = "Secr3t#pass"
+
+# A value for each URL placeholder: objects in the domain the normal admin manages.
+SAMPLES = {
+    "domain": "own.test",
+    "mail": "user@own.test",
+    "new_mail": "renamed@own.test",
+    "days": "7",
+    "account": "user@own.test",
+    "direction": "inbound",
+    "listname": "whitelist",
+}
+# `{account}` is global, a domain or an address: each is tried.
+ACCOUNTS = ("user@own.test", "own.test", "global")
+
+
+def concrete(template: str, **overrides: str) -> str:
+    values = {**SAMPLES, **overrides}
+
+    def fill(match):
+        name = match.group(1)
+        if name not in values:
+            raise AssertionError(f"add a sample value for {{{name}}} in tests/test_authz_table.py")
+        return values[name]
+    return re.sub(r"\{(\w+)\}", fill, template)
+
+
+CASES = [(template, method, rule, account)
+         for (template, method), rule in sorted(authz.RULES.items())
+         for account in (ACCOUNTS if "{account}" in template else (None,))]
+
+
+@pytest.fixture(params=["mock"])
+def backend(request) -> str:
+    """Access rules do not depend on the directory server: the fast one suffices here."""
+    return request.param
+
+
+@pytest.fixture
+def world(app, settings, factory, api, directory):
+    """Two customers, their admins, a disabled admin, and objects to act on."""
+    factory.domain("own.test")
+    factory.domain("other.test")
+    for mail in ("user@own.test", "user@other.test"):
+        assert api.post(f"/api/user/{mail}", {"password": PW}).status_code == 201
+    api.post("/api/alias/user-alias@own.test", {"members": "user@own.test"})
+    factory.normal_admin("own@admins.test", "0wn#Admin1", domains=["own.test"])
+    factory.normal_admin("other@admins.test", "0ther#Admin1", domains=["other.test"])
+    factory.normal_admin("gone@admins.test", "G0ne#Admin1", domains=["own.test"])
+    clients = {"global": api}
+    for role, (mail, pw) in {"own": ("own@admins.test", "0wn#Admin1"),
+                             "other": ("other@admins.test", "0ther#Admin1"),
+                             "disabled": ("gone@admins.test", "G0ne#Admin1")}.items():
+        client = ApiClient(app, settings)
+        client.login(mail, pw)
+        clients[role] = client
+    directory.modify(factory.tree.admin("gone@admins.test"), {"accountStatus": [("MODIFY_REPLACE", ["disabled"])]})
+    clients["anonymous"] = ApiClient(app, settings)
+    return clients
+
+
+def reflect(engines):
+    out = {}
+    for name, engine in engines.items():
+        meta = MetaData()
+        meta.reflect(engine)
+        out[name] = (engine, meta)
+    return out
+
+
+def snapshot(factory, databases):
+    entries = {e.dn.lower(): {k.lower(): sorted(v) for k, v in e.attrs.items()
+                              if k.lower() not in ("modifytimestamp", "entrycsn")}
+               for e in factory.search("dc=example,dc=com", "(objectClass=*)", scope=SUBTREE)}
+    rows = {}
+    for name, (engine, meta) in databases.items():
+        with engine.connect() as conn:
+            for table in meta.sorted_tables:
+                if table.name in ("log", "sessions"):
+                    continue  # the refusal itself may be logged; sessions are touched on use
+                rows[f"{name}.{table.name}"] = sorted(map(repr, conn.execute(select(table)).all()))
+    return entries, rows
+
+
+def expected(rule: Rule, role: str, account: str | None = None) -> str:
+    """'allowed', or the status a refusal must have."""
+    if rule is Rule.PUBLIC:
+        return "allowed"
+    if role in ("anonymous", "disabled"):
+        return "401"
+    if role == "global":
+        return "allowed"
+    if rule is Rule.LOGGED_IN:
+        return "allowed"
+    if role == "own" and rule is Rule.ACCOUNT:
+        return "403" if account == "global" else "allowed"
+    if role == "own" and rule in (Rule.DOMAIN, Rule.MAIL_DOMAIN):
+        return "allowed"
+    return "403"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{m} {t} {a or ''}".strip() for t, m, _, a in CASES])
+def test_every_endpoint_for_every_caller(case, world, factory, iredadmin, settings):
+    template, method, rule, account = case
+    path = concrete(template, **({"account": account} if account else {}))
+    databases = reflect({"iredadmin": iredadmin.engine, "amavisd": make_engine(settings.sql_amavisd_url),
+                         "iredapd": make_engine(settings.sql_iredapd_url)})
+    for role in ("anonymous", "disabled", "other", "own", "global"):
+        want = expected(rule, role, account)
+        if want == "allowed":
+            continue  # refusals only: an allowed call may legitimately change things
+        before = snapshot(factory, databases)
+        client = world[role]
+        body = {} if method in ("POST", "PUT") else None
+        result = client.request(method, path, body)
+        assert str(result.status_code) == want, (role, method, path, result.text)
+        assert result.json["_success"] is False
+        assert snapshot(factory, databases) == before, (role, method, path)
+    # And the callers who may, get past the access check.
+    for role in ("own", "global"):
+        if expected(rule, role, account) != "allowed" or (template, method) == ("/api/logout", "POST"):
+            continue
+        result = world[role].request(method, path, {} if method in ("POST", "PUT") else None)
+        assert result.status_code not in (401, 403), (role, method, path, result.text)
