@@ -50,8 +50,7 @@ A parameter given with an empty value sets its columns back to NULL.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import (
     CHAR,
@@ -72,14 +71,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
-from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
-from iredldap.db.live import EngineSource, LiveSchema
-from iredldap.errors import DatabaseUnavailable, InvalidInput
+from iredldap.db.engine import translate_db_errors
+from iredldap.db.live import ForeignDatabase, LiveSchema
+from iredldap.errors import InvalidInput
 from iredldap.policy_addresses import AMAVISD_PRIORITY, Account, form_of
 
 metadata = MetaData()
@@ -347,35 +345,8 @@ def rename_rows(conn: Connection, live: LiveSchema, pairs: list[tuple[str, str]]
             conn.execute(update(policy).where(policy.c.policy_name == old).values(policy_name=new))
 
 
-class AmavisdDB:
+class AmavisdDB(ForeignDatabase):
     """Spam policies and white/blacklists in Amavisd's database."""
-
-    def __init__(self, engine: Engine | str):
-        """`engine`: an Engine, or a URL whose Engine is made on first use."""
-        self.source = EngineSource(engine)
-        self.live = LiveSchema(self.source)
-
-    @property
-    def engine(self) -> Engine:
-        return self.source.engine
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_INTENT: True})
-            with conn.begin():
-                yield conn
-
-    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
-        """Run `work` in a write transaction; once more if a concurrent
-        writer inserted the same unique key first."""
-        for attempt in (1, 2):
-            try:
-                with self.write() as conn:
-                    return work(conn)
-            except sa_exc.IntegrityError:
-                if attempt == 2:
-                    raise
 
     # -- schema -------------------------------------------------------------
 
@@ -399,14 +370,6 @@ class AmavisdDB:
                 conn.execute(insert(users).values(email="@.", priority=0, policy_id=pid))
         self.live.forget()
         return created
-
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except sa_exc.SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
-        return True
 
     # -- spam policy --------------------------------------------------------
 

@@ -30,8 +30,7 @@ PostgreSQL does not: the store never relies on it.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import (
     BigInteger,
@@ -50,13 +49,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
-from iredldap.db.live import EngineSource, LiveSchema
-from iredldap.errors import DatabaseUnavailable, InvalidInput
+from iredldap.db.engine import translate_db_errors
+from iredldap.db.live import ForeignDatabase, LiveSchema
+from iredldap.errors import InvalidInput
 from iredldap.policy_addresses import Account
 
 metadata = MetaData()
@@ -210,33 +208,8 @@ def _check_length(found, column: str, value: str, param: str = "account") -> Non
                            f"iRedAPD's {found.name}.{column}", param=param)
 
 
-class IredapdDB:
+class IredapdDB(ForeignDatabase):
     """Throttle and greylisting settings in iRedAPD's database."""
-
-    def __init__(self, engine: Engine | str):
-        """`engine`: an Engine, or a URL whose Engine is made on first use."""
-        self.source = EngineSource(engine)
-        self.live = LiveSchema(self.source)
-
-    @property
-    def engine(self) -> Engine:
-        return self.source.engine
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_INTENT: True})
-            with conn.begin():
-                yield conn
-
-    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
-        for attempt in (1, 2):
-            try:
-                with self.write() as conn:
-                    return work(conn)
-            except sa_exc.IntegrityError:
-                if attempt == 2:
-                    raise
 
     # -- schema -------------------------------------------------------------
 
@@ -255,14 +228,6 @@ class IredapdDB:
                                                         sender_priority=0, active=1))
         self.live.forget()
         return created
-
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except sa_exc.SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
-        return True
 
     # -- throttle -----------------------------------------------------------
 

@@ -14,14 +14,19 @@ asking.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from iredldap.db.engine import make_engine
+from iredldap.db.engine import WRITE_INTENT, describe_error, make_engine
+from iredldap.errors import DatabaseUnavailable
 
 
 @dataclass(frozen=True)
@@ -106,3 +111,42 @@ class LiveSchema:
 
 
 __all__ = ["EngineSource", "LiveSchema", "LiveTable", "sqlite_file_missing"]
+
+
+class ForeignDatabase:
+    """Base of the stores for databases an iRedMail server owns (Amavisd, iRedAPD)."""
+
+    def __init__(self, engine: Engine | str):
+        """`engine`: an Engine, or a URL whose Engine is made on first use."""
+        self.source = EngineSource(engine)
+        self.live = LiveSchema(self.source)
+
+    @property
+    def engine(self) -> Engine:
+        return self.source.engine
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_INTENT: True})
+            with conn.begin():
+                yield conn
+
+    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
+        """Run `work` in a write transaction; once more if a concurrent
+        writer inserted the same unique key first."""
+        for attempt in (1, 2):
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except sa_exc.IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except sa_exc.SQLAlchemyError as e:
+            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
+        return True
