@@ -1,0 +1,209 @@
+"""LDIF export of a domain, an account, or everything, streamed from paged searches.
+
+`Exporter.plan(kind, name)` finds what to export and raises NoSuchAccount
+when it is not there, before a single byte is sent.  `Exporter.stream(plan)`
+then yields the LDIF in chunks while it reads the directory:
+
+* the tree is walked breadth first: the entry itself (base search), then the
+  children of every entry that has any (one-level paged searches, in the
+  server's order), so parents always come before their children and only
+  the DNs of entries with children are kept while walking;
+* `hasSubordinates` (asked for with every entry) tells which entries have
+  children; where the server does not say, the entry is searched anyway;
+* operational attributes are left out, `userPassword` too unless asked for;
+  objectClass comes first, the other attributes are sorted by name, values
+  keep the server's order;
+* a chunk leaves every CHUNK_SIZE bytes, so memory holds one page of entries
+  and one chunk, whatever the size of the domain.
+
+If the directory fails in the middle, the stream ends with an error comment
+and without the end marker (then the exception goes up, so a web server cuts
+the connection): `iredldap import` refuses such a file.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .. import ldif
+from ..errors import IredldapError, NoSuchAccount
+from .connection import BASE, LEVEL, SUBTREE, Directory, Entry
+from .tree import Tree
+
+PAGE_SIZE = 500
+CHUNK_SIZE = 64 * 1024
+
+KINDS = ("domain", "catchall", "user", "maillist", "alias", "admin")
+
+# Returned only when asked for, but a server may add some of them anyway.
+OPERATIONAL = frozenset({
+    "entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname",
+    "structuralobjectclass", "entrydn", "subschemasubentry", "hassubordinates", "numsubordinates",
+    "contextcsn", "pwdchangedtime", "pwdaccountlockedtime", "pwdfailuretime", "pwdhistory",
+    "pwdgraceusetime", "pwdreset", "pwdpolicysubentry", "memberof",
+})
+PASSWORD_ATTRS = frozenset({"userpassword"})
+
+_ASK = ("*", "hasSubordinates")
+_ANY = "(objectClass=*)"
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What to export: each (dn, scope) is walked; BASE = the entry and all below, LEVEL = all below."""
+
+    title: str
+    filename: str
+    roots: tuple[tuple[str, str], ...]
+
+
+def _may_have_children(entry: Entry) -> bool:
+    return [v.upper() for v in entry.get("hasSubordinates")] != [b"FALSE"]
+
+
+def render(entry: Entry, *, passwords: bool) -> str:
+    """One entry (values as bytes) as an LDIF record."""
+    object_class = None
+    items = []
+    for name, values in entry.attrs.items():
+        base = name.partition(";")[0].lower()
+        if not values or base in OPERATIONAL or (base in PASSWORD_ATTRS and not passwords):
+            continue
+        if base == "objectclass":
+            object_class = (name, values)
+        else:
+            items.append((name, values))
+    items.sort(key=lambda item: item[0].lower())
+    if object_class is not None:
+        items.insert(0, object_class)
+    return ldif.entry_text(entry.dn, items)
+
+
+class Exporter:
+    def __init__(self, directory: Directory, tree: Tree, *, page_size: int | None = None,
+                 chunk_size: int | None = None):
+        self.dir = directory
+        self.tree = tree
+        # None: the module's values, read at call time (tests lower them).
+        self.page_size = page_size
+        self.chunk_size = chunk_size
+
+    # -- what to export -------------------------------------------------------------
+
+    def _require(self, dn: str, filterstr: str, missing: NoSuchAccount) -> str:
+        if self.dir.get(dn, attrs=("1.1",), filterstr=filterstr) is None:
+            raise missing
+        return dn
+
+    def _domain_dn(self, domain: str) -> str:
+        return self._require(self.tree.domain(domain), "(objectClass=mailDomain)",
+                             NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN"))
+
+    def plan(self, kind: str, name: str) -> ExportPlan:
+        """The plan for `kind` (one of KINDS) named `name` (a domain or an address, already validated)."""
+        tree = self.tree
+        if kind == "domain":
+            roots = [self._domain_dn(name)]
+        elif kind == "catchall":
+            self._domain_dn(name)
+            roots = [self._require(tree.catchall(name), "(objectClass=mailUser)",
+                                   NoSuchAccount(f"domain {name} has no catch-all address"))]
+        elif kind == "user":
+            roots = [self._require(tree.user(name), "(objectClass=mailUser)",
+                                   NoSuchAccount(f"user {name} does not exist"))]
+        elif kind == "alias":
+            roots = [self._require(tree.alias(name), "(objectClass=mailAlias)",
+                                   NoSuchAccount(f"alias {name} does not exist"))]
+        elif kind == "maillist":
+            roots = [self._require(tree.maillist(name), "(objectClass=mailList)",
+                                   NoSuchAccount(f"mailing list {name} does not exist"))]
+            # Its external members live in their own entry under ou=Externals.
+            if self.dir.exists(tree.externals(name)):
+                roots.append(tree.externals(name))
+        elif kind == "admin":
+            roots = [self._admin_dn(name)]
+        else:
+            raise ValueError(f"unknown export kind {kind!r}")
+        return ExportPlan(title=f"{kind} {name}", filename=f"{kind}-{name}.ldif",
+                          roots=tuple((dn, BASE) for dn in roots))
+
+    def _admin_dn(self, mail: str) -> str:
+        # As AdminStore.find: a mail user with an admin role first, then a standalone admin.
+        user = self.tree.user(mail)
+        if self.dir.get(user, attrs=("1.1",), filterstr="(&(objectClass=mailUser)"
+                        "(|(domainGlobalAdmin=yes)(enabledService=domainadmin)))") is not None:
+            return user
+        return self._require(self.tree.admin(mail), "(objectClass=mailAdmin)",
+                             NoSuchAccount(f"admin {mail} does not exist"))
+
+    def plan_all(self) -> ExportPlan:
+        """Everything below the domains and admins containers (they themselves are made by `iredldap init`)."""
+        roots = tuple((dn, LEVEL) for dn in (self.tree.domains_dn, self.tree.admins_dn) if self.dir.exists(dn))
+        return ExportPlan(title="all domains and admins", filename="iredldap-export.ldif", roots=roots)
+
+    def plan_for(self, target: str) -> ExportPlan:
+        """The command line's TARGET: a domain, `@domain` (its catch-all), or an address of any kind."""
+        if target.startswith("@"):
+            return self.plan("catchall", target[1:])
+        if "@" not in target:
+            return self.plan("domain", target)
+        for kind, dn, flt in (("user", self.tree.user(target), "(objectClass=mailUser)"),
+                              ("maillist", self.tree.maillist(target), "(objectClass=mailList)"),
+                              ("alias", self.tree.alias(target), "(objectClass=mailAlias)"),
+                              ("admin", self.tree.admin(target), "(objectClass=mailAdmin)")):
+            if self.dir.get(dn, attrs=("1.1",), filterstr=flt) is not None:
+                return self.plan(kind, target)
+        raise NoSuchAccount(f"{target} is no user, mailing list, alias or admin")
+
+    # -- reading and writing ----------------------------------------------------------
+
+    def entries(self, plan: ExportPlan) -> Iterator[Entry]:
+        """The entries of the plan, values as bytes, parents before children."""
+        page_size = self.page_size or PAGE_SIZE
+        for root in plan.roots:
+            queue = deque([root])
+            while queue:
+                dn, scope = queue.popleft()
+                for entry in self.dir.paged_search(dn, _ANY, scope=scope, attrs=_ASK, page_size=page_size,
+                                                   raw=True):
+                    if scope == LEVEL and entry.dn.lower() == dn.lower():
+                        continue  # ldap3's MOCK_SYNC counts the base itself as one level below
+                    yield entry
+                    if _may_have_children(entry):
+                        queue.append((entry.dn, LEVEL))
+
+    def count(self, plan: ExportPlan) -> int:
+        """How many entries the plan has (names only are read; for a progress bar)."""
+        total = 0
+        for dn, scope in plan.roots:
+            total += sum(1 for _ in self.dir.paged_search(dn, _ANY, scope=SUBTREE, attrs=("1.1",),
+                                                          page_size=self.page_size or PAGE_SIZE))
+            total -= scope == LEVEL  # the root itself is not exported
+        return total
+
+    def stream(self, plan: ExportPlan, *, passwords: bool,
+               on_entry: Callable[[], None] | None = None) -> Iterator[bytes]:
+        """The LDIF file, in chunks, produced while the directory is read."""
+        chunk_size = self.chunk_size or CHUNK_SIZE
+        buf = [ldif.header(plan.title, "password hashes: " + ("included" if passwords else "left out"))]
+        size = count = 0
+        try:
+            for entry in self.entries(plan):
+                text = render(entry, passwords=passwords)
+                buf.append(text)
+                size += len(text)
+                count += 1
+                if on_entry is not None:
+                    on_entry()
+                if size >= chunk_size:
+                    yield "".join(buf).encode("ascii")
+                    buf, size = [], 0
+        except IredldapError as exc:
+            buf.append(ldif.comment(f"ERROR: the export stopped after {count} entries ({exc.code}: {exc.reason}); "
+                                    "this file is incomplete"))
+            yield "".join(buf).encode("ascii")
+            raise
+        buf.append(ldif.end_marker(count))
+        yield "".join(buf).encode("ascii")
