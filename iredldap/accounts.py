@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from . import validators
 from .errors import InvalidInput
+from .listing import list_params
 from .params import (ACCOUNT_STATUS, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
                      NameList, Param, ParamSet, Secret, Text)
 from .templates import Template, load
@@ -181,7 +182,7 @@ DOMAIN_SERVICES_PARAMS = ParamSet(tuple(p for p in _DOMAIN_EXTRA
 DOMAIN_LIST_PARAMS = ParamSet((
     Param("name_only", Boolean(), "Return only the domain names"),
     Param("disabled_only", Boolean(), "Return only disabled domains"),
-))
+)) + list_params(("domain", "name"), (("domainName", "domain"), ("cn", "name")), what="domain name")
 
 
 
@@ -252,7 +253,7 @@ MAILLIST = AccountType(
 GROUP_LIST_PARAMS = ParamSet((
     Param("email_only", Boolean(), "Return only the addresses"),
     Param("disabled_only", Boolean(), "Return only disabled accounts"),
-))
+)) + list_params(("mail", "name"), (("cn", "name"),))
 
 # -- mail users ----------------------------------------------------------------
 
@@ -347,7 +348,7 @@ USER = AccountType(
 USER_LIST_PARAMS = ParamSet((
     Param("email_only", Boolean(), "Return only the addresses"),
     Param("disabled_only", Boolean(), "Return only disabled users"),
-))
+)) + list_params(("mail", "name"), (("cn", "name"),))
 
 USERS_BULK_PARAMS = ParamSet((
     Param("accountStatus", ACCOUNT_STATUS, "Enable or disable every user of the domain"),
@@ -400,6 +401,11 @@ def _admin_extra(*, create: bool) -> tuple[Param, ...]:
         Param("disableManagingQuarantinedMails", Boolean(), "Disallow managing quarantined mails"),
     )
 
+
+ADMIN_LIST_PARAMS = ParamSet((
+    Param("email_only", Boolean(), "Return only the addresses"),
+    Param("disabled_only", Boolean(), "Return only disabled admins"),
+)) + list_params(("mail", "name"), (("cn", "name"),))
 
 ADMIN = AccountType(
     name="admin",

@@ -19,13 +19,20 @@ from .db.policy_accounts import PolicyAccounts
 from .directory.admins import AdminStore
 from .directory.connection import Directory
 from .directory.domains import DomainStore
+from .directory.export import Exporter
 from .directory.groups import AliasStore, ListStore
 from .directory.limits import AdminLimits
 from .directory.tree import Tree
 from .directory.users import UserStore
-from .resources import admins, change_email, domains, errors, groups, login, policies, users
+from . import openapi
+from .resources import admins, change_email, docs, domains, errors, groups, login, policies, users
+from .resources import health, log as log_resource, tokens as token_resources
+from .resources import ldif as ldif_resources
 from .resources.middleware import Authentication, ClientAccess
 from .sessions import SessionStore
+from .audit import AuditLog
+from .metrics import RequestMetrics
+from .tokens import ScopedDomains, TokenStore
 
 
 @dataclass
@@ -60,15 +67,22 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     alias_store = AliasStore(backends.directory, tree)
     list_store = ListStore(backends.directory, tree)
     admin_limits = AdminLimits(domain_store, user_store)
+    # What the access check and the responders see: narrowed under a
+    # domain-limited API token (iredldap.tokens); the limits count all.
+    domain_store = ScopedDomains(domain_store)
+    api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
     # Engines of these are made on first use (see iredldap.db.live.EngineSource).
     amavisd = backends.amavisd or AmavisdDB(settings.sql_amavisd_url)
     iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
     policy_accounts = PolicyAccounts(amavisd, iredapd)
 
+    audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
     app = falcon.App(middleware=[
+        RequestMetrics(settings.url_prefix),
         ClientAccess(settings),
-        Authentication(settings, sessions, admin_store, domain_store),
+        audit_log,
+        Authentication(settings, sessions, admin_store, domain_store, api_tokens),
     ])
     # Clients send `catchall=` to mean "none": keep blank values everywhere.
     app.req_options.keep_blank_qs_values = True
@@ -111,12 +125,33 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
          {}),
         ("/api/maillists/{domain}", groups.GroupCollection(list_store, domain_store), {}),
         # Admins
+        ("/api/admins", admins.AdminCollection(admin_store, domain_store), {}),
         ("/api/admin/{mail}",
          admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings), {}),
         ("/api/verify_password/admin/{mail}", admins.AdminPasswordCheck(admin_store), {}),
         # Spam policy, throttling, greylisting, white/blacklists (SQL)
         *policies.routes(amavisd, iredapd, policies.Accounts(domain_store, backends.directory, tree)),
+        # LDIF export
+        *ldif_resources.routes(Exporter(backends.directory, tree), settings),
+        # API tokens and the activity log (global admins)
+        ("/api/tokens", token_resources.TokenCollection(api_tokens, admin_store), {}),
+        ("/api/token/{token_id}", token_resources.TokenItem(api_tokens), {}),
+        ("/api/log", log_resource.Log(backends.iredadmin), {}),
+        # Health and metrics (outside /api)
+        ("/healthz", health.Liveness(), {}),
+        ("/readyz", health.Readiness({
+            "directory": health.directory_check(backends.directory, settings.ldap_suffix),
+            "iredadmin": backends.iredadmin.ping,
+            "amavisd": health.foreign_db_check(amavisd),
+            "iredapd": health.foreign_db_check(iredapd),
+        }), {}),
+        ("/metrics", health.Metrics(settings), {}),
     ]
+    # The API's description, built from the routes above and their declarations.
+    routes += docs.routes(settings.url_prefix, lambda: openapi.build(
+        routes, url_prefix=settings.url_prefix, cookie_name=settings.session_cookie_name))
     for template, resource, options in routes:
         app.add_route(settings.url_prefix + template, resource, **options)
+    # Secret parameters are known from the endpoints' declarations.
+    audit_log.learn([resource for _, resource, _ in routes])
     return app

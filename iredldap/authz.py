@@ -5,7 +5,7 @@ every request here before the responder runs; a route missing from the table
 is refused, so a new endpoint cannot be reachable by accident.
 
 Rules:
-    PUBLIC          no login needed (login itself)
+    PUBLIC          no login needed (login itself, health, metrics)
     LOGGED_IN       any admin; the responder limits what it returns
     GLOBAL          global admins only
     DOMAIN          the `{domain}` of the URL must be one the admin manages
@@ -18,6 +18,9 @@ Rules:
 
 A normal admin asking about a domain it does not manage gets 403 whether the
 domain exists or not, so the answer tells nothing about other customers.
+
+An API token may narrow this further (read-only, or some domains only):
+see iredldap.tokens.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/login", "POST"): P,
     # Public so that an expired cookie can still be cleared.
     ("/api/logout", "POST"): P,
+    # The API document and its docs page: they describe the API (what the
+    # source and iRedAdmin-Pro's published API tell anyway), no account data.
+    ("/api/openapi.json", "GET"): P,
+    ("/api/docs", "GET"): P,
+    ("/api/docs/{name}", "GET"): P,
     ("/api/domains", "GET"): L,
     ("/api/domain/{domain}", "GET"): D,
     ("/api/domain/{domain}", "POST"): C,
@@ -84,11 +92,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/maillist/{mail}/change_email/{new_mail}", "POST"): M,
     ("/api/maillists/{domain}", "GET"): D,
     # Admins
+    ("/api/admins", "GET"): G,
     ("/api/admin/{mail}", "GET"): G,
     ("/api/admin/{mail}", "POST"): G,
     ("/api/admin/{mail}", "PUT"): G,
     ("/api/admin/{mail}", "DELETE"): G,
     ("/api/verify_password/admin/{mail}", "POST"): G,
+    # LDIF export
+    ("/api/ldif/domain/{domain}", "GET"): D,
+    ("/api/ldif/catchall/{domain}", "GET"): D,
+    ("/api/ldif/user/{mail}", "GET"): M,
+    ("/api/ldif/maillist/{mail}", "GET"): M,
+    ("/api/ldif/alias/{mail}", "GET"): M,
+    ("/api/ldif/admin/{mail}", "GET"): G,
     # Spam policy, throttling, greylisting, white/blacklists (SQL)
     ("/api/spampolicy/global", "GET"): G,
     ("/api/spampolicy/global", "PUT"): G,
@@ -114,6 +130,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/wblist/{direction}/{listname}/{account}", "POST"): A,
     ("/api/wblist/{direction}/{listname}/{account}", "PUT"): A,
     ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): A,
+    # API tokens and the activity log
+    ("/api/tokens", "GET"): G,
+    ("/api/tokens", "POST"): G,
+    ("/api/token/{token_id}", "GET"): G,
+    ("/api/token/{token_id}", "DELETE"): G,
+    ("/api/log", "GET"): G,
+    # Health and metrics, outside /api (resources/health.py)
+    ("/healthz", "GET"): P,
+    ("/readyz", "GET"): P,
+    ("/metrics", "GET"): P,
 }
 
 

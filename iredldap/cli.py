@@ -5,6 +5,9 @@
     iredldap init-sql       create iRedAdmin's tables in the SQL database
     iredldap create-admin   create a global admin
     iredldap demo           a private slapd, a demo domain, an admin, and the API
+    iredldap export         LDIF of a domain, an account, or everything
+    iredldap import         load an LDIF file (checked first; parents first; resumable)
+    iredldap token          API tokens: create, list, revoke
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from . import passwords, validators
 from .config import Settings
-from .errors import AlreadyExists, ConfigError, IredldapError
+from .errors import AlreadyExists, ConfigError, InvalidInput, IredldapError, NoSuchAccount
 
 
 def _settings() -> Settings:
@@ -222,6 +226,256 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
     ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None)
+
+
+# -- LDIF export and import ---------------------------------------------------------
+
+
+@main.command("export")
+@click.argument("target", required=False)
+@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The file to write (written beside it first, renamed when complete); - is standard output.")
+@click.option("--no-passwords", is_flag=True,
+              help="Leave password hashes out (an import of such a file cannot restore logins).")
+def export_ldif(target: str | None, output: str, no_passwords: bool) -> None:
+    """Export TARGET as LDIF.
+
+    TARGET is a domain (the domain and every entry under it), @domain (its
+    catch-all), or an address (a user, mailing list, alias or admin).
+    Without TARGET: every entry under the domains and admins containers.
+    Password hashes are included unless LDIF_EXPORT_PASSWORDS is `never` or
+    --no-passwords is given.
+    """
+    from .app import connect, tree_of
+    from .directory.export import Exporter
+
+    settings = _settings()
+    exporter = Exporter(connect(settings).directory, tree_of(settings))
+    try:
+        if target is None:
+            plan = exporter.plan_all()
+        elif target.startswith("@"):
+            plan = exporter.plan("catchall", validators.domain_name(target[1:]))
+        elif "@" in target:
+            plan = exporter.plan_for(validators.email(target))
+        else:
+            plan = exporter.plan("domain", validators.domain_name(target))
+    except IredldapError as exc:
+        _fail(exc)
+    passwords = settings.ldif_export_passwords != "never" and not no_passwords
+    err = sys.stderr
+    partial = None if output == "-" else Path(output + ".part")
+    count = 0
+    try:
+        # On a terminal the entries are counted first (names only), for the bar.
+        total = exporter.count(plan) if err.isatty() else 0
+        with click.progressbar(length=total, label=f"exporting {plan.title}", show_pos=True, file=err,
+                               update_min_steps=max(1, total // 200)) as bar:
+            def counted() -> None:
+                nonlocal count
+                count += 1
+                bar.update(1)
+
+            with open(partial, "wb") if partial else nullcontext(sys.stdout.buffer) as out:
+                for chunk in exporter.stream(plan, passwords=passwords, on_entry=counted):
+                    out.write(chunk)
+                out.flush()
+    except (IredldapError, KeyboardInterrupt) as exc:
+        if partial:
+            partial.unlink(missing_ok=True)
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo("iredldap: interrupted" + (f"; {partial} removed" if partial else ""), err=True)
+            sys.exit(130)
+        _fail(exc)
+    if partial:
+        os.replace(partial, output)
+    click.echo(f"exported {count} entries ({plan.title}) to {'standard output' if partial is None else output}",
+               err=True)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--replace", is_flag=True, help="Make entries that exist equal to the file's (default: skip them).")
+@click.option("--check", "check_only", is_flag=True, help="Only check the file; write nothing.")
+def import_ldif(file: str, replace: bool, check_only: bool) -> None:
+    """Import an LDIF file, such as an export.
+
+    The whole file is checked first (syntax, schema, parents present in the
+    file or the directory); if anything is wrong every problem is listed with
+    its line number and nothing is written.  Then entries are added parents
+    first.  An entry that exists is reported and skipped, or with --replace
+    made equal to the file's (keeping its password hash if the file has
+    none).  Running it again is safe: an interrupted import finishes the rest.
+    """
+    import tempfile
+
+    from .app import connect, tree_of
+    from .directory.import_ import Importer, ImportFailed, ImportResult, LdifRejected
+
+    settings = _settings()
+    path = file
+    if file == "-":
+        spool = tempfile.NamedTemporaryFile(prefix="iredldap-import-", suffix=".ldif", delete=False)
+        with spool:
+            spool.write(sys.stdin.buffer.read())
+        path = spool.name
+        click.get_current_context().call_on_close(lambda: os.unlink(spool.name))
+    try:
+        importer = Importer(connect(settings).directory, tree_of(settings))
+        plan = importer.check(path)
+    except LdifRejected as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}:{problem.line}: {problem.message}", err=True)
+        click.echo(f"iredldap: {len(exc.problems)} problem(s) in {file}; nothing was written", err=True)
+        sys.exit(1)
+    except IredldapError as exc:
+        _fail(exc)
+    click.echo(f"{file}: {plan.total} entries, checked against {plan.schema_source}")
+    if plan.operational_left_out:
+        click.echo(f"left out (the server sets them): {', '.join(plan.operational_left_out)}")
+    if check_only:
+        return
+    err = sys.stderr
+    on_terminal = err.isatty()
+    result = ImportResult()
+    held: list[str] = []  # reports held back while the progress bar is drawn
+
+    def summary() -> str:
+        text = f"added {result.added}, skipped {result.skipped}, replaced {result.replaced}"
+        return text + (f", unchanged {result.unchanged}" if replace else "")
+
+    def flush() -> None:
+        for line in held:
+            click.echo(line)
+        held.clear()
+
+    try:
+        with click.progressbar(length=plan.total, label="importing", show_pos=True, file=err,
+                               update_min_steps=max(1, plan.total // 200)) as bar:
+            def on_record(action: str, record) -> None:
+                bar.update(1)
+                if action in ("skipped", "replaced"):
+                    line = f"{action}: {record.dn} (line {record.line})"
+                    line += ": it exists" if action == "skipped" else ""
+                    held.append(line) if on_terminal else click.echo(line)
+
+            importer.run(plan, replace=replace, result=result, on_record=on_record)
+    except ImportFailed as exc:
+        flush()
+        click.echo(summary())
+        click.echo(f"{file}:{exc.record.line}: {exc.record.dn}: {exc.cause.code}: {exc.cause.reason}", err=True)
+        click.echo("iredldap: the directory refused this entry; what came before it is written. "
+                   "Fix it and run the same command again.", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        flush()
+        click.echo(summary())
+        click.echo("iredldap: interrupted; run the same command again to finish", err=True)
+        sys.exit(130)
+    except IredldapError as exc:
+        flush()
+        click.echo(summary())
+        _fail(exc)
+    flush()
+    click.echo(summary())
+
+
+# -- API tokens ---------------------------------------------------------------------
+
+@main.group()
+def token() -> None:
+    """API tokens (Authorization: Bearer): create, list, revoke."""
+
+
+def _token_store(settings: Settings):
+    from .app import connect
+    from .tokens import TokenStore
+
+    backends = connect(settings)
+    return backends, TokenStore(backends.iredadmin, settings.secret_key)
+
+
+def _cli_log(db, event: str, username: str, msg: str) -> None:
+    """Token changes made here are in the activity log too (admin `cli:<user>`)."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except Exception:
+        who = "?"
+    db.add_log(admin=f"cli:{who}", ip="", username=username, event=event, msg=f"[CLI] {msg}")
+
+
+@token.command("create")
+@click.argument("admin")
+@click.option("--name", default="", help="What the token is for.")
+@click.option("--read-only", is_flag=True, help="Only GET requests.")
+@click.option("--domains", default="", help="Only these domains (comma-separated).")
+@click.option("--expires", default="", help="ISO 8601 date or date-time (UTC unless an offset is given).")
+@click.option("--days", type=click.IntRange(1, 36500), default=None, help="Expires in this many days.")
+def token_create(admin: str, name: str, read_only: bool, domains: str, expires: str, days: int | None) -> None:
+    """Create a token for ADMIN (an active admin) and print it (shown once)."""
+    from datetime import timedelta
+
+    from .app import tree_of
+    from .directory.admins import AdminStore
+    from .tokens import parse_time
+
+    settings = _settings()
+    try:
+        admin = validators.email(admin, param="admin")
+        domain_list = [validators.domain_name(d.strip(), param="domains") for d in domains.split(",") if d.strip()]
+        if expires and days:
+            raise InvalidInput("give --expires or --days, not both")
+        backends, store = _token_store(settings)
+        when = parse_time(expires, param="expires") if expires else (
+            backends.iredadmin.now() + timedelta(days=days) if days else None)
+        if AdminStore(backends.directory, tree_of(settings)).principal_for(admin) is None:
+            raise InvalidInput(f"{admin} is not an active admin")
+        token_id, value = store.create(admin=admin, name=name, read_only=read_only, domains=domain_list or None,
+                                       expires=when)
+        _cli_log(backends.iredadmin, "grant", admin, f"Create API token {token_id} for {admin}")
+    except IredldapError as exc:
+        _fail(exc)
+    click.echo(f"id: {token_id}", err=True)
+    click.echo("token (shown only now; send it as 'Authorization: Bearer <token>'):", err=True)
+    click.echo(value)
+
+
+@token.command("list")
+@click.option("--admin", default=None, help="Only the tokens of this admin.")
+@click.option("--all", "show_all", is_flag=True, help="Revoked and expired tokens too.")
+def token_list(admin: str | None, show_all: bool) -> None:
+    """List tokens (never the tokens themselves)."""
+    settings = _settings()
+    try:
+        _, store = _token_store(settings)
+        rows = store.list(admin=admin.lower() if admin else None)
+    except IredldapError as exc:
+        _fail(exc)
+    rows = [r for r in rows if show_all or r["status"] == "active"]
+    click.echo(f"{'ID':>5}  {'STATUS':8}  {'ADMIN':30}  {'SCOPE':24}  {'EXPIRES':25}  NAME")
+    for r in rows:
+        scope = ("read-only " if r["read_only"] else "") + (",".join(r["domains"]) if r["domains"] else "all")
+        click.echo(f"{r['id']:>5}  {r['status']:8}  {r['admin']:30}  {scope:24}  {r['expires'] or 'never':25}  "
+                   f"{r['name']}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke a token at once."""
+    settings = _settings()
+    try:
+        backends, store = _token_store(settings)
+        found = store.get(token_id)
+        if found is None:
+            raise NoSuchAccount(f"no API token {token_id}")
+        store.revoke(token_id)
+        _cli_log(backends.iredadmin, "revoke", found["admin"], f"Revoke API token {token_id} of {found['admin']}")
+    except IredldapError as exc:
+        _fail(exc)
+    click.echo(f"revoked token {token_id}")
 
 
 if __name__ == "__main__":

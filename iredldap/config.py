@@ -21,6 +21,7 @@ ENV_PREFIX = "IREDLDAP_"
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
 NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
+LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,6 +81,8 @@ class Settings:
     enable_restful_api: bool = True
     restrict_api_access: bool = False
     restful_api_clients: tuple[Network, ...] = ()
+    # /metrics only for RESTFUL_API_CLIENTS (/healthz and /readyz stay open).
+    restrict_metrics_access: bool = False
     # Addresses of reverse proxies whose X-Forwarded-For we believe.
     trusted_proxies: tuple[Network, ...] = ()
     url_prefix: str = ""
@@ -103,6 +106,9 @@ class Settings:
     # Failed logins from one address within the window before it is refused.
     login_max_failures: int = 5
     login_failure_window: int = 600
+    # Password hashes in LDIF exports: global-admins (only a global admin's
+    # exports have them), always, or never.
+    ldif_export_passwords: str = "global-admins"
 
     @property
     def domains_dn(self) -> str:
@@ -189,5 +195,11 @@ class Settings:
         # 0 would not mean "no limit": every login would be refused as one failure too many.
         if self.login_max_failures < 1:
             raise ConfigError("LOGIN_MAX_FAILURES: must be at least 1")
+        if self.ldif_export_passwords not in LDIF_EXPORT_PASSWORDS:
+            raise ConfigError(f"LDIF_EXPORT_PASSWORDS: expected one of {', '.join(LDIF_EXPORT_PASSWORDS)}, "
+                              f"got {self.ldif_export_passwords!r}")
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")
+        if self.restrict_metrics_access and not self.restful_api_clients:
+            raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_METRICS_ACCESS is on; "
+                              "nobody could read /metrics")

@@ -378,3 +378,42 @@ class ParamSet:
 
 
 NO_PARAMS = ParamSet()
+
+
+# -- what each endpoint declares -----------------------------------------------
+
+@dataclass(frozen=True)
+class Operation:
+    """One responder's declaration: the parameters it reads (and nothing else)
+    and what the API document says about it.
+
+    Resources keep them in ``operations``, keyed by HTTP method, or
+    ``METHOD_suffix`` for a responder added with a route suffix
+    (``on_delete_keep`` → ``"DELETE_keep"``); the responder reads its
+    parameters with ``read_params(req, self.operations[...])`` and
+    ``iredldap.openapi`` builds the document from the same objects.
+    """
+
+    summary: str
+    params: ParamSet = NO_PARAMS
+    # Status of a success (201 for creations).
+    status: int = 200
+    # JSON schema of `_data`; None: a success is `{"_success": true}` alone.
+    data: dict | None = None
+    description: str = ""
+    # A listing: `_total` (and with paging `_page`, `_page_size`, `_next_cursor`) beside `_data`.
+    listing: bool = False
+    # Not the JSON envelope: media type -> schema of what a success returns.
+    content: dict | None = None
+
+
+# Parts of URL templates ({domain}, {mail}, ...): how they are checked.
+URL_PARAMS: dict[str, Param] = {p.name: p for p in (
+    Param("domain", Domain(), "Domain name (Unicode names are converted to punycode)"),
+    Param("mail", Email(), "Email address"),
+    Param("new_mail", Email(), "The new email address"),
+    Param("days", Integer(minimum=0, maximum=36500), "Keep the mailboxes this many days (0: no removal date)"),
+    Param("account", Text(320, allow_empty=False), "`global`, a domain name or an email address"),
+    Param("direction", Choice(("inbound", "outbound")), "inbound or outbound"),
+    Param("listname", Choice(("whitelist", "blacklist")), "whitelist or blacklist"),
+)}

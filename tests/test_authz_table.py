@@ -31,6 +31,8 @@ SAMPLES = {
     "account": "user@own.test",
     "direction": "inbound",
     "listname": "whitelist",
+    "token_id": "1",
+    "name": "swagger-ui.css",
 }
 # `{account}` is global, a domain or an address: each is tried.
 ACCOUNTS = ("user@own.test", "own.test", "global")

@@ -55,7 +55,7 @@ def test_create_tables_is_idempotent_and_complete(db):
     db.create_tables()
     db.create_tables()
     live = db.reflect()
-    assert set(live) == {"sessions", "log", "deleted_mailboxes", "used_quota", "last_login"}
+    assert set(live) == {"sessions", "log", "deleted_mailboxes", "used_quota", "last_login", "api_tokens"}
     assert live["deleted_mailboxes"] == {
         "id", "timestamp", "username", "domain", "maildir", "admin",
         "delete_date", "bytes", "messages",

@@ -21,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
+from iredldap.metrics import count_error
 
 CONNECT_TIMEOUT = 5          # seconds, server databases
 SQLITE_BUSY_TIMEOUT = 10     # seconds a writer waits for the SQLite lock
@@ -177,7 +178,9 @@ def translate_db_errors() -> Iterator[None]:
         raise
     except sa_exc.SQLAlchemyError as e:
         if _is_unavailable(e):
+            count_error("sql", DatabaseUnavailable.code)
             raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
+        count_error("sql", DatabaseError.code)
         raise DatabaseError(f"database error: {describe_error(e)}") from e
 
 

@@ -141,7 +141,7 @@ def _inspect_table(conn: Connection, name: str) -> _LiveTable | None:
 
 class IredadminDB:
     """iRedAdmin's database: sessions, activity log, deleted mailboxes,
-    Dovecot's used_quota and last_login."""
+    Dovecot's used_quota and last_login; and our API tokens."""
 
     #: A fresh session's atime is rewritten at most this often (seconds).
     SESSION_TOUCH_INTERVAL = 30
@@ -473,6 +473,99 @@ class IredadminDB:
             )
         return result
 
+    @translate_db_errors()
+    def read_log(
+        self,
+        *,
+        admin: str | None = None,
+        domain: str | None = None,
+        username: str | None = None,
+        event: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict], int]:
+        """Log rows matching the filters, newest first, and how many match in
+        all.  `since` is inclusive, `until` exclusive (naive = UTC)."""
+        c = t.log.c
+        conds = []
+        for column, value in (("admin", admin), ("domain", domain), ("username", username),
+                              ("event", event)):
+            if value is not None:
+                conds.append(c[column] == value)
+        if since is not None:
+            conds.append(c.timestamp >= _naive_utc(since))
+        if until is not None:
+            conds.append(c.timestamp < _naive_utc(until))
+        with self.engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one())
+            result = conn.execute(
+                select(t.log).where(*conds).order_by(c.timestamp.desc(), c.id.desc())
+                .offset(offset).limit(limit)
+            )
+            return [dict(r._mapping) for r in result], total
+
+    # -- API tokens -----------------------------------------------------------
+
+    @translate_db_errors()
+    def create_token(self, *, token_hash: str, admin: str, name: str = "", read_only: bool = False,
+                     domains: list[str] | None = None, expires: datetime | None = None) -> int:
+        """Store a new token (its hash only); returns its id."""
+        values = {
+            "token_hash": token_hash,
+            "admin": admin,
+            "name": name,
+            "read_only": 1 if read_only else 0,
+            "domains": ",".join(domains) if domains is not None else None,
+            "created": self.now(),
+            "expires": _naive_utc(expires).replace(microsecond=0) if expires is not None else None,
+        }
+        with self._write() as conn:
+            result = conn.execute(insert(t.api_tokens).values(**values))
+            return int(result.inserted_primary_key[0])
+
+    @translate_db_errors()
+    def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
+        """One token row (by hash or id), revoked and expired ones included."""
+        c = t.api_tokens.c
+        cond = c.token_hash == token_hash if token_hash is not None else c.id == token_id
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.api_tokens).where(cond)).first()
+        return _token_row(row._mapping) if row is not None else None
+
+    @translate_db_errors()
+    def list_tokens(self, *, admin: str | None = None) -> list[dict]:
+        c = t.api_tokens.c
+        query = select(t.api_tokens).order_by(c.id)
+        if admin is not None:
+            query = query.where(c.admin == admin)
+        with self.engine.connect() as conn:
+            return [_token_row(r._mapping) for r in conn.execute(query)]
+
+    @translate_db_errors()
+    def revoke_token(self, token_id: int) -> bool:
+        """Mark a token revoked; False when there is no such token.  Revoking
+        twice keeps the first time."""
+        c = t.api_tokens.c
+        with self._write() as conn:
+            if conn.execute(select(c.id).where(c.id == token_id)).first() is None:
+                return False
+            conn.execute(update(t.api_tokens).where(c.id == token_id, c.revoked.is_(None))
+                         .values(revoked=self.now()))
+        return True
+
+    @translate_db_errors()
+    def touch_token(self, token_id: int, *, every: int = 60) -> None:
+        """Record that a token was used (at most once per `every` seconds)."""
+        c = t.api_tokens.c
+        now = self.now()
+        with self._write() as conn:
+            conn.execute(update(t.api_tokens)
+                         .where(c.id == token_id,
+                                or_(c.last_used.is_(None), c.last_used < now - timedelta(seconds=every)))
+                         .values(last_used=now))
+
     # -- health -------------------------------------------------------------
 
     def ping(self) -> bool:
@@ -483,6 +576,22 @@ class IredadminDB:
         except sa_exc.SQLAlchemyError as e:
             raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
         return True
+
+
+def _token_row(row) -> dict:
+    domains = row["domains"]
+    return {
+        "id": int(row["id"]),
+        "token_hash": row["token_hash"],
+        "admin": row["admin"],
+        "name": row["name"] or "",
+        "read_only": bool(row["read_only"]),
+        "domains": [d for d in domains.split(",") if d] if domains is not None else None,
+        "created": row["created"],
+        "expires": row["expires"],
+        "last_used": row["last_used"],
+        "revoked": row["revoked"],
+    }
 
 
 def _lost_create_race(e: sa_exc.DBAPIError) -> bool:

@@ -156,8 +156,30 @@ last_login = Table(
     **_table_kw,
 )
 
+# API tokens (ours, not iRedAdmin's): only a keyed hash of each token is
+# kept.  domains NULL = every domain the admin manages; revoked/expires NULL
+# = not revoked / never expires.  DATETIME (not TIMESTAMP) on MySQL: expiry
+# dates past 2038 must fit.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", _id_type(), primary_key=True, autoincrement=True),
+    Column("token_hash", CHAR(64), nullable=False, unique=True),
+    Column("admin", String(255), nullable=False),
+    _str("name"),
+    Column("read_only", Integer(), nullable=False, server_default=text("0")),
+    Column("domains", Text(), nullable=True),
+    Column("created", DateTime(), nullable=False),
+    Column("expires", DateTime(), nullable=True),
+    Column("last_used", DateTime(), nullable=True),
+    Column("revoked", DateTime(), nullable=True),
+    Index("idx_api_tokens_admin", "admin"),
+    **_table_kw,
+)
+
 __all__ = [
     "metadata",
+    "api_tokens",
     "sessions",
     "log",
     "deleted_mailboxes",

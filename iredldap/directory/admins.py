@@ -9,15 +9,16 @@ they manage.  Global admins manage everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS)
 from ..errors import AlreadyExists, NoSuchAccount
+from ..listing import search_filter, searched
 from ..mailbox import days_since_epoch
 from ..templates import load
 from . import references, settings_attr
-from .connection import ADD, DELETE, REPLACE, Changes, Directory, Entry
+from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Changes, Directory, Entry
 from .tree import Tree
 from .values import diff as values_diff
 
@@ -70,6 +71,16 @@ class AdminStore:
             if admin is not None:
                 return admin
         return None
+
+    def scan(self, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
+        """Every admin, read page by page: the standalone ones, then the mail
+        users that are admins.  `search`: address or name contains it."""
+        extra = ("(accountStatus=disabled)" if disabled_only else "") + search_filter(search, ("mail", "cn"))
+        yield from searched(self.dir.paged_search(self.tree.admins_dn, f"(&(objectClass=mailAdmin){extra})",
+                                                  scope=LEVEL, attrs=attrs), search, ("mail", "cn"))
+        users = "(&(objectClass=mailUser)(|(domainGlobalAdmin=yes)(enabledService=domainadmin))" + extra + ")"
+        yield from searched(self.dir.paged_search(self.tree.domains_dn, users, scope=SUBTREE, attrs=attrs),
+                            search, ("mail", "cn"))
 
     def find_user(self, mail: str) -> Entry | None:
         return self.dir.get(self.tree.user(mail), attrs=("mail", "enabledService", "domainGlobalAdmin"),

@@ -19,8 +19,9 @@ from typing import Callable, Iterator
 import ldap3
 from ldap3.core import exceptions as lx
 
-from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, NoSuchAccount,
-                      ValueAlreadyPresent, ValueMissing)
+from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
+                      NoSuchAccount, ValueAlreadyPresent, ValueMissing)
+from ..metrics import count_error
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,16 @@ class Directory:
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """The single place where ldap3 exceptions become ours."""
+        """The single place where ldap3 exceptions become ours (and are counted)."""
+        try:
+            with self._translating():
+                yield
+        except IredldapError as exc:
+            count_error("ldap", exc.code)
+            raise
+
+    @contextmanager
+    def _translating(self) -> Iterator[None]:
         try:
             yield
         except lx.LDAPNoSuchObjectResult as exc:
@@ -174,18 +184,33 @@ class Directory:
                     for r in conn.response if r.get("type") == "searchResEntry"]
 
     def paged_search(self, base: str, filterstr: str, *, scope=SUBTREE, attrs=("*",),
-                     page_size: int = 500) -> Iterator[Entry]:
-        """Yield entries page by page so memory does not grow with the result."""
+                     page_size: int = 500, raw: bool = False) -> Iterator[Entry]:
+        """Yield entries page by page so memory does not grow with the result.
+
+        `raw=True` keeps the values as the server sent them (bytes), for
+        binary attributes and the LDIF export.
+        """
+        reused = getattr(self._local, "conn", None) is not None
         conn = self._connection()
         cookie = None
         while True:
             with self._translated():
                 try:
-                    conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
-                                paged_size=page_size, paged_cookie=cookie)
+                    try:
+                        conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
+                                    paged_size=page_size, paged_cookie=cookie)
+                    except _UNAVAILABLE:
+                        # As in search(): a kept connection may have been cut; the
+                        # first page is safe to ask again on a new one.
+                        if cookie is not None or not reused:
+                            raise
+                        self._forget_connection()
+                        conn = self._connection()
+                        conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
+                                    paged_size=page_size, paged_cookie=cookie)
                 except lx.LDAPNoSuchObjectResult:
                     return
-                page = [Entry(r["dn"], {k: _as_text(v) for k, v in r["raw_attributes"].items()})
+                page = [Entry(r["dn"], {k: list(v) if raw else _as_text(v) for k, v in r["raw_attributes"].items()})
                         for r in conn.response if r.get("type") == "searchResEntry"]
                 controls = conn.result.get("controls", {})
                 cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")

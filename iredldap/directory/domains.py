@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .. import accounts
 from ..accounts import DOMAIN
 from ..errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
+from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
 from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
@@ -25,6 +26,15 @@ _ACCOUNT_CLASSES = ("mailUser", "mailList", "mailAlias", "mailExternalUser")
 _ACCOUNTS_FILTER = "(|" + "".join(f"(objectClass={c})" for c in _ACCOUNT_CLASSES) + ")"
 # Entries that receive `<local>@<alias domain>` shadow addresses.
 _ADDRESS_FILTER = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+
+
+def _domain_filter(admin: str | None, disabled_only: bool, search: str = "") -> str:
+    parts = ["(objectClass=mailDomain)", search_filter(search, ("domainName", "cn"))]
+    if admin is not None:
+        parts.append(f("(domainAdmin=%s)", admin))
+    if disabled_only:
+        parts.append("(accountStatus=disabled)")
+    return "(&" + "".join(parts) + ")"
 
 
 @dataclass(frozen=True)
@@ -62,13 +72,18 @@ class DomainStore:
     def list(self, *, admin: str | None = None, disabled_only: bool = False,
              attrs: Iterable[str] = ("*",)) -> list[Entry]:
         """Domains, all of them or those `admin` manages, sorted by name."""
-        parts = ["(objectClass=mailDomain)"]
-        if admin is not None:
-            parts.append(f("(domainAdmin=%s)", admin))
-        if disabled_only:
-            parts.append("(accountStatus=disabled)")
-        entries = self.dir.search(self.tree.domains_dn, "(&" + "".join(parts) + ")", scope=LEVEL, attrs=attrs)
+        entries = self.dir.search(self.tree.domains_dn, _domain_filter(admin, disabled_only), scope=LEVEL,
+                                  attrs=attrs)
         return sorted(entries, key=lambda e: e.first("domainName"))
+
+    def scan(self, *, admin: str | None = None, disabled_only: bool = False, search: str = "",
+             attrs: Iterable[str] = ("*",)) -> Iterator[Entry]:
+        """Domains in directory order, read page by page (LDAP paged results).
+
+        `search`: only domains whose name or `cn` contains this text.
+        """
+        yield from searched(self.dir.paged_search(self.tree.domains_dn, _domain_filter(admin, disabled_only, search),
+                                                  scope=LEVEL, attrs=tuple(attrs)), search, ("domainName", "cn"))
 
     def managed_by(self, admin: str) -> list[str]:
         return [e.first("domainName").lower() for e in self.list(admin=admin, attrs=("domainName",))]

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from ..accounts import ALIAS, MAILLIST, AccountType
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
+from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
 from .addresses import Addresses, attr_of, copy_attrs, with_attr
@@ -63,11 +64,13 @@ class GroupStore:
             raise NoSuchAccount(f"{self.kind.label} {mail} does not exist")
         return entry
 
-    def list(self, domain: str, *, disabled_only: bool = False, attrs=("*",)) -> Iterator[Entry]:
+    def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
+        """Read page by page (LDAP paged results); `search`: address or name contains it."""
         flt = f"(objectClass={self.kind.object_class})"
-        if disabled_only:
-            flt = f"(&{flt}(accountStatus=disabled))"
-        yield from self.dir.paged_search(self.tree.container(domain, self.kind.ou), flt, scope=LEVEL, attrs=attrs)
+        if disabled_only or search:
+            flt = f"(&{flt}{'(accountStatus=disabled)' if disabled_only else ''}{search_filter(search, ('mail', 'cn'))})"
+        yield from searched(self.dir.paged_search(self.tree.container(domain, self.kind.ou), flt, scope=LEVEL,
+                                                  attrs=attrs), search, ("mail", "cn"))
 
     def count(self, domain: str) -> int:
         return self.addresses.count(domain, self.kind.ou, f"(objectClass={self.kind.object_class})")

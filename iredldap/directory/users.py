@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 from ..accounts import USER, MiB
 from ..config import Settings
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
+from ..listing import search_filter, searched
 from ..mailbox import days_since_epoch, home_directory
 from ..password_policy import PasswordPolicy
 from ..templates import load
@@ -67,11 +68,13 @@ class UserStore:
             raise NoSuchAccount(f"user {mail} does not exist")
         return entry
 
-    def list(self, domain: str, *, disabled_only: bool = False, attrs=("*",)) -> Iterator[Entry]:
+    def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
+        """Read page by page (LDAP paged results); `search`: address or name contains it."""
         flt = _non_catchall(domain)
-        if disabled_only:
-            flt = f"(&{flt}(accountStatus=disabled))"
-        yield from self.dir.paged_search(self.tree.container(domain, "Users"), flt, scope=LEVEL, attrs=attrs)
+        if disabled_only or search:
+            flt = f"(&{flt}{'(accountStatus=disabled)' if disabled_only else ''}{search_filter(search, ('mail', 'cn'))})"
+        yield from searched(self.dir.paged_search(self.tree.container(domain, "Users"), flt, scope=LEVEL, attrs=attrs),
+                            search, ("mail", "cn"))
 
     def count(self, domain: str) -> int:
         return sum(1 for _ in self.list(domain, attrs=("1.1",)))

@@ -26,14 +26,24 @@ from ..directory.limits import quota_limit_mb, quota_unit, setting_int
 from ..directory.settings_attr import parse as parse_settings
 from ..directory.users import UserStore
 from ..errors import InvalidInput, NotAuthorized
-from ..params import NO_PARAMS
+from ..listing import Listing, entry_key, select
+from ..openapi import entry_with
+from ..params import Operation
 from ..password_policy import PasswordPolicy
-from .common import client_ip, entry_as_dict, ok, principal, read_params
-from .users import PasswordHashing
+from .common import entry_as_dict, ok, ok_page, principal, read_params
+from .users import SORT_ATTRS, PasswordHashing
 
 # What GET shows of a mail user that is an admin: its admin side, not its mailbox.
 _USER_ADMIN_VIEW = ("mail", "objectClass", "cn", "accountStatus", "preferredLanguage", "domainGlobalAdmin",
                     "enabledService", "disabledService", "accountSetting", "shadowLastChange")
+
+
+_INT = {"type": "integer"}
+_YES_NO = {"type": "string", "enum": ["yes", "no"]}
+ADMIN_VIEW = entry_with(isGlobalAdmin=_YES_NO, maxDomains=_INT, maxQuota=_INT,
+                        quotaUnit={"type": "string", "enum": list(accounts.QUOTA_UNITS)},
+                        maxUsers=_INT, maxAliases=_INT, maxLists=_INT, disableViewingMailLog=_YES_NO,
+                        disableManagingQuarantinedMails=_YES_NO)
 
 
 def _mail(raw: str) -> str:
@@ -78,6 +88,30 @@ def admin_view(entry, managed_domains: list[str]) -> dict[str, Any]:
     return data
 
 
+class AdminCollection:
+    operations = {"GET": Operation("List the admins: standalone ones and mail users that are admins",
+                                   accounts.ADMIN_LIST_PARAMS, data={"type": "array", "items": {
+                                       "anyOf": [{"type": "string"}, ADMIN_VIEW]}}, listing=True)}
+
+    def __init__(self, admins: AdminStore, domains: DomainStore):
+        self.admins = admins
+        self.domains = domains
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        values = read_params(req, self.operations["GET"])
+        listing = Listing.of(values, "mail")
+        emails_only = values.get("email_only", False)
+        entries = self.admins.scan(disabled_only=values.get("disabled_only", False), search=listing.search,
+                                   attrs=("mail", "cn") if emails_only else ("*",))
+        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
+        if emails_only:
+            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
+        else:
+            # The page's admins only: one search each for the domains they manage.
+            ok_page(resp, page, [admin_view(e, self.domains.managed_by(e.first("mail").lower()))
+                                 for e in page.items])
+
+
 class AdminItem:
     def __init__(self, admins: AdminStore, domains: DomainStore, users: UserStore, db: IredadminDB,
                  settings: Settings):
@@ -89,6 +123,12 @@ class AdminItem:
         self.hashing = PasswordHashing(settings)
         self.create_params = accounts.ADMIN.create_params()
         self.update_params = accounts.ADMIN.update_params()
+        self.operations = {
+            "GET": Operation("Show an admin: its attributes, role, limits and domains", data=ADMIN_VIEW),
+            "POST": Operation("Create a standalone admin", self.create_params, status=201),
+            "PUT": Operation("Change an admin", self.update_params),
+            "DELETE": Operation("Delete an admin (a mail user that is an admin loses only its admin role)"),
+        }
 
     def _policy(self, mail: str, entry=None) -> PasswordPolicy:
         """A mail user's password follows its domain's policy, a standalone admin's the global one."""
@@ -97,24 +137,21 @@ class AdminItem:
         return global_policy(self.settings)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         mail = _mail(mail)
         entry = self.admins.require(mail, attrs=("*",))
         ok(resp, admin_view(entry, self.domains.managed_by(mail)))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.create_params)
-        who = principal(req)
+        values = read_params(req, self.operations["POST"])
         stored = self.hashing.stored_value(values, global_policy(self.settings))
         self.admins.create(mail, values, password_hash=stored)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), username=mail, event="create",
-                        msg=f"[API] Create admin {mail}")
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.update_params)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         entry = self.admins.require(mail)
         if mail == who.mail:
@@ -123,28 +160,27 @@ class AdminItem:
                     raise NotAuthorized(f"{name}: an admin cannot demote or disable itself", param=name)
         stored = self.hashing.stored_value(values, self._policy(mail, entry))
         self.admins.update(mail, values, password_hash=stored)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), username=mail, event="update",
-                        msg=f"[API] Update admin {mail}: {', '.join(sorted(values))}")
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         mail = _mail(mail)
         who = principal(req)
         if mail == who.mail:
             raise NotAuthorized("an admin cannot delete itself")
         self.admins.delete(mail, managed=self.domains.list(admin=mail, attrs=("domainAdmin",)))
-        self.db.add_log(admin=who.mail, ip=client_ip(req), username=mail, event="delete",
-                        msg=f"[API] Delete admin {mail}")
         ok(resp)
 
 
 class AdminPasswordCheck:
+    operations = {"POST": Operation("Check an admin's password (400 PW_MISMATCH when wrong)",
+                                    accounts.PASSWORD_PARAMS)}
+
     def __init__(self, admins: AdminStore):
         self.admins = admins
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        values = read_params(req, accounts.PASSWORD_PARAMS)
+        values = read_params(req, self.operations["POST"])
         entry = self.admins.require(_mail(mail))
         if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
             raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")

@@ -11,8 +11,8 @@ from ..db.iredadmin import IredadminDB
 from ..db.policy_accounts import PolicyAccounts
 from ..directory.domains import DomainStore
 from ..errors import NotAuthorized
-from ..params import NO_PARAMS
-from .common import client_ip, ok, principal, read_params
+from ..params import Operation
+from .common import ok, principal, read_params
 
 
 class Renamable(Protocol):
@@ -27,9 +27,10 @@ class ChangeEmail:
         self.domains = domains
         self.db = db
         self.policies = policies
+        self.operations = {"POST": Operation(f"Change the address of a {label} (its settings follow)")}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["POST"])
         old = validators.email(mail, param="mail")
         new = validators.email(new_mail, param="new_mail")
         who = principal(req)
@@ -44,6 +45,4 @@ class ChangeEmail:
                 self.policies.rename(old, new)
 
         self.store.rename(old, new, after=move_policies)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=old.partition("@")[2], username=old,
-                        event="update", msg=f"[API] Change email of {self.label} {old} to {new}")
         ok(resp)

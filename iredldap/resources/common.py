@@ -8,7 +8,8 @@ import falcon
 
 from ..directory.admins import Principal
 from ..errors import InvalidInput
-from ..params import ParamSet
+from ..listing import Page
+from ..params import Operation, ParamSet
 
 
 _EMPTY = object()
@@ -33,13 +34,23 @@ def raw_params(req: falcon.Request) -> dict[str, Any]:
     return merged
 
 
-def read_params(req: falcon.Request, spec: ParamSet) -> dict[str, Any]:
+def read_params(req: falcon.Request, spec: ParamSet | Operation) -> dict[str, Any]:
+    """The request's parameters, checked against what the responder declares
+    (its `Operation`, which the API document is built from)."""
+    if isinstance(spec, Operation):
+        spec = spec.params
     return spec.parse(raw_params(req))
 
 
 def ok(resp: falcon.Response, data: Any = None, *, status: int = 200) -> None:
     resp.status = status
     resp.media = {"_success": True} if data is None else {"_success": True, "_data": data}
+
+
+def ok_page(resp: falcon.Response, page: Page, data: list) -> None:
+    """A listing: `_data` and `_total` (and `_page`, `_page_size`, `_next_cursor` when paged)."""
+    resp.status = 200
+    resp.media = page.envelope(data)
 
 
 def principal(req: falcon.Request) -> Principal:

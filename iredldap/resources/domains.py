@@ -21,8 +21,10 @@ from ..directory.domains import DeletedMailbox, DomainStore
 from ..directory.limits import AdminLimits
 from ..directory.settings_attr import parse as parse_settings
 from ..errors import InvalidInput, NoSuchAccount, NotAuthorized
-from ..params import NO_PARAMS, ParamSet
-from .common import client_ip, entry_as_dict, ok, principal, read_params
+from ..listing import Listing, entry_key, select
+from ..openapi import ENTRY, LISTING, STRINGS
+from ..params import Operation, ParamSet
+from .common import entry_as_dict, ok, ok_page, principal, read_params
 
 
 # Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
@@ -59,20 +61,26 @@ def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, 
 
 
 class DomainCollection:
+    operations = {"GET": Operation("List the domains (a normal admin: those it manages)", accounts.DOMAIN_LIST_PARAMS,
+                                   data=LISTING, listing=True)}
+    SORT_ATTRS = {"domain": "domainName", "name": "cn"}
+
     def __init__(self, domains: DomainStore):
         self.domains = domains
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        values = read_params(req, accounts.DOMAIN_LIST_PARAMS)
+        values = read_params(req, self.operations["GET"])
         who = principal(req)
+        listing = Listing.of(values, "domain")
         names_only = values.get("name_only", False)
-        entries = self.domains.list(admin=None if who.is_global else who.mail,
-                                    disabled_only=values.get("disabled_only", False),
-                                    attrs=("domainName",) if names_only else ("*",))
+        entries = self.domains.scan(admin=None if who.is_global else who.mail,
+                                    disabled_only=values.get("disabled_only", False), search=listing.search,
+                                    attrs=("domainName", "cn") if names_only else ("*",))
+        page = select(entries, entry_key(listing.sort, self.SORT_ATTRS, "domainName"), listing)
         if names_only:
-            ok(resp, [e.first("domainName").lower() for e in entries])
+            ok_page(resp, page, [e.first("domainName").lower() for e in page.items])
         else:
-            ok(resp, [entry_as_dict(e) for e in entries])
+            ok_page(resp, page, [entry_as_dict(e) for e in page.items])
 
 
 class DomainItem:
@@ -85,25 +93,30 @@ class DomainItem:
         self.policies = policies
         self.create_params = accounts.DOMAIN.create_params()
         self.update_params = accounts.DOMAIN.update_params()
+        self.operations = {
+            "GET": Operation("Show a domain", data=ENTRY),
+            "POST": Operation("Create a domain", self.create_params, status=201),
+            "PUT": Operation("Change a domain", self.update_params),
+            "DELETE": Operation("Delete a domain and all its accounts (mailboxes kept 100 years)"),
+            "DELETE_keep": Operation("Delete a domain and all its accounts, keeping the mailboxes <days> days"),
+        }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, entry_as_dict(self.domains.get(_domain(domain))))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = _domain(domain)
-        values = read_params(req, self.create_params)
+        values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         self.limits.check_domains(who)
         self.domains.create(domain, values, admin=None if who.is_global else who.mail)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="create",
-                        msg=f"[API] Create domain {domain}")
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = _domain(domain)
-        values = read_params(req, self.update_params)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         if not who.is_global:
             locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
@@ -112,12 +125,12 @@ class DomainItem:
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         self._delete(req, _domain(domain), keep_days=DEFAULT_KEEP_DAYS)
         ok(resp)
 
     def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE_keep"])
         self._delete(req, _domain(domain), keep_days=keep_days_of(days))
         ok(resp)
 
@@ -137,22 +150,25 @@ class DomainItem:
             self.db.delete_used_quota(domains=[domain])
 
         self.domains.delete(domain, after=record)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="delete",
-                        msg=f"[API] Delete domain {domain}")
 
 
 class DomainAdmins:
+    operations = {
+        "GET": Operation("The admins of a domain", data=STRINGS),
+        "PUT": Operation("Add or remove admins of a domain", accounts.DOMAIN_ADMINS_PARAMS),
+    }
+
     def __init__(self, domains: DomainStore, admins: AdminStore):
         self.domains = domains
         self.admins = admins
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, self.domains.admins(_domain(domain)))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = _domain(domain)
-        values = read_params(req, accounts.DOMAIN_ADMINS_PARAMS)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         self.domains.get(domain)
         add = values.get("addAdmin", [])
@@ -167,7 +183,7 @@ class DomainAdmins:
                     raise NoSuchAccount(f"addAdmin: {mail} is neither an admin nor a mail user", param="addAdmin")
             is_user = "ou=users," in entry.dn.lower()
             if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
-                raise NotAuthorized(f"addAdmin: a normal admin may only promote users of its own domains",
+                raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
                                     param="addAdmin")
             if is_user:
                 user_entries[mail] = entry
@@ -177,15 +193,20 @@ class DomainAdmins:
 
 
 class DomainServices:
+    operations = {
+        "GET": Operation("The enabled services of a domain", data=STRINGS),
+        "PUT": Operation("Enable or disable services of a domain", accounts.DOMAIN_SERVICES_PARAMS),
+    }
+
     def __init__(self, domains: DomainStore):
         self.domains = domains
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, sorted(self.domains.services(_domain(domain))))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = _domain(domain)
-        values = read_params(req, accounts.DOMAIN_SERVICES_PARAMS)
+        values = read_params(req, self.operations["PUT"])
         self.domains.update(domain, values)
         ok(resp)

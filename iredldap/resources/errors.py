@@ -59,7 +59,8 @@ def handle_ours(req: falcon.Request, resp: falcon.Response, exc: e.IredldapError
     resp.status = status
     resp.media = envelope(exc.code, exc.reason or exc.code, **_public_details(exc))
     if isinstance(exc, e.LoginRequired):
-        resp.set_header("WWW-Authenticate", 'Cookie realm="iredldap"')
+        # Cookie sessions have no standard challenge; Bearer tokens do.
+        resp.set_header("WWW-Authenticate", 'Bearer realm="iredldap"')
 
 
 _FALCON_CODES = {

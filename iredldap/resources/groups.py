@@ -18,9 +18,12 @@ from ..directory.admins import Principal
 from ..directory.domains import DomainStore
 from ..directory.groups import GroupStore, ListStore
 from ..errors import NotAuthorized
-from ..params import NO_PARAMS, Boolean, Param, ParamSet
-from .common import client_ip, entry_as_dict, ok, principal, read_params
+from ..listing import Listing, entry_key, select
+from ..openapi import ENTRY, LISTING
+from ..params import NO_PARAMS, Boolean, Operation, Param, ParamSet
+from .common import entry_as_dict, ok, ok_page, principal, read_params
 from .domains import restrict_for_normal_admin
+from .users import SORT_ATTRS
 
 # `archive` only means something for mlmmj lists; accepted and ignored here.
 LIST_DELETE_PARAMS = ParamSet((Param("archive", Boolean(), "Archive an mlmmj list first (ignored here)"),))
@@ -42,6 +45,13 @@ class GroupItem:
         self.create_params = store.kind.account.create_params()
         self.update_params = store.kind.account.update_params()
         self.delete_params = LIST_DELETE_PARAMS if isinstance(store, ListStore) else NO_PARAMS
+        label = store.kind.label
+        self.operations = {
+            "GET": Operation(f"Show a {label} and its members", data=ENTRY),
+            "POST": Operation(f"Create a {label}", self.create_params, status=201),
+            "PUT": Operation(f"Change a {label}", self.update_params),
+            "DELETE": Operation(f"Delete a {label}", self.delete_params),
+        }
 
     def _check_members(self, who: Principal, values: dict[str, Any]) -> None:
         """A normal admin may not write list memberships into other customers' entries."""
@@ -54,7 +64,7 @@ class GroupItem:
                                 param="members")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         mail = _mail(mail)
         entry = self.store.get(mail)
         data = entry_as_dict(entry)
@@ -63,34 +73,27 @@ class GroupItem:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.create_params)
+        values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         self._check_members(who, values)
         self.check_admin_limit(who)
         self.store.create(mail, values)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
-                        event="create", msg=f"[API] Create {self.store.kind.label} {mail}")
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.update_params)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, self.update_params, values, [])
         self._check_members(who, values)
         self.store.update(mail, values)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
-                        event="update", msg=f"[API] Update {self.store.kind.label} {mail}: {', '.join(sorted(values))}")
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, self.delete_params)
+        read_params(req, self.operations["DELETE"])
         mail = _mail(mail)
-        who = principal(req)
         self.store.delete(mail, after=(lambda: self.policies.forget(mail)) if self.policies else None)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
-                        event="delete", msg=f"[API] Delete {self.store.kind.label} {mail}")
         ok(resp)
 
 
@@ -98,15 +101,20 @@ class GroupCollection:
     def __init__(self, store: GroupStore, domains: DomainStore):
         self.store = store
         self.domains = domains
+        plural = "aliases" if store.kind.ou == "Aliases" else "mailing lists"
+        self.operations = {"GET": Operation(f"List the {plural} of a domain", accounts.GROUP_LIST_PARAMS,
+                                            data=LISTING, listing=True)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        values = read_params(req, accounts.GROUP_LIST_PARAMS)
+        values = read_params(req, self.operations["GET"])
         domain = validators.domain_name(domain)
         self.domains.get(domain)  # 404 for an unknown domain
+        listing = Listing.of(values, "mail")
         emails_only = values.get("email_only", False)
-        entries = self.store.list(domain, disabled_only=values.get("disabled_only", False),
-                                  attrs=("mail",) if emails_only else ("*",))
+        entries = self.store.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
+                                  attrs=("mail", "cn") if emails_only else ("*",))
+        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
         if emails_only:
-            ok(resp, sorted(e.first("mail").lower() for e in entries))
+            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
         else:
-            ok(resp, sorted((entry_as_dict(e) for e in entries), key=lambda d: d.get("mail", [""])[0]))
+            ok_page(resp, page, [entry_as_dict(e) for e in page.items])

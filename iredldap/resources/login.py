@@ -11,7 +11,7 @@ from ..config import Settings
 from ..db.iredadmin import IredadminDB
 from ..directory.admins import AdminStore
 from ..errors import InvalidInput, LoginFailed, TooManyAttempts
-from ..params import Param, ParamSet, Secret, Text
+from ..params import Operation, Param, ParamSet, Secret, Text
 from ..sessions import SessionStore
 from .common import client_ip, ok, read_params
 
@@ -22,6 +22,8 @@ LOGIN_PARAMS = ParamSet((
 
 
 class Login:
+    operations = {"POST": Operation("Log in: sets the session cookie", LOGIN_PARAMS)}
+
     def __init__(self, settings: Settings, admins: AdminStore, sessions: SessionStore, db: IredadminDB):
         self.settings = settings
         self.admins = admins
@@ -36,7 +38,7 @@ class Login:
         if failures >= self.settings.login_max_failures:
             resp.set_header("Retry-After", str(self.settings.login_failure_window))
             raise TooManyAttempts(f"too many failed logins from {ip}; try again later")
-        values = read_params(req, LOGIN_PARAMS)
+        values = read_params(req, self.operations["POST"])
         username = values["username"].strip().lower()
         try:
             # Only a valid address is looked up: anything else ("root",
@@ -58,6 +60,9 @@ class Login:
 
 
 class Logout:
+    # Reads no parameters (whatever is sent is ignored, as it always was).
+    operations = {"POST": Operation("Log out: ends the session and clears the cookie")}
+
     def __init__(self, settings: Settings, sessions: SessionStore):
         self.settings = settings
         self.sessions = sessions

@@ -13,6 +13,7 @@ from ..directory.admins import AdminStore
 from ..directory.domains import DomainStore
 from ..errors import LoginRequired, NotAuthorized, NotFound
 from ..sessions import SessionStore
+from ..tokens import TokenStore, narrow, set_scope
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,20 @@ class ClientAccess:
 
 
 class Authentication:
-    """Finds the admin behind the session cookie and applies the access table."""
+    """Finds the admin behind the session cookie or the API token (`Authorization:
+    Bearer`, see iredldap.tokens) and applies the access table."""
 
-    def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore):
+    def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore,
+                 tokens: TokenStore | None = None):
         self.settings = settings
         self.sessions = sessions
         self.admins = admins
         self.domains = domains
+        self.tokens = tokens
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        set_scope(None)
+        req.context.token = None
         if resource is None:
             return
         template = (req.uri_template or "")[len(self.settings.url_prefix):]
@@ -105,6 +111,9 @@ class Authentication:
         if rule is not authz.Rule.PUBLIC:
             principal = self._principal(req)
         req.context.principal = principal
+        if principal is not None and req.context.token is not None:
+            # Read-only and domain-limited tokens (may raise NotAuthorized).
+            req.context.principal = principal = narrow(req.context.token, principal, req.method, params)
         managed: list[str] | None = None
 
         def managed_domains() -> list[str]:
@@ -116,6 +125,9 @@ class Authentication:
         authz.check(rule, principal, params, managed_domains)
 
     def _principal(self, req: falcon.Request):
+        scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and self.tokens is not None:
+            return self._token_principal(req, credentials.strip())
         token = req.cookies.get(self.settings.session_cookie_name)
         if not token:
             return None
@@ -128,4 +140,12 @@ class Authentication:
             self.sessions.end(session)
             raise LoginRequired("this admin account is no longer active")
         req.context.session = session
+        return found[0]
+
+    def _token_principal(self, req: falcon.Request, credentials: str):
+        token = self.tokens.resolve(credentials)     # LoginRequired if unknown, revoked or expired
+        found = self.admins.principal_for(token.admin)
+        if found is None:
+            raise LoginRequired("the admin of this API token is no longer active")
+        req.context.token = token
         return found[0]

@@ -58,8 +58,9 @@ from ..directory.domains import DomainStore
 from ..directory.settings_attr import parse as parse_settings
 from ..directory.tree import Tree
 from ..errors import InvalidInput, MissingParameter, NoSuchAccount, NotAuthorized
-from ..params import (NO_PARAMS, Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
-                      Param, ParamSet)
+from ..openapi import OBJECT, OBJECTS, STRINGS
+from ..params import (Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
+                      Operation, Param, ParamSet)
 from ..policy_addresses import (GLOBAL, Account, account_of, domain_account, greylist_sender, user_account,
                                 wblist_address)
 from .common import ok, principal, read_params
@@ -197,6 +198,12 @@ class SpamPolicy:
         self.db = db
         self.accounts = accounts
         self.scope = scope
+        whose = {"global": "the global", "domain": "a domain's", "user": "a mail user's"}[scope]
+        self.operations = {
+            "GET": Operation(f"Show {whose} spam policy ({{}}: none of its own)", data=OBJECT),
+            "PUT": Operation(f"Set {whose} spam policy (empty values: not set here)", SPAM_POLICY_PARAMS),
+            "DELETE": Operation(f"Remove {whose} spam policy"),
+        }
 
     def _account(self, req: falcon.Request, url: dict[str, str]) -> Account:
         if self.scope == "domain":
@@ -209,12 +216,12 @@ class SpamPolicy:
         return account
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, **url: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         account = self._account(req, url)
         ok(resp, policy_view(self.db.get_policy(account), account))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, **url: str) -> None:
-        values = read_params(req, SPAM_POLICY_PARAMS)
+        values = read_params(req, self.operations["PUT"])
         rules = values.get("banned_rulenames")
         if rules and len(",".join(rules)) > 64:
             raise InvalidInput("banned_rulenames: at most 64 characters in all", param="banned_rulenames")
@@ -223,7 +230,7 @@ class SpamPolicy:
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, **url: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         self.db.delete_policy(self._account(req, url))
         ok(resp)
 
@@ -231,6 +238,12 @@ class SpamPolicy:
 # -- throttle --------------------------------------------------------------------
 
 class Throttle:
+    operations = {
+        "GET": Operation("Show a throttle setting ({}: none)", data=OBJECT),
+        "POST": Operation("Set a throttle setting", THROTTLE_PARAMS),
+        "DELETE": Operation("Remove a throttle setting"),
+    }
+
     def __init__(self, db: IredapdDB, accounts: Accounts):
         self.db = db
         self.accounts = accounts
@@ -242,19 +255,19 @@ class Throttle:
         return found, kind
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         found, kind = self._target(req, account, direction)
         ok(resp, self.db.get_throttle(found, kind) or {})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
-        values = read_params(req, THROTTLE_PARAMS)
+        values = read_params(req, self.operations["POST"])
         found, kind = self._target(req, account, direction)
         period = values.pop("period")
         self.db.set_throttle(found, kind, period=period, limits=values)
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         found, kind = self._target(req, account, direction)
         self.db.delete_throttle(found, kind)
         ok(resp)
@@ -263,11 +276,13 @@ class Throttle:
 # -- greylisting -------------------------------------------------------------------
 
 class GreylistingAll:
+    operations = {"GET": Operation("Every greylisting setting, most specific first", data=OBJECTS)}
+
     def __init__(self, db: IredapdDB):
         self.db = db
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, self.db.all_greylisting())
 
 
@@ -283,31 +298,42 @@ class _GreylistingOf:
 
 
 class Greylisting(_GreylistingOf):
+    operations = {
+        "GET": Operation("Show an account's greylisting setting ({}: inherited)", data=OBJECT),
+        "POST": Operation("Enable or disable greylisting for an account", GREYLISTING_PARAMS),
+        "DELETE": Operation("Remove an account's greylisting setting (inherit)"),
+    }
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         found = self._account(req, account)
         active = self.db.get_greylisting(found)
         ok(resp, {} if active is None else {"account": found.key, "status": "enable" if active else "disable"})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
-        values = read_params(req, GREYLISTING_PARAMS)
+        values = read_params(req, self.operations["POST"])
         found = self._account(req, account)
         self.db.set_greylisting(found, values["status"] == "enable")
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         self.db.delete_greylisting(self._account(req, account))
         ok(resp)
 
 
 class GreylistingWhitelists(_GreylistingOf):
+    operations = {
+        "GET": Operation("Senders never greylisted for an account", data=STRINGS),
+        "POST": Operation("Change the senders never greylisted for an account", WHITELIST_PARAMS),
+    }
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, self.db.whitelisted_senders(self._account(req, account)))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
-        values = read_params(req, WHITELIST_PARAMS)
+        values = read_params(req, self.operations["POST"])
         _require_some(values, WHITELIST_PARAMS)
         add, remove = values.get("addWhitelistSenders", []), values.get("removeWhitelistSenders", [])
         both = sorted(set(add) & set(remove))
@@ -320,15 +346,20 @@ class GreylistingWhitelists(_GreylistingOf):
 
 
 class GreylistingSpfDomains:
+    operations = {
+        "GET": Operation("Sender domains whose SPF/MX hosts are never greylisted", data=STRINGS),
+        "POST": Operation("Change the sender domains whose SPF/MX hosts are never greylisted", SPF_DOMAINS_PARAMS),
+    }
+
     def __init__(self, db: IredapdDB):
         self.db = db
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         ok(resp, self.db.spf_domains())
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        values = read_params(req, SPF_DOMAINS_PARAMS)
+        values = read_params(req, self.operations["POST"])
         _require_some(values, SPF_DOMAINS_PARAMS)
         add, remove = values.get("addDomains", []), values.get("removeDomains", [])
         both = sorted(set(add) & set(remove))
@@ -341,6 +372,13 @@ class GreylistingSpfDomains:
 # -- white/blacklists ------------------------------------------------------------
 
 class WBList:
+    operations = {
+        "GET": Operation("The addresses of a white- or blacklist", data=STRINGS),
+        "POST": Operation("Add addresses to a white- or blacklist", WBLIST_PARAMS),
+        "PUT": Operation("Remove addresses from a white- or blacklist", WBLIST_PARAMS),
+        "DELETE": Operation("Empty a white- or blacklist"),
+    }
+
     def __init__(self, db: AmavisdDB, accounts: Accounts):
         self.db = db
         self.accounts = accounts
@@ -353,24 +391,24 @@ class WBList:
         return found, direction, listname
 
     def on_get(self, req, resp, direction: str, listname: str, account: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         found, direction, listname = self._target(req, direction, listname, account)
         ok(resp, self.db.list_addresses(found, direction, listname))
 
     def on_post(self, req, resp, direction: str, listname: str, account: str) -> None:
-        values = read_params(req, WBLIST_PARAMS)
+        values = read_params(req, self.operations["POST"])
         found, direction, listname = self._target(req, direction, listname, account)
         self.db.add_addresses(found, direction, listname, values["addresses"])
         ok(resp)
 
     def on_put(self, req, resp, direction: str, listname: str, account: str) -> None:
-        values = read_params(req, WBLIST_PARAMS)
+        values = read_params(req, self.operations["PUT"])
         found, direction, listname = self._target(req, direction, listname, account)
         self.db.remove_addresses(found, direction, listname, values["addresses"])
         ok(resp)
 
     def on_delete(self, req, resp, direction: str, listname: str, account: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         found, direction, listname = self._target(req, direction, listname, account)
         self.db.remove_addresses(found, direction, listname, None)
         ok(resp)

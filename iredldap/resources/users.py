@@ -14,7 +14,7 @@ from typing import Any
 
 import falcon
 
-from .. import accounts, passwords, validators
+from .. import accounts, audit, passwords, validators
 from ..config import Settings
 from ..db.iredadmin import IredadminDB
 from ..db.policy_accounts import PolicyAccounts
@@ -23,9 +23,17 @@ from ..directory.limits import AdminLimits
 from ..directory.settings_attr import parse as parse_settings
 from ..directory.users import UserStore
 from ..errors import InvalidInput, MissingParameter, NotAuthorized
-from ..params import NO_PARAMS
-from .common import client_ip, entry_as_dict, ok, principal, read_params
+from ..listing import Listing, entry_key, select
+from ..openapi import LISTING, entry_with
+from ..params import Operation
+from .common import entry_as_dict, ok, ok_page, principal, read_params
 from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+
+# Sort fields of listings -> the attribute sorted by.
+SORT_ATTRS = {"mail": "mail", "name": "cn"}
+USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
+                       last_login={"type": "string", "description": "ISO 8601, or empty: never"})
+
 
 def _mail(raw: str, param: str = "mail") -> str:
     return validators.email(raw, param=param)
@@ -67,13 +75,22 @@ class UserItem:
         self.hashing = PasswordHashing(settings)
         self.create_params = accounts.USER.create_params()
         self.update_params = accounts.USER.update_params()
+        self.operations = {
+            "GET": Operation("Show a mail user (with its aliases, lists, mailbox usage and last login)",
+                             data=USER_VIEW),
+            "POST": Operation("Create a mail user (password or password_hash required)", self.create_params,
+                              status=201),
+            "PUT": Operation("Change a mail user", self.update_params),
+            "DELETE": Operation("Delete a mail user (mailbox kept 100 years)"),
+            "DELETE_keep": Operation("Delete a mail user, keeping the mailbox <days> days"),
+        }
 
     def _locked_profiles(self, domain: str) -> list[str]:
         settings = parse_settings(self.domains.get(domain).get("accountSetting"))
         return settings.get("disabledUserProfile", [])  # type: ignore[return-value]
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["GET"])
         mail = _mail(mail)
         entry = self.users.get(mail)
         data: dict[str, Any] = entry_as_dict(entry)
@@ -87,7 +104,7 @@ class UserItem:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.create_params)
+        values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         if "password" not in values and "password_hash" not in values:
@@ -98,13 +115,11 @@ class UserItem:
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
         self.users.create(mail, values, password_hash=stored)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="create",
-                        msg=f"[API] Create user {mail}")
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         mail = _mail(mail)
-        values = read_params(req, self.update_params)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         domain = mail.partition("@")[2]
         restrict_for_normal_admin(who, self.update_params, values,
@@ -115,17 +130,15 @@ class UserItem:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         self.users.update(mail, values, password_hash=stored)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, username=mail, event="update",
-                        msg=f"[API] Update user {mail}: {', '.join(sorted(values))}")
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE"])
         self._delete(req, _mail(mail), DEFAULT_KEEP_DAYS)
         ok(resp)
 
     def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, mail: str, days: str) -> None:
-        read_params(req, NO_PARAMS)
+        read_params(req, self.operations["DELETE_keep"])
         self._delete(req, _mail(mail), keep_days_of(days))
         ok(resp)
 
@@ -142,47 +155,54 @@ class UserItem:
             self.db.delete_used_quota(usernames=[mail])
 
         self.users.delete(mail, after=record)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=mail.partition("@")[2], username=mail,
-                        event="delete", msg=f"[API] Delete user {mail}")
 
 
 class UserCollection:
+    operations = {
+        "GET": Operation("List the mail users of a domain", accounts.USER_LIST_PARAMS, data=LISTING, listing=True),
+        "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS),
+    }
+
     def __init__(self, users: UserStore, settings: Settings, db: IredadminDB):
         self.users = users
         self.db = db
         self.hashing = PasswordHashing(settings)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        values = read_params(req, accounts.USER_LIST_PARAMS)
+        values = read_params(req, self.operations["GET"])
         domain = validators.domain_name(domain)
         self.users.rules(domain)  # 404 for an unknown domain
+        listing = Listing.of(values, "mail")
         emails_only = values.get("email_only", False)
-        entries = self.users.list(domain, disabled_only=values.get("disabled_only", False),
-                                  attrs=("mail",) if emails_only else ("*",))
+        entries = self.users.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
+                                  attrs=("mail", "cn") if emails_only else ("*",))
+        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
         if emails_only:
-            ok(resp, sorted(e.first("mail").lower() for e in entries))
+            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
         else:
-            ok(resp, sorted((entry_as_dict(e) for e in entries), key=lambda d: d.get("mail", [""])[0]))
+            ok_page(resp, page, [entry_as_dict(e) for e in page.items])
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = validators.domain_name(domain)
-        values = read_params(req, accounts.USERS_BULK_PARAMS)
+        values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, accounts.USERS_BULK_PARAMS, values, [])
         # One hash for all: hashing ten thousand times with bcrypt would take hours.
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         count = self.users.bulk_update(domain, values, password_hash=stored)
-        self.db.add_log(admin=who.mail, ip=client_ip(req), domain=domain, event="update",
-                        msg=f"[API] Update {count} users of {domain}: {', '.join(sorted(values))}")
+        audit.note(req, note=f"{count} users")
         ok(resp)
 
 
 class UserPasswordCheck:
+    operations = {"POST": Operation("Check a mail user's password (400 PW_MISMATCH when wrong)",
+                                    accounts.PASSWORD_PARAMS)}
+
     def __init__(self, users: UserStore):
         self.users = users
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        values = read_params(req, accounts.PASSWORD_PARAMS)
+        values = read_params(req, self.operations["POST"])
         entry = self.users.get(_mail(mail), attrs=("userPassword",))
         if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
             raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
