@@ -15,12 +15,14 @@ from .db.amavisd import AmavisdDB
 from .db.engine import make_engine
 from .db.iredadmin import IredadminDB
 from .db.iredapd import IredapdDB
+from .db.journal import JournalTable
 from .db.policy_accounts import PolicyAccounts
 from .directory.admins import AdminStore
 from .directory.connection import Directory
 from .directory.domains import DomainStore
 from .directory.export import Exporter
 from .directory.groups import AliasStore, ListStore
+from .directory.journal import WriteJournal
 from .directory.limits import AdminLimits
 from .directory.tree import Tree
 from .directory.users import UserStore
@@ -28,6 +30,7 @@ from . import openapi
 from .resources import admins, change_email, docs, domains, errors, groups, login, policies, users
 from .resources import health, log as log_resource, tokens as token_resources
 from .resources import ldif as ldif_resources
+from .resources.journal import SettleJournal
 from .resources.middleware import Authentication, ClientAccess
 from .sessions import SessionStore
 from .audit import AuditLog
@@ -61,6 +64,7 @@ def tree_of(settings: Settings) -> Tree:
 def create_app(settings: Settings, backends: Backends | None = None) -> falcon.App:
     backends = backends or connect(settings)
     tree = tree_of(settings)
+    journal = attach_journal(backends, tree)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
     user_store = UserStore(backends.directory, tree, settings)
@@ -83,6 +87,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ClientAccess(settings),
         audit_log,
         Authentication(settings, sessions, admin_store, domain_store, api_tokens),
+        SettleJournal(journal),
     ])
     # Clients send `catchall=` to mean "none": keep blank values everywhere.
     app.req_options.keep_blank_qs_values = True
@@ -154,4 +159,22 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         app.add_route(settings.url_prefix + template, resource, **options)
     # Secret parameters are known from the endpoints' declarations.
     audit_log.learn([resource for _, resource, _ in routes])
+    resume_unfinished(journal)
     return app
+
+
+def attach_journal(backends: Backends, tree: Tree) -> WriteJournal:
+    """Give the directory its write journal (in the iredadmin database)."""
+    journal = WriteJournal(JournalTable(backends.iredadmin.engine), backends.directory, tree.domains_dn)
+    backends.directory.journal = journal
+    return journal
+
+
+def resume_unfinished(journal: WriteJournal) -> None:
+    """At a worker's start: finish what requests of dead workers left."""
+    import logging
+    from .errors import IredldapError
+    try:
+        journal.resume_all()
+    except IredldapError as err:
+        logging.getLogger(__name__).warning("unfinished writes not finished at start: %s", err.code)

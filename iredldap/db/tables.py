@@ -177,8 +177,49 @@ api_tokens = Table(
     **_table_kw,
 )
 
+# Journal of multi-entry directory writes (ours): one row per request that
+# writes several entries, with its steps in `write_journal_steps` (deleted
+# when the row is closed).  See iredldap/directory/journal.py.
+#   resume: what finishing it means -- "forward" (redo the steps not yet
+#           done: deletes, renames) or "back" (undo those done: creates).
+#   state:  running (a live request is at it), resuming, open (left by a
+#           request that lost the directory), done, undone.
+#   done:   how many steps landed, in order; step `done` may have landed.
+#   sealed: 1 when every step of the request is written down (a create
+#           whose steps all landed is complete).
+write_journal = Table(
+    "write_journal",
+    metadata,
+    Column("id", _id_type(), primary_key=True, autoincrement=True),
+    Column("created", DateTime(), nullable=False),
+    Column("updated", DateTime(), nullable=False),
+    _str("kind", 20),
+    Column("targets", Text(), nullable=True),
+    _str("resume", 10),
+    _str("state", 10),
+    _str("owner"),
+    Column("done", Integer(), nullable=False, server_default=text("0")),
+    Column("steps", Integer(), nullable=False, server_default=text("0")),
+    Column("sealed", Integer(), nullable=False, server_default=text("0")),
+    Column("note", Text(), nullable=True),
+    Index("idx_write_journal_state", "state"),
+    **_table_kw,
+)
+
+write_journal_steps = Table(
+    "write_journal_steps",
+    metadata,
+    Column("journal_id", BigInteger().with_variant(mysql.BIGINT(unsigned=True), *_MYSQL), primary_key=True,
+           autoincrement=False),
+    Column("seq", Integer(), primary_key=True, autoincrement=False),
+    Column("step", Text().with_variant(mysql.LONGTEXT(), *_MYSQL), nullable=False),
+    **_table_kw,
+)
+
 __all__ = [
     "metadata",
+    "write_journal",
+    "write_journal_steps",
     "api_tokens",
     "sessions",
     "log",

@@ -8,13 +8,11 @@ from typing import Callable
 
 from ..errors import AlreadyExists, NoSuchAccount
 from . import references
-from .connection import LEVEL, REPLACE, Attrs, Batch, Directory, Entry
+from .connection import LEVEL, Attrs, Batch, Directory, Entry
 from .tree import Tree, f
 
 # Every kind of entry whose addresses Postfix resolves.
 ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
-# Increment (RFC 4525): the counter changes atomically in the server.
-INCREMENT = "MODIFY_INCREMENT"
 
 _OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
                 "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
@@ -64,30 +62,33 @@ class Addresses:
         """Move a `domainCurrent*Number` counter without read-modify-write races.
 
         `entry`, the domain entry as read earlier in the request, saves a search.
+        Queued in the batch (sent with the rest of its plan); undone by the
+        opposite increment, and set to the real count when a journal of the
+        batch is resumed.
         """
         dn = self.tree.domain(domain)
         if entry is None:
             entry = self.dir.get(dn, attrs=(attr,))
-        if entry is not None and entry.get(attr):
-            batch.modify(dn, {attr: [(INCREMENT, [str(delta)])]})
-        else:
-            # No counter yet: start it at the real count.
-            batch.modify(dn, {attr: [(REPLACE, [str(recount())])]}, before=entry)
+        # No counter yet: it starts at the real count.
+        batch.plan_counter(dn, attr, delta, recount=recount, before=entry)
 
     def move(self, batch: Batch, entry: Entry, new_dn: str, attrs: Attrs, old: str, new: str) -> None:
         """Put `entry` under a new address: add the new entry, carry every
         reference along, delete the old one.  Unlike a modrdn this works
-        across domains and each step can be undone."""
-        batch.add(new_dn, attrs)
+        across domains and each step can be undone.  Queued in the batch, so
+        the whole move is in the journal before its first step is sent."""
         refs = references.find(self.dir, self.tree.domains_dn, old, exclude_dn=entry.dn)
-        references.rewrite(batch, [r for r in refs if r.dn.lower() != new_dn.lower()], old, new)
-        batch.delete(entry.dn, snapshot=entry)
+        gone = batch.queued_deletes() | {new_dn.lower()}
+        batch.plan_add(new_dn, attrs)
+        references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], old, new)
+        batch.plan_delete(entry.dn, snapshot=entry)
 
     def remove(self, batch: Batch, entry: Entry, address: str) -> None:
-        """Delete an entry and every value elsewhere naming its address."""
+        """Delete an entry and every value elsewhere naming its address (queued in the batch)."""
         refs = references.find(self.dir, self.tree.domains_dn, address, exclude_dn=entry.dn)
-        references.rewrite(batch, refs, address, None)
-        batch.delete(entry.dn, snapshot=entry)
+        gone = batch.queued_deletes()
+        references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], address, None)
+        batch.plan_delete(entry.dn, snapshot=entry)
 
 
 def copy_attrs(entry: Entry) -> Attrs:

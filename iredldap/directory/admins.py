@@ -201,7 +201,7 @@ class AdminStore:
         admin role and keeps its mailbox.  `managed` are the domains naming it
         in `domainAdmin`, read with that attribute only: those values go too."""
         entry = self.require(mail, attrs=("*",))
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             references.rewrite(batch, managed, mail, None)
             if is_mail_user(entry):
                 batch.modify(entry.dn, _role_removal(entry), before=entry)

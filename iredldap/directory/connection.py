@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BASE, LEVEL, SUBTREE = ldap3.BASE, ldap3.LEVEL, ldap3.SUBTREE
 ADD, DELETE, REPLACE = ldap3.MODIFY_ADD, ldap3.MODIFY_DELETE, ldap3.MODIFY_REPLACE
+# Increment (RFC 4525): the server changes the number atomically.
+INCREMENT = ldap3.MODIFY_INCREMENT
 
 # Attribute values are lists of str; `Changes` is ldap3's modify format
 # {attr: [(operation, [values])]}.
@@ -85,6 +87,9 @@ class Directory:
         self._server = server or self._new_server()
         self._strategy = strategy
         self._local = threading.local()
+        # The write journal (iredldap.directory.journal.WriteJournal), set by
+        # the composition root; without it batches only compensate.
+        self.journal = None
 
     # -- connections --------------------------------------------------------
 
@@ -251,8 +256,14 @@ class Directory:
         entries = self.search(dn, "(objectClass=*)", scope=SUBTREE, attrs=("*",))
         return sorted(entries, key=lambda e: _depth(e.dn))
 
-    def batch(self) -> "Batch":
-        return Batch(self)
+    def batch(self, *, kind: str | None = None, targets: tuple[str, ...] | list[str] = (),
+              resume: str = "back") -> "Batch":
+        """A `Batch`; with `kind` (create, delete, rename, update) it is journaled
+        when the directory has a journal: `targets` ("domain:<name>",
+        "mail:<address>") say which requests finish it if it is left
+        unfinished, `resume` how ("forward" or "back")."""
+        entry = self.journal.begin(kind, targets, resume) if kind and self.journal is not None else None
+        return Batch(self, entry)
 
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the server answers a base search."""
@@ -270,40 +281,186 @@ class Batch:
     manager: an exception inside the block undoes the recorded writes in
     reverse order and re-raises.  Undo failures are logged (never the values,
     which may hold password hashes) and do not hide the original error.
+
+    With a journal entry (`Directory.batch(kind=...)` on a directory that has
+    a `journal`, see `iredldap.directory.journal`) every write is recorded
+    in the journal before it is sent and marked done after it lands.  The
+    `plan_*` methods queue writes without sending them; `record()` writes the
+    queued plan to the journal, and the queue is sent, in order, before the
+    next direct write or when the block ends.  That is how a delete records
+    every entry it will remove before removing the first.  If the directory
+    goes away part-way, a `forward` journal is left open as it is (the next
+    request finishes it) and a `back` one is undone as far as the directory
+    allows, the rest being left to the journal.
     """
 
-    def __init__(self, directory: Directory):
+    def __init__(self, directory: Directory, journal=None):
         self.directory = directory
         self._undo: list[tuple[str, Callable[[], None]]] = []
+        self._journal = journal
+        # Planned writes: (journal step, send, undo description, undo).
+        self._queue: list[tuple[dict, Callable[[], None], str, Callable[[], None]]] = []
+        self._recorded = 0   # how many of the queue are in the journal
+        self._on_rollback: list[Callable[[], None]] = []
 
     def __enter__(self) -> "Batch":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.rollback()
+        if exc_type is None:
+            try:
+                self.run(final=True)
+                if self._journal is not None:
+                    self._journal.finish()
+            except BaseException as err:
+                self._failed(err)
+                raise
+            return
+        self._failed(exc)
 
-    def rollback(self) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        journal = self._journal
+        if journal is not None and journal.id is not None and isinstance(exc, DirectoryUnavailable) \
+                and journal.resume == "forward":
+            journal.leave_open(exc.reason)   # the client asked for it: it will be finished
+            return
+        complete = self.rollback()
+        if journal is None:
+            return
+        if complete:
+            try:
+                journal.undone()
+            except IredldapError as err:
+                log.error("journal %s: cannot close it: %s", journal.id, err.code)
+        else:
+            journal.leave_open(getattr(exc, "reason", exc.__class__.__name__))
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Also run `undo` if the batch is undone (e.g. SQL rows written for it)."""
+        self._on_rollback.append(undo)
+
+    def rollback(self) -> bool:
+        """Undo what was written; False if the directory went away meanwhile."""
+        complete = True
         while self._undo:
             what, undo = self._undo.pop()
             try:
                 undo()
+            except DirectoryUnavailable:
+                if self._journal is not None and self._journal.id is not None:
+                    # The journal has the rest; a flood of failing undos helps nobody.
+                    log.error("rollback stopped, the directory is unreachable; the journal finishes it")
+                    self._undo.clear()
+                    complete = False
+                    break
+                log.error("rollback step failed (%s): DirectoryUnavailable", what)
+                complete = False
             except Exception as err:  # noqa: BLE001 - keep undoing the rest
                 log.error("rollback step failed (%s): %s", what, err.__class__.__name__)
+                complete = False
+        self._queue.clear()
+        while self._on_rollback:
+            undo = self._on_rollback.pop()
+            try:
+                undo()
+            except Exception as err:  # noqa: BLE001
+                log.error("rollback step failed (database): %s", err.__class__.__name__)
+        return complete
 
-    def add(self, dn: str, attrs: Attrs) -> None:
-        self.directory.add(dn, attrs)
-        self._undo.append((f"delete {dn}", lambda: self.directory.delete(dn)))
+    # -- sending ------------------------------------------------------------
 
-    def modify(self, dn: str, changes: Changes, *, before: Entry | None = None) -> None:
-        """Apply `changes`; `before` (the entry as read) lets REPLACE be undone without a read."""
+    def _send(self, step: dict, send: Callable[[], None], what: str, undo: Callable[[], None] | None) -> None:
+        if self._journal is not None:
+            self._journal.before(step)
+        try:
+            send()
+        except DirectoryUnavailable:
+            raise  # it may or may not have landed: the journal keeps it
+        except IredldapError:
+            if self._journal is not None:
+                self._journal.rejected()  # refused, so it did not land
+            raise
+        if undo is not None:
+            self._undo.append((what, undo))
+        if self._journal is not None:
+            self._journal.landed()
+
+    def record(self, *, final: bool = False) -> None:
+        """Write the queued plan to the journal (before anything of it is sent)."""
+        if self._journal is not None and self._recorded < len(self._queue):
+            self._journal.plan([q[0] for q in self._queue[self._recorded:]], sealed=final)
+        self._recorded = len(self._queue)
+
+    def run(self, *, final: bool = False) -> None:
+        """Send the queued writes, in order."""
+        if not self._queue:
+            return
+        self.record(final=final)
+        while self._queue:
+            step, send, what, undo = self._queue.pop(0)
+            self._recorded -= 1
+            self._send(step, send, what, undo)
+
+    # -- planned writes -------------------------------------------------------
+
+    def plan_add(self, dn: str, attrs: Attrs) -> None:
+        from .journal import add_step
+        self._queue.append((add_step(dn, attrs), lambda: self.directory.add(dn, attrs), f"delete {dn}",
+                            lambda: self.directory.delete(dn)))
+
+    def plan_modify(self, dn: str, changes: Changes, *, before: Entry | None = None) -> None:
+        from .journal import modify_step
         if not changes:
             return
         replaced = [a for a, ops in changes.items() if any(op == REPLACE for op, _ in ops)]
         if replaced and before is None:
             before = self.directory.get(dn, attrs=replaced)
-        self.directory.modify(dn, changes)
-        self._undo.append((f"modify {dn}", lambda: self.directory.modify(dn, _inverse(changes, before))))
+        undo = _inverse(changes, before)
+        self._queue.append((modify_step(dn, changes, undo), lambda: self.directory.modify(dn, changes),
+                            f"modify {dn}", lambda: self.directory.modify(dn, undo)))
+
+    def queued_deletes(self) -> set[str]:
+        """DNs (lower-cased) this batch has queued for deletion."""
+        return {q[0]["dn"].lower() for q in self._queue if q[0]["op"] == "delete"}
+
+    def plan_counter(self, dn: str, attr: str, delta: int, *, recount: Callable[[], int],
+                     before: Entry | None) -> None:
+        """Queue moving a counter by `delta`: an increment when `before` (the
+        entry as read) has the counter, else the real count, taken when sent.
+        A resumed journal sets every counter it touched to the real count, so
+        the step is journaled as an increment only to say which counter."""
+        from .journal import modify_step
+        step = modify_step(dn, {attr: [(INCREMENT, [str(delta)])]}, {attr: [(INCREMENT, [str(-delta)])]})
+        if before is not None and before.get(attr):
+            changes: Changes = {attr: [(INCREMENT, [str(delta)])]}
+            undo: Changes = {attr: [(INCREMENT, [str(-delta)])]}
+            self._queue.append((step, lambda: self.directory.modify(dn, changes), f"modify {dn}",
+                                lambda: self.directory.modify(dn, undo)))
+            return
+        previous = before.get(attr) if before is not None else []
+        self._queue.append((step, lambda: self.directory.modify(dn, {attr: [(REPLACE, [str(recount())])]}),
+                            f"modify {dn}", lambda: self.directory.modify(dn, {attr: [(REPLACE, previous)]})))
+
+    def plan_delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
+        from .journal import delete_step
+        snapshot = snapshot or self.directory.get(dn)
+        undo = (lambda: self.directory.add(dn, without_operational(snapshot))) if snapshot is not None else None
+        self._queue.append((delete_step(dn, snapshot), lambda: self.directory.delete(dn), f"re-add {dn}", undo))
+
+    # -- direct writes ------------------------------------------------------
+
+    def add(self, dn: str, attrs: Attrs) -> None:
+        self.run()
+        self.plan_add(dn, attrs)
+        self.run()
+
+    def modify(self, dn: str, changes: Changes, *, before: Entry | None = None) -> None:
+        """Apply `changes`; `before` (the entry as read) lets REPLACE be undone without a read."""
+        if not changes:
+            return
+        self.run()
+        self.plan_modify(dn, changes, before=before)
+        self.run()
 
     def add_values(self, dn: str, attr: str, values: list[str]) -> list[str]:
         """Add the values not yet there; returns those actually added.
@@ -311,6 +468,7 @@ class Batch:
         Safe against a concurrent request adding the same value: the values
         are read, the missing ones added, and on a clash read again.
         """
+        self.run()
         for _ in range(3):
             entry = self.directory.get(dn, attrs=(attr,))
             if entry is None:
@@ -327,6 +485,7 @@ class Batch:
 
     def delete_values(self, dn: str, attr: str, values: list[str]) -> list[str]:
         """Delete the values that are there; returns those actually deleted."""
+        self.run()
         for _ in range(3):
             entry = self.directory.get(dn, attrs=(attr,))
             if entry is None:
@@ -342,16 +501,21 @@ class Batch:
         raise ValueMissing(f"{attr} of {dn} keeps changing; try again")
 
     def delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
-        snapshot = snapshot or self.directory.get(dn)
-        self.directory.delete(dn)
-        if snapshot is not None:
-            self._undo.append((f"re-add {dn}", lambda: self.directory.add(dn, _without_operational(snapshot))))
+        self.run()
+        self.plan_delete(dn, snapshot=snapshot)
+        self.run()
 
     def delete_subtree(self, dn: str) -> list[Entry]:
         """Delete an entry and all below it, deepest first; returns what was removed."""
+        entries = self.plan_delete_subtree(dn)
+        self.run()
+        return entries
+
+    def plan_delete_subtree(self, dn: str) -> list[Entry]:
+        """Queue the deletion of an entry and all below it, deepest first; returns the entries."""
         entries = self.directory.subtree(dn)
         for entry in reversed(entries):
-            self.delete(entry.dn, snapshot=entry)
+            self.plan_delete(entry.dn, snapshot=entry)
         return entries
 
 
@@ -366,6 +530,10 @@ def _inverse(changes: Changes, before: Entry | None) -> Changes:
                     undo.setdefault(attr, []).append((ADD, values))
                 else:
                     undo.setdefault(attr, []).append((REPLACE, before.get(attr) if before else []))
+            elif op == INCREMENT:
+                # Undone by the opposite increment: a REPLACE with the value read
+                # before would wipe out the increments of concurrent requests.
+                undo.setdefault(attr, []).append((INCREMENT, [str(-int(v)) for v in values]))
             else:
                 undo.setdefault(attr, []).append((REPLACE, before.get(attr) if before else []))
     # Undo in reverse order of the original operations on each attribute.
@@ -377,5 +545,8 @@ _OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "
                 "hassubordinates", "numsubordinates"}
 
 
-def _without_operational(entry: Entry) -> Attrs:
+def without_operational(entry: Entry) -> Attrs:
     return {k: v for k, v in entry.attrs.items() if k.lower() not in _OPERATIONAL}
+
+
+_without_operational = without_operational

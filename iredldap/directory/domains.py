@@ -132,18 +132,20 @@ class DomainStore:
         if admin:
             attrs["domainAdmin"] = [admin]
         attrs["enabledService"] = services
-        with self.dir.batch() as batch:
-            batch.add(dn, attrs)
+        # Queued whole: the journal knows every entry before the first is sent,
+        # so a create cut short is undone, or kept if all of it landed.
+        with self.dir.batch(kind="create", targets=[f"domain:{domain}"]) as batch:
+            batch.plan_add(dn, attrs)
             container = load("container")
             for ou in CONTAINERS:
-                batch.add(*container.render(ou=ou, domain=domain, domains_dn=self.tree.domains_dn))
+                batch.plan_add(*container.render(ou=ou, domain=domain, domains_dn=self.tree.domains_dn))
             if values.get("catchall"):
                 self._create_catchall(batch, domain, values["catchall"])
 
     def _create_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
         dn, attrs = load("catchall").render(domain=domain, domains_dn=self.tree.domains_dn)
         attrs["mailForwardingAddress"] = targets
-        batch.add(dn, attrs)
+        batch.plan_add(dn, attrs)
 
     def _backupmx_transport(self, domain: str, primary_mx: str) -> str:
         # Without a primary MX Postfix looks up the domain's MX records itself.
@@ -237,7 +239,7 @@ class DomainStore:
         status_before = entry.first("accountStatus", "active").lower()
         status_after = values.get("accountStatus", status_before)
 
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="update", targets=[f"domain:{domain}"]) as batch:
             batch.modify(entry.dn, changes, before=entry)
             if status_after != status_before:
                 self._set_domain_status(batch, domain, disabled=status_after == "disabled")
@@ -298,19 +300,26 @@ class DomainStore:
     def delete(self, domain: str, *, after: Callable[[list[DeletedMailbox]], None] | None = None) -> list[DeletedMailbox]:
         """Remove the domain and everything below it.
 
-        `after` runs (with the mailboxes that were in the domain) before the
-        deletion is final; if it raises, the removed entries are put back.
+        `after` runs (with the mailboxes that were in the domain) once every
+        entry to remove is in the journal and before the first goes, so the
+        deleted_mailboxes rows exist before the mailboxes are orphaned; if it
+        raises, nothing is deleted.  A callable it returns undoes it, should
+        the deletion be undone.  Cut short by the directory going away, the
+        deletion is finished by the journal.
         """
         self.get(domain)
-        with self.dir.batch() as batch:
-            removed = batch.delete_subtree(self.tree.domain(domain))
+        with self.dir.batch(kind="delete", targets=[f"domain:{domain}"], resume="forward") as batch:
+            removed = batch.plan_delete_subtree(self.tree.domain(domain))
+            batch.record(final=True)
             users_dn = self.tree.container(domain, "Users").lower()
             mailboxes = [DeletedMailbox(e.first("mail").lower(), domain, e.first("homeDirectory"))
                          for e in removed
                          if e.dn.lower().endswith("," + users_dn)
                          and any(c.lower() == "mailuser" for c in e.get("objectClass"))]
             if after is not None:
-                after(mailboxes)
+                undo = after(mailboxes)
+                if callable(undo):
+                    batch.on_rollback(undo)
         return mailboxes
 
     # -- admins and services ------------------------------------------------

@@ -94,7 +94,7 @@ class GroupStore:
             attrs["shadowAddress"] = twins
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
             # Counted after adding: racing creates cannot both take the last place.
             if limit > 0 and self.count(domain) > limit:
@@ -112,7 +112,7 @@ class GroupStore:
         entry = self.get(mail)
         local = mail.partition("@")[0]
         changes = field_changes(entry, self.kind.account.fields, values, empty_defaults={"name": local})
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="update", targets=[f"mail:{mail}"]) as batch:
             batch.modify(entry.dn, changes, before=entry)
             self._change_members(batch, entry, mail, values)
 
@@ -125,14 +125,16 @@ class GroupStore:
     # -- delete and rename ---------------------------------------------------------
 
     def delete(self, mail: str, *, after: Callable[[], None] | None = None) -> None:
-        """Remove the account; `after` runs before the removal is final (a
-        failure there puts everything back)."""
+        """Remove the account; `after` runs once the whole plan is in the
+        journal, before the first entry is touched (if it raises, nothing is
+        written)."""
         entry = self.get(mail)
         domain = mail.partition("@")[2]
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self._remove_members(batch, mail)
             self.addresses.remove(batch, entry, mail)
             self.addresses.bump(batch, domain, self.kind.counter, -1, recount=lambda: self.count(domain))
+            batch.record(final=True)
             if after is not None:
                 after()
 
@@ -159,12 +161,13 @@ class GroupStore:
             disabled = new_domain_entry.first("accountStatus").lower() == "disabled"
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
         new_dn = self.dn(new)
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
             if new_domain != old_domain:
                 self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
                 self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))
+            batch.record(final=True)
             if after is not None:
                 after()
 
@@ -304,11 +307,11 @@ class ListStore(GroupStore):
             self._add_members(batch, mail, add)
 
     def _remove_members(self, batch: Batch, mail: str) -> None:
-        for holder in self._holders(mail):
-            batch.delete_values(holder.dn, "memberOfGroup", [mail])
+        # The holders' memberOfGroup values are references, removed with the
+        # list's other references; the externals entry is queued here.
         ext = self.dir.get(self.externals_dn(mail))
         if ext is not None:
-            batch.delete(ext.dn, snapshot=ext)
+            batch.plan_delete(ext.dn, snapshot=ext)
 
     def _move_members(self, batch: Batch, old: str, new: str) -> None:
         # The external-members entry is named after the list: it moves to a
@@ -319,5 +322,5 @@ class ListStore(GroupStore):
             return
         _, attrs = load("externals").render(list=new, domain=new.partition("@")[2], domains_dn=self.tree.domains_dn)
         attrs["mail"] = ext.get("mail")
-        batch.delete(ext.dn, snapshot=ext)
-        batch.add(self.externals_dn(new), attrs)
+        batch.plan_delete(ext.dn, snapshot=ext)
+        batch.plan_add(self.externals_dn(new), attrs)

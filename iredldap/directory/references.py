@@ -45,7 +45,8 @@ def changes_for(entry: Entry, old: str, new: str | None) -> Changes:
 
 
 def rewrite(batch: Batch, entries: list[Entry], old: str, new: str | None) -> None:
+    """Queue the changes in the batch (sent in order with the rest of its plan)."""
     for entry in entries:
         changes = changes_for(entry, old, new)
         if changes:
-            batch.modify(entry.dn, changes)
+            batch.plan_modify(entry.dn, changes)

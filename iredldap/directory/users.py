@@ -161,7 +161,7 @@ class UserStore:
         for key, more in (extra or {}).items():
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             batch.add(dn, attrs)
             # Counted after adding, so two creates racing for the last free
             # place cannot both stay: the one that sees too many users undoes itself.
@@ -270,7 +270,7 @@ class UserStore:
             return 0
         attrs = [a for a in base if a != "userPassword"] + (["userPassword"] if password_hash else [])
         count = 0
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="update", targets=[f"domain:{domain}"]) as batch:
             for user in self.list(domain, attrs=attrs):
                 batch.modify(user.dn, base, before=user)
                 count += 1
@@ -279,15 +279,24 @@ class UserStore:
     # -- deleting and renaming ---------------------------------------------
 
     def delete(self, mail: str, *, after: Callable[[DeletedMailbox], None] | None = None) -> DeletedMailbox:
-        """Remove the user and every value elsewhere naming it."""
+        """Remove the user and every value elsewhere naming it.
+
+        `after` runs once the whole plan is in the journal and before the
+        first entry is touched (so the deleted_mailboxes row exists before
+        the user goes); if it raises, nothing is written.  A callable it
+        returns undoes it, should the deletion be undone.
+        """
         entry = self.get(mail, attrs=("*",))
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self.addresses.remove(batch, entry, mail)
             self._bump_counter(batch, domain, -1)
+            batch.record(final=True)
             if after is not None:
-                after(mailbox)
+                undo = after(mailbox)
+                if callable(undo):
+                    batch.on_rollback(undo)
         return mailbox
 
     def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> str:
@@ -328,11 +337,13 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
-        with self.dir.batch() as batch:
+        with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
             if new_domain != old_domain:
                 self._bump_counter(batch, old_domain, -1)
                 self._bump_counter(batch, new_domain, +1)
+            batch.record(final=True)
             if after is not None:
+                # Before the first entry is touched: if it raises, nothing is written.
                 after()
         return new_dn

@@ -1,0 +1,146 @@
+"""The write journal's rows in iRedAdmin's database (tables `write_journal`
+and `write_journal_steps`, see `iredldap.db.tables`).
+
+Only storage lives here; what a step means and how an unfinished journal is
+finished is `iredldap.directory.journal`.  Steps are JSON text.  Every
+method commits before it returns: the journal must be on disk before the
+LDAP write it describes is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Engine
+
+from iredldap.db import tables as t
+from iredldap.db.engine import WRITE_INTENT, translate_db_errors
+
+UNFINISHED = ("running", "resuming", "open")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class JournalRow:
+    id: int
+    kind: str
+    targets: list[str]
+    resume: str
+    state: str
+    owner: str
+    done: int
+    steps: int
+    sealed: bool
+    created: datetime
+    updated: datetime
+    note: str
+
+
+def _row(r) -> JournalRow:
+    return JournalRow(id=int(r.id), kind=r.kind, targets=(r.targets or "").split(), resume=r.resume,
+                      state=r.state, owner=r.owner, done=int(r.done), steps=int(r.steps), sealed=bool(r.sealed),
+                      created=r.created, updated=r.updated, note=r.note or "")
+
+
+class JournalTable:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _write(self):
+        conn = self.engine.connect()
+        conn.execution_options(**{WRITE_INTENT: True})
+        return conn
+
+    @translate_db_errors()
+    def open(self, *, kind: str, targets: list[str], resume: str, owner: str, steps: list[dict],
+             done: int = 0, sealed: bool = False) -> int:
+        now = _now()
+        with self._write() as conn, conn.begin():
+            result = conn.execute(insert(t.write_journal).values(
+                created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state="running",
+                owner=owner, done=done, steps=len(steps), sealed=int(sealed), note=""))
+            journal_id = int(result.inserted_primary_key[0])
+            self._insert_steps(conn, journal_id, 0, steps)
+        return journal_id
+
+    @staticmethod
+    def _insert_steps(conn, journal_id: int, first: int, steps: list[dict]) -> None:
+        rows = [{"journal_id": journal_id, "seq": first + i, "step": json.dumps(s, separators=(",", ":"))}
+                for i, s in enumerate(steps)]
+        for i in range(0, len(rows), 200):
+            conn.execute(insert(t.write_journal_steps).values(rows[i:i + 200]))
+
+    @translate_db_errors()
+    def append(self, journal_id: int, first: int, steps: list[dict], *, sealed: bool = False) -> None:
+        """Add steps `first`.. (write-ahead: before they are sent)."""
+        with self._write() as conn, conn.begin():
+            self._insert_steps(conn, journal_id, first, steps)
+            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
+                         .values(steps=first + len(steps), sealed=int(sealed), updated=_now()))
+
+    @translate_db_errors()
+    def truncate(self, journal_id: int, keep: int) -> None:
+        """Drop steps `keep`.. (refused by the directory, so never landed)."""
+        c = t.write_journal_steps.c
+        with self._write() as conn, conn.begin():
+            conn.execute(delete(t.write_journal_steps).where(and_(c.journal_id == journal_id, c.seq >= keep)))
+            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
+                         .values(steps=keep, updated=_now()))
+
+    @translate_db_errors()
+    def mark_done(self, journal_id: int, done: int) -> None:
+        with self._write() as conn, conn.begin():
+            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
+                         .values(done=done, updated=_now()))
+
+    @translate_db_errors()
+    def set_state(self, journal_id: int, state: str, note: str | None = None) -> None:
+        values = {"state": state, "updated": _now()}
+        if note is not None:
+            values["note"] = note[:1000]
+        with self._write() as conn, conn.begin():
+            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id).values(**values))
+
+    @translate_db_errors()
+    def claim(self, row: JournalRow, owner: str) -> bool:
+        """Take over an unfinished row, unless someone else just did."""
+        c = t.write_journal.c
+        with self._write() as conn, conn.begin():
+            result = conn.execute(update(t.write_journal)
+                                  .where(and_(c.id == row.id, c.state == row.state, c.owner == row.owner))
+                                  .values(state="resuming", owner=owner, updated=_now()))
+            return result.rowcount == 1
+
+    @translate_db_errors()
+    def close(self, journal_id: int, state: str, note: str = "") -> None:
+        """Finished (`done`) or undone: the steps, which hold entry contents, go."""
+        with self._write() as conn, conn.begin():
+            conn.execute(delete(t.write_journal_steps).where(t.write_journal_steps.c.journal_id == journal_id))
+            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
+                         .values(state=state, note=note[:1000], updated=_now()))
+
+    @translate_db_errors()
+    def unfinished(self) -> list[JournalRow]:
+        c = t.write_journal.c
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(select(t.write_journal).where(c.state.in_(UNFINISHED))
+                                                  .order_by(c.id))]
+
+    @translate_db_errors()
+    def get(self, journal_id: int) -> JournalRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.write_journal).where(t.write_journal.c.id == journal_id)).first()
+            return _row(r) if r is not None else None
+
+    @translate_db_errors()
+    def steps(self, journal_id: int) -> list[dict]:
+        c = t.write_journal_steps.c
+        with self.engine.connect() as conn:
+            return [json.loads(r.step) for r in conn.execute(
+                select(c.step).where(c.journal_id == journal_id).order_by(c.seq))]
