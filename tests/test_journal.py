@@ -1,0 +1,193 @@
+"""The write journal: a real slapd stopped (by the PID of the one this test
+started) in the middle of a multi-entry write, then started again.  After the
+next request, or after the journal is resumed as `iredldap check --repair`
+does, every object is whole or absent, nothing asked for deletion survives,
+nothing else is gone, and every removed mailbox has its deleted_mailboxes row.
+
+The stop is deterministic: the test's Directory stops slapd just before its
+k-th write of the request is sent, so that write and all after it fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from iredldap import passwords
+from iredldap.app import Backends, create_app, tree_of
+from iredldap.db import tables as t
+from iredldap.db.amavisd import AmavisdDB
+from iredldap.db.iredapd import IredapdDB
+from iredldap.directory.base import init_tree
+from iredldap.directory.connection import SUBTREE, Directory
+from iredldap.directory.localslapd import LocalSlapd
+from iredldap.directory.users import UserStore
+
+from .support import ApiClient
+
+pytestmark = pytest.mark.slapd
+
+SUFFIX = "dc=example,dc=com"
+ADMIN, ADMIN_PW = "root@admins.test", "R00t#pw"
+HASH = passwords.hash_password("Us3r#secret", "SSHA")
+
+
+class StoppingDirectory(Directory):
+    """Stops its slapd just before the `stop_at`-th write (counted from `arm()`)."""
+
+    def __init__(self, slapd: LocalSlapd, **kw):
+        super().__init__(slapd.uri, slapd.root_dn, slapd.root_password, timeout=3, **kw)
+        self.slapd = slapd
+        self.writes = 0
+        self.stop_at: int | None = None
+
+    def arm(self, k: int) -> None:
+        self.writes, self.stop_at = 0, k
+
+    def _before_write(self) -> None:
+        if self.stop_at is None:
+            return
+        self.writes += 1
+        if self.writes == self.stop_at:
+            self.stop_at = None
+            self.slapd.stop()
+
+    def add(self, dn, attrs):
+        self._before_write()
+        super().add(dn, attrs)
+
+    def modify(self, dn, changes):
+        if changes:
+            self._before_write()
+        super().modify(dn, changes)
+
+    def delete(self, dn):
+        self._before_write()
+        super().delete(dn)
+
+
+@pytest.fixture
+def own_slapd(tmp_path):
+    server = LocalSlapd(tmp_path / "slapd", suffix=SUFFIX, root_password="secret")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(own_slapd, settings, iredadmin):
+    directory = StoppingDirectory(own_slapd)
+    tree = tree_of(settings)
+    init_tree(directory, tree)
+    from iredldap.directory.admins import AdminStore
+    AdminStore(directory, tree).create_standalone(ADMIN, password_hash=passwords.hash_password(ADMIN_PW, "SSHA"),
+                                                 is_global=True)
+    amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
+    amavisd.create_tables()
+    iredapd.create_tables()
+    app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd, iredapd=iredapd))
+    client = ApiClient(app, settings)
+    client.login(ADMIN, ADMIN_PW)
+    return directory, client, tree
+
+
+def dump(slapd: LocalSlapd) -> dict[str, dict[str, list[str]]]:
+    """Every entry under the suffix, operational attributes left out."""
+    conn = slapd.connection()
+    try:
+        conn.search(SUFFIX, "(objectClass=*)", SUBTREE, attributes=["*"])
+        return {e["dn"].lower(): {k: sorted(str(x) for x in v) for k, v in e["attributes"].items()}
+                for e in conn.response if e.get("type") == "searchResEntry"}
+    finally:
+        conn.unbind()
+
+
+def journal_rows(iredadmin):
+    with iredadmin.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(t.write_journal))]
+
+
+def journal_steps(iredadmin):
+    with iredadmin.engine.connect() as conn:
+        return conn.execute(select(t.write_journal_steps)).all()
+
+
+def deleted_rows(iredadmin):
+    with iredadmin.engine.connect() as conn:
+        return {r.username: r for r in conn.execute(select(t.deleted_mailboxes))}
+
+
+def fill_domain(directory, tree, settings, domain: str, users: int) -> list[str]:
+    from iredldap.directory.domains import DomainStore
+    DomainStore(directory, tree, default_transport="dovecot").create(domain, {})
+    store = UserStore(directory, tree, settings)
+    return [store.create(f"u{i:03d}@{domain}", {}, password_hash=HASH) and f"u{i:03d}@{domain}"
+            for i in range(users)]
+
+
+@pytest.mark.parametrize("finish", ["next_request", "resume_all"])
+def test_domain_delete_cut_short_is_finished(world, own_slapd, settings, iredadmin, finish):
+    directory, client, tree = world
+    mails = fill_domain(directory, tree, settings, "big.test", 200)
+    fill_domain(directory, tree, settings, "other.test", 3)
+    before = dump(own_slapd)
+    doomed = {dn for dn in before if dn.endswith("domainname=big.test,o=domains," + SUFFIX)}
+    assert len(doomed) == 1 + 4 + 200
+
+    directory.arm(120)   # slapd goes after 119 of 205 entries are deleted
+    r = client.delete("/api/domain/big.test")
+    assert r.status_code == 503, r.text
+    assert not own_slapd.running()
+    [row] = [r for r in journal_rows(iredadmin) if r["kind"] == "delete"]
+    assert row["state"] == "open" and row["resume"] == "forward" and row["done"] == 119
+    # The rows were written before the first entry went.
+    assert set(deleted_rows(iredadmin)) == set(mails)
+
+    own_slapd.start()
+    half = dump(own_slapd)
+    assert 0 < len(doomed & set(half)) < len(doomed)
+    if finish == "next_request":
+        assert client.get("/api/domain/big.test").status_code == 404
+    else:
+        directory.journal.resume_all()
+    after = dump(own_slapd)
+    assert not doomed & set(after), "nothing asked for deletion survives"
+    assert {dn: v for dn, v in before.items() if dn not in doomed} == after, "nothing else changed"
+    rows = deleted_rows(iredadmin)
+    assert set(rows) == set(mails)
+    assert all(rows[m].maildir for m in mails)
+    [row] = [r for r in journal_rows(iredadmin) if r["kind"] == "delete"]
+    assert row["state"] == "done"
+    assert not journal_steps(iredadmin), "a closed row keeps no entry contents"
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_domain_create_cut_short_is_undone_and_the_retry_succeeds(world, own_slapd, iredadmin, k):
+    directory, client, tree = world
+    before = dump(own_slapd)
+    directory.arm(k)
+    r = client.post("/api/domain/new.test", {"name": "New"})
+    assert r.status_code == 503, r.text
+    [row] = [r for r in journal_rows(iredadmin) if r["kind"] == "create"]
+    assert row["state"] == "open" and row["done"] == k - 1
+
+    own_slapd.start()
+    assert len(dump(own_slapd)) == len(before) + k - 1  # half-written for now
+    r = client.post("/api/domain/new.test", {"name": "New"})
+    assert r.status_code == 201, r.text   # never 409 on a broken domain
+    after = dump(own_slapd)
+    domain_dn = "domainname=new.test,o=domains," + SUFFIX
+    assert {dn for dn in after if dn.endswith(domain_dn)} == {domain_dn} | {
+        f"ou={ou},{domain_dn}".lower() for ou in ("users", "groups", "aliases", "externals")}
+    assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "create"] == ["undone", "done"]
+
+
+def test_domain_create_cut_short_is_absent_after_resume(world, own_slapd, iredadmin):
+    directory, client, tree = world
+    before = dump(own_slapd)
+    directory.arm(4)
+    assert client.post("/api/domain/new.test").status_code == 503
+    own_slapd.start()
+    assert directory.journal.resume_all()
+    assert dump(own_slapd) == before
+    assert client.get("/api/domain/new.test").status_code == 404
