@@ -135,7 +135,7 @@ def test_create_bad_input_is_400_and_writes_nothing(api, factory, a_test, params
     assert r.status_code == 400, r.text
     assert code in r.json["_msg"].split(",")
     assert user(factory, "u@a.test") is None
-    assert domain(factory, "a.test").get("domainCurrentUserNumber") == []
+    assert domain(factory, "a.test").get("domainCurrentUserNumber") == ["0"]
 
 
 def test_create_enforces_the_domain_rules(api, factory, directory):
