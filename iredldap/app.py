@@ -30,6 +30,8 @@ from . import openapi
 from .resources import admins, change_email, docs, domains, errors, groups, login, policies, users
 from .resources import health, log as log_resource, tokens as token_resources
 from .resources import ldif as ldif_resources
+from .resources import check as check_resource
+from .check import Checker
 from .resources.journal import SettleJournal
 from .resources.middleware import Authentication, ClientAccess
 from .sessions import SessionStore
@@ -142,6 +144,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ("/api/tokens", token_resources.TokenCollection(api_tokens, admin_store), {}),
         ("/api/token/{token_id}", token_resources.TokenItem(api_tokens), {}),
         ("/api/log", log_resource.Log(backends.iredadmin), {}),
+        ("/api/check", check_resource.Check(Checker(backends.directory, tree, iredadmin=backends.iredadmin,
+                                                    journal=journal, policies=policy_accounts)), {}),
         # Health and metrics (outside /api)
         ("/healthz", health.Liveness(), {}),
         ("/readyz", health.Readiness({

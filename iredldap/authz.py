@@ -136,6 +136,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/token/{token_id}", "GET"): G,
     ("/api/token/{token_id}", "DELETE"): G,
     ("/api/log", "GET"): G,
+    ("/api/check", "GET"): G,
     # Health and metrics, outside /api (resources/health.py)
     ("/healthz", "GET"): P,
     ("/readyz", "GET"): P,

@@ -8,6 +8,7 @@
     iredldap export         LDIF of a domain, an account, or everything
     iredldap import         load an LDIF file (checked first; parents first; resumable)
     iredldap token          API tokens: create, list, revoke
+    iredldap check          find (and with --repair fix) what an outage or an import left wrong
 """
 
 from __future__ import annotations
@@ -378,6 +379,73 @@ def import_ldif(file: str, replace: bool, check_only: bool) -> None:
         _fail(exc)
     flush()
     click.echo(summary())
+
+
+# -- check ---------------------------------------------------------------------------
+
+def checker_of(settings: Settings):
+    """The Checker on the configured directory and databases."""
+    from .app import attach_journal, connect, tree_of
+    from .check import Checker
+    from .db.policy_accounts import PolicyAccounts
+
+    backends = connect(settings)
+    tree = tree_of(settings)
+    journal = attach_journal(backends, tree)
+    return Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
+                   policies=PolicyAccounts(backends.amavisd, backends.iredapd))
+
+
+@main.command()
+@click.argument("domains", nargs=-1)
+@click.option("--repair", is_flag=True, help="Fix what is safe to fix; list the rest.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout.")
+def check(domains: tuple[str, ...], repair: bool, as_json: bool) -> None:
+    """Look for what an outage, a killed worker or an import left wrong.
+
+    Unfinished multi-entry writes, half-written domains, counters that
+    differ from the real count, references to addresses that do not exist,
+    addresses that exist twice, Amavisd/iRedAPD rows of accounts that are
+    gone, mailboxes deleted without a deleted_mailboxes row.  Only the
+    DOMAINs given, or all.  Exit status 0: nothing wrong (or, with --repair,
+    all of it fixed); 1: something is wrong.  For cron:
+    `iredldap check --repair --json`.
+    """
+    import json
+
+    from .check import KINDS
+
+    settings = _settings()
+    try:
+        names = [validators.domain_name(d, param="domain") for d in domains]
+        checker = checker_of(settings)
+        err = sys.stderr
+        if err.isatty() and not as_json:
+            with click.progressbar(length=1, label="checking domains", show_pos=True, file=err) as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(1)
+                report = checker.run(names, repair=repair, progress=progress)
+        else:
+            report = checker.run(names, repair=repair)
+    except IredldapError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for kind, title in KINDS.items():
+            found = [f for f in report.findings if f.kind == kind]
+            if not found:
+                continue
+            click.echo(f"{title}: {len(found)}")
+            for f in found:
+                state = " [repaired]" if f.repaired else (" [not repaired]" if repair else "")
+                click.echo(f"  {f.dn}: {f.detail}{state}")
+        if not report.findings:
+            click.echo("nothing wrong")
+        elif repair:
+            click.echo(f"repaired {len(report.findings) - len(report.remaining)}, left {len(report.remaining)}")
+    sys.exit(0 if report.clean else 1)
 
 
 # -- API tokens ---------------------------------------------------------------------

@@ -436,6 +436,21 @@ class IredadminDB:
     # -- readers ------------------------------------------------------------
 
     @translate_db_errors()
+    def used_quota_usernames(self) -> set[str]:
+        """Mailboxes Dovecot reports usage of (empty when the table is missing)."""
+        if self._live("used_quota") is None:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(t.used_quota.c.username))}
+
+    @translate_db_errors()
+    def deleted_mailbox_usernames(self) -> set[str]:
+        if self._live("deleted_mailboxes") is None:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0].lower() for r in conn.execute(select(t.deleted_mailboxes.c.username))}
+
+    @translate_db_errors()
     def mailbox_usage(self, username: str) -> dict:
         """{"bytes": int, "messages": int} from used_quota (0/0 if unknown)."""
         if self._live("used_quota") is None:

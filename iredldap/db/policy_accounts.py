@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from iredldap import validators
@@ -75,6 +76,21 @@ class PolicyAccounts:
             lambda conn: am.forget_rows(conn, self.amavisd.live, emails=emails, domains=domains),
             lambda conn: apd.forget_rows(conn, self.iredapd.live, emails=emails, domains=domains),
         )
+
+    def accounts(self) -> set[str]:
+        """Every account (`user@domain`, `@domain`) that has rows in either database."""
+        found: set[str] = set()
+        with translate_db_errors():
+            for db, columns in ((self.amavisd, [(am.users, "email"), (am.policy, "policy_name")]),
+                                (self.iredapd, [(apd.throttle, "account"), (apd.greylisting, "account")])):
+                if db.source.missing():
+                    continue
+                with db.source.engine.connect() as conn:
+                    for table, column in columns:
+                        if db.live.table(table.name) is None:
+                            continue
+                        found.update(str(v) for (v,) in conn.execute(select(table.c[column])) if v)
+        return found
 
     def rename(self, old_mail: str, new_mail: str) -> None:
         """Move a user's rows to its new address (rows an earlier account of
