@@ -191,3 +191,74 @@ def test_domain_create_cut_short_is_absent_after_resume(world, own_slapd, iredad
     assert directory.journal.resume_all()
     assert dump(own_slapd) == before
     assert client.get("/api/domain/new.test").status_code == 404
+
+
+def _values_anywhere(dump_: dict, value: str) -> list[str]:
+    return [f"{dn} {attr}" for dn, attrs in dump_.items() for attr, values in attrs.items()
+            if value in (v.lower() for v in values)]
+
+
+def test_user_rename_cut_short_is_rolled_forward(world, own_slapd, settings, iredadmin):
+    directory, client, tree = world
+    fill_domain(directory, tree, settings, "a.test", 3)
+    from iredldap.directory.groups import AliasStore
+    aliases = AliasStore(directory, tree)
+    for i in range(40):
+        aliases.create(f"al{i:02d}@a.test", {"members": ["u000@a.test", "u001@a.test"]})
+    directory.modify(tree.user("u002@a.test"), {"mailForwardingAddress": [("MODIFY_ADD", ["u000@a.test"])]})
+    directory.modify(tree.domain("a.test"), {"domainAdmin": [("MODIFY_ADD", ["u000@a.test"])]})
+    before = dump(own_slapd)
+    old, new = "u000@a.test", "ann@a.test"
+    assert len(_values_anywhere(before, old)) == 1 + 40 + 1 + 1   # its own mail, aliases, a forward, domainAdmin
+
+    directory.arm(20)   # the new entry and 18 of 42 references, then slapd goes
+    r = client.post(f"/api/user/{old}/change_email/{new}")
+    assert r.status_code == 503, r.text
+    [row] = [r for r in journal_rows(iredadmin) if r["kind"] == "rename"]
+    assert row["state"] == "open" and row["done"] == 19
+    own_slapd.start()
+    half = dump(own_slapd)
+    assert _values_anywhere(half, old) and _values_anywhere(half, new)
+
+    r = client.get(f"/api/user/{new}")
+    assert r.status_code == 200, r.text
+    after = dump(own_slapd)
+    assert not _values_anywhere(after, old), "the old address is gone everywhere"
+    assert tree.user(old).lower() not in after and tree.user(new).lower() in after
+    assert len(_values_anywhere(after, new)) == len(_values_anywhere(before, old))
+    # Nothing else changed: the same entries, values renamed.
+    renamed = {dn.replace(old, new) if dn == tree.user(old).lower() else dn: attrs for dn, attrs in before.items()}
+    assert set(renamed) == set(after)
+    for dn in after:
+        if dn == tree.user(new).lower():
+            continue
+        assert {a: sorted(new if v.lower() == old else v for v in vs) for a, vs in renamed[dn].items()} == after[dn], dn
+    assert journal_rows(iredadmin)[-1]["state"] == "done"
+
+
+def test_list_delete_with_externals_cut_short_is_rolled_forward(world, own_slapd, settings, iredadmin):
+    directory, client, tree = world
+    members = fill_domain(directory, tree, settings, "a.test", 30)
+    externals = [f"ext{i:02d}@elsewhere.test" for i in range(20)]
+    from iredldap.directory.groups import ListStore
+    ListStore(directory, tree).create("staff@a.test", {"members": members + externals})
+    before = dump(own_slapd)
+    assert len(_values_anywhere(before, "staff@a.test")) == 1 + 30 + 1   # the list, members, externals entry
+    doomed = {tree.maillist("staff@a.test").lower(), tree.externals("staff@a.test").lower()}
+    assert doomed <= set(before)
+
+    directory.arm(12)
+    r = client.delete("/api/maillist/staff@a.test")
+    assert r.status_code == 503, r.text
+    own_slapd.start()
+    assert 0 < len(_values_anywhere(dump(own_slapd), "staff@a.test")) < 32
+    directory.journal.resume_all()
+    after = dump(own_slapd)
+    assert not _values_anywhere(after, "staff@a.test")
+    assert set(after) == set(before) - doomed, "only the list and its externals entry are gone"
+    for dn in after:
+        if dn.startswith("domainname=a.test,"):
+            assert after[dn]["domainCurrentListNumber"] == ["0"]
+            continue
+        assert {a: [v for v in vs if v.lower() != "staff@a.test"] for a, vs in before[dn].items()
+                if [v for v in vs if v.lower() != "staff@a.test"]} == after[dn], dn
