@@ -184,12 +184,12 @@ class Checker:
                 if repair:
                     self._try(finding, lambda: self.dir.add(*load("container").render(
                         ou=ou, domain=domain, domains_dn=self.tree.domains_dn)))
-        for attr, (ou, cls) in COUNTERS.items():
+        for attr, (ou, cls, _) in COUNTERS.items():
             if not entry.get(attr):
                 continue
             container = self.tree.container(domain, ou).lower()
             real = sum(1 for e in below if e.dn.lower().endswith("," + container)
-                       and cls[len("(objectClass="):-1].lower() in _classes(e))
+                       and cls.lower() in _classes(e) and not e.first("mail").startswith("@"))
             if entry.first(attr) != str(real):
                 finding = report.add("counter", entry.dn, f"{attr} is {entry.first(attr)}, the real count is {real}",
                                      repairable=True)

@@ -56,3 +56,26 @@ def test_counters_hold_with_failing_creates_and_deletes_mixed_in(slapd_directory
     created = [p for m, p, s in statuses if m == "POST" and "/user/new" in p and s == 201]
     assert users == 4 - 2 + len(created)
     assert all(s == 409 for m, p, s in statuses if "/user/old" in p and m == "POST")
+
+
+def test_import_that_skips_existing_entries_leaves_counters_right(slapd_directory, settings, tmp_path):
+    from iredldap.directory.import_ import Importer
+    factory = Factory(slapd_directory, settings)
+    factory.domain("imp.test")
+    factory.user("a@imp.test")
+    base = "domainName=imp.test,o=domains,dc=example,dc=com"
+    lines = [f"dn: {base}", "objectClass: mailDomain", "domainName: imp.test", "domainCurrentUserNumber: 9",
+             "domainCurrentAliasNumber: 4", ""]
+    for local in ("a", "b", "c"):
+        lines += [f"dn: mail={local}@imp.test,ou=Users,{base}", "objectClass: inetOrgPerson", "objectClass: mailUser",
+                  "objectClass: shadowAccount", "objectClass: amavisAccount", f"mail: {local}@imp.test",
+                  f"uid: {local}", f"cn: {local}", f"sn: {local}", "accountStatus: active",
+                  f"homeDirectory: /var/vmail/vmail1/imp.test/{local}", ""]
+    path = tmp_path / "imp.ldif"
+    path.write_text("\n".join(lines))
+    importer = Importer(slapd_directory, factory.tree)
+    result = importer.run(importer.check(path))
+    assert (result.added, result.skipped) == (2, 2)
+    entry = factory.entry(factory.tree.domain("imp.test"))
+    assert entry.get("domainCurrentUserNumber") == ["3"]
+    assert entry.get("domainCurrentAliasNumber") == ["0"]

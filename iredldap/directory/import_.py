@@ -42,6 +42,7 @@ from ldap3.utils.dn import parse_dn
 from .. import ldif
 from ..errors import AlreadyExists, InvalidInput, IredldapError
 from ..paths import schema_dir
+from .journal import COUNTERS, Applier, domain_of_dn
 from .connection import BASE, REPLACE, Directory
 from .schemafile import (
     AttributeTypeDef,
@@ -436,11 +437,22 @@ class Importer:
             on_record: OnRecord | None = None) -> ImportResult:
         """Write the checked file.  Raises ImportFailed at the first entry the directory refuses."""
         result = result if result is not None else ImportResult()
+        touched: set[str] = set()
         for record in self.records(plan):
             action = self._write(record, replace)
             setattr(result, action, getattr(result, action) + 1)
+            if action != "skipped":
+                domain = domain_of_dn(record.dn, self.tree.domains_dn)
+                if domain:
+                    touched.add(domain)
             if on_record is not None:
                 on_record(action, record)
+        # The file's counters are those of its source, and skipped entries
+        # were never counted: as iRedAdmin does when it lists a domain, set
+        # the counters of every domain written to the real count.
+        applier = Applier(self.dir)
+        for domain in sorted(touched):
+            applier.recount(self.tree.domain(domain), COUNTERS)
         return result
 
     def _attrs(self, record: ldif.Record) -> dict[str, list]:

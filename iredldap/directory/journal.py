@@ -51,11 +51,12 @@ INCREMENT = "MODIFY_INCREMENT"
 # A `running` row of another host whose heartbeat is older than this is taken
 # for dead (a request never runs this long between two steps).
 STALE_AFTER = timedelta(minutes=10)
-# Counter attribute of a domain -> (container, filter) that it counts.
+# Counter attribute of a domain -> (container, object class, filter) of what
+# it counts.  The catch-all (`mail=@domain`, a mailUser) is no user.
 COUNTERS = {
-    "domainCurrentUserNumber": ("Users", "(objectClass=mailUser)"),
-    "domainCurrentAliasNumber": ("Aliases", "(objectClass=mailAlias)"),
-    "domainCurrentListNumber": ("Groups", "(objectClass=mailList)"),
+    "domainCurrentUserNumber": ("Users", "mailUser", "(&(objectClass=mailUser)(!(mail=@*)))"),
+    "domainCurrentAliasNumber": ("Aliases", "mailAlias", "(objectClass=mailAlias)"),
+    "domainCurrentListNumber": ("Groups", "mailList", "(objectClass=mailList)"),
 }
 
 
@@ -189,7 +190,7 @@ class Applier:
         wanted = set(attrs or ()) | {a for a in COUNTERS if entry.get(a)}
         changes: Changes = {}
         for attr in sorted(wanted):
-            ou, flt = COUNTERS[attr]
+            ou, _, flt = COUNTERS[attr]
             real = sum(1 for _ in self.dir.paged_search(f"ou={ou},{domain_dn}", flt, scope=LEVEL, attrs=("1.1",)))
             if entry.first(attr) != str(real):
                 changes[attr] = [(REPLACE, [str(real)])]
