@@ -262,3 +262,30 @@ def test_list_delete_with_externals_cut_short_is_rolled_forward(world, own_slapd
             continue
         assert {a: [v for v in vs if v.lower() != "staff@a.test"] for a, vs in before[dn].items()
                 if [v for v in vs if v.lower() != "staff@a.test"]} == after[dn], dn
+
+
+def test_domain_delete_refused_part_way_is_undone_with_its_rows(world, own_slapd, settings, iredadmin):
+    """The directory answers but refuses a step: compensation puts everything
+    back, the deleted_mailboxes rows written beforehand are taken back, the
+    journal row is closed as undone."""
+    directory, client, tree = world
+    mails = fill_domain(directory, tree, settings, "keep.test", 20)
+    before = dump(own_slapd)
+    from iredldap.errors import DirectoryError
+    real_delete = Directory.delete
+    count = {"n": 0}
+
+    def refusing(self, dn):
+        count["n"] += 1
+        if count["n"] == 10:
+            raise DirectoryError("refused on purpose")
+        real_delete(self, dn)
+    directory.delete = refusing.__get__(directory)
+    try:
+        r = client.delete("/api/domain/keep.test")
+    finally:
+        del directory.delete
+    assert r.status_code == 500 and r.json["_msg"] == "DIRECTORY_ERROR", r.text
+    assert dump(own_slapd) == before
+    assert not set(deleted_rows(iredadmin)) & set(mails)
+    assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "delete"] == ["undone"]

@@ -394,6 +394,16 @@ class IredadminDB:
             for chunk in _chunks(rows):
                 conn.execute(insert(t.deleted_mailboxes).values(chunk))
 
+    @translate_db_errors()
+    def unrecord_deleted_mailboxes(self, usernames: list[str], *, since: datetime, admin: str) -> None:
+        """Take back the rows `record_deleted_mailboxes` wrote at or after
+        `since` for these users (their deletion was undone)."""
+        c = t.deleted_mailboxes.c
+        with self._write() as conn:
+            for chunk in _chunks(sorted(set(usernames))):
+                conn.execute(delete(t.deleted_mailboxes).where(
+                    c.username.in_(chunk), c.timestamp >= since, c.admin == admin))
+
     def _usage_of(self, conn: Connection, usernames: list[str]) -> dict[str, tuple[int, int]]:
         if not usernames:
             return {}

@@ -137,17 +137,21 @@ class DomainItem:
     def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
         who = principal(req)
 
-        def record(mailboxes: list[DeletedMailbox]) -> None:
-            # Runs before the deletion is final: if the database refuses, the
-            # directory entries are put back.
+        def record(mailboxes: list[DeletedMailbox]):
+            # Runs before the first entry goes: if the database refuses,
+            # nothing is deleted.  Returns how to take the rows back, should
+            # the deletion be undone.
             if self.policies is not None:
                 # First: if Amavisd's or iRedAPD's database is down nothing
                 # is recorded for mailboxes that stay.
                 self.policies.forget(domain)
+            since = self.db.now()
             self.db.record_deleted_mailboxes(
                 [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
                 admin=who.mail, keep_days=keep_days or None)
             self.db.delete_used_quota(domains=[domain])
+            return lambda: self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since,
+                                                              admin=who.mail)
 
         self.domains.delete(domain, after=record)
 

@@ -145,14 +145,17 @@ class UserItem:
     def _delete(self, req: falcon.Request, mail: str, keep_days: int) -> None:
         who = principal(req)
 
-        def record(mailbox: DeletedMailbox) -> None:
-            # Runs before the deletion is final: a database that refuses puts the user back.
+        def record(mailbox: DeletedMailbox):
+            # Runs before the user goes: a database that refuses leaves it.
+            # Returns how to take the row back, should the deletion be undone.
             if self.policies is not None:
                 self.policies.forget(mail)
+            since = self.db.now()
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
             self.db.delete_used_quota(usernames=[mail])
+            return lambda: self.db.unrecord_deleted_mailboxes([mailbox.username], since=since, admin=who.mail)
 
         self.users.delete(mail, after=record)
 
