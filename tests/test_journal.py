@@ -289,3 +289,59 @@ def test_domain_delete_refused_part_way_is_undone_with_its_rows(world, own_slapd
     assert dump(own_slapd) == before
     assert not set(deleted_rows(iredadmin)) & set(mails)
     assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "delete"] == ["undone"]
+
+
+def test_write_without_answer_that_landed_counts_as_done(world, own_slapd, iredadmin):
+    """slapd paused (SIGSTOP by its PID) while a write of a create is on its
+    way: the answer does not come within the LDAP timeout, slapd resumes and
+    carries the write out; the service asks whether it landed, finds it did,
+    finishes the create and answers 201 (audit: info, not error).  slapd may
+    also drop a write whose connection was given up on: then the answer is
+    503 with the journal row open, and the retry succeeds.  Which of the two
+    happens is up to slapd's timing; both are checked for what they claim."""
+    import os
+    import signal
+    import threading
+    directory, client, tree = world
+    pid = own_slapd._pid()
+    timers = []
+
+    class Pausing:
+        def __init__(self, k):
+            self.k, self.n = k, 0
+
+        def __call__(self):
+            self.n += 1
+            if self.n == self.k:
+                os.kill(pid, signal.SIGSTOP)
+                timer = threading.Timer(3.6, os.kill, (pid, signal.SIGCONT))
+                timer.start()
+                timers.append(timer)
+
+    pause = Pausing(3)
+    directory._before_write = pause
+    try:
+        r = client.post("/api/domain/slow.test", {"name": "Slow"})
+    finally:
+        del directory._before_write
+        for timer in timers:
+            timer.join()
+        os.kill(pid, signal.SIGCONT)
+    domain_dn = "domainname=slow.test,o=domains," + SUFFIX
+    with iredadmin.engine.connect() as conn:
+        audit = [a.loglevel for a in conn.execute(select(t.log.c.loglevel).where(t.log.c.msg.like("%slow.test%")))]
+    if r.status_code == 201:
+        # It landed and the service found out: the create is whole and says so.
+        assert len([dn for dn in dump(own_slapd) if dn.endswith(domain_dn)]) == 5
+        assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "create"] == ["done"]
+        assert audit == ["info"]
+    else:
+        # slapd dropped the write of the connection given up on, or the
+        # service could not tell in time: 503 with the row open, and the
+        # retry finds a whole domain or none, never a 409.
+        assert r.status_code == 503, r.text
+        assert audit == ["error"]
+        assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "create"] == ["open"]
+        r = client.post("/api/domain/slow.test", {"name": "Slow"})
+        assert r.status_code == 201, r.text
+        assert len([dn for dn in dump(own_slapd) if dn.endswith(domain_dn)]) == 5

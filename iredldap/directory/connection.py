@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -327,6 +328,9 @@ class Batch:
         complete = self.rollback()
         if journal is None:
             return
+        if complete and journal.written > journal.done and isinstance(exc, DirectoryUnavailable):
+            # The step without an answer may still land: the journal undoes it later.
+            complete = False
         if complete:
             try:
                 journal.undone()
@@ -375,7 +379,12 @@ class Batch:
         try:
             send()
         except DirectoryUnavailable:
-            raise  # it may or may not have landed: the journal keeps it
+            # No answer (a timeout, a cut connection): it may have landed.
+            # Ask the directory before giving up; if it cannot tell, the
+            # journal keeps the step as maybe-landed.
+            if self._journal is None or not self._landed_after_all(step):
+                raise
+            log.warning("no answer to %s %s, but it landed", step["op"], step["dn"])
         except IredldapError:
             if self._journal is not None:
                 self._journal.rejected()  # refused, so it did not land
@@ -384,6 +393,16 @@ class Batch:
             self._undo.append((what, undo))
         if self._journal is not None:
             self._journal.landed()
+
+    def _landed_after_all(self, step: dict) -> bool:
+        from .journal import Applier
+        for attempt in range(3):
+            try:
+                return Applier(self.directory).landed(step) is True
+            except DirectoryUnavailable:
+                if attempt < 2:
+                    time.sleep(0.5)
+        return False
 
     def record(self, *, final: bool = False) -> None:
         """Write the queued plan to the journal (before anything of it is sent)."""

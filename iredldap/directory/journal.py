@@ -128,13 +128,27 @@ class Applier:
             self._modify(dn, _changes_in(step["undo"]))
 
     def landed(self, step: dict) -> bool | None:
-        """Did this step land?  None when it cannot be told (a modify)."""
+        """Did this step land?  None when it cannot be told (an increment)."""
         op, dn = step["op"], step["dn"]
         if op == "add":
             return self._is_ours(dn, step["attrs"])
         if op == "delete":
             return not self.dir.exists(dn)
-        return None
+        changes = step["changes"]
+        if any(o == INCREMENT for _, o, _ in changes):
+            return None
+        entry = self.dir.get(dn, attrs=sorted({a for a, _, _ in changes}))
+        if entry is None:
+            return False
+        for attr, o, values in changes:
+            have = {v.lower() for v in entry.get(attr)}
+            if o == ADD and not all(v.lower() in have for v in values):
+                return False
+            if o == DELETE and (any(v.lower() in have for v in values) if values else have):
+                return False
+            if o == REPLACE and have != {v.lower() for v in values}:
+                return False
+        return True
 
     def _is_ours(self, dn: str, attrs: Attrs) -> bool:
         """Is the entry at `dn` the one the step added (not one made since by someone else)?"""
