@@ -345,3 +345,23 @@ def test_write_without_answer_that_landed_counts_as_done(world, own_slapd, ireda
         r = client.post("/api/domain/slow.test", {"name": "Slow"})
         assert r.status_code == 201, r.text
         assert len([dn for dn in dump(own_slapd) if dn.endswith(domain_dn)]) == 5
+
+
+def test_journal_holds_no_clear_text_password(world, own_slapd, settings, iredadmin):
+    directory, client, tree = world
+    from iredldap.directory.domains import DomainStore
+    DomainStore(directory, tree, default_transport="dovecot").create("pw.test", {})
+    secret = "Cl3ar#Text-Secret"
+    directory.arm(2)   # the user lands, the counter does not
+    r = client.post("/api/user/ann@pw.test", {"password": secret})
+    assert r.status_code == 503, r.text
+    [row] = [r for r in journal_rows(iredadmin) if r["kind"] == "create" and "mail:ann@pw.test" in r["targets"]]
+    assert row["state"] == "open"
+    text = " ".join(s.step for s in journal_steps(iredadmin))
+    assert "userPassword" in text and secret not in text
+    own_slapd.start()
+    # A create cut short is undone: the retry creates the user afresh.
+    r = client.post("/api/user/ann@pw.test", {"password": secret})
+    assert r.status_code == 201, r.text
+    entry = directory.get(tree.domain("pw.test"))
+    assert entry.get("domainCurrentUserNumber") == ["1"]

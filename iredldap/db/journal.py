@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from iredldap.db import tables as t
 from iredldap.db.engine import WRITE_INTENT, translate_db_errors
 
-UNFINISHED = ("running", "resuming", "open")
+UNFINISHED = ("planned", "running", "resuming", "open")
 
 
 def _now() -> datetime:
@@ -59,11 +59,12 @@ class JournalTable:
 
     @translate_db_errors()
     def open(self, *, kind: str, targets: list[str], resume: str, owner: str, steps: list[dict],
-             done: int = 0, sealed: bool = False) -> int:
+             done: int = 0, sealed: bool = False, state: str = "running") -> int:
+        """A new row; `planned`: nothing of it has been sent yet."""
         now = _now()
         with self._write() as conn, conn.begin():
             result = conn.execute(insert(t.write_journal).values(
-                created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state="running",
+                created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state=state,
                 owner=owner, done=done, steps=len(steps), sealed=int(sealed), note=""))
             journal_id = int(result.inserted_primary_key[0])
             self._insert_steps(conn, journal_id, 0, steps)

@@ -182,8 +182,9 @@ api_tokens = Table(
 # when the row is closed).  See iredldap/directory/journal.py.
 #   resume: what finishing it means -- "forward" (redo the steps not yet
 #           done: deletes, renames) or "back" (undo those done: creates).
-#   state:  running (a live request is at it), resuming, open (left by a
-#           request that lost the directory), done, undone.
+#   state:  planned (written down, nothing sent yet), running (a live
+#           request is at it), resuming, open (left by a request that lost
+#           the directory), done, undone.
 #   done:   how many steps landed, in order; step `done` may have landed.
 #   sealed: 1 when every step of the request is written down (a create
 #           whose steps all landed is complete).

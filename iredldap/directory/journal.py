@@ -225,22 +225,29 @@ class JournalEntry:
         self.id: int | None = None
         self.written = 0      # steps in the row
         self.done = 0         # steps landed
-        self._pending: list[dict] = []   # planned, not yet in the row
+        self.planned_only = False   # the row is `planned`: nothing sent yet
 
     def plan(self, steps: list[dict], *, sealed: bool) -> None:
         """Write down steps that will follow (before the first of them is sent)."""
-        self._write(steps, sealed=sealed)
+        self._write(steps, sealed=sealed, planned=True)
 
     def before(self, step: dict) -> None:
         """A step is about to be sent; record it unless it was planned."""
         if self.written > self.done:
+            if self.planned_only:
+                # From here on the directory may change: a row left behind is
+                # finished (forward or back), no longer simply dropped.
+                self.journal.table.set_state(self.id, "running")
+                self.planned_only = False
             return  # the planned step now sent
         self._write([step], sealed=False)
 
-    def _write(self, steps: list[dict], *, sealed: bool) -> None:
+    def _write(self, steps: list[dict], *, sealed: bool, planned: bool = False) -> None:
         if self.id is None:
             self.id = self.journal.table.open(kind=self.kind, targets=self.targets, resume=self.resume,
-                                              owner=self.journal.owner, steps=steps, sealed=sealed)
+                                              owner=self.journal.owner, steps=steps, sealed=sealed,
+                                              state="planned" if planned else "running")
+            self.planned_only = planned
             self.journal.active.add(self.id)
         else:
             self.journal.table.append(self.id, self.written, steps, sealed=sealed)
@@ -281,6 +288,9 @@ class JournalEntry:
 
 # -- the journal -------------------------------------------------------------------
 
+_ACTIVE: set[int] = set()
+
+
 class WriteJournal:
     def __init__(self, table, directory: Directory, domains_dn: str):
         self.table = table
@@ -288,8 +298,9 @@ class WriteJournal:
         self.domains_dn = domains_dn
         self.owner = owner_id()
         # Rows this process is writing now (a `running` row of ours not in
-        # here was left by a batch that died without closing it).
-        self.active: set[int] = set()
+        # here was left by a batch that died without closing it); shared by
+        # every journal of the process.
+        self.active = _ACTIVE
         self._lock = threading.Lock()
 
     def begin(self, kind: str, targets: Iterable[str], resume: str) -> JournalEntry:
@@ -335,6 +346,11 @@ class WriteJournal:
         """Finish one row (claimed first, so two resumers never race)."""
         if not self.table.claim(row, self.owner):
             return False
+        if row.state == "planned":
+            # Nothing was sent (e.g. the SQL writes before a delete failed):
+            # the directory is as it was.
+            self.table.close(row.id, "undone", "nothing was sent")
+            return True
         steps = self.table.steps(row.id)
         applier = Applier(self.dir)
         try:
