@@ -55,7 +55,11 @@ def test_create_tables_is_idempotent_and_complete(db):
     db.create_tables()
     db.create_tables()
     live = db.reflect()
-    assert set(live) == {"sessions", "log", "deleted_mailboxes", "used_quota", "last_login", "api_tokens"}
+    assert set(live) == {"sessions", "log", "deleted_mailboxes", "used_quota", "last_login", "api_tokens",
+                         "write_journal", "write_journal_steps"}
+    assert live["write_journal"] == {"id", "created", "updated", "kind", "targets", "resume", "state", "owner",
+                                     "done", "steps", "sealed", "note"}
+    assert live["write_journal_steps"] == {"journal_id", "seq", "step"}
     assert live["deleted_mailboxes"] == {
         "id", "timestamp", "username", "domain", "maildir", "admin",
         "delete_date", "bytes", "messages",
