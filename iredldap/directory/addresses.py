@@ -75,13 +75,15 @@ class Addresses:
     def move(self, batch: Batch, entry: Entry, new_dn: str, attrs: Attrs, old: str, new: str) -> None:
         """Put `entry` under a new address: add the new entry, carry every
         reference along, delete the old one.  Unlike a modrdn this works
-        across domains and each step can be undone.  Queued in the batch, so
-        the whole move is in the journal before its first step is sent."""
+        across domains and each step can be undone.  Queued in the batch and
+        then sent: the whole move is in the journal before its first step is
+        sent, and a uniqueness check after the move sees the new entry."""
         refs = references.find(self.dir, self.tree.domains_dn, old, exclude_dn=entry.dn)
         gone = batch.queued_deletes() | {new_dn.lower()}
         batch.plan_add(new_dn, attrs)
         references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], old, new)
         batch.plan_delete(entry.dn, snapshot=entry)
+        batch.run()
 
     def remove(self, batch: Batch, entry: Entry, address: str) -> None:
         """Delete an entry and every value elsewhere naming its address (queued in the batch)."""

@@ -167,7 +167,6 @@ class GroupStore:
             if new_domain != old_domain:
                 self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
                 self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))
-            batch.record(final=True)
             if after is not None:
                 after()
 

@@ -342,8 +342,7 @@ class UserStore:
             if new_domain != old_domain:
                 self._bump_counter(batch, old_domain, -1)
                 self._bump_counter(batch, new_domain, +1)
-            batch.record(final=True)
             if after is not None:
-                # Before the first entry is touched: if it raises, nothing is written.
+                # After the move: if it raises, the move is undone.
                 after()
         return new_dn
