@@ -410,10 +410,11 @@ def _cli_log(db, event: str, username: str, msg: str) -> None:
 @click.argument("admin")
 @click.option("--name", default="", help="What the token is for.")
 @click.option("--read-only", is_flag=True, help="Only GET requests.")
-@click.option("--domains", default="", help="Only these domains (comma-separated).")
+@click.option("--domains", default=None, help="Only these domains (comma-separated).")
 @click.option("--expires", default="", help="ISO 8601 date or date-time (UTC unless an offset is given).")
 @click.option("--days", type=click.IntRange(1, 36500), default=None, help="Expires in this many days.")
-def token_create(admin: str, name: str, read_only: bool, domains: str, expires: str, days: int | None) -> None:
+def token_create(admin: str, name: str, read_only: bool, domains: str | None, expires: str,
+                 days: int | None) -> None:
     """Create a token for ADMIN (an active admin) and print it (shown once)."""
     from datetime import timedelta
 
@@ -424,7 +425,11 @@ def token_create(admin: str, name: str, read_only: bool, domains: str, expires: 
     settings = _settings()
     try:
         admin = validators.email(admin, param="admin")
-        domain_list = [validators.domain_name(d.strip(), param="domains") for d in domains.split(",") if d.strip()]
+        domain_list = [validators.domain_name(d.strip(), param="domains")
+                       for d in (domains or "").split(",") if d.strip()]
+        if domains is not None and not domain_list:
+            # Fail closed, as the API does: no domains is not "every domain".
+            raise InvalidInput("--domains names no domain; leave it out for a token not limited to domains")
         if expires and days:
             raise InvalidInput("give --expires or --days, not both")
         backends, store = _token_store(settings)

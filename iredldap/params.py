@@ -10,7 +10,7 @@ aliases of the current ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import validators
 from .errors import ConflictingParameters, InvalidInput, MissingParameter, UnknownParameters
@@ -333,6 +333,9 @@ class Param:
     # iRedAdmin profile tab it belongs to: a normal admin cannot change it
     # when the domain lists that tab in `disabledDomainProfile`.
     profile: str = ""
+    # A stricter check of the parsed value when a normal admin sends it
+    # (what a tenant may set is narrower than what the operator may).
+    normal_admin_check: Callable[[Any, str], None] | None = None
 
 
 @dataclass(frozen=True)

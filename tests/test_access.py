@@ -221,25 +221,31 @@ NORMAL = Principal(mail="helper@admins.test", dn="mail=helper@admins.test,o=doma
                    is_mail_user=False)
 
 
+def _access(principal, managed=()):
+    # These rules need no account rights: no admin store is consulted.
+    return authz.Access(principal, None, lambda _mail: list(managed))
+
+
 def test_check_refuses_a_route_without_rule_even_for_global_admins():
     with pytest.raises(NotAuthorized):
-        authz.check(None, GLOBAL, {}, lambda: [])
+        authz.check(None, _access(GLOBAL), {})
     with pytest.raises(NotAuthorized):
-        authz.check(None, None, {}, lambda: [])
+        authz.check(None, _access(None), {})
 
 
 def test_check_rules():
-    managed = lambda: ["x.test"]                                    # noqa: E731
-    authz.check(authz.Rule.PUBLIC, None, {}, managed)
+    normal = _access(NORMAL, ["x.test"])
+    authz.check(authz.Rule.PUBLIC, _access(None), {})
     with pytest.raises(LoginRequired):
-        authz.check(authz.Rule.LOGGED_IN, None, {}, managed)
-    authz.check(authz.Rule.DOMAIN, NORMAL, {"domain": "X.test"}, managed)
-    authz.check(authz.Rule.MAIL_DOMAIN, NORMAL, {"mail": "u@x.test"}, managed)
+        authz.check(authz.Rule.LOGGED_IN, _access(None), {})
+    authz.check(authz.Rule.DOMAIN, normal, {"domain": "X.test"})
+    authz.check(authz.Rule.MAIL_DOMAIN, normal, {"mail": "u@x.test"})
     for rule, params in ((authz.Rule.DOMAIN, {"domain": "y.test"}), (authz.Rule.MAIL_DOMAIN, {"mail": "u@y.test"}),
+                         (authz.Rule.MAIL_ACCOUNT, {"mail": "u@y.test"}),
                          (authz.Rule.GLOBAL, {}), (authz.Rule.CREATE_DOMAIN, {})):
         with pytest.raises(NotAuthorized):
-            authz.check(rule, NORMAL, params, managed)
-        authz.check(rule, GLOBAL, params, lambda: [])
+            authz.check(rule, normal, params)
+        authz.check(rule, _access(GLOBAL), params)
 
 
 class _Unlisted:

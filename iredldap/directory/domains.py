@@ -159,7 +159,9 @@ class DomainStore:
                 raise InvalidInput(f"aliasDomains: {name} is the domain itself", param="aliasDomains")
             owner = self.owner_of_name(name)
             if owner and owner != domain:
-                raise Conflict(f"{name} is already used by domain {owner}", code="ALREADY_EXISTS", param="aliasDomains")
+                # Not naming the owner: it may be another customer.
+                raise Conflict(f"{name} is already in use as a domain or alias domain", code="ALREADY_EXISTS",
+                               param="aliasDomains")
             if owner == domain and self.find(name) is not None:
                 raise Conflict(f"{name} is a domain of its own", code="ALREADY_EXISTS", param="aliasDomains")
 

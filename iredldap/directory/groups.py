@@ -239,11 +239,6 @@ class ListStore(GroupStore):
                 external.append(member)
         return internal, external
 
-    def hosted_member_domains(self, members: list[str]) -> set[str]:
-        """Domains of the entries that adding `members` would write to."""
-        internal, _ = self._split(members)
-        return {e.first("mail").lower().rpartition("@")[2] for e in internal.values()}
-
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
         batch.add(dn, attrs)
         self._add_members(batch, mail, members)

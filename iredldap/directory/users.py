@@ -253,8 +253,10 @@ class UserStore:
                 raise AlreadyExists(f"aliases: {address} is already used by another account", param="aliases")
         return [v for v in current if v in twins] + [a for a in wanted if a not in twins]
 
-    def bulk_update(self, domain: str, values: dict[str, Any], *, password_hash: str | None) -> int:
-        """Apply the same change to every user of a domain; all or nothing."""
+    def bulk_update(self, domain: str, values: dict[str, Any], *, password_hash: str | None,
+                    skip: frozenset[str] = frozenset()) -> int:
+        """Apply the same change to every user of a domain but those in `skip`
+        (lower-case addresses); all or nothing."""
         self.rules(domain)
         base: Changes = {}
         if "accountStatus" in values:
@@ -271,7 +273,9 @@ class UserStore:
         attrs = [a for a in base if a != "userPassword"] + (["userPassword"] if password_hash else [])
         count = 0
         with self.dir.batch() as batch:
-            for user in self.list(domain, attrs=attrs):
+            for user in self.list(domain, attrs=["mail", *attrs]):
+                if user.first("mail").lower() in skip:
+                    continue
                 batch.modify(user.dn, base, before=user)
                 count += 1
         return count

@@ -49,7 +49,8 @@ def keep_days_of(raw: str) -> int:
 
 def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
                               disabled_profiles: list[str]) -> None:
-    """Normal admins may not touch limits and switches, nor profiles the global admin hid."""
+    """Normal admins may not touch limits and switches, nor profiles the global admin hid,
+    and some values are narrower for them (`Param.normal_admin_check`)."""
     if who.is_global:
         return
     for name in values:
@@ -58,6 +59,8 @@ def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, 
             raise NotAuthorized(f"{name}: only global admins may change it", param=name)
         if param.profile and param.profile in disabled_profiles:
             raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
+        if param.normal_admin_check is not None:
+            param.normal_admin_check(values[name], name)
 
 
 class DomainCollection:
@@ -185,6 +188,9 @@ class DomainAdmins:
             if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
                 raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
                                     param="addAdmin")
+            if managed is not None and req.context.access.outranks(mail):
+                # Switching its domainadmin service on would hand it rights the caller lacks.
+                raise NotAuthorized(f"addAdmin: {mail} holds admin rights beyond yours", param="addAdmin")
             if is_user:
                 user_entries[mail] = entry
         self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),

@@ -53,14 +53,21 @@ class GroupItem:
             "DELETE": Operation(f"Delete a {label}", self.delete_params),
         }
 
-    def _check_members(self, who: Principal, values: dict[str, Any]) -> None:
-        """A normal admin may not write list memberships into other customers' entries."""
-        if who.is_global or not isinstance(self.store, ListStore):
+    def _check_members(self, req: falcon.Request, values: dict[str, Any]) -> None:
+        """A normal admin may not write list memberships into other customers' entries.
+
+        Any address in a domain hosted here but not managed by the caller is
+        refused, whether an account has it or not: the answer must not tell
+        which addresses exist at other customers.
+        """
+        if principal(req).is_global or not isinstance(self.store, ListStore):
             return
+        managed = set(req.context.access.managed_domains())
         added = values.get("members", []) + values.get("addMember", [])
-        foreign = self.store.hosted_member_domains(added) - set(self.domains.managed_by(who.mail))
-        if foreign:
-            raise NotAuthorized(f"members: accounts of {', '.join(sorted(foreign))} are not yours to add",
+        foreign = sorted({m.rpartition("@")[2] for m in added} - managed)
+        elsewhere = [d for d in foreign if self.domains.owner_of_name(d) not in (None, *managed)]
+        if elsewhere:
+            raise NotAuthorized(f"members: addresses in {', '.join(elsewhere)} are in a domain you do not manage",
                                 param="members")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -76,7 +83,7 @@ class GroupItem:
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
-        self._check_members(who, values)
+        self._check_members(req, values)
         self.check_admin_limit(who)
         self.store.create(mail, values)
         ok(resp, status=201)
@@ -86,7 +93,7 @@ class GroupItem:
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, self.update_params, values, [])
-        self._check_members(who, values)
+        self._check_members(req, values)
         self.store.update(mail, values)
         ok(resp)
 
