@@ -29,6 +29,7 @@ from .resources import admins, change_email, docs, domains, errors, groups, logi
 from .resources import health, log as log_resource, tokens as token_resources
 from .resources import ldif as ldif_resources
 from .resources.middleware import Authentication, ClientAccess
+from .resources.slashes import MergeSlashes
 from .sessions import SessionStore
 from .audit import AuditLog
 from .metrics import RequestMetrics
@@ -79,6 +80,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
 
     audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
     app = falcon.App(middleware=[
+        MergeSlashes(),  # first: everything after it sees the canonical path
         RequestMetrics(settings.url_prefix),
         ClientAccess(settings),
         audit_log,
