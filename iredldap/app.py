@@ -31,6 +31,7 @@ from .resources import ldif as ldif_resources
 from .resources.middleware import Authentication, ClientAccess
 from .resources.slashes import MergeSlashes
 from .sessions import SessionStore
+from .startup import prepare_databases
 from .audit import AuditLog
 from .metrics import RequestMetrics
 from .tokens import ScopedDomains, TokenStore
@@ -61,6 +62,8 @@ def tree_of(settings: Settings) -> Tree:
 
 def create_app(settings: Settings, backends: Backends | None = None) -> falcon.App:
     backends = backends or connect(settings)
+    # Our own tables (api_tokens ...) beside iRedAdmin's, made where missing.
+    prepare_databases(backends.iredadmin)
     tree = tree_of(settings)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)

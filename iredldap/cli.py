@@ -39,8 +39,14 @@ def _fail(exc: IredldapError) -> None:
 
 
 @click.group()
-def main() -> None:
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The settings file (INI, section [iredldap]). Default: $IREDLDAP_CONFIG, "
+                   "else /etc/iredldap/iredldap.ini.")
+def main(config_path: str | None) -> None:
     """LDAP-native REST API for iRedMail-style mail servers."""
+    if config_path:
+        # Through the environment, so gunicorn's workers read the same file.
+        os.environ["IREDLDAP_CONFIG"] = str(Path(config_path).resolve())
 
 
 @main.command()
@@ -50,7 +56,11 @@ def main() -> None:
               help="A gunicorn configuration file (e.g. gunicorn.conf.py).")
 def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
     """Serve the API with gunicorn."""
-    _settings()  # refuse to start on a bad configuration, with one clear line
+    from .startup import check_or_exit
+
+    # Refuse to start on a bad configuration, a missing database driver or
+    # own tables that cannot be made: one clear line, before any worker.
+    check_or_exit()
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
