@@ -121,3 +121,15 @@ def test_login_and_logout_with_slashes(client, global_admin, settings):
 
 def _cookie(api: ApiClient) -> dict:
     return {"Cookie": f"{api.settings.session_cookie_name}={api.cookie}"}
+
+
+def test_api_index(client, settings):
+    prefix = settings.url_prefix
+    for path in ("/api/", "/api", "//api//"):
+        result = client.client.simulate_get(prefix + path)
+        assert result.status_code == 200, (path, result.text)
+        data = result.json["_data"]
+        assert data["docs"] == prefix + "/api/docs" and data["openapi"] == prefix + "/api/openapi.json"
+        assert f"POST {prefix}/api/login" in data["endpoints"]
+    # The links answer.
+    assert client.client.simulate_get(data["openapi"]).status_code == 200
