@@ -54,7 +54,8 @@ def main(config_path: str | None) -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False),
               help="A gunicorn configuration file (e.g. gunicorn.conf.py).")
-def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
+@click.option("--pidfile", default=None, hidden=True, help="Where gunicorn writes its pid (the demo's --stop reads it).")
+def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | None = None) -> None:
     """Serve the API with gunicorn."""
     from .startup import check_or_exit
 
@@ -69,6 +70,8 @@ def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
                 self.load_config_from_file(gunicorn_config)
             self.cfg.set("bind", [bind])
             self.cfg.set("workers", workers)
+            if pidfile:
+                self.cfg.set("pidfile", pidfile)
 
         def load(self):
             from .wsgi import application
@@ -178,10 +181,19 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     from .directory.users import UserStore
 
     folder = Path(data_dir).resolve()
+    api_pid_file = folder / "api.pid"
     if stop:
-        LocalSlapd(folder / "slapd", port=ldap_port).stop()
-        click.echo("demo slapd stopped")
+        _stop_demo_api(api_pid_file)
+        slapd = LocalSlapd(folder / "slapd", port=ldap_port)
+        slapd_pid = slapd.pid()
+        slapd.stop()
+        click.echo(f"stopped the demo slapd (pid {slapd_pid}; data kept in {folder / 'slapd'})" if slapd_pid
+                   else "the demo slapd was not running")
         return
+    if not no_serve:
+        # Before anything is printed or started: a busy port would otherwise
+        # show the success banner and then gunicorn's errors.
+        _refuse_busy_port(port, api_pid_file)
     folder.mkdir(parents=True, exist_ok=True)
     secrets_file = folder / "demo-secrets"
     if secrets_file.exists():
@@ -227,7 +239,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         pass
     click.echo(f"slapd:     {slapd.uri}  (bind {slapd.root_dn}; data in {slapd.data_dir})")
     click.echo(f"settings:  {config}")
-    click.echo(f"API:       http://127.0.0.1:{port}/api/")
+    click.echo(f"           export IREDLDAP_CONFIG={config}   # for iredldap token/export/import ...")
+    click.echo(f"API:       http://127.0.0.1:{port}/api/  (docs: http://127.0.0.1:{port}/api/docs)")
     click.echo(f"login:     username={admin} password={admin_pw}")
     click.echo(f"try:       curl -c /tmp/c -d username={admin} -d password='{admin_pw}' "
                f"http://127.0.0.1:{port}/api/login && curl -b /tmp/c http://127.0.0.1:{port}/api/domains")
@@ -235,7 +248,54 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         return
     os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
-    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None)
+    click.echo("stop:      scripts/demo --stop  (or Ctrl-C)")
+    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None, pidfile=str(api_pid_file))
+
+
+def _running_demo_api(pid_file: Path) -> int | None:
+    """The pid of the demo's gunicorn, if its pid file names a live one."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None  # exited, not yet reaped by its parent
+    except (OSError, ValueError, IndexError):
+        return None
+    # Guard against a recycled pid: it must still be our server.
+    return pid if ("iredldap" in argv or "gunicorn" in argv) else None
+
+
+def _refuse_busy_port(port: int, pid_file: Path) -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        pid = _running_demo_api(pid_file)
+        why = (f"the demo API is already running there (pid {pid}); `scripts/demo --stop` stops it" if pid
+               else "something else listens there; choose another with --port")
+        click.echo(f"iredldap: port {port} on 127.0.0.1 is in use: {why}", err=True)
+        sys.exit(1)
+    finally:
+        probe.close()
+
+
+def _stop_demo_api(pid_file: Path) -> None:
+    import signal
+    import time
+
+    pid = _running_demo_api(pid_file)
+    if pid is None:
+        click.echo("the demo API was not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running_demo_api(pid_file) == pid:
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    click.echo(f"stopped the demo API (gunicorn pid {pid})")
 
 
 # -- LDIF export and import ---------------------------------------------------------
