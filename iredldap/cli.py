@@ -8,6 +8,7 @@
     iredldap export         LDIF of a domain, an account, or everything
     iredldap import         load an LDIF file (checked first; parents first; resumable)
     iredldap token          API tokens: create, list, revoke
+    iredldap config-from-iredadmin   an iredldap INI from iRedAdmin(-Pro)'s settings.py
 """
 
 from __future__ import annotations
@@ -546,6 +547,49 @@ def token_revoke(token_id: int) -> None:
     except IredldapError as exc:
         _fail(exc)
     click.echo(f"revoked token {token_id}")
+
+
+
+# -- moving from iRedAdmin-Pro --------------------------------------------------------
+
+@main.command("config-from-iredadmin")
+@click.argument("settings_py", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The INI file to write (mode 0600: it holds passwords); - is standard output.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def config_from_iredadmin(settings_py: str, output: str, force: bool) -> None:
+    """Write an iredldap INI from iRedAdmin(-Pro)'s SETTINGS_PY.
+
+    Reads (never runs) the file: the LDAP URI, bind DN and password, base
+    DNs, the iredadmin, amavisd and iredapd databases, the API switches and
+    RESTFUL_API_CLIENTS, mlmmjadmin_api_auth_token and the password scheme.
+    What it could not map, and what it assumed, is listed on standard error.
+    """
+    from .iredadmin_settings import convert
+
+    try:
+        conv = convert(Path(settings_py).read_text(encoding="utf-8"), settings_py)
+    except ConfigError as exc:
+        click.echo(f"iredldap: {exc.reason}", err=True)
+        sys.exit(2)
+    text = conv.ini()
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        target = Path(output)
+        if target.exists() and not force:
+            click.echo(f"iredldap: {output} exists (use --force to overwrite)", err=True)
+            sys.exit(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(target, 0o600)
+        click.echo(f"wrote {output} ({len(conv.values)} settings)", err=True)
+    for note in conv.notes:
+        click.echo(f"note: {note}", err=True)
+    for item in conv.unmapped:
+        click.echo(f"not mapped: {item}", err=True)
 
 
 if __name__ == "__main__":

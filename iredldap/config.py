@@ -133,6 +133,9 @@ class Settings:
     # Password hashes in LDIF exports: global-admins (only a global admin's
     # exports have them), always, or never.
     ldif_export_passwords: str = "global-admins"
+    # iRedAdmin's `mlmmjadmin_api_auth_token`, carried over by
+    # `iredldap config-from-iredadmin` for mlmmj (subscribable) lists.
+    mlmmjadmin_api_auth_token: str = field(default="", repr=False)
 
     @property
     def domains_dn(self) -> str:
