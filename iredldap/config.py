@@ -22,7 +22,10 @@ DEFAULT_CONFIG = "/etc/iredldap/iredldap.ini"
 # IREDLDAP_* variables that are not settings: the file's path, and the
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
-NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
+# gunicorn.conf.py and deploy/iredldap.service read IREDLDAP_BIND,
+# IREDLDAP_WORKERS and IREDLDAP_FORWARDED_ALLOW_IPS for gunicorn itself.
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD", ENV_PREFIX + "BIND",
+                          ENV_PREFIX + "WORKERS", ENV_PREFIX + "FORWARDED_ALLOW_IPS"})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 

@@ -209,14 +209,16 @@ class IredadminDB:
                 self._live_cache.clear()
 
     def ensure_own_tables(self) -> list[str]:
-        """Create the service's own tables (`tables.own_tables`) where missing;
-        returns the names created.  Done once per process: at start
+        """Create the service's own tables (`tables.own_tables`; on SQLite
+        all tables) where missing; returns the names created.  Done once per process: at start
         (`create_app`), and again before the first use of a table if the
         database could not be reached then.  A database user that may not
         create them gets a DatabaseError that says to run `iredldap init-sql`."""
         if self._own_tables_ready:
             return []
-        own = t.own_tables()
+        # An SQLite file is the service's own (no iRedAdmin shares it): all
+        # its tables are made, so a fresh install needs no init-sql either.
+        own = list(t.metadata.sorted_tables) if self.engine.dialect.name == "sqlite" else t.own_tables()
         with translate_db_errors():
             with self.engine.connect() as conn:
                 existing = set(sa_inspect(conn).get_table_names())
