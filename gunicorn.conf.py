@@ -22,3 +22,11 @@ errorlog = "-"
 # Method and path only: no query string or body, so no password reaches the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 forwarded_allow_ips = os.environ.get("IREDLDAP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    """Check the settings, the database drivers and our own tables once in
+    the master: a problem is one line and no worker starts."""
+    from iredldap.startup import check_or_exit
+
+    check_or_exit()

@@ -29,7 +29,10 @@ from .resources import admins, change_email, docs, domains, errors, groups, logi
 from .resources import health, log as log_resource, tokens as token_resources
 from .resources import ldif as ldif_resources
 from .resources.middleware import Authentication, ClientAccess
+from .resources.forms import FormOrJsonHandler
+from .resources.slashes import MergeSlashes
 from .sessions import SessionStore
+from .startup import prepare_databases
 from .audit import AuditLog
 from .metrics import RequestMetrics
 from .tokens import ScopedDomains, TokenStore
@@ -60,6 +63,8 @@ def tree_of(settings: Settings) -> Tree:
 
 def create_app(settings: Settings, backends: Backends | None = None) -> falcon.App:
     backends = backends or connect(settings)
+    # Our own tables (api_tokens ...) beside iRedAdmin's, made where missing.
+    prepare_databases(backends.iredadmin)
     tree = tree_of(settings)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
@@ -79,6 +84,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
 
     audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
     app = falcon.App(middleware=[
+        MergeSlashes(),  # first: everything after it sees the canonical path
         RequestMetrics(settings.url_prefix),
         ClientAccess(settings),
         audit_log,
@@ -87,8 +93,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     # Clients send `catchall=` to mean "none": keep blank values everywhere.
     app.req_options.keep_blank_qs_values = True
     app.req_options.auto_parse_qs_csv = False
-    app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = falcon.media.URLEncodedFormHandler(
-        keep_blank=True, csv=False)
+    # (a JSON object labelled as a form, as `curl -d` sends it, is read as JSON)
+    app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = FormOrJsonHandler(keep_blank=True, csv=False)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 

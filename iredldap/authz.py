@@ -70,6 +70,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/openapi.json", "GET"): P,
     ("/api/docs", "GET"): P,
     ("/api/docs/{name}", "GET"): P,
+    ("/api", "GET"): P,
     ("/api/domains", "GET"): L,
     ("/api/domain/{domain}", "GET"): D,
     ("/api/domain/{domain}", "POST"): C,

@@ -8,6 +8,7 @@
     iredldap export         LDIF of a domain, an account, or everything
     iredldap import         load an LDIF file (checked first; parents first; resumable)
     iredldap token          API tokens: create, list, revoke
+    iredldap config-from-iredadmin   an iredldap INI from iRedAdmin(-Pro)'s settings.py
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ def _fail(exc: IredldapError) -> None:
 
 
 @click.group()
-def main() -> None:
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The settings file (INI, section [iredldap]). Default: $IREDLDAP_CONFIG, "
+                   "else /etc/iredldap/iredldap.ini.")
+def main(config_path: str | None) -> None:
     """LDAP-native REST API for iRedMail-style mail servers."""
+    if config_path:
+        # Through the environment, so gunicorn's workers read the same file.
+        os.environ["IREDLDAP_CONFIG"] = str(Path(config_path).resolve())
 
 
 @main.command()
@@ -48,9 +55,14 @@ def main() -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False),
               help="A gunicorn configuration file (e.g. gunicorn.conf.py).")
-def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
+@click.option("--pidfile", default=None, hidden=True, help="Where gunicorn writes its pid (the demo's --stop reads it).")
+def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | None = None) -> None:
     """Serve the API with gunicorn."""
-    _settings()  # refuse to start on a bad configuration, with one clear line
+    from .startup import check_or_exit
+
+    # Refuse to start on a bad configuration, a missing database driver or
+    # own tables that cannot be made: one clear line, before any worker.
+    check_or_exit()
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
@@ -59,6 +71,8 @@ def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
                 self.load_config_from_file(gunicorn_config)
             self.cfg.set("bind", [bind])
             self.cfg.set("workers", workers)
+            if pidfile:
+                self.cfg.set("pidfile", pidfile)
 
         def load(self):
             from .wsgi import application
@@ -168,10 +182,19 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     from .directory.users import UserStore
 
     folder = Path(data_dir).resolve()
+    api_pid_file = folder / "api.pid"
     if stop:
-        LocalSlapd(folder / "slapd", port=ldap_port).stop()
-        click.echo("demo slapd stopped")
+        _stop_demo_api(api_pid_file)
+        slapd = LocalSlapd(folder / "slapd", port=ldap_port)
+        slapd_pid = slapd.pid()
+        slapd.stop()
+        click.echo(f"stopped the demo slapd (pid {slapd_pid}; data kept in {folder / 'slapd'})" if slapd_pid
+                   else "the demo slapd was not running")
         return
+    if not no_serve:
+        # Before anything is printed or started: a busy port would otherwise
+        # show the success banner and then gunicorn's errors.
+        _refuse_busy_port(port, api_pid_file)
     folder.mkdir(parents=True, exist_ok=True)
     secrets_file = folder / "demo-secrets"
     if secrets_file.exists():
@@ -217,7 +240,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         pass
     click.echo(f"slapd:     {slapd.uri}  (bind {slapd.root_dn}; data in {slapd.data_dir})")
     click.echo(f"settings:  {config}")
-    click.echo(f"API:       http://127.0.0.1:{port}/api/")
+    click.echo(f"           export IREDLDAP_CONFIG={config}   # for iredldap token/export/import ...")
+    click.echo(f"API:       http://127.0.0.1:{port}/api/  (docs: http://127.0.0.1:{port}/api/docs)")
     click.echo(f"login:     username={admin} password={admin_pw}")
     click.echo(f"try:       curl -c /tmp/c -d username={admin} -d password='{admin_pw}' "
                f"http://127.0.0.1:{port}/api/login && curl -b /tmp/c http://127.0.0.1:{port}/api/domains")
@@ -225,7 +249,54 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         return
     os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
-    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None)
+    click.echo("stop:      scripts/demo --stop  (or Ctrl-C)")
+    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None, pidfile=str(api_pid_file))
+
+
+def _running_demo_api(pid_file: Path) -> int | None:
+    """The pid of the demo's gunicorn, if its pid file names a live one."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None  # exited, not yet reaped by its parent
+    except (OSError, ValueError, IndexError):
+        return None
+    # Guard against a recycled pid: it must still be our server.
+    return pid if ("iredldap" in argv or "gunicorn" in argv) else None
+
+
+def _refuse_busy_port(port: int, pid_file: Path) -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        pid = _running_demo_api(pid_file)
+        why = (f"the demo API is already running there (pid {pid}); `scripts/demo --stop` stops it" if pid
+               else "something else listens there; choose another with --port")
+        click.echo(f"iredldap: port {port} on 127.0.0.1 is in use: {why}", err=True)
+        sys.exit(1)
+    finally:
+        probe.close()
+
+
+def _stop_demo_api(pid_file: Path) -> None:
+    import signal
+    import time
+
+    pid = _running_demo_api(pid_file)
+    if pid is None:
+        click.echo("the demo API was not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running_demo_api(pid_file) == pid:
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    click.echo(f"stopped the demo API (gunicorn pid {pid})")
 
 
 # -- LDIF export and import ---------------------------------------------------------
@@ -481,6 +552,49 @@ def token_revoke(token_id: int) -> None:
     except IredldapError as exc:
         _fail(exc)
     click.echo(f"revoked token {token_id}")
+
+
+
+# -- moving from iRedAdmin-Pro --------------------------------------------------------
+
+@main.command("config-from-iredadmin")
+@click.argument("settings_py", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The INI file to write (mode 0600: it holds passwords); - is standard output.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def config_from_iredadmin(settings_py: str, output: str, force: bool) -> None:
+    """Write an iredldap INI from iRedAdmin(-Pro)'s SETTINGS_PY.
+
+    Reads (never runs) the file: the LDAP URI, bind DN and password, base
+    DNs, the iredadmin, amavisd and iredapd databases, the API switches and
+    RESTFUL_API_CLIENTS, mlmmjadmin_api_auth_token and the password scheme.
+    What it could not map, and what it assumed, is listed on standard error.
+    """
+    from .iredadmin_settings import convert
+
+    try:
+        conv = convert(Path(settings_py).read_text(encoding="utf-8"), settings_py)
+    except ConfigError as exc:
+        click.echo(f"iredldap: {exc.reason}", err=True)
+        sys.exit(2)
+    text = conv.ini()
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        target = Path(output)
+        if target.exists() and not force:
+            click.echo(f"iredldap: {output} exists (use --force to overwrite)", err=True)
+            sys.exit(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(target, 0o600)
+        click.echo(f"wrote {output} ({len(conv.values)} settings)", err=True)
+    for note in conv.notes:
+        click.echo(f"note: {note}", err=True)
+    for item in conv.unmapped:
+        click.echo(f"not mapped: {item}", err=True)
 
 
 if __name__ == "__main__":

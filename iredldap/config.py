@@ -17,10 +17,15 @@ from pathlib import Path
 from .errors import ConfigError
 
 ENV_PREFIX = "IREDLDAP_"
+# Read when neither IREDLDAP_CONFIG nor `iredldap --config` names a file.
+DEFAULT_CONFIG = "/etc/iredldap/iredldap.ini"
 # IREDLDAP_* variables that are not settings: the file's path, and the
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
-NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
+# gunicorn.conf.py and deploy/iredldap.service read IREDLDAP_BIND,
+# IREDLDAP_WORKERS and IREDLDAP_FORWARDED_ALLOW_IPS for gunicorn itself.
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD", ENV_PREFIX + "BIND",
+                          ENV_PREFIX + "WORKERS", ENV_PREFIX + "FORWARDED_ALLOW_IPS"})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
@@ -53,6 +58,28 @@ def _networks(name: str, raw: str) -> tuple[Network, ...]:
         except ValueError:
             raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
     return tuple(nets)
+
+
+def _check_sql_url(name: str, url: str) -> None:
+    """The URL parses and its driver can be loaded, checked at start-up:
+    otherwise every worker would fail on its first query."""
+    from sqlalchemy import exc as sa_exc
+
+    from .db.engine import database_url
+
+    try:
+        parsed = database_url(url)
+        dialect = parsed.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        raise ConfigError(f"{name}: unknown database type {url.split('://', 1)[0]!r} "
+                          "(use sqlite:///, mysql+pymysql:// or postgresql+psycopg://)") from None
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"{name}: not a usable SQLAlchemy URL ({exc})") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(f"{name}: the database driver for {parsed.drivername} is not installed ({exc}); "
+                          "use mysql+pymysql:// or postgresql+psycopg://") from None
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,9 @@ class Settings:
     # Password hashes in LDIF exports: global-admins (only a global admin's
     # exports have them), always, or never.
     ldif_export_passwords: str = "global-admins"
+    # iRedAdmin's `mlmmjadmin_api_auth_token`, carried over by
+    # `iredldap config-from-iredadmin` for mlmmj (subscribable) lists.
+    mlmmjadmin_api_auth_token: str = field(default="", repr=False)
 
     @property
     def domains_dn(self) -> str:
@@ -122,10 +152,14 @@ class Settings:
 
     @classmethod
     def from_sources(cls, environ: dict[str, str] | None = None, path: str | None = None) -> "Settings":
-        """Read the INI file named by IREDLDAP_CONFIG (or `path`), then the environment."""
+        """Read the INI file `path`, or the one named by IREDLDAP_CONFIG, or
+        DEFAULT_CONFIG if it exists; then the environment.  An error in the
+        settings says which file was read (or that none was)."""
         environ = dict(os.environ if environ is None else environ)
         raw: dict[str, str] = {}
         path = path or environ.get(ENV_PREFIX + "CONFIG")
+        if not path and Path(DEFAULT_CONFIG).is_file():
+            path = DEFAULT_CONFIG
         if path:
             parser = configparser.ConfigParser(interpolation=None)
             try:
@@ -142,7 +176,13 @@ class Settings:
         for key, value in environ.items():
             if key.startswith(ENV_PREFIX) and key not in NOT_SETTINGS:
                 raw[key[len(ENV_PREFIX):].lower()] = value
-        return cls.from_mapping(raw)
+        try:
+            return cls.from_mapping(raw)
+        except ConfigError as exc:
+            where = (f"settings file: {path}" if path else
+                     f"no settings file was read: set IREDLDAP_CONFIG, use `iredldap --config FILE` "
+                     f"or create {DEFAULT_CONFIG}")
+            raise ConfigError(f"{exc.reason} ({where})") from None
 
     @classmethod
     def from_mapping(cls, raw: dict[str, str]) -> "Settings":
@@ -190,6 +230,8 @@ class Settings:
             if "://" not in getattr(self, key):
                 raise ConfigError(f"{key.upper()}: expected an SQLAlchemy URL such as "
                                   f"mysql+pymysql://amavisd:secret@127.0.0.1/amavisd")
+        for key in ("sql_iredadmin_url", "sql_amavisd_url", "sql_iredapd_url"):
+            _check_sql_url(key.upper(), getattr(self, key))
         if self.session_timeout <= 0:
             raise ConfigError("SESSION_TIMEOUT: must be a positive number of seconds")
         # 0 would not mean "no limit": every login would be refused as one failure too many.

@@ -76,6 +76,7 @@ def test_demo_is_idempotent(tmp_path):
         second = CliRunner().invoke(main, args, catch_exceptions=False)
         assert second.exit_code == 0, second.output
         assert "username=postmaster@example.com" in second.output
+        assert f"export IREDLDAP_CONFIG={tmp_path / 'demo' / 'iredldap.ini'}" in second.output
         lines = [l for l in (tmp_path / "demo" / "iredldap.ini").read_text().splitlines() if "=" in l]
         settings = dict(l.split(" = ", 1) for l in lines)
         directory = Directory(settings["ldap_uri"], settings["ldap_bind_dn"], settings["ldap_bind_password"])

@@ -33,9 +33,24 @@ POOL_RECYCLE = 3600          # seconds; below MySQL's default wait_timeout
 WRITE_INTENT = "iredldap_write"
 
 
+# The drivers installed with the service.  A URL without a driver
+# (`mysql://...`, as iRedMail's own settings write them) gets these rather
+# than SQLAlchemy's defaults (MySQLdb, psycopg2), which are not installed.
+_DEFAULT_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql",
+                    "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def database_url(url: str | URL) -> URL:
+    """`url` parsed, with our driver where it names none."""
+    u = make_url(url)
+    if u.drivername in _DEFAULT_DRIVERS:
+        u = u.set(drivername=_DEFAULT_DRIVERS[u.drivername])
+    return u
+
+
 def make_engine(url: str | URL) -> Engine:
     """An Engine for `url` configured for this service (see module doc)."""
-    u = make_url(url)
+    u = database_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(u)
@@ -184,4 +199,4 @@ def translate_db_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {describe_error(e)}") from e
 
 
-__all__ = ["make_engine", "translate_db_errors", "describe_error", "WRITE_INTENT"]
+__all__ = ["make_engine", "database_url", "translate_db_errors", "describe_error", "WRITE_INTENT"]

@@ -44,7 +44,7 @@ from sqlalchemy.sql import sqltypes
 
 from iredldap.db import tables as t
 from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
-from iredldap.errors import DatabaseUnavailable, InvalidInput
+from iredldap.errors import DatabaseError, DatabaseUnavailable, InvalidInput
 
 # Rows per multi-row INSERT / values per IN (...): keeps every statement far
 # below PostgreSQL's 65535 bind parameters.
@@ -151,6 +151,7 @@ class IredadminDB:
         self._clock = clock or _utcnow
         self._live_cache: dict[str, _LiveTable | None] = {}
         self._lock = threading.Lock()
+        self._own_tables_ready = False
 
     # -- helpers ------------------------------------------------------------
 
@@ -206,6 +207,41 @@ class IredadminDB:
         finally:
             with self._lock:
                 self._live_cache.clear()
+
+    def ensure_own_tables(self) -> list[str]:
+        """Create the service's own tables (`tables.own_tables`; on SQLite
+        all tables) where missing; returns the names created.  Done once per process: at start
+        (`create_app`), and again before the first use of a table if the
+        database could not be reached then.  A database user that may not
+        create them gets a DatabaseError that says to run `iredldap init-sql`."""
+        if self._own_tables_ready:
+            return []
+        # An SQLite file is the service's own (no iRedAdmin shares it): all
+        # its tables are made, so a fresh install needs no init-sql either.
+        own = list(t.metadata.sorted_tables) if self.engine.dialect.name == "sqlite" else t.own_tables()
+        with translate_db_errors():
+            with self.engine.connect() as conn:
+                existing = set(sa_inspect(conn).get_table_names())
+        missing = [table for table in own if table.name not in existing]
+        if missing:
+            try:
+                with translate_db_errors():
+                    try:
+                        with self._write() as conn:
+                            t.metadata.create_all(conn, tables=missing, checkfirst=True)
+                    except sa_exc.DBAPIError as e:
+                        if not _lost_create_race(e):
+                            raise
+            except DatabaseError as exc:
+                raise DatabaseError(
+                    f"table(s) {', '.join(tb.name for tb in missing)} missing in SQL_IREDADMIN_URL and cannot be "
+                    f"created ({exc.reason}); run `iredldap init-sql` as a database user allowed to create "
+                    "tables") from exc
+            finally:
+                with self._lock:
+                    self._live_cache.clear()
+        self._own_tables_ready = True
+        return [table.name for table in missing]
 
     # -- sessions -----------------------------------------------------------
 
@@ -512,6 +548,7 @@ class IredadminDB:
     def create_token(self, *, token_hash: str, admin: str, name: str = "", read_only: bool = False,
                      domains: list[str] | None = None, expires: datetime | None = None) -> int:
         """Store a new token (its hash only); returns its id."""
+        self.ensure_own_tables()
         values = {
             "token_hash": token_hash,
             "admin": admin,
@@ -528,6 +565,7 @@ class IredadminDB:
     @translate_db_errors()
     def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
         """One token row (by hash or id), revoked and expired ones included."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         cond = c.token_hash == token_hash if token_hash is not None else c.id == token_id
         with self.engine.connect() as conn:
@@ -536,6 +574,7 @@ class IredadminDB:
 
     @translate_db_errors()
     def list_tokens(self, *, admin: str | None = None) -> list[dict]:
+        self.ensure_own_tables()
         c = t.api_tokens.c
         query = select(t.api_tokens).order_by(c.id)
         if admin is not None:
@@ -547,6 +586,7 @@ class IredadminDB:
     def revoke_token(self, token_id: int) -> bool:
         """Mark a token revoked; False when there is no such token.  Revoking
         twice keeps the first time."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         with self._write() as conn:
             if conn.execute(select(c.id).where(c.id == token_id)).first() is None:
@@ -558,6 +598,7 @@ class IredadminDB:
     @translate_db_errors()
     def touch_token(self, token_id: int, *, every: int = 60) -> None:
         """Record that a token was used (at most once per `every` seconds)."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         now = self.now()
         with self._write() as conn:

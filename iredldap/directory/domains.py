@@ -239,8 +239,13 @@ class DomainStore:
         status_before = entry.first("accountStatus", "active").lower()
         status_after = values.get("accountStatus", status_before)
 
+        old_transport = entry.first("mtaTransport")
+        transport_changes = "mtaTransport" in changes and bool(old_transport)
+
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
+            if transport_changes:
+                self._drop_copied_transports(batch, domain, old_transport)
             if status_after != status_before:
                 self._set_domain_status(batch, domain, disabled=status_after == "disabled")
             if alias_after != alias_before:
@@ -254,6 +259,19 @@ class DomainStore:
     def _wanted_alias_domains(current: list[str], values: dict[str, Any]) -> list[str]:
         result = wanted_list(current, values, "aliasDomains", "addAliasDomain", "removeAliasDomain")
         return current if result is None else result
+
+    def _drop_copied_transports(self, batch: Batch, domain: str, old_transport: str) -> None:
+        """Users holding a copy of the domain's old transport lose it.
+
+        Postfix asks transport_maps_user first: a per-user mtaTransport equal
+        to the domain's (copied at creation by older versions and by some
+        tools) would keep the old route after the domain's transport or
+        backup-MX change.  Without it the user follows the domain, as users
+        made by iRedAdmin do.  mlmmj lists (mlmmj:...) are not mail users."""
+        filterstr = f("(&(objectClass=mailUser)(mtaTransport=%s))", old_transport)
+        for user in self.dir.paged_search(self.tree.domain(domain), filterstr, scope=SUBTREE,
+                                          attrs=("mtaTransport",)):
+            batch.modify(user.dn, {"mtaTransport": [(DELETE, [])]}, before=user)
 
     def _set_domain_status(self, batch: Batch, domain: str, *, disabled: bool) -> None:
         """Mark (or unmark) every account below the domain: Postfix and Dovecot

@@ -227,6 +227,10 @@ class LocalSlapd:
     def running(self) -> bool:
         return self._pid() is not None and self._port_answers()
 
+    def pid(self) -> int | None:
+        """The pid of this data folder's slapd, if one is alive (answering or not)."""
+        return self._pid()
+
     def wipe(self) -> None:
         """Stop and delete the database and generated config (the port file stays)."""
         self.stop()

@@ -148,7 +148,10 @@ class UserStore:
             shadow_last_change=str(days_since_epoch()))
         attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
-        attrs["mtaTransport"] = [rules.entry.first("mtaTransport") or self.settings.default_mta_transport]
+        # No per-user mtaTransport: iRedAdmin writes none, and Postfix's
+        # transport_maps_user finding none falls back to transport_maps_domain,
+        # so a later change of the domain's transport (or backup MX) reaches
+        # this mailbox.  A per-user transport is only set when asked for.
         attrs.setdefault("preferredLanguage", [rules.entry.first("preferredLanguage")
                                                or self.settings.default_language])
         if quota_mb:
@@ -322,8 +325,12 @@ class UserStore:
         shadows += [f"{new_local}@{a.lower()}" for a in new_rules.entry.get("domainAliasName")]
         attrs = _replace_attr(attrs, "shadowAddress", list(dict.fromkeys(shadows)))
         if new_domain != old_domain:
-            attrs = _replace_attr(attrs, "mtaTransport", [new_rules.entry.first("mtaTransport")
-                                                          or self.settings.default_mta_transport])
+            # A copy of the old domain's transport (older versions wrote one)
+            # goes; the user follows the new domain's.  A transport of its
+            # own (different from the domain's) stays.
+            if _attr(attrs, "mtaTransport") and \
+                    _attr(attrs, "mtaTransport")[0].lower() == (old_rules.entry.first("mtaTransport") or "").lower():
+                attrs = _replace_attr(attrs, "mtaTransport", [])
             attrs = _replace_attr(attrs, "domainStatus", ["disabled"] if new_rules.disabled else [])
         attrs = {k: v for k, v in attrs.items() if v}
         # Forwarding to itself (the "keep a copy" marker) follows the address.
