@@ -109,6 +109,10 @@ class Settings:
     # Password hashes in LDIF exports: global-admins (only a global admin's
     # exports have them), always, or never.
     ldif_export_passwords: str = "global-admins"
+    # Bounded input: a request body larger than this many bytes is refused
+    # (413) before it is read; a list parameter takes at most this many values.
+    max_request_body: int = 1024 * 1024
+    max_list_items: int = 1000
 
     @property
     def domains_dn(self) -> str:
@@ -198,6 +202,10 @@ class Settings:
         if self.ldif_export_passwords not in LDIF_EXPORT_PASSWORDS:
             raise ConfigError(f"LDIF_EXPORT_PASSWORDS: expected one of {', '.join(LDIF_EXPORT_PASSWORDS)}, "
                               f"got {self.ldif_export_passwords!r}")
+        if self.max_request_body < 1024:
+            raise ConfigError("MAX_REQUEST_BODY: must be at least 1024 bytes")
+        if self.max_list_items < 1:
+            raise ConfigError("MAX_LIST_ITEMS: must be at least 1")
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")
         if self.restrict_metrics_access and not self.restful_api_clients:
