@@ -20,7 +20,9 @@ ENV_PREFIX = "IREDLDAP_"
 # IREDLDAP_* variables that are not settings: the file's path, and the
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
-NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD",
+                          # gunicorn.conf.py's (they are gunicorn's, not the app's).
+                          *(ENV_PREFIX + name for name in ("BIND", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS"))})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
