@@ -8,6 +8,7 @@ server fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -70,10 +71,8 @@ def parse(answer: bytes) -> tuple[int, dict, bytes]:
     return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
 
 
-@pytest.fixture(scope="module")
-def served(slapd, tmp_path_factory):
-    """(port, settings) of a gunicorn started with the shipped gunicorn.conf.py."""
-    tmp = tmp_path_factory.mktemp("served")
+def service_env(slapd, tmp):
+    """(environment, settings) for a service on the private slapd, its tree and tables made."""
     settings = make_settings(tmp, ldap_uri=slapd.uri, ldap_bind_dn=slapd.root_dn,
                              ldap_bind_password=slapd.root_password)
     IredadminDB(make_engine(settings.sql_iredadmin_url)).create_tables()
@@ -91,31 +90,45 @@ def served(slapd, tmp_path_factory):
         "IREDLDAP_SQL_IREDAPD_URL": settings.sql_iredapd_url,
         "IREDLDAP_SECRET_KEY": settings.secret_key,
     })
-    port = free_port()
-    log = open(tmp / "gunicorn.log", "wb")
-    # Only the address differs from the shipped configuration.
-    proc = subprocess.Popen([str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp / "gunicorn.log").read_text()
-            try:
-                if request(port, "GET", "/healthz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start: " + (tmp / "gunicorn.log").read_text()
-            time.sleep(0.2)
-        yield port, settings, tmp / "gunicorn.log"
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    return env, settings
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict, port: int, logfile: Path):
+    """Start `command` (a gunicorn), wait until /healthz answers, stop it by its PID afterwards."""
+    with open(logfile, "wb") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, logfile.read_text()
+                try:
+                    if request(port, "GET", "/healthz", timeout=2)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "gunicorn did not start: " + logfile.read_text()
+                time.sleep(0.2)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def served(slapd, tmp_path_factory):
+    """(port, settings, log file) of a gunicorn started with the shipped gunicorn.conf.py."""
+    tmp = tmp_path_factory.mktemp("served")
+    env, settings = service_env(slapd, tmp)
+    port = free_port()
+    # Only the address differs from the shipped configuration.
+    command = [str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"]
+    with running(command, env, port, tmp / "gunicorn.log"):
+        yield port, settings, tmp / "gunicorn.log"
 
 
 def test_shipped_config_uses_threaded_workers(served):
@@ -226,3 +239,20 @@ def test_head_and_made_up_methods_through_gunicorn(served):
     status, headers, body = request(port, "FOO", "/api/login")
     assert status == 405 and json.loads(body)["_msg"] == "METHOD_NOT_ALLOWED"
     assert headers["allow"] == "POST, OPTIONS"
+
+
+def test_iredldap_serve_without_a_config_file_uses_the_threaded_worker(slapd, tmp_path):
+    env, _ = service_env(slapd, tmp_path)
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "iredldap"), "serve", "--bind", f"127.0.0.1:{port}"]
+    with running(command, env, port, tmp_path / "serve.log"):
+        stalled = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(STALLED)]
+        try:
+            for s in stalled:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+            time.sleep(0.5)
+            assert request(port, "GET", "/healthz", timeout=3)[0] == 200
+        finally:
+            for s in stalled:
+                s.close()
+    assert "Using worker: iredldap.gunicorn_worker.ThreadWorker" in (tmp_path / "serve.log").read_text()
