@@ -28,6 +28,7 @@ from . import openapi
 from .resources import admins, change_email, docs, domains, errors, groups, login, policies, users
 from .resources import health, log as log_resource, tokens as token_resources
 from .resources import ldif as ldif_resources
+from .resources.bounds import BodyLimit, Methods, json_dumps, json_loads
 from .resources.middleware import Authentication, ClientAccess
 from .resources.forms import FormOrJsonHandler
 from .resources.slashes import MergeSlashes
@@ -35,6 +36,7 @@ from .sessions import SessionStore
 from .startup import prepare_databases
 from .audit import AuditLog
 from .metrics import RequestMetrics
+from . import params
 from .tokens import ScopedDomains, TokenStore
 
 
@@ -82,10 +84,14 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
     policy_accounts = PolicyAccounts(amavisd, iredapd)
 
+    # The bound of every list parameter (iredldap.params), from MAX_LIST_ITEMS.
+    params.set_max_list_items(settings.max_list_items)
     audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
     app = falcon.App(middleware=[
         MergeSlashes(),  # first: everything after it sees the canonical path
         RequestMetrics(settings.url_prefix),
+        Methods(),
+        BodyLimit(settings.max_request_body),
         ClientAccess(settings),
         audit_log,
         Authentication(settings, sessions, admin_store, domain_store, api_tokens),
@@ -95,6 +101,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     app.req_options.auto_parse_qs_csv = False
     # (a JSON object labelled as a form, as `curl -d` sends it, is read as JSON)
     app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = FormOrJsonHandler(keep_blank=True, csv=False)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(loads=json_loads)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_dumps)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 

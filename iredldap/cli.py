@@ -67,6 +67,11 @@ def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | N
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
+            # Without a file, the worker gunicorn.conf.py ships (threads: a
+            # stalled client holds a thread, not a worker); a file may say otherwise.
+            self.cfg.set("worker_class", "iredldap.gunicorn_worker.ThreadWorker")
+            self.cfg.set("threads", 8)
+            self.cfg.set("keepalive", 5)
             if gunicorn_config:
                 self.load_config_from_file(gunicorn_config)
             self.cfg.set("bind", [bind])

@@ -22,10 +22,9 @@ DEFAULT_CONFIG = "/etc/iredldap/iredldap.ini"
 # IREDLDAP_* variables that are not settings: the file's path, and the
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
-# gunicorn.conf.py and deploy/iredldap.service read IREDLDAP_BIND,
-# IREDLDAP_WORKERS and IREDLDAP_FORWARDED_ALLOW_IPS for gunicorn itself.
-NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD", ENV_PREFIX + "BIND",
-                          ENV_PREFIX + "WORKERS", ENV_PREFIX + "FORWARDED_ALLOW_IPS"})
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD",
+                          # gunicorn.conf.py's (they are gunicorn's, not the app's).
+                          *(ENV_PREFIX + name for name in ("BIND", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS"))})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
@@ -139,6 +138,10 @@ class Settings:
     # iRedAdmin's `mlmmjadmin_api_auth_token`, carried over by
     # `iredldap config-from-iredadmin` for mlmmj (subscribable) lists.
     mlmmjadmin_api_auth_token: str = field(default="", repr=False)
+    # Bounded input: a request body larger than this many bytes is refused
+    # (413) before it is read; a list parameter takes at most this many values.
+    max_request_body: int = 1024 * 1024
+    max_list_items: int = 1000
 
     @property
     def domains_dn(self) -> str:
@@ -240,6 +243,10 @@ class Settings:
         if self.ldif_export_passwords not in LDIF_EXPORT_PASSWORDS:
             raise ConfigError(f"LDIF_EXPORT_PASSWORDS: expected one of {', '.join(LDIF_EXPORT_PASSWORDS)}, "
                               f"got {self.ldif_export_passwords!r}")
+        if self.max_request_body < 1024:
+            raise ConfigError("MAX_REQUEST_BODY: must be at least 1024 bytes")
+        if self.max_list_items < 1:
+            raise ConfigError("MAX_LIST_ITEMS: must be at least 1")
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")
         if self.restrict_metrics_access and not self.restful_api_clients:

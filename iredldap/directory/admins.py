@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
-                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS)
-from ..errors import AlreadyExists, NoSuchAccount
+                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, MAX_QUOTA_MB, QUOTA_UNITS)
+from ..errors import AlreadyExists, InvalidInput, NoSuchAccount
 from ..listing import search_filter, searched
 from ..mailbox import days_since_epoch
 from ..templates import load
@@ -293,6 +293,9 @@ def _wanted_settings(values: dict[str, Any]) -> dict[str, str | None]:
         out[ADMIN_SETTINGS["maxDomains"]] = str(most) if most > 0 else None
     if "maxQuota" in values:
         mb = values["maxQuota"] * QUOTA_UNITS[values["quotaUnit"]]
+        if mb > MAX_QUOTA_MB:
+            raise InvalidInput(f"maxQuota: at most {MAX_QUOTA_MB // QUOTA_UNITS[values['quotaUnit']]} "
+                               f"{values['quotaUnit']}", param="maxQuota")
         out[ADMIN_SETTINGS["maxQuota"]] = str(mb) if mb else None
         out[ADMIN_QUOTA_UNIT] = values["quotaUnit"] if mb else None
     return out

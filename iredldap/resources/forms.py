@@ -9,18 +9,17 @@ JSON object it is.
 
 from __future__ import annotations
 
-import json
-
 import falcon
 
 from ..errors import InvalidInput
+from .bounds import json_loads
 
 
 class FormOrJsonHandler(falcon.media.URLEncodedFormHandler):
     def _deserialize(self, body: bytes):
         if body.lstrip().startswith(b"{"):
             try:
-                return json.loads(body.decode("utf-8"))
+                return json_loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
                 raise InvalidInput(
                     f"the request body looks like JSON but is not valid JSON ({exc}); send JSON with "
