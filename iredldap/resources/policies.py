@@ -47,7 +47,8 @@ address at all is a 400 and writes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import falcon
 
@@ -62,7 +63,7 @@ from ..errors import InvalidInput, MissingParameter, NoSuchAccount, NotAuthorize
 from ..openapi import OBJECT, OBJECTS, STRINGS
 from ..params import (Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
                       Operation, Param, ParamSet)
-from ..params import Kind, _dedupe, _items
+from ..params import ListKind, _dedupe
 from ..policy_addresses import (GLOBAL, Account, account_of, domain_account, greylist_sender, user_account,
                                 wblist_address)
 from .common import ok, principal, read_params
@@ -126,18 +127,19 @@ SPF_DOMAINS_PARAMS = ParamSet(
     conflicts=(("domains", "addDomains"), ("domains", "removeDomains")),
 )
 
-class ValidAndDiscarded(Kind):
+@dataclass(frozen=True)
+class ValidAndDiscarded(ListKind):
     """Comma-separated values; the ones the validator refuses are set aside
     (not an error) as iRedAdmin-Pro documents for white/blacklists.  Parses
-    to ``(valid, discarded)``; none valid is a 400 naming the first problem."""
+    to ``(valid, discarded)``; none valid is a 400 naming the first problem.
+    Bounded in number like every list (MAX_LIST_ITEMS), discarded ones included."""
 
-    def __init__(self, check, description: str = ""):
-        self.check = check
-        self.description = description
+    check: Callable[..., str] = wblist_address
+    description: str = ""
 
     def parse(self, raw, name: str) -> tuple[list[str], list[str]]:
         valid, discarded, first_error = [], [], None
-        for item in _items(raw, name):
+        for item in self.items(raw, name):
             try:
                 valid.append(self.check(item, param=name))
             except InvalidInput as exc:
@@ -150,7 +152,7 @@ class ValidAndDiscarded(Kind):
         return _dedupe(valid), _dedupe(discarded)
 
     def schema(self) -> dict:
-        return {"type": "string", "description": self.description}
+        return self.list_schema(self.description)
 
 
 WBLIST_PARAMS = ParamSet((
