@@ -394,7 +394,7 @@ def strict_client(tmp_path, directory, iredadmin):
     return other_client(tmp_path, directory, iredadmin, login_max_failures=3, login_failure_window=600)
 
 
-def test_too_many_failures_from_one_address(strict_client, global_admin, iredadmin, tmp_path, directory):
+def test_too_many_failures_from_one_address(strict_client, global_admin, iredadmin, factory):
     mail, password = global_admin
     for _ in range(3):
         assert_error(strict_client.post("/api/login", {"username": mail, "password": "guess#1"}),
@@ -411,12 +411,15 @@ def test_too_many_failures_from_one_address(strict_client, global_admin, iredadm
         assert (row["admin"], row["ip"], row["event"]) == (mail, "127.0.0.1", "login")
         assert "guess#1" not in (row["msg"] or "")
 
-    # Another address is not affected.
+    # Another admin behind the same address is not affected ...
+    other = factory.global_admin("other@admins.test", "0ther#secret")
+    strict_client.login(*other)
+    [data] = session_data(iredadmin)
+    assert (data["admin"], data["ip"]) == (other[0], "127.0.0.1")
+    # ... but the guessed account is slowed on an address it never logged in from too.
     elsewhere = strict_client.post("/api/login", {"username": mail, "password": password},
                                    remote_addr="192.0.2.77")
-    assert elsewhere.status_code == 200, elsewhere.text
-    [data] = session_data(iredadmin)
-    assert data["ip"] == "192.0.2.77"
+    assert_error(elsewhere, 429, "TOO_MANY_LOGIN_FAILURES")
 
 
 def test_failures_expire_after_the_window(strict_client, global_admin, iredadmin):
@@ -446,6 +449,216 @@ def test_failures_counted_by_the_database_clock(tmp_path, directory, global_admi
                  429, "TOO_MANY_LOGIN_FAILURES")
     now[0] += timedelta(seconds=601)
     assert client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+# -- throttling per account, per address and per pair ------------------------------------
+
+class Clock:
+    """The clock the service stamps and counts log rows with; moved by hand."""
+
+    def __init__(self):
+        self.now = datetime(2030, 1, 1, 12, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def throttled(tmp_path, directory, clock):
+    """An app with a hand-moved clock: 3 failures per account and pair, 6 per
+    address, then 10 s doubling per further failure, at most 600 s."""
+    settings = make_settings(tmp_path, login_max_failures=3, login_max_failures_per_address=6,
+                             login_backoff_start=10, login_failure_window=600)
+    db = IredadminDB(make_engine(settings.sql_iredadmin_url), clock=clock)
+    db.create_tables()
+    return ApiClient(create_app(settings, Backends(directory=directory, iredadmin=db)), settings), db
+
+
+@pytest.fixture
+def checked(monkeypatch):
+    """Every password the login responder checks (password, stored hash)."""
+    from iredldap.resources import login as login_module
+
+    calls = []
+    real = login_module.passwords.verify_password
+
+    def spy(password, stored):
+        calls.append((password, stored))
+        return real(password, stored)
+
+    monkeypatch.setattr(login_module.passwords, "verify_password", spy)
+    return calls
+
+
+def attempt(client, mail, password, ip):
+    return client.post("/api/login", {"username": mail, "password": password}, remote_addr=ip)
+
+
+def test_guesser_on_six_addresses_is_slowed_on_all_while_the_admin_logs_in(throttled, clock, checked,
+                                                                            global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    office = "198.51.100.10"
+    assert attempt(client, mail, password, office).status_code == 200     # its usual place
+    checked.clear()
+
+    guessers = [f"203.0.113.{n}" for n in range(1, 7)]
+    results = [attempt(client, mail, f"guess#{round_}", ip) for round_ in range(5) for ip in guessers]
+
+    # Only the first 3 of 30 were checked; the rest were refused without looking at the password.
+    assert [r.status_code for r in results] == [401] * 3 + [429] * 27
+    assert [p for p, _ in checked] == ["guess#0"] * 3
+    assert {r.headers["retry-after"] for r in results[3:]} == {"10"}
+    for r in results[3:]:
+        assert_error(r, 429, "TOO_MANY_LOGIN_FAILURES")
+    assert len(login_logs(db, "error")) == 3                # throttled attempts leave no row
+    # The right password from a guesser's address (or any new one) is refused the same way, unchecked.
+    checked.clear()
+    for ip in (guessers[0], "192.0.2.200"):
+        result = attempt(client, mail, password, ip)
+        assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+        assert result.headers["retry-after"] == "10"
+    assert checked == []
+
+    # The real admin at its usual place logs in meanwhile.
+    result = attempt(client, mail, password, office)
+    assert result.status_code == 200, result.text
+    assert [d["ip"] for d in session_data(db)] == [office, office]
+
+    # Retry-After is the time until an attempt is checked: not a second earlier ...
+    clock.advance(9)
+    result = attempt(client, mail, "guess#late", guessers[1])
+    assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+    assert result.headers["retry-after"] == "1"
+    clock.advance(1)
+    # ... then one more guess is checked, and the next wait doubles.
+    assert_error(attempt(client, mail, "guess#late", guessers[1]), 401, "INVALID_CREDENTIALS")
+    result = attempt(client, mail, password, guessers[2])
+    assert result.headers["retry-after"] == "20"
+    clock.advance(20)
+    assert attempt(client, mail, password, "192.0.2.200").status_code == 200
+
+
+def test_a_guesser_behind_a_nat_address_locks_out_no_other_admin(throttled, clock, checked, factory, global_admin):
+    client, db = throttled
+    victim, victim_password = global_admin
+    colleague = factory.global_admin("colleague@admins.test", "C0lleague#pw")
+    nat = "203.0.113.50"
+
+    results = [attempt(client, victim, f"guess#{n}", nat) for n in range(10)]
+
+    assert [r.status_code for r in results] == [401] * 3 + [429] * 7
+    # Another admin behind the same address, never seen before, logs in with its password.
+    assert attempt(client, *colleague, nat).status_code == 200
+    # The guessed account stays locked from there, right password or not, unchecked.
+    checked.clear()
+    assert_error(attempt(client, victim, victim_password, nat), 429, "TOO_MANY_LOGIN_FAILURES")
+    assert checked == []
+    assert [d["admin"] for d in session_data(db)] == [colleague[0]]
+
+
+def test_spraying_many_accounts_from_one_address(throttled, clock, factory, global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    known = factory.global_admin("known@admins.test", "Kn0wn#secret")
+    sprayer = "203.0.113.99"
+    assert attempt(client, *known, sprayer).status_code == 200    # logged in from there before
+
+    results = [attempt(client, f"user{n}@admins.test", "guess#1", sprayer) for n in range(8)]
+
+    # 6 per address, whatever the accounts; then every unknown account waits there.
+    assert [r.status_code for r in results] == [401] * 6 + [429] * 2
+    assert_error(attempt(client, mail, password, sprayer), 429, "TOO_MANY_LOGIN_FAILURES")
+    # An admin that logged in from this address before is held to its own pair only.
+    assert attempt(client, *known, sprayer).status_code == 200
+    # Elsewhere nothing is locked.
+    assert attempt(client, mail, password, "192.0.2.1").status_code == 200
+
+
+def test_own_typos_are_forgiven_by_a_successful_login(throttled, global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    ip = "198.51.100.10"
+    for _ in range(2):
+        assert_error(attempt(client, mail, "typo#1", ip), 401, "INVALID_CREDENTIALS")
+    assert attempt(client, mail, password, ip).status_code == 200
+    for _ in range(2):
+        assert_error(attempt(client, mail, "typo#2", ip), 401, "INVALID_CREDENTIALS")
+    assert attempt(client, mail, password, ip).status_code == 200
+
+
+def test_refused_attempts_do_not_push_the_lock(throttled, clock, global_admin):
+    """A lock ends when its Retry-After said, however many attempts were refused
+    meanwhile, and never lasts longer than LOGIN_FAILURE_WINDOW."""
+    client, db = throttled
+    mail, password = global_admin
+    ip = "203.0.113.7"
+    waits, checked_at = [], []
+    while clock.now < datetime(2030, 1, 1, 13, 0, 0):          # a guesser trying for an hour
+        result = attempt(client, mail, "guess#1", ip)
+        if result.status_code == 401:
+            checked_at.append(clock.now)
+            continue
+        assert result.status_code == 429, result.text
+        wait = int(result.headers["retry-after"])
+        waits.append(wait)
+        for _ in range(20):                                     # hammering changes nothing
+            assert attempt(client, mail, password, ip).headers["retry-after"] == str(wait)
+        clock.advance(wait)
+    # 10 s after the third failure, doubling per further failure, at most the window.
+    assert waits[:6] == [10, 20, 40, 80, 160, 320]
+    assert max(waits) <= 600
+    # Failures are counted over the window: in any 600 s a guesser gets at most
+    # 3 + log2(600/10) + 1 checked guesses.
+    for start in checked_at:
+        assert len([t for t in checked_at if start <= t < start + timedelta(seconds=600)]) <= 10
+    clock.advance(600)
+    assert attempt(client, mail, password, ip).status_code == 200
+
+
+def test_unicode_and_punycode_spellings_count_as_one_account(throttled, factory):
+    client, db = throttled
+    factory.domain("xn--bcher-kva.test")
+    factory.users.create_global_admin("boss@xn--bcher-kva.test", password_hash=passwords.hash_password(PW, "SSHA"))
+    for name in ("boss@bücher.test", "BOSS@xn--bcher-kva.test", "boss@Bücher.test"):
+        assert_error(attempt(client, name, "guess#1", "203.0.113.1"), 401, "INVALID_CREDENTIALS")
+    assert_error(attempt(client, "boss@xn--bcher-kva.test", PW, "203.0.113.2"), 429, "TOO_MANY_LOGIN_FAILURES")
+    assert {r["admin"] for r in login_logs(db, "error")} == {"boss@xn--bcher-kva.test"}
+
+
+def test_retry_after_holds_on_the_real_clock(tmp_path, directory, iredadmin, global_admin):
+    import time
+
+    client = other_client(tmp_path, directory, iredadmin, login_max_failures=1, login_backoff_start=2,
+                          login_failure_window=4)
+    mail, password = global_admin
+    assert_error(client.post("/api/login", {"username": mail, "password": "guess#1"}), 401, "INVALID_CREDENTIALS")
+    result = client.post("/api/login", {"username": mail, "password": password})
+    assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+    wait = int(result.headers["retry-after"])
+    assert 1 <= wait <= 2
+    time.sleep(wait)
+    assert client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+def test_concurrent_guesses_are_counted_against_each_other(throttled, global_admin):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, db = throttled
+    mail = global_admin[0]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda n: attempt(client, mail, f"guess#{n}", f"203.0.113.{n}").status_code,
+                                 range(16)))
+    assert statuses.count(401) <= 3 and statuses.count(401) + statuses.count(429) == 16
+    assert len(login_logs(db, "error")) == statuses.count(401)
 
 
 # -- the admin changes after logging in --------------------------------------------------

@@ -258,6 +258,29 @@ class IredadminDB:
             conn.execute(delete(s).where(s.c.session_id == session_key))
 
     @translate_db_errors()
+    def delete_sessions_where(self, match: Callable[[dict], bool], *, containing: str,
+                              keep: str | None = None) -> int:
+        """Delete our sessions whose data holds the text `containing` (a
+        cheap pre-filter) and satisfies `match`, except session `keep`;
+        returns how many."""
+        s = t.sessions
+        pattern = "{%" + _like_escape(containing) + "%"
+        with self._write() as conn:
+            rows = conn.execute(select(s.c.session_id, s.c.data)
+                                .where(s.c.data.like(pattern, escape="\\"))).all()
+            doomed = []
+            for row in rows:
+                try:
+                    data = json.loads(row.data or "")
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and (row.session_id or "").rstrip() != keep and match(data):
+                    doomed.append(row.session_id)
+            for chunk in _chunks(doomed):
+                conn.execute(delete(s).where(s.c.session_id.in_(chunk)))
+        return len(doomed)
+
+    @translate_db_errors()
     def purge_sessions(self, idle_timeout: int) -> int:
         """Delete our sessions idle for longer than `idle_timeout` seconds;
         returns how many.  iRedAdmin's own (non-JSON) rows are not touched."""
@@ -282,8 +305,9 @@ class IredadminDB:
         domain: str = "",
         username: str = "",
         loglevel: str = "info",
-    ) -> None:
-        """Append one row to the activity log (values cut to column sizes)."""
+    ) -> int:
+        """Append one row to the activity log (values cut to column sizes);
+        returns its id."""
         live = self._live("log")
         values = {
             "timestamp": self.now(),
@@ -300,7 +324,8 @@ class IredadminDB:
                 {k: (v if k == "timestamp" else live.fit(k, v)) for k, v in values.items()}
             )
         with self._write() as conn:
-            conn.execute(insert(t.log).values(**values))
+            result = conn.execute(insert(t.log).values(**values))
+            return int(result.inserted_primary_key[0])
 
     @translate_db_errors()
     def count_log(
@@ -331,6 +356,53 @@ class IredadminDB:
             return int(
                 conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one()
             )
+
+    # -- login attempts (rows of the log table, event "login") --------------
+
+    def _fit_log(self, column: str, value: str) -> str:
+        live = self._live("log")
+        return live.fit(column, value) if live is not None else value
+
+    @translate_db_errors()
+    def update_log(self, row_id: int, *, admin: str, loglevel: str, msg: str) -> None:
+        """Rewrite one row (a login attempt once its outcome is known)."""
+        with self._write() as conn:
+            conn.execute(update(t.log).where(t.log.c.id == row_id).values(
+                admin=self._fit_log("admin", admin), loglevel=self._fit_log("loglevel", loglevel),
+                msg=self._fit_log("msg", msg)))
+
+    @translate_db_errors()
+    def delete_log(self, row_id: int) -> None:
+        with self._write() as conn:
+            conn.execute(delete(t.log).where(t.log.c.id == row_id))
+
+    @translate_db_errors()
+    def failed_logins(self, *, admin: str, ip: str, since: datetime,
+                      exclude_id: int | None = None) -> list[dict]:
+        """Failed-login rows (id, admin, ip, timestamp) written at or after
+        `since` for account `admin` or from address `ip`, oldest first."""
+        c = t.log.c
+        conds = [c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "error"),
+                 c.timestamp >= _naive_utc(since),
+                 or_(c.admin == self._fit_log("admin", admin), c.ip == self._fit_log("ip", ip))]
+        if exclude_id is not None:
+            conds.append(c.id != exclude_id)
+        with self.engine.connect() as conn:
+            result = conn.execute(select(c.id, c.admin, c.ip, c.timestamp).where(*conds).order_by(c.id))
+            return [{"id": int(r.id), "admin": r.admin, "ip": r.ip, "timestamp": _naive_utc(r.timestamp)}
+                    for r in result]
+
+    @translate_db_errors()
+    def last_successful_login(self, *, admin: str, ip: str, since: datetime) -> int | None:
+        """Id of the newest successful-login row of `admin` from `ip` written
+        at or after `since`, or None."""
+        c = t.log.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(func.max(c.id)).where(
+                c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "info"),
+                c.admin == self._fit_log("admin", admin), c.ip == self._fit_log("ip", ip),
+                c.timestamp >= _naive_utc(since))).scalar_one()
+        return int(found) if found is not None else None
 
     # -- deleted mailboxes / quota ------------------------------------------
 

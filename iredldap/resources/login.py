@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
 
 import falcon
 
@@ -10,6 +10,7 @@ from .. import passwords, validators
 from ..config import Settings
 from ..db.iredadmin import IredadminDB
 from ..directory.admins import AdminStore
+from ..login_throttle import LoginThrottle, ThrottleRules
 from ..errors import InvalidInput, LoginFailed, TooManyAttempts
 from ..params import Operation, Param, ParamSet, Secret, Text
 from ..sessions import SessionStore
@@ -29,15 +30,16 @@ class Login:
         self.admins = admins
         self.sessions = sessions
         self.db = db
+        self.throttle = LoginThrottle(db, ThrottleRules(
+            max_failures=settings.login_max_failures,
+            max_failures_per_address=settings.login_max_failures_per_address,
+            window=settings.login_failure_window,
+            backoff_start=settings.login_backoff_start,
+            known_address_days=settings.login_known_address_days,
+        ))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         ip = client_ip(req)
-        # The database's clock, the one that stamps the log rows being counted.
-        since = self.db.now() - timedelta(seconds=self.settings.login_failure_window)
-        failures = self.db.count_log(ip=ip, event="login", loglevel="error", since=since)
-        if failures >= self.settings.login_max_failures:
-            resp.set_header("Retry-After", str(self.settings.login_failure_window))
-            raise TooManyAttempts(f"too many failed logins from {ip}; try again later")
         values = read_params(req, self.operations["POST"])
         username = values["username"].strip().lower()
         try:
@@ -46,14 +48,36 @@ class Login:
             address = validators.email(username, param="username")
         except InvalidInput:
             address = ""
-        found = self.admins.principal_for(address) if address else None
-        stored = found[1].get("userPassword") if found else []
-        if not found or not any(passwords.verify_password(values["password"], h) for h in stored):
-            self.db.add_log(admin=username, ip=ip, event="login", loglevel="error", msg="[API] Login failed")
-            raise LoginFailed("wrong username or password, or not an active admin")
+        # The account as counted: one spelling per account (Unicode and
+        # punycode domain names alike), whatever the guesser types.
+        account = address or username
+        # Written as a failure before anything is checked, so that attempts
+        # arriving at the same time count each other; made a success or
+        # removed below.
+        attempt = self.db.add_log(admin=account, ip=ip, event="login", loglevel="error",
+                                  msg="[API] Login failed")
+        try:
+            wait = self.throttle.wait(account, ip, attempt_id=attempt)
+            if wait:
+                # Not checked, not counted (the row goes, below): the lock
+                # stays as it was, and the answer tells nothing of the password.
+                resp.set_header("Retry-After", str(wait))
+                raise TooManyAttempts(f"too many failed logins for this account or from {ip}; "
+                                      f"try again in {wait} seconds")
+            found = self.admins.principal_for(address) if address else None
+            stored = found[1].get("userPassword") if found else []
+            if not found or not any(passwords.verify_password(values["password"], h) for h in stored):
+                raise LoginFailed("wrong username or password, or not an active admin")
+        except LoginFailed:
+            raise                       # the row stays: a failure
+        except BaseException:
+            # Throttled, or the directory or database down: no failed login.
+            with contextlib.suppress(Exception):
+                self.db.delete_log(attempt)
+            raise
         principal = found[0]
         token = self.sessions.start(admin=principal.mail, dn=principal.dn, ip=ip)
-        self.db.add_log(admin=principal.mail, ip=ip, event="login", msg="[API] Login")
+        self.db.update_log(attempt, admin=principal.mail, loglevel="info", msg="[API] Login")
         resp.set_cookie(self.settings.session_cookie_name, token, path="/", http_only=True,
                         secure=self.settings.session_cookie_secure, same_site="Strict")
         ok(resp)

@@ -1,0 +1,95 @@
+"""How long a login attempt must wait, from the failed logins in the log table.
+
+The state is the ``log`` table of the iredadmin database (rows with event
+``login``: loglevel ``error`` for a failure, ``info`` for a success; iRedAdmin
+writes the same rows), so every worker and every instance sees the same
+counts, and iRedAdmin's own failed logins count too.
+
+Three counters, each over the last LOGIN_FAILURE_WINDOW seconds:
+
+* the pair (address, account): failures of this account from this address
+  since its last successful login from there (its own typos are forgiven once
+  it gets in);
+* the account, from every address: a guesser spreading over many addresses is
+  slowed on all of them;
+* the address, for every account: one address spraying many accounts.
+
+A counter at or above its threshold makes every further attempt wait
+LOGIN_BACKOFF_START seconds after the newest failure it counts, doubled for
+each failure past the threshold, at most LOGIN_FAILURE_WINDOW seconds.
+
+The account and address counters do not apply to an address the account has
+logged in from successfully within LOGIN_KNOWN_ADDRESS_DAYS: so the real
+admin at its usual place still logs in while a guesser elsewhere is slowed,
+and a guesser behind a NAT address locks out neither the other admins behind
+it nor (beyond its pair) the admin it guesses for.  Only the pair counter
+applies there.
+
+A throttled attempt does not check the password (the answer tells nothing
+about it) and leaves no row, so it neither counts as a failure nor pushes the
+lock further: each lock ends at most LOGIN_FAILURE_WINDOW seconds after the
+last attempt that was checked, whatever arrives meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .db.iredadmin import IredadminDB
+
+# 2 ** this is far above any window; keeps the arithmetic small.
+_MAX_DOUBLINGS = 40
+
+
+@dataclass(frozen=True)
+class ThrottleRules:
+    max_failures: int            # per account, and per (address, account)
+    max_failures_per_address: int
+    window: int                  # seconds
+    backoff_start: int           # seconds
+    known_address_days: int      # 0: no address is exempt
+
+
+class LoginThrottle:
+    def __init__(self, db: IredadminDB, rules: ThrottleRules):
+        self.db = db
+        self.rules = rules
+
+    def delay(self, failures: int, threshold: int) -> int:
+        """Seconds to wait after the newest of `failures` counted failures."""
+        if failures < threshold:
+            return 0
+        doublings = min(failures - threshold, _MAX_DOUBLINGS)
+        return min(self.rules.backoff_start * 2 ** doublings, self.rules.window)
+
+    def wait(self, account: str, ip: str, *, attempt_id: int | None = None) -> int:
+        """Seconds until an attempt at `account` from `ip` would be checked
+        (0: now).  `attempt_id` is the row of this attempt, already written
+        so that concurrent attempts count each other; it is not counted."""
+        rules = self.rules
+        now = self.db.now()
+        since = now - timedelta(seconds=rules.window)
+        failures = self.db.failed_logins(admin=account, ip=ip, since=since, exclude_id=attempt_id)
+        if not failures:
+            return 0
+        known_since = min(since, now - timedelta(days=rules.known_address_days))
+        last_success = self.db.last_successful_login(admin=account, ip=ip, since=known_since)
+        known = rules.known_address_days > 0 and last_success is not None
+        # Account names in the log are compared as written (lower case).
+        of_account = [f for f in failures if f["admin"] == account]
+        of_pair = [f for f in of_account if f["ip"] == ip and (last_success is None or f["id"] > last_success)]
+        until = [self._until(of_pair, rules.max_failures)]
+        if not known:
+            until.append(self._until(of_account, rules.max_failures))
+            until.append(self._until([f for f in failures if f["ip"] == ip], rules.max_failures_per_address))
+        latest = max((u for u in until if u is not None), default=None)
+        if latest is None or latest <= now:
+            return 0
+        return int((latest - now).total_seconds())
+
+    def _until(self, failures: list[dict], threshold: int) -> datetime | None:
+        seconds = self.delay(len(failures), threshold)
+        if not seconds:
+            return None
+        return max(f["timestamp"] for f in failures) + timedelta(seconds=seconds)
