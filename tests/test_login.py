@@ -693,6 +693,111 @@ def test_global_admin_demoted_to_normal_loses_global_rights_at_once(client, fact
     assert_error(client.get("/api/domain/x.test"), 403, "NOT_AUTHORIZED")
 
 
+# -- a changed password ends the admin's other sessions ------------------------------------
+
+NEW_PW = "N3w#Passw0rd"
+
+
+def logged_in(tmp_path, directory, iredadmin, mail, password, ip="127.0.0.1") -> ApiClient:
+    client = other_client(tmp_path, directory, iredadmin)
+    result = client.post("/api/login", {"username": mail, "password": password}, remote_addr=ip)
+    assert result.status_code == 200, result.text
+    return client
+
+
+def alive(client) -> bool:
+    status = client.get("/api/domains").status_code
+    assert status in (200, 401, 403), status
+    return status != 401
+
+
+@pytest.fixture
+def mail_user_admin(factory):
+    factory.domain("x.test")
+    mail = "postmaster@x.test"
+    factory.users.create_global_admin(mail, password_hash=passwords.hash_password(PW, "SSHA"))
+    return mail, PW
+
+
+def test_new_password_of_a_mail_user_admin_ends_its_sessions(tmp_path, directory, iredadmin, api, mail_user_admin,
+                                                             global_admin):
+    first = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    second = logged_in(tmp_path, directory, iredadmin, *mail_user_admin, ip="192.0.2.8")
+
+    assert api.put(f"/api/user/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+
+    assert not alive(first) and not alive(second)
+    assert [d["admin"] for d in session_data(iredadmin)] == [global_admin[0]]
+    assert alive(api)                                    # the changer's own session stays
+    logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW)
+
+
+def test_new_password_hash_ends_sessions_too(tmp_path, directory, iredadmin, api, mail_user_admin):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    result = api.put(f"/api/user/{mail_user_admin[0]}", {"password_hash": passwords.hash_password(NEW_PW, "SSHA")})
+    assert result.status_code == 200, result.text
+    assert not alive(victim)
+
+
+def test_own_new_password_keeps_the_own_session_only(tmp_path, directory, iredadmin, mail_user_admin, global_admin):
+    me = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    my_other = logged_in(tmp_path, directory, iredadmin, *mail_user_admin, ip="192.0.2.8")
+    someone_else = logged_in(tmp_path, directory, iredadmin, *global_admin)
+
+    assert me.put(f"/api/user/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+
+    assert alive(me) and not alive(my_other) and alive(someone_else)
+    assert sorted(d["admin"] for d in session_data(iredadmin)) == sorted([mail_user_admin[0], global_admin[0]])
+
+
+def test_other_changes_keep_the_sessions(tmp_path, directory, iredadmin, api, mail_user_admin, factory):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    assert api.put(f"/api/user/{mail_user_admin[0]}", {"name": "Post Master"}).status_code == 200
+    assert alive(victim)
+    assert api.put("/api/users/x.test", {"language": "de_DE"}).status_code == 200
+    assert alive(victim)
+
+
+def test_new_password_of_a_standalone_admin_ends_its_sessions(tmp_path, directory, iredadmin, factory, api):
+    mail, password = factory.global_admin("second@admins.test", "S3cond#secret")
+    own = logged_in(tmp_path, directory, iredadmin, mail, password)
+    other = logged_in(tmp_path, directory, iredadmin, mail, password, ip="192.0.2.8")
+
+    # Its own change: the other session ends, this one stays.
+    assert own.put(f"/api/admin/{mail}", {"password": NEW_PW}).status_code == 200
+    assert alive(own) and not alive(other)
+    # A change by another admin: every session of it ends; the changer's stays.
+    assert api.put(f"/api/admin/{mail}", {"password": "Th1rd#secret"}).status_code == 200
+    assert not alive(own) and alive(api)
+    assert mail not in [d["admin"] for d in session_data(iredadmin)]
+
+
+def test_admin_api_on_a_mail_user_admin_ends_its_sessions(tmp_path, directory, iredadmin, api, mail_user_admin):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    assert api.put(f"/api/admin/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+    assert not alive(victim)
+
+
+def test_bulk_password_ends_the_sessions_of_the_domains_admins(tmp_path, directory, iredadmin, api, factory,
+                                                               mail_user_admin, global_admin, tree):
+    factory.domain("y.test")
+    factory.users.create_global_admin("boss@y.test", password_hash=passwords.hash_password(PW, "SSHA"))
+    standalone = factory.global_admin("admin@x.test", "St4ndalone#pw")     # an address in x.test, not a user
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    elsewhere = logged_in(tmp_path, directory, iredadmin, "boss@y.test", PW)
+    not_a_user = logged_in(tmp_path, directory, iredadmin, *standalone)
+
+    assert api.put("/api/users/x.test", {"password": NEW_PW}).status_code == 200
+
+    assert not alive(victim)
+    assert alive(elsewhere) and alive(not_a_user) and alive(api)
+    # The changer being one of the users: its own session stays.
+    me = logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW)
+    my_other = logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW, ip="192.0.2.8")
+    assert me.put("/api/users/x.test", {"password": "An0ther#pw"}).status_code == 200
+    assert alive(me) and not alive(my_other)
+
+
 # -- odd input -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("username", ["root@", "@admins.test", "a@b@admins.test", "x@.test", "(x)@admins.test",

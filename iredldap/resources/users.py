@@ -26,8 +26,10 @@ from ..errors import InvalidInput, MissingParameter, NotAuthorized
 from ..listing import Listing, entry_key, select
 from ..openapi import LISTING, entry_with
 from ..params import Operation
+from ..sessions import SessionStore
 from .common import entry_as_dict, ok, ok_page, principal, read_params
 from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+from .login import end_sessions_in, end_sessions_of
 
 # Sort fields of listings -> the attribute sorted by.
 SORT_ATTRS = {"mail": "mail", "name": "cn"}
@@ -66,8 +68,10 @@ class PasswordHashing:
 
 class UserItem:
     def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
-                 limits: AdminLimits, policies: PolicyAccounts | None = None):
+                 limits: AdminLimits, policies: PolicyAccounts | None = None,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.policies = policies
         self.domains = domains
         self.limits = limits
@@ -130,6 +134,8 @@ class UserItem:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         self.users.update(mail, values, password_hash=stored)
+        if stored is not None:
+            end_sessions_of(self.sessions, req, mail)
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -163,8 +169,10 @@ class UserCollection:
         "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS),
     }
 
-    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB):
+    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.db = db
         self.hashing = PasswordHashing(settings)
 
@@ -190,6 +198,8 @@ class UserCollection:
         # One hash for all: hashing ten thousand times with bcrypt would take hours.
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         count = self.users.bulk_update(domain, values, password_hash=stored)
+        if stored is not None:
+            end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain))
         audit.note(req, note=f"{count} users")
         ok(resp)
 
