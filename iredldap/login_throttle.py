@@ -76,13 +76,12 @@ class LoginThrottle:
         known_since = min(since, now - timedelta(days=rules.known_address_days))
         last_success = self.db.last_successful_login(admin=account, ip=ip, since=known_since)
         known = rules.known_address_days > 0 and last_success is not None
-        # Account names in the log are compared as written (lower case).
-        of_account = [f for f in failures if f["admin"] == account]
-        of_pair = [f for f in of_account if f["ip"] == ip and (last_success is None or f["id"] > last_success)]
+        of_account = [f for f in failures if f["same_admin"]]
+        of_pair = [f for f in of_account if f["same_ip"] and (last_success is None or f["id"] > last_success)]
         until = [self._until(of_pair, rules.max_failures)]
         if not known:
             until.append(self._until(of_account, rules.max_failures))
-            until.append(self._until([f for f in failures if f["ip"] == ip], rules.max_failures_per_address))
+            until.append(self._until([f for f in failures if f["same_ip"]], rules.max_failures_per_address))
         latest = max((u for u in until if u is not None), default=None)
         if latest is None or latest <= now:
             return 0

@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterator
 
 from sqlalchemy import (
+    case,
     delete,
     func,
     insert,
@@ -379,18 +380,24 @@ class IredadminDB:
     @translate_db_errors()
     def failed_logins(self, *, admin: str, ip: str, since: datetime,
                       exclude_id: int | None = None) -> list[dict]:
-        """Failed-login rows (id, admin, ip, timestamp) written at or after
-        `since` for account `admin` or from address `ip`, oldest first."""
+        """Failed-login rows written at or after `since` for account `admin`
+        or from address `ip`, oldest first: id, timestamp, and whether it is
+        of this account (`same_admin`) and from this address (`same_ip`),
+        compared the way the database compares them (values cut to the
+        column sizes, MySQL's collation)."""
         c = t.log.c
+        same_admin = c.admin == self._fit_log("admin", admin)
+        same_ip = c.ip == self._fit_log("ip", ip)
         conds = [c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "error"),
-                 c.timestamp >= _naive_utc(since),
-                 or_(c.admin == self._fit_log("admin", admin), c.ip == self._fit_log("ip", ip))]
+                 c.timestamp >= _naive_utc(since), or_(same_admin, same_ip)]
         if exclude_id is not None:
             conds.append(c.id != exclude_id)
+        query = select(c.id, c.timestamp, case((same_admin, 1), else_=0).label("same_admin"),
+                       case((same_ip, 1), else_=0).label("same_ip")).where(*conds).order_by(c.id)
         with self.engine.connect() as conn:
-            result = conn.execute(select(c.id, c.admin, c.ip, c.timestamp).where(*conds).order_by(c.id))
-            return [{"id": int(r.id), "admin": r.admin, "ip": r.ip, "timestamp": _naive_utc(r.timestamp)}
-                    for r in result]
+            return [{"id": int(r.id), "timestamp": _naive_utc(r.timestamp),
+                     "same_admin": bool(r.same_admin), "same_ip": bool(r.same_ip)}
+                    for r in conn.execute(query)]
 
     @translate_db_errors()
     def last_successful_login(self, *, admin: str, ip: str, since: datetime) -> int | None:
