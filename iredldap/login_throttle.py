@@ -33,6 +33,7 @@ last attempt that was checked, whatever arrives meanwhile.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +41,17 @@ from .db.iredadmin import IredadminDB
 
 # 2 ** this is far above any window; keeps the arithmetic small.
 _MAX_DOUBLINGS = 40
+
+# msg of a login attempt's row while its password is being checked; then it
+# becomes "[API] Login failed" (loglevel error) or "[API] Login" (info).
+ATTEMPT_MSG = "[API] Login attempt"
+# How long an attempt waits for earlier ones in progress, polling first
+# after SETTLE_POLL seconds, then less and less often.
+SETTLE_SECONDS = 30.0
+SETTLE_POLL = 0.01
+SETTLE_POLL_MAX = 0.2
+# An attempt row still in progress after this long is counted as a failure.
+STALE_ATTEMPT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -65,17 +77,52 @@ class LoginThrottle:
 
     def wait(self, account: str, ip: str, *, attempt_id: int | None = None) -> int:
         """Seconds until an attempt at `account` from `ip` would be checked
-        (0: now).  `attempt_id` is the row of this attempt, already written
-        so that concurrent attempts count each other; it is not counted."""
+        (0: now).
+
+        `attempt_id` is this attempt's row, written (msg ATTEMPT_MSG) before
+        this call so that attempts arriving together count each other.  An
+        earlier attempt still in progress could be a failure: when it would
+        tip a counter over, this waits (a moment, at most SETTLE_SECONDS)
+        for it to end, then decides.  So simultaneous guesses are checked no
+        more than the thresholds allow, and simultaneous right logins are
+        queued, not refused.  Later attempts wait for this one instead."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        poll = SETTLE_POLL
+        while True:
+            now = self.db.now()
+            failures = self.db.failed_logins(admin=account, ip=ip, since=now - timedelta(seconds=self.rules.window),
+                                             exclude_id=attempt_id, pending_msg=ATTEMPT_MSG)
+            if not failures:
+                return 0
+            stale = now - timedelta(seconds=STALE_ATTEMPT_SECONDS)
+            # An attempt in progress for that long was cut off (a killed worker): a failure.
+            done = [f for f in failures if not f["pending"] or f["timestamp"] < stale]
+            earlier = [f for f in failures if f["pending"] and f["timestamp"] >= stale
+                       and (attempt_id is None or f["id"] < attempt_id)]
+            known, last_success = self._known(account, ip, now)
+            wait = self._wait(done, known, last_success, now)
+            if wait or not earlier:
+                return wait
+            worst = self._wait(done + [dict(f, timestamp=now) for f in earlier], known, last_success, now)
+            if not worst:
+                return 0
+            if time.monotonic() >= deadline:
+                # Still not ended: ask again in a second rather than guess.
+                return max(wait, 1)
+            time.sleep(poll)
+            poll = min(poll * 2, SETTLE_POLL_MAX)
+
+    def _known(self, account: str, ip: str, now: datetime) -> tuple[bool, int | None]:
+        """Whether `ip` is a known address of `account`, and the id of the
+        pair's newest successful login (the pair counter starts after it)."""
         rules = self.rules
-        now = self.db.now()
         since = now - timedelta(seconds=rules.window)
-        failures = self.db.failed_logins(admin=account, ip=ip, since=since, exclude_id=attempt_id)
-        if not failures:
-            return 0
         known_since = min(since, now - timedelta(days=rules.known_address_days))
         last_success = self.db.last_successful_login(admin=account, ip=ip, since=known_since)
-        known = rules.known_address_days > 0 and last_success is not None
+        return rules.known_address_days > 0 and last_success is not None, last_success
+
+    def _wait(self, failures: list[dict], known: bool, last_success: int | None, now: datetime) -> int:
+        rules = self.rules
         of_account = [f for f in failures if f["same_admin"]]
         of_pair = [f for f in of_account if f["same_ip"] and (last_success is None or f["id"] > last_success)]
         until = [self._until(of_pair, rules.max_failures)]

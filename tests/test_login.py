@@ -856,3 +856,17 @@ def test_database_down_is_503(tmp_path, directory, global_admin):
     assert_error(result, 503, "DATABASE_UNAVAILABLE")
     client.cookie = "some-token"
     assert_error(client.get("/api/domains"), 503, "DATABASE_UNAVAILABLE")
+
+
+def test_simultaneous_right_logins_are_queued_not_refused(throttled, global_admin):
+    """Each attempt's row is written before its check: those still in progress
+    must not count as failures against the admin's own parallel logins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, db = throttled
+    mail, password = global_admin
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda n: attempt(client, mail, password, "198.51.100.10").status_code,
+                                 range(24)))
+    assert statuses == [200] * 24
+    assert len(login_logs(db, "info")) == 24 and login_logs(db, "error") == []

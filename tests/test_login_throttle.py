@@ -95,6 +95,31 @@ def test_own_row_is_not_counted_and_long_names_are_one_account(db, clock):
     assert throttle.wait("c@example.com", "203.0.113.60", attempt_id=other) == 0
 
 
+@pytest.mark.parametrize("outcome, expected", [("info", 0), ("error", 10)])
+def test_an_attempt_waits_for_an_earlier_one_in_progress(db, clock, outcome, expected):
+    import threading
+    import time
+
+    from iredldap.login_throttle import ATTEMPT_MSG
+
+    throttle = LoginThrottle(db, RULES)
+    a, ip = "a@example.com", "203.0.113.1"
+    for _ in range(2):
+        fail(db, a, ip)
+    earlier = db.add_log(admin=a, ip=ip, event="login", loglevel="error", msg=ATTEMPT_MSG)
+    ours = db.add_log(admin=a, ip=ip, event="login", loglevel="error", msg=ATTEMPT_MSG)
+    later = db.add_log(admin=a, ip=ip, event="login", loglevel="error", msg=ATTEMPT_MSG)   # not waited for
+    # The earlier one would be the third failure: ours must know how it ends.
+    ender = threading.Timer(0.3, lambda: db.update_log(earlier, admin=a, loglevel=outcome, msg="ended"))
+    started = time.monotonic()
+    ender.start()
+    try:
+        assert throttle.wait(a, ip, attempt_id=ours) == expected
+    finally:
+        ender.join()
+    assert time.monotonic() - started >= 0.3
+
+
 def session_admins(db) -> list[str]:
     import json
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect as sa_inspect,
+    literal,
     or_,
     select,
     text,
@@ -379,12 +380,13 @@ class IredadminDB:
 
     @translate_db_errors()
     def failed_logins(self, *, admin: str, ip: str, since: datetime,
-                      exclude_id: int | None = None) -> list[dict]:
+                      exclude_id: int | None = None, pending_msg: str | None = None) -> list[dict]:
         """Failed-login rows written at or after `since` for account `admin`
-        or from address `ip`, oldest first: id, timestamp, and whether it is
-        of this account (`same_admin`) and from this address (`same_ip`),
+        or from address `ip`, oldest first: id, timestamp, whether it is of
+        this account (`same_admin`) and from this address (`same_ip`),
         compared the way the database compares them (values cut to the
-        column sizes, MySQL's collation)."""
+        column sizes, MySQL's collation), and whether its msg is
+        `pending_msg` (`pending`)."""
         c = t.log.c
         same_admin = c.admin == self._fit_log("admin", admin)
         same_ip = c.ip == self._fit_log("ip", ip)
@@ -392,11 +394,13 @@ class IredadminDB:
                  c.timestamp >= _naive_utc(since), or_(same_admin, same_ip)]
         if exclude_id is not None:
             conds.append(c.id != exclude_id)
+        pending = (case((c.msg == pending_msg, 1), else_=0) if pending_msg is not None else literal(0))
         query = select(c.id, c.timestamp, case((same_admin, 1), else_=0).label("same_admin"),
-                       case((same_ip, 1), else_=0).label("same_ip")).where(*conds).order_by(c.id)
+                       case((same_ip, 1), else_=0).label("same_ip"),
+                       pending.label("pending")).where(*conds).order_by(c.id)
         with self.engine.connect() as conn:
             return [{"id": int(r.id), "timestamp": _naive_utc(r.timestamp),
-                     "same_admin": bool(r.same_admin), "same_ip": bool(r.same_ip)}
+                     "same_admin": bool(r.same_admin), "same_ip": bool(r.same_ip), "pending": bool(r.pending)}
                     for r in conn.execute(query)]
 
     @translate_db_errors()

@@ -10,7 +10,7 @@ from .. import passwords, validators
 from ..config import Settings
 from ..db.iredadmin import IredadminDB
 from ..directory.admins import AdminStore
-from ..login_throttle import LoginThrottle, ThrottleRules
+from ..login_throttle import ATTEMPT_MSG, LoginThrottle, ThrottleRules
 from ..errors import InvalidInput, LoginFailed, TooManyAttempts
 from ..params import Operation, Param, ParamSet, Secret, Text
 from ..sessions import Session, SessionStore
@@ -51,11 +51,10 @@ class Login:
         # The account as counted: one spelling per account (Unicode and
         # punycode domain names alike), whatever the guesser types.
         account = address or username
-        # Written as a failure before anything is checked, so that attempts
-        # arriving at the same time count each other; made a success or
-        # removed below.
-        attempt = self.db.add_log(admin=account, ip=ip, event="login", loglevel="error",
-                                  msg="[API] Login failed")
+        # Written before anything is checked (an attempt in progress), so
+        # that attempts arriving at the same time count each other; made a
+        # failure or a success, or removed, below.
+        attempt = self.db.add_log(admin=account, ip=ip, event="login", loglevel="error", msg=ATTEMPT_MSG)
         try:
             wait = self.throttle.wait(account, ip, attempt_id=attempt)
             if wait:
@@ -68,15 +67,17 @@ class Login:
             stored = found[1].get("userPassword") if found else []
             if not found or not any(passwords.verify_password(values["password"], h) for h in stored):
                 raise LoginFailed("wrong username or password, or not an active admin")
+            principal = found[0]
+            token = self.sessions.start(admin=principal.mail, dn=principal.dn, ip=ip)
         except LoginFailed:
-            raise                       # the row stays: a failure
+            # The row stays: a failure.
+            self.db.update_log(attempt, admin=account, loglevel="error", msg="[API] Login failed")
+            raise
         except BaseException:
             # Throttled, or the directory or database down: no failed login.
             with contextlib.suppress(Exception):
                 self.db.delete_log(attempt)
             raise
-        principal = found[0]
-        token = self.sessions.start(admin=principal.mail, dn=principal.dn, ip=ip)
         self.db.update_log(attempt, admin=principal.mail, loglevel="info", msg="[API] Login")
         resp.set_cookie(self.settings.session_cookie_name, token, path="/", http_only=True,
                         secure=self.settings.session_cookie_secure, same_site="Strict")
