@@ -66,15 +66,19 @@ class SessionStore:
             lambda data: str(data.get("admin", "")).lower() == admin,
             containing=json.dumps(admin)[1:-1], keep=keep.key if keep else None)
 
-    def end_all_in(self, domain: str, domain_dn: str, *, keep: Session | None = None) -> int:
+    def end_all_in(self, domain: str, domain_dn: str, *, keep: Session | None = None,
+                   skip: frozenset[str] = frozenset()) -> int:
         """End the sessions of every admin that is a mail user of `domain`
-        (entry under `domain_dn`) but `keep`.  Returns how many ended."""
+        (entry under `domain_dn`) but `keep` and the admins in `skip` (whose
+        password did not change).  Returns how many ended."""
         suffix = "@" + domain.lower()
         base = _normal_dn(domain_dn)
+        skip = frozenset(s.lower() for s in skip)
 
         def in_domain(data: dict) -> bool:
+            admin = str(data.get("admin", "")).lower()
             dn = _normal_dn(str(data.get("dn", "")))
-            return str(data.get("admin", "")).lower().endswith(suffix) and dn.endswith("," + base)
+            return admin.endswith(suffix) and admin not in skip and dn.endswith("," + base)
 
         return self.db.delete_sessions_where(in_domain, containing=json.dumps(suffix)[1:-1],
                                              keep=keep.key if keep else None)

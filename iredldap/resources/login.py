@@ -118,11 +118,12 @@ def end_sessions_of(sessions: SessionStore | None, req: falcon.Request, admin: s
         sessions.end_all_of(admin, keep=_own_session(req, admin))
 
 
-def end_sessions_in(sessions: SessionStore | None, req: falcon.Request, domain: str, domain_dn: str) -> None:
-    """Every mail user of `domain` got a new password: end the sessions of
-    those that are admins, but the request's own."""
+def end_sessions_in(sessions: SessionStore | None, req: falcon.Request, domain: str, domain_dn: str, *,
+                    skip: frozenset[str] = frozenset()) -> None:
+    """Every mail user of `domain` but those in `skip` got a new password:
+    end the sessions of those that are admins, but the request's own."""
     if sessions is None:
         return
     own = getattr(req.context, "session", None)
     keep = own if own is not None and own.admin.lower().endswith("@" + domain.lower()) else None
-    sessions.end_all_in(domain, domain_dn, keep=keep)
+    sessions.end_all_in(domain, domain_dn, keep=keep, skip=skip)
