@@ -109,7 +109,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin, policies=policy_accounts,
                                      limits=admin_limits)
     user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
-                               policies=policy_accounts)
+                               policies=policy_accounts, sessions=sessions)
     routes = [
         ("/api/login", login.Login(settings, admin_store, sessions, backends.iredadmin), {}),
         ("/api/logout", login.Logout(settings, sessions), {}),
@@ -122,7 +122,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, {"suffix": "keep"}),
         ("/api/user/{mail}/change_email/{new_mail}",
          change_email.ChangeEmail(user_store, "user", domain_store, backends.iredadmin, policy_accounts), {}),
-        ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin), {}),
+        ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin, sessions=sessions), {}),
         ("/api/verify_password/user/{mail}", users.UserPasswordCheck(user_store), {}),
         # Aliases and mailing lists
         ("/api/alias/{mail}", groups.GroupItem(alias_store, domain_store, backends.iredadmin,
@@ -141,7 +141,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         # Admins
         ("/api/admins", admins.AdminCollection(admin_store, domain_store), {}),
         ("/api/admin/{mail}",
-         admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings), {}),
+         admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings,
+                          sessions=sessions), {}),
         ("/api/verify_password/admin/{mail}", admins.AdminPasswordCheck(admin_store), {}),
         # Spam policy, throttling, greylisting, white/blacklists (SQL)
         *policies.routes(amavisd, iredapd, policies.Accounts(domain_store, backends.directory, tree)),

@@ -24,6 +24,7 @@ import click
 from . import passwords, validators
 from .config import Settings
 from .errors import AlreadyExists, ConfigError, InvalidInput, IredldapError, NoSuchAccount
+from .private_files import make_private_dir, open_private, write_private
 
 
 def _settings() -> Settings:
@@ -200,20 +201,21 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         # Before anything is printed or started: a busy port would otherwise
         # show the success banner and then gunicorn's errors.
         _refuse_busy_port(port, api_pid_file)
-    folder.mkdir(parents=True, exist_ok=True)
+    # Bind password, SECRET_KEY, databases, slapd: owner only, from creation on.
+    make_private_dir(folder)
     secrets_file = folder / "demo-secrets"
     if secrets_file.exists():
         root_pw, admin_pw, secret_key = secrets_file.read_text().split()
     else:
         root_pw, admin_pw, secret_key = (secrets.token_urlsafe(12), secrets.token_urlsafe(9) + "#1a",
                                          secrets.token_urlsafe(32))
-        secrets_file.write_text(f"{root_pw}\n{admin_pw}\n{secret_key}\n")
-        secrets_file.chmod(0o600)
+        write_private(secrets_file, f"{root_pw}\n{admin_pw}\n{secret_key}\n")
     suffix = "dc=example,dc=com"
     slapd = LocalSlapd(folder / "slapd", port=ldap_port, suffix=suffix, root_password=root_pw)
     slapd.start()
     config = folder / "iredldap.ini"
-    config.write_text(
+    write_private(
+        config,
         "[iredldap]\n"
         f"ldap_uri = {slapd.uri}\n"
         f"ldap_bind_dn = {slapd.root_dn}\n"
@@ -352,7 +354,8 @@ def export_ldif(target: str | None, output: str, no_passwords: bool) -> None:
                 count += 1
                 bar.update(1)
 
-            with open(partial, "wb") if partial else nullcontext(sys.stdout.buffer) as out:
+            # With password hashes in it: owner only.
+            with open_private(partial) if partial else nullcontext(sys.stdout.buffer) as out:
                 for chunk in exporter.stream(plan, passwords=passwords, on_entry=counted):
                     out.write(chunk)
                 out.flush()

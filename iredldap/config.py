@@ -129,9 +129,17 @@ class Settings:
     session_timeout: int = 1800
     session_cookie_name: str = "iRedAdmin-LDAP"
     session_cookie_secure: bool = False
-    # Failed logins from one address within the window before it is refused.
+    # Failed logins counted over the window (see iredldap.login_throttle):
+    # per account and per (address, account) pair, and per address for all
+    # accounts; past a threshold each attempt waits LOGIN_BACKOFF_START
+    # seconds, doubled per further failure, at most the window.
     login_max_failures: int = 5
     login_failure_window: int = 600
+    login_max_failures_per_address: int = 50
+    login_backoff_start: int = 30
+    # An address the account logged in from within these days is held only
+    # to the pair counter (0: none is).
+    login_known_address_days: int = 30
     # Password hashes in LDIF exports: global-admins (only a global admin's
     # exports have them), always, or never.
     ldif_export_passwords: str = "global-admins"
@@ -240,6 +248,13 @@ class Settings:
         # 0 would not mean "no limit": every login would be refused as one failure too many.
         if self.login_max_failures < 1:
             raise ConfigError("LOGIN_MAX_FAILURES: must be at least 1")
+        if self.login_max_failures_per_address < 1:
+            raise ConfigError("LOGIN_MAX_FAILURES_PER_ADDRESS: must be at least 1")
+        for key in ("login_failure_window", "login_backoff_start"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key.upper()}: must be a positive number of seconds")
+        if self.login_known_address_days < 0:
+            raise ConfigError("LOGIN_KNOWN_ADDRESS_DAYS: must not be negative")
         if self.ldif_export_passwords not in LDIF_EXPORT_PASSWORDS:
             raise ConfigError(f"LDIF_EXPORT_PASSWORDS: expected one of {', '.join(LDIF_EXPORT_PASSWORDS)}, "
                               f"got {self.ldif_export_passwords!r}")

@@ -1,6 +1,7 @@
 """Engine construction and the one place where SQLAlchemy errors become ours.
 
-* SQLite (file): the parent folder is created, the database runs in WAL mode
+* SQLite (file): the parent folder is created, the file is created mode 0600
+  (on the first connection), the database runs in WAL mode
   with a busy timeout, and SQLAlchemy emits BEGIN itself (``BEGIN IMMEDIATE``
   for connections marked with ``WRITE_INTENT``) so several gunicorn workers
   can share the file without "database is locked" surprises.
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
 from iredldap.metrics import count_error
+from iredldap.private_files import create_private
 
 CONNECT_TIMEOUT = 5          # seconds, server databases
 SQLITE_BUSY_TIMEOUT = 10     # seconds a writer waits for the SQLite lock
@@ -94,6 +96,18 @@ def _sqlite_engine(u: URL) -> Engine:
             pass
 
     engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    if db and db != ":memory:" and not db.startswith("file:"):
+        @event.listens_for(engine, "do_connect")
+        def _create_private(_dialect, _record, _cargs, _cparams):
+            # The database holds sessions, the log and the tokens' hashes:
+            # created 0600 before sqlite3 would create it world-readable
+            # (its -wal and -shm files take the database's mode).  An existing
+            # file keeps its mode.  Then sqlite3 connects as usual.
+            try:
+                create_private(Path(db).expanduser())
+            except OSError:
+                pass            # reported by the connect that follows
 
     @event.listens_for(engine, "connect")
     def _setup(dbapi_conn, _record):

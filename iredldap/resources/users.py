@@ -26,8 +26,10 @@ from ..errors import InvalidInput, MissingParameter, NotAuthorized
 from ..listing import Listing, entry_key, select
 from ..openapi import LISTING, STRINGS, entry_with
 from ..params import Operation
+from ..sessions import SessionStore
 from .common import entry_as_dict, ok, ok_page, principal, read_params
 from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+from .login import end_sessions_in, end_sessions_of
 
 # Sort fields of listings -> the attribute sorted by.
 SORT_ATTRS = {"mail": "mail", "name": "cn"}
@@ -67,8 +69,10 @@ class PasswordHashing:
 
 class UserItem:
     def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
-                 limits: AdminLimits, policies: PolicyAccounts | None = None):
+                 limits: AdminLimits, policies: PolicyAccounts | None = None,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.policies = policies
         self.domains = domains
         self.limits = limits
@@ -133,6 +137,8 @@ class UserItem:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
         self.users.update(mail, values, password_hash=stored)
+        if stored is not None:
+            end_sessions_of(self.sessions, req, mail)
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -168,8 +174,10 @@ class UserCollection:
                                      "unchanged and listed in `skipped`."),
     }
 
-    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB):
+    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.db = db
         self.hashing = PasswordHashing(settings)
 
@@ -198,6 +206,8 @@ class UserCollection:
         # for one user) and named in the answer.
         skipped = req.context.access.outranking(domain)
         count = self.users.bulk_update(domain, values, password_hash=stored, skip=frozenset(skipped))
+        if stored is not None:
+            end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
         audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
         ok(resp, {"updated": count, "skipped": skipped})
 
