@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from iredldap.directory.addresses import Addresses
 from iredldap.directory.connection import SUBTREE
 from iredldap.directory.domains import DomainStore
+from iredldap.directory.limits import AdminLimits
 
 from .support import ApiClient
 from .test_tenant_boundaries import PW, RESELLER, TENANT, snapshot, tenant_token, world  # noqa: F401 (fixtures)
@@ -126,8 +127,9 @@ def test_an_alias_domain_gives_no_account_the_address_of_an_admin(world, factory
 
 def _race(monkeypatch, cls, name: str, key: str, requests: list) -> list:
     """Run `requests` (callables) at once, each held after its first
-    `cls.name(..., key)` check until all have checked: the interleaving two
-    clients get by chance.  Later checks (after the write) are not held."""
+    `cls.name(..., key)` check (key None: any) until all have checked: the
+    interleaving two clients get by chance.  Later checks (after the write)
+    are not held."""
     barrier = threading.Barrier(len(requests), timeout=5)
     held: list[str] = []
     lock = threading.Lock()
@@ -136,7 +138,7 @@ def _race(monkeypatch, cls, name: str, key: str, requests: list) -> list:
     def checked(self, value, *args, **kwargs):
         result = real(self, value, *args, **kwargs)
         with lock:
-            hold = value == key and len(held) < len(requests)
+            hold = (key is None or value == key) and len(held) < len(requests)
             if hold:
                 held.append(value)
         if hold:
@@ -188,6 +190,24 @@ def test_one_alias_domain_name_is_one_domain_under_concurrent_changes(world, api
                             scope=SUBTREE, attrs=("domainName",))
     assert len(owners) == 1, (results, [e.dn for e in owners])
     assert sorted(results) == [200, 409], results
+
+
+def test_an_admins_user_limit_holds_under_concurrent_creates(world, factory, app, settings, monkeypatch):
+    """The tenant may have 6 mail users over its domains (create_max_users)
+    and has 5: two creates at the same moment both pass the check made
+    before the write (the domain's own numberOfUsers is re-counted after
+    the write, the admin's limit is not)."""
+    factory.dir.modify(factory.tree.admin(TENANT[0]), {"accountSetting": [("MODIFY_ADD", ["create_max_users:6"])]})
+    assert factory.users.count("own.test") == 5
+    one, two = ApiClient(app, settings), ApiClient(app, settings)
+    one.login(*TENANT)
+    two.login(*TENANT)
+    results = _race(monkeypatch, AdminLimits, "check_users", None, [
+        lambda: one.post("/api/user/first@own.test", {"password": "F1rst#user-pw"}).status_code,
+        lambda: two.post("/api/user/second@own.test", {"password": "S3cond#user-pw"}).status_code,
+    ])
+    assert factory.users.count("own.test") == 6, results
+    assert sorted(results) == [201, 403], results
 
 
 # -- 5. no way up: the policies of accounts above -------------------------------------------
