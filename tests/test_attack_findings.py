@@ -241,3 +241,20 @@ def test_listings_and_exports_do_not_name_other_tenants_lists(world, api, path):
     assert r.status_code == 200, r.text
     assert "secret-project" not in r.text
     assert "other.test" not in r.text
+
+
+# -- 7. tenant routing values: loopback by its well-known names ----------------------------------
+
+@pytest.mark.parametrize("value", ["smtp:[localhost.localdomain]:10025", "[localhost4.localdomain4]:10026",
+                                   "localhost6.localdomain6:10025"])
+def test_a_normal_admin_cannot_relay_to_loopback_by_its_standard_names(world, factory, value):
+    """`localhost` and `*.localhost` are refused, but RHEL/Rocky's /etc/hosts
+    (served as DNS by systemd-resolved, which also synthesizes
+    localhost.localdomain) names 127.0.0.1 localhost.localdomain,
+    localhost4.localdomain4 and ::1 localhost6.localdomain6: the tenant's
+    mail then reaches Amavisd's reinjection port and skips the filter."""
+    before = snapshot(factory)
+    for path in ("/api/user/plain@own.test", "/api/domain/own.test"):
+        r = world["tenant"].put(path, {"outboundRelay": value})
+        assert r.status_code == 400 and r.json["param"] == "outboundRelay", (path, r.text)
+    assert snapshot(factory) == before
