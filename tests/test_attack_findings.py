@@ -123,6 +123,17 @@ def test_an_alias_domain_gives_no_account_the_address_of_an_admin(world, factory
     assert holders_of(factory, TENANT[0]) == []
 
 
+def test_a_reseller_cannot_host_the_admins_addresses(world, factory, app, settings):
+    """The same through a new domain: a reseller creates admins.test (not
+    hosted yet) and a user at the global admin's address in it."""
+    factory.normal_admin(*RESELLER, settings=["create_new_domains:yes"])
+    reseller = ApiClient(app, settings)
+    reseller.login(*RESELLER)
+    reseller.post("/api/domain/admins.test")
+    reseller.post("/api/user/root@admins.test", {"password": "Ta4en#0ver-pw"})
+    assert holders_of(factory, "root@admins.test") == []
+
+
 # -- 4. uniqueness under concurrent requests ---------------------------------------------
 
 def _race(monkeypatch, cls, name: str, key: str, requests: list) -> list:
