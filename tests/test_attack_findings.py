@@ -269,3 +269,40 @@ def test_a_normal_admin_cannot_relay_to_loopback_by_its_standard_names(world, fa
         r = world["tenant"].put(path, {"outboundRelay": value})
         assert r.status_code == 400 and r.json["param"] == "outboundRelay", (path, r.text)
     assert snapshot(factory) == before
+
+
+# -- 8. tokens fail closed: a deleted admin's token must not come back -------------------------
+
+@pytest.mark.parametrize("how", ["deleted", "renamed"])
+def test_the_token_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_address(
+        world, api, app, settings, factory, iredadmin, how):
+    """ann@own.test, an admin of own.test, has a token for a script.  Ann
+    leaves: her account is deleted (or renamed).  Her token is refused --
+    until somebody creates ann@own.test again and makes it an admin, when
+    the old token (still in Ann's scripts) acts as the new account.  The
+    token row was never revoked."""
+    from sqlalchemy import select
+
+    from iredldap.db import tables as t
+    from .test_tokens import BearerClient
+
+    assert api.post("/api/user/ann@own.test", {"password": "Ann#0ld-passw"}).status_code == 201
+    assert api.put("/api/domain/admins/own.test", {"addAdmin": "ann@own.test"}).status_code == 200
+    r = api.post("/api/tokens", {"admin": "ann@own.test", "name": "ann's script"})
+    assert r.status_code == 201, r.text
+    old_token = BearerClient(app, settings, r.json["_data"]["token"])
+    assert old_token.get("/api/users/own.test").status_code == 200
+    if how == "deleted":
+        assert api.delete("/api/user/ann@own.test").status_code == 200
+    else:
+        assert api.post("/api/user/ann@own.test/change_email/ann.left@own.test").status_code == 200
+    assert old_token.get("/api/users/own.test").status_code == 401
+    # The tenant hires another Ann.
+    tenant = world["tenant"]
+    assert tenant.post("/api/user/ann@own.test", {"password": "Ann#n3w-passw"}).status_code == 201
+    assert tenant.put("/api/domain/admins/own.test", {"addAdmin": "ann@own.test"}).status_code == 200
+    revived = old_token.get("/api/users/own.test")
+    assert revived.status_code == 401, revived.text
+    with iredadmin.engine.connect() as conn:
+        rows = conn.execute(select(t.api_tokens.c.revoked).where(t.api_tokens.c.admin == "ann@own.test")).all()
+    assert rows and all(row.revoked is not None for row in rows), rows
