@@ -306,3 +306,55 @@ def test_the_token_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_ad
     with iredadmin.engine.connect() as conn:
         rows = conn.execute(select(t.api_tokens.c.revoked).where(t.api_tokens.c.admin == "ann@own.test")).all()
     assert rows and all(row.revoked is not None for row in rows), rows
+
+
+# -- 9. one mailbox, one account -------------------------------------------------------------------
+
+class _FrozenClock:
+    """time for iredldap.mailbox only: every mailbox path made in the same second."""
+
+    FIXED = 1_800_000_000.0
+
+    @staticmethod
+    def localtime(secs=None):
+        import time
+        return time.localtime(_FrozenClock.FIXED)
+
+    @staticmethod
+    def strftime(fmt, t=None):
+        import time
+        return time.strftime(fmt, t if t is not None else time.localtime(_FrozenClock.FIXED))
+
+    @staticmethod
+    def time():
+        return _FrozenClock.FIXED
+
+
+@pytest.mark.parametrize("how", ["renamed", "deleted"])
+def test_a_new_user_never_gets_a_mailbox_path_already_in_use(world, factory, iredadmin, monkeypatch, how):
+    """The mailbox path is the address plus a timestamp in whole seconds, and
+    is not checked against the paths in use: a script that renames (or
+    deletes, keeping the mailbox) ann@own.test and creates a new
+    ann@own.test within the same second gives the new account the old
+    one's maildir -- the new user reads the old mail, and for a deleted
+    one the cleanup of the kept mailbox later removes the new user's."""
+    from sqlalchemy import select
+
+    from iredldap.db import tables as t
+
+    monkeypatch.setattr("iredldap.mailbox.time", _FrozenClock)
+    tenant = world["tenant"]
+    assert tenant.post("/api/user/ann@own.test", {"password": "Ann#0ld-passw"}).status_code == 201
+    old_home = factory.entry(factory.tree.user("ann@own.test")).first("homeDirectory")
+    if how == "renamed":
+        assert tenant.post("/api/user/ann@own.test/change_email/ann.old@own.test").status_code == 200
+    else:
+        assert tenant.delete("/api/user/ann@own.test/keep_mailbox_days/30").status_code == 200
+    assert tenant.post("/api/user/ann@own.test", {"password": "Ann#n3w-passw"}).status_code == 201
+    new_home = factory.entry(factory.tree.user("ann@own.test")).first("homeDirectory")
+    in_use = [e.first("homeDirectory") for e in factory.search(
+        factory.tree.domains_dn, "(objectClass=mailUser)", scope=SUBTREE, attrs=("homeDirectory",))]
+    with iredadmin.engine.connect() as conn:
+        kept = [row.maildir for row in conn.execute(select(t.deleted_mailboxes.c.maildir))]
+    assert in_use.count(new_home) == 1, (old_home, in_use)
+    assert new_home not in kept, (new_home, kept)
