@@ -358,3 +358,22 @@ def test_a_new_user_never_gets_a_mailbox_path_already_in_use(world, factory, ire
         kept = [row.maildir for row in conn.execute(select(t.deleted_mailboxes.c.maildir))]
     assert in_use.count(new_home) == 1, (old_home, in_use)
     assert new_home not in kept, (new_home, kept)
+
+
+# -- 10. limits: handing a domain to a puppet admin and leaving it ------------------------------------
+
+def test_a_reseller_cannot_pass_its_domain_limit_through_a_puppet_admin(world, factory, app, settings):
+    """A reseller allowed one domain (create_max_domains:1) creates a.test,
+    makes a mailbox of a.test (whose password it chose) an admin of a.test,
+    removes itself from a.test's admins -- and may create the next domain,
+    which it manages while the puppet manages a.test for it.  Repeat at will."""
+    factory.normal_admin(*RESELLER, settings=["create_new_domains:yes", "create_max_domains:1"])
+    reseller = ApiClient(app, settings)
+    reseller.login(*RESELLER)
+    assert reseller.post("/api/domain/a.test").status_code == 201
+    assert reseller.post("/api/domain/b.test").status_code == 403      # the limit works
+    assert reseller.post("/api/user/puppet@a.test", {"password": "Pupp3t#passw"}).status_code == 201
+    reseller.put("/api/domain/admins/a.test", {"addAdmin": "puppet@a.test"})
+    reseller.put("/api/domain/admins/a.test", {"removeAdmin": RESELLER[0]})
+    reseller.post("/api/domain/b.test")
+    assert factory.entry(factory.tree.domain("b.test")) is None
