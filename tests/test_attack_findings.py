@@ -377,3 +377,21 @@ def test_a_reseller_cannot_pass_its_domain_limit_through_a_puppet_admin(world, f
     reseller.put("/api/domain/admins/a.test", {"removeAdmin": RESELLER[0]})
     reseller.post("/api/domain/b.test")
     assert factory.entry(factory.tree.domain("b.test")) is None
+
+
+# -- 11. never log passwords: a careless client's misnamed password --------------------------------------
+
+@pytest.mark.parametrize("name", ["pw", "kennwort", "new_pw"])
+def test_a_misnamed_password_is_not_written_to_the_audit_log(api, world, iredadmin, name):
+    """`{"pw": ...}` is refused as an unknown parameter, and its value is
+    written in clear into iRedAdmin's log table (shown on iRedAdmin's log
+    page and by GET /api/log): only names that look secret are hidden.  A
+    parameter the endpoint does not declare should be named, never shown."""
+    from .test_tokens import log_rows
+
+    secret = "Sup3r#Secret-value"
+    r = api.put("/api/user/plain@own.test", {name: secret})
+    assert r.status_code == 400, r.text
+    rows = log_rows(iredadmin)
+    assert rows and any(name in row["msg"] for row in rows), rows
+    assert not any(secret in str(row) for row in rows), [row["msg"] for row in rows if name in row["msg"]]
