@@ -8,6 +8,7 @@ from typing import Callable
 
 from ..errors import AlreadyExists, NoSuchAccount
 from . import references
+from .ceilings import ORDER_ATTRS, Ceiling, hold
 from .connection import LEVEL, REPLACE, Attrs, Batch, Directory, Entry
 from .tree import Tree, f
 
@@ -36,6 +37,20 @@ class Addresses:
     def require_free(self, address: str) -> None:
         if self.taken(address):
             raise AlreadyExists(f"{address} is already used by another account")
+
+    def ceiling(self, address: str) -> Ceiling:
+        """`address` belongs to one user, list or alias at most."""
+        def holders() -> list[Entry]:
+            return self.dir.search(self.tree.domains_dn,
+                                   f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
+                                   attrs=ORDER_ATTRS)
+        return Ceiling(1, holders, lambda: AlreadyExists(f"{address} is already used by another account"))
+
+    def claim(self, mine: str, addresses: list[str], *more: Ceiling) -> None:
+        """After writing `addresses` into the entry `mine` (inside a batch):
+        raise, so the batch undoes the write, if a concurrent request holds
+        one of them too and wins, or if one of the `more` limits is broken."""
+        hold(mine, [self.ceiling(a.lower()) for a in dict.fromkeys(addresses)] + list(more))
 
     def owner(self, address: str, attrs=("*",)) -> Entry | None:
         """The user, list or alias that has `address` as mail or shadow address."""

@@ -15,7 +15,7 @@ handling differs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..accounts import ALIAS, MAILLIST, AccountType
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
@@ -23,6 +23,7 @@ from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
 from .addresses import Addresses, attr_of, copy_attrs, with_attr
+from .ceilings import ORDER_ATTRS, Ceiling
 from .connection import LEVEL, SUBTREE, Batch, Directory, Entry
 from .tree import Tree, f
 from .values import diff, field_attrs, field_changes, wanted
@@ -75,9 +76,16 @@ class GroupStore:
     def count(self, domain: str) -> int:
         return self.addresses.count(domain, self.kind.ou, f"(objectClass={self.kind.object_class})")
 
+    def room(self, domain: str, most: int) -> Ceiling:
+        """The domain's numberOfAliases or numberOfLists, held after the write (ceilings.py)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} of them", param=self.kind.limit_key),
+                       by_creation=True)
+
     # -- create ---------------------------------------------------------------
 
-    def create(self, mail: str, values: dict[str, Any]) -> str:
+    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[Ceiling] = ()) -> str:
+        """`limits`: more ceilings the new entry must fit in (the creating admin's)."""
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         domain_entry = self.addresses.domain_entry(domain)
@@ -94,11 +102,12 @@ class GroupStore:
             attrs["shadowAddress"] = twins
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
+        ceilings = list(limits) + ([self.room(domain, limit)] if limit > 0 else [])
         with self.dir.batch() as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
-            # Counted after adding: racing creates cannot both take the last place.
-            if limit > 0 and self.count(domain) > limit:
-                raise LimitExceeded(f"{domain} may have at most {limit} of them", param=self.kind.limit_key)
+            # Checked after adding, so of creates racing for the same address
+            # or the last free places only the winners stay; a loser's add is undone.
+            self.addresses.claim(dn, [mail, *twins], *ceilings)
             self.addresses.bump(batch, domain, self.kind.counter, +1, entry=domain_entry,
                                 recount=lambda: self.count(domain))
         return dn
@@ -162,6 +171,7 @@ class GroupStore:
         with self.dir.batch() as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
+            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")])
             if new_domain != old_domain:
                 self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
                 self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))

@@ -114,7 +114,7 @@ class UserItem:
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
-        self.users.create(mail, values, password_hash=stored)
+        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
