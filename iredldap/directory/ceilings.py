@@ -30,12 +30,15 @@ a clash found after the write is then always the newcomer's loss.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from ..errors import IredldapError
 from .connection import Entry
+
+log = logging.getLogger(__name__)
 
 # What the ordering reads; every `holders()` search asks for these.
 ORDER_ATTRS = ("createTimestamp", "entryCSN")
@@ -80,6 +83,7 @@ def hold(mine: str, ceilings: Sequence[Ceiling], *, patience: float = PATIENCE_S
         if time.monotonic() >= deadline:
             # A holder ranked after us is still there: it decided to stay
             # before it could see us, so we are the one to go.
+            log.warning("gave up %s after %.0f s: a later writer stayed", mine, patience)
             raise waiting[0].refusal()
         time.sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
