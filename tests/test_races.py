@@ -205,11 +205,18 @@ def test_parallel_creates_stop_at_the_admins_limit(env, kind, path, params, sett
 
 
 def test_parallel_creates_stop_at_the_admins_quota(env):
+    """350 MB to hand out, 100 MB each: of ten parallel creates exactly three stay."""
     app, factory, settings = _limited(env, "create_max_quota:350")
-    statuses = parallel(app, settings, [("POST", f"/api/user/q{i}@lim{1 + i % 2}.test", {"password": PW, "quota": "100"})
-                                        for i in range(10)], login=BOSS)
-    assert _count(factory, "Users", "(objectClass=mailUser)") == 3, statuses
-    assert statuses.count(201) == 3, statuses
+    calls = [("POST", f"/api/user/q{i}@lim{1 + i % 2}.test", {"password": PW, "quota": "100"}) for i in range(10)]
+    statuses = parallel(app, settings, calls, login=BOSS)
+    users = [e for d in ("lim1.test", "lim2.test")
+             for e in factory.search(factory.tree.container(d, "Users"), "(objectClass=mailUser)", scope=LEVEL,
+                                     attrs=("mailQuota",))]
+    assert len(users) == 3, statuses
+    assert sum(int(e.first("mailQuota")) for e in users) == 300 * 1024 * 1024
+    assert statuses.count(201) == 3 and statuses.count(403) == 7, statuses
+    counters_match(factory, "lim1.test")
+    counters_match(factory, "lim2.test")
 
 
 def test_parallel_domain_creates_stop_at_max_domains(env):
@@ -220,7 +227,7 @@ def test_parallel_domain_creates_stop_at_max_domains(env):
     managed = factory.search(factory.tree.domains_dn, f("(&(objectClass=mailDomain)(domainAdmin=%s))", BOSS[0]),
                              scope=LEVEL, attrs=("domainName",))
     assert len(managed) == 4, statuses
-    assert statuses.count(201) == 3, statuses
+    assert statuses.count(201) == 3 and statuses.count(403) == 7, statuses
     created = {f"d{i}.test" for i in range(10)}
     # A loser's domain left nothing behind, not even a container.
     assert len([e for e in factory.search(factory.tree.domains_dn, "(objectClass=mailDomain)", scope=LEVEL,
@@ -237,3 +244,18 @@ def test_parallel_creates_stop_at_number_of_users(env):
     assert _count(factory, "Users", "(objectClass=mailUser)", ("five.test",)) == 5, statuses
     assert statuses.count(201) == 5, statuses
     counters_match(factory, "five.test")
+
+
+def test_parallel_quota_raises_stop_at_the_admins_quota(env):
+    """400 MB to hand out, ten users of 10 MB each raised to 100 MB at once: exactly three get it."""
+    app, factory, settings = _limited(env, "create_max_quota:400")
+    root = ApiClient(app, settings)
+    root.login(*ROOT)
+    for i in range(10):
+        assert root.post(f"/api/user/q{i}@lim{1 + i % 2}.test", {"password": PW, "quota": "10"}).status_code == 201
+    statuses = parallel(app, settings, [("PUT", f"/api/user/q{i}@lim{1 + i % 2}.test", {"quota": "100"})
+                                        for i in range(10)], login=BOSS)
+    quotas = sorted(int(factory.entry(factory.tree.user(f"q{i}@lim{1 + i % 2}.test")).first("mailQuota")) // 2 ** 20
+                    for i in range(10))
+    assert quotas == [10] * 7 + [100] * 3, (quotas, statuses)
+    assert statuses.count(200) == 3 and statuses.count(403) == 7, statuses

@@ -164,16 +164,25 @@ class AdminLimits:
     def user_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxUsers and maxQuota, for a user just added."""
         domains = self.managed(principal)
-        ceilings = self._ceilings(principal, "maxUsers", "mail users",
-                                  lambda: self._entries(domains, "Users", ORDER_ATTRS, users=True))
+        return self._ceilings(principal, "maxUsers", "mail users",
+                              lambda: self._entries(domains, "Users", ORDER_ATTRS, users=True)) \
+            + self.quota_ceilings(principal, domains)
+
+    def quota_ceilings(self, principal: Principal, domains: list[str] | None = None, *,
+                       changed: bool = False) -> list[Ceiling]:
+        """maxQuota, for a user just added or (`changed`) whose quota was just raised.
+
+        A raised quota is a new claim on an old entry: ranked by when it was
+        written, not when the entry was created.
+        """
         most_mb = None if principal.is_global else quota_limit_mb(principal.settings)
-        if most_mb and most_mb > 0:
-            ceilings.append(Ceiling(
-                most_mb, lambda: self._entries(domains, "Users", (*ORDER_ATTRS, "mailQuota"), users=True),
-                lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all its domains",
-                                      param="maxQuota"),
-                by_creation=True, weight=_quota_mb))
-        return ceilings
+        if not most_mb or most_mb < 0:
+            return []
+        domains = self.managed(principal) if domains is None else domains
+        return [Ceiling(most_mb, lambda: self._entries(domains, "Users", (*ORDER_ATTRS, "mailQuota"), users=True),
+                        lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
+                                              "its domains", param="maxQuota"),
+                        by_creation=not changed, weight=_quota_mb)]
 
     def alias_ceilings(self, principal: Principal) -> list[Ceiling]:
         domains = self.managed(principal)
@@ -215,7 +224,6 @@ class AdminLimits:
         if have + adding > most:
             raise LimitExceeded(f"this admin may have at most {most} {what} over all its domains "
                                 f"({have} exist)", param=param)
-
 
 
 def _quota_mb(entry: Entry) -> int:

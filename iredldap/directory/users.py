@@ -191,7 +191,9 @@ class UserStore:
 
     # -- updating -----------------------------------------------------------
 
-    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None) -> None:
+    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
+               quota_limits: Sequence[Ceiling] = ()) -> None:
+        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota)."""
         entry = self.get(mail)
         local, _, domain = mail.partition("@")
         changes: Changes = {}
@@ -246,8 +248,15 @@ class UserStore:
 
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
-            # A new alias address is checked after it was written (ceilings.py).
-            self.addresses.claim(entry.dn, claimed)
+            # New alias addresses and a raised quota are checked after they were written (ceilings.py).
+            self.addresses.claim(entry.dn, claimed, *(quota_limits if self._raises_quota(entry, values) else ()))
+
+    @staticmethod
+    def _raises_quota(entry: Entry, values: dict[str, Any]) -> bool:
+        if "quota" not in values:
+            return False
+        current = int(entry.first("mailQuota") or 0)
+        return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
     def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
         """The shadowAddress values after the change; checks each new one."""

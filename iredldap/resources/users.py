@@ -129,7 +129,8 @@ class UserItem:
         if "quota" in values:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
-        self.users.update(mail, values, password_hash=stored)
+        self.users.update(mail, values, password_hash=stored,
+                          quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
