@@ -103,6 +103,7 @@ class GroupStore:
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
         ceilings = list(limits) + ([self.room(domain, limit)] if limit > 0 else [])
+        self._start_counter(domain, domain_entry)
         with self.dir.batch() as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
             # Checked after adding, so of creates racing for the same address
@@ -111,6 +112,9 @@ class GroupStore:
             self.addresses.bump(batch, domain, self.kind.counter, +1, entry=domain_entry,
                                 recount=lambda: self.count(domain))
         return dn
+
+    def _start_counter(self, domain: str, entry: Entry | None = None) -> None:
+        self.addresses.start_counter(domain, self.kind.counter, entry=entry, recount=lambda: self.count(domain))
 
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
         raise NotImplementedError
@@ -138,6 +142,7 @@ class GroupStore:
         failure there puts everything back)."""
         entry = self.get(mail)
         domain = mail.partition("@")[2]
+        self._start_counter(domain)
         with self.dir.batch() as batch:
             self._remove_members(batch, mail)
             self.addresses.remove(batch, entry, mail)
@@ -168,6 +173,9 @@ class GroupStore:
             disabled = new_domain_entry.first("accountStatus").lower() == "disabled"
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
         new_dn = self.dn(new)
+        if new_domain != old_domain:
+            self._start_counter(old_domain, old_domain_entry)
+            self._start_counter(new_domain, new_domain_entry)
         with self.dir.batch() as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)

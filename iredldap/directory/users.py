@@ -172,6 +172,7 @@ class UserStore:
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
         ceilings = list(limits) + ([self.room(domain, rules.max_users)] if rules.max_users > 0 else [])
+        self._start_counter(domain, entry=rules.entry)
         with self.dir.batch() as batch:
             batch.add(dn, attrs)
             # Checked after adding, so of creates racing for the same address
@@ -179,6 +180,9 @@ class UserStore:
             self.addresses.claim(dn, [mail, *aliases], *ceilings)
             self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
+
+    def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
+        self.addresses.start_counter(domain, "domainCurrentUserNumber", entry=entry, recount=lambda: self.count(domain))
 
     def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
         self.addresses.bump(batch, domain, "domainCurrentUserNumber", delta, entry=entry,
@@ -307,6 +311,7 @@ class UserStore:
         entry = self.get(mail, attrs=("*",))
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
+        self._start_counter(domain)
         with self.dir.batch() as batch:
             self.addresses.remove(batch, entry, mail)
             self._bump_counter(batch, domain, -1)
@@ -354,6 +359,9 @@ class UserStore:
 
         room = [self.room(new_domain, new_rules.max_users)] \
             if new_domain != old_domain and new_rules.max_users > 0 else []
+        if new_domain != old_domain:
+            self._start_counter(old_domain, entry=old_rules.entry)
+            self._start_counter(new_domain, entry=new_rules.entry)
         with self.dir.batch() as batch:
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
             self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
