@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .. import accounts
 from ..accounts import DOMAIN
@@ -17,6 +17,7 @@ from ..errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
 from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
+from .ceilings import ORDER_ATTRS, Ceiling, hold
 from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
 from .tree import CONTAINERS, Tree, f
 from .values import diff as values_diff, wanted as wanted_list
@@ -69,6 +70,15 @@ class DomainStore:
                                 scope=LEVEL, attrs=("domainName",))
         return found[0].first("domainName").lower() if found else None
 
+    def name_ceiling(self, name: str, *, param: str | None = None) -> Ceiling:
+        """`name` is the domainName or a domainAliasName of one domain at most."""
+        def holders() -> list[Entry]:
+            return self.dir.search(self.tree.domains_dn,
+                                   f("(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))", name, name),
+                                   scope=LEVEL, attrs=ORDER_ATTRS)
+        return Ceiling(1, holders, lambda: AlreadyExists(
+            f"domain {name} already exists (as a domain or an alias domain)", param=param))
+
     def list(self, *, admin: str | None = None, disabled_only: bool = False,
              attrs: Iterable[str] = ("*",)) -> list[Entry]:
         """Domains, all of them or those `admin` manages, sorted by name."""
@@ -93,11 +103,13 @@ class DomainStore:
 
     # -- creating -----------------------------------------------------------
 
-    def create(self, domain: str, values: dict[str, Any], *, admin: str | None = None) -> None:
+    def create(self, domain: str, values: dict[str, Any], *, admin: str | None = None,
+               limits: Sequence[Ceiling] = ()) -> None:
         """Write the domain entry, its containers and (if asked) its catch-all, all or nothing.
 
         `admin`, when given, is listed as an admin of the new domain (a normal
-        admin creating a domain manages it).
+        admin creating a domain manages it).  `limits`: more ceilings the new
+        domain must fit in (the creating admin's maxDomains).
         """
         if self.owner_of_name(domain):
             raise AlreadyExists(f"domain {domain} already exists (as a domain or an alias domain)")
@@ -134,6 +146,9 @@ class DomainStore:
         attrs["enabledService"] = services
         with self.dir.batch() as batch:
             batch.add(dn, attrs)
+            # Checked after adding (ceilings.py): of requests racing for a
+            # name only one keeps it, whether as a domain or an alias domain.
+            hold(dn, [self.name_ceiling(n) for n in [domain, *alias_domains]] + list(limits))
             container = load("container")
             for ou in CONTAINERS:
                 batch.add(*container.render(ou=ou, domain=domain, domains_dn=self.tree.domains_dn))
@@ -244,6 +259,7 @@ class DomainStore:
 
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
+            hold(entry.dn, [self.name_ceiling(n, param="aliasDomains") for n in alias_after if n not in alias_before])
             if transport_changes:
                 self._drop_copied_transports(batch, domain, old_transport)
             if status_after != status_before:

@@ -8,7 +8,7 @@ reference to the address along (`references.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..accounts import USER, MiB
 from ..config import Settings
@@ -19,6 +19,7 @@ from ..password_policy import PasswordPolicy
 from ..templates import load
 from . import settings_attr
 from .addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
+from .ceilings import ORDER_ATTRS, Ceiling
 from .connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
 from .domains import DeletedMailbox
 from .tree import Tree, f
@@ -79,6 +80,12 @@ class UserStore:
     def count(self, domain: str) -> int:
         return sum(1 for _ in self.list(domain, attrs=("1.1",)))
 
+    def room(self, domain: str, most: int) -> Ceiling:
+        """The domain's numberOfUsers, held after the write (ceilings.py)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param="numberOfUsers"),
+                       by_creation=True)
+
     def address_taken(self, address: str) -> bool:
         return self.addresses.taken(address)
 
@@ -127,8 +134,11 @@ class UserStore:
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, list[str]] | None = None) -> str:
-        """Add a user; `values` are parsed API parameters (USER fields)."""
+               extra: dict[str, list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
+        """Add a user; `values` are parsed API parameters (USER fields).
+
+        `limits`: more ceilings the new user must fit in (the creating admin's).
+        """
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         rules = self.rules(domain)
@@ -164,14 +174,18 @@ class UserStore:
         for key, more in (extra or {}).items():
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
+        ceilings = list(limits) + ([self.room(domain, rules.max_users)] if rules.max_users > 0 else [])
+        self._start_counter(domain, entry=rules.entry)
         with self.dir.batch() as batch:
             batch.add(dn, attrs)
-            # Counted after adding, so two creates racing for the last free
-            # place cannot both stay: the one that sees too many users undoes itself.
-            if rules.max_users > 0 and self.count(domain) > rules.max_users:
-                raise LimitExceeded(f"{domain} may have at most {rules.max_users} users", param="numberOfUsers")
+            # Checked after adding, so of creates racing for the same address
+            # or the last free places only the winners stay; a loser's add is undone.
+            self.addresses.claim(dn, [mail, *aliases], *ceilings)
             self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
+
+    def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
+        self.addresses.start_counter(domain, "domainCurrentUserNumber", entry=entry, recount=lambda: self.count(domain))
 
     def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
         self.addresses.bump(batch, domain, "domainCurrentUserNumber", delta, entry=entry,
@@ -184,7 +198,9 @@ class UserStore:
 
     # -- updating -----------------------------------------------------------
 
-    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None) -> None:
+    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
+               quota_limits: Sequence[Ceiling] = ()) -> None:
+        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota)."""
         entry = self.get(mail)
         local, _, domain = mail.partition("@")
         changes: Changes = {}
@@ -219,10 +235,13 @@ class UserStore:
                 services.setdefault("forward", "forward")
 
         aliases = self._wanted_aliases(entry, domain, local, values)
+        claimed: list[str] = []
         if aliases is not None:
             ops = values_diff(entry.get("shadowAddress"), aliases)
             if ops:
                 changes["shadowAddress"] = ops
+            have = {v.lower() for v in entry.get("shadowAddress")}
+            claimed = [a for a in aliases if a.lower() not in have]
 
         if "services" in values:
             services = {s.lower(): s for s in values["services"]}
@@ -236,6 +255,15 @@ class UserStore:
 
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
+            # New alias addresses and a raised quota are checked after they were written (ceilings.py).
+            self.addresses.claim(entry.dn, claimed, *(quota_limits if self._raises_quota(entry, values) else ()))
+
+    @staticmethod
+    def _raises_quota(entry: Entry, values: dict[str, Any]) -> bool:
+        if "quota" not in values:
+            return False
+        current = int(entry.first("mailQuota") or 0)
+        return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
     def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
         """The shadowAddress values after the change; checks each new one."""
@@ -290,6 +318,7 @@ class UserStore:
         entry = self.get(mail, attrs=("*",))
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
+        self._start_counter(domain)
         with self.dir.batch() as batch:
             self.addresses.remove(batch, entry, mail)
             self._bump_counter(batch, domain, -1)
@@ -339,8 +368,14 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
+        room = [self.room(new_domain, new_rules.max_users)] \
+            if new_domain != old_domain and new_rules.max_users > 0 else []
+        if new_domain != old_domain:
+            self._start_counter(old_domain, entry=old_rules.entry)
+            self._start_counter(new_domain, entry=new_rules.entry)
         with self.dir.batch() as batch:
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
+            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
             if new_domain != old_domain:
                 self._bump_counter(batch, old_domain, -1)
                 self._bump_counter(batch, new_domain, +1)

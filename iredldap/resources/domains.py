@@ -114,7 +114,8 @@ class DomainItem:
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         self.limits.check_domains(who)
-        self.domains.create(domain, values, admin=None if who.is_global else who.mail)
+        self.domains.create(domain, values, admin=None if who.is_global else who.mail,
+                            limits=self.limits.domain_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:

@@ -15,6 +15,7 @@ from .. import accounts, validators
 from ..db.iredadmin import IredadminDB
 from ..db.policy_accounts import PolicyAccounts
 from ..directory.admins import Principal
+from ..directory.ceilings import Ceiling
 from ..directory.domains import DomainStore
 from ..directory.groups import GroupStore, ListStore
 from ..errors import NotAuthorized
@@ -35,13 +36,16 @@ def _mail(raw: str, param: str = "mail") -> str:
 
 class GroupItem:
     def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *,
-                 check_admin_limit: Callable[[Principal], None], policies: PolicyAccounts | None = None):
+                 check_admin_limit: Callable[[Principal], None],
+                 admin_ceilings: Callable[[Principal], list[Ceiling]], policies: PolicyAccounts | None = None):
         self.store = store
         self.policies = policies
         self.domains = domains
         self.db = db
         # The creating admin's own limit (maxAliases or maxLists), across its domains.
         self.check_admin_limit = check_admin_limit
+        # The same limit, held again after the write against parallel creates.
+        self.admin_ceilings = admin_ceilings
         self.create_params = store.kind.account.create_params()
         self.update_params = store.kind.account.update_params()
         self.delete_params = LIST_DELETE_PARAMS if isinstance(store, ListStore) else NO_PARAMS
@@ -85,7 +89,7 @@ class GroupItem:
         restrict_for_normal_admin(who, self.create_params, values, [])
         self._check_members(req, values)
         self.check_admin_limit(who)
-        self.store.create(mail, values)
+        self.store.create(mail, values, limits=self.admin_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:

@@ -121,7 +121,7 @@ class UserItem:
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
-        self.users.create(mail, values, password_hash=stored)
+        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -136,7 +136,8 @@ class UserItem:
         if "quota" in values:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
-        self.users.update(mail, values, password_hash=stored)
+        self.users.update(mail, values, password_hash=stored,
+                          quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
         if stored is not None:
             end_sessions_of(self.sessions, req, mail)
         ok(resp)
