@@ -10,7 +10,8 @@ Rules:
     GLOBAL          global admins only
     DOMAIN          the `{domain}` of the URL must be one the admin manages
     MAIL_DOMAIN     the domain part of `{mail}` must be one the admin manages
-    MAIL_ACCOUNT    MAIL_DOMAIN, and the account at `{mail}` may not hold
+    MAIL_ACCOUNT    MAIL_DOMAIN, and the account at `{mail}` (the address of a
+                    new one too: a standalone admin may have it) may not hold
                     admin rights beyond the caller's (a global admin, an
                     admin of a domain the caller does not manage, an admin
                     allowed to create domains when the caller is not): a
@@ -23,6 +24,9 @@ Rules:
                     MAIL_ACCOUNT)
     ACCOUNT         `{account}` is `global` (global admins only), a domain the
                     admin manages, or an address in such a domain
+    ACCOUNT_CHANGE  ACCOUNT, and an address may not be an account above the
+                    caller (as for MAIL_ACCOUNT): the policies of a global
+                    admin's mailbox are its own
 
 A normal admin asking about a domain it does not manage gets 403 whether the
 domain exists or not, so the answer tells nothing about other customers.
@@ -53,12 +57,14 @@ class Rule(enum.Enum):
     CREATE_DOMAIN = "create_domain"
     DELETE_DOMAIN = "delete_domain"
     ACCOUNT = "account"
+    ACCOUNT_CHANGE = "account_change"
     MAIL_ACCOUNT = "mail_account"
 
 
 P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
 A = Rule.ACCOUNT
 U = Rule.MAIL_ACCOUNT
+W = Rule.ACCOUNT_CHANGE
 X = Rule.DELETE_DOMAIN
 
 RULES: dict[tuple[str, str], Rule] = {
@@ -83,7 +89,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/domain/services/{domain}", "PUT"): G,
     # Mail users
     ("/api/user/{mail}", "GET"): M,
-    ("/api/user/{mail}", "POST"): M,
+    ("/api/user/{mail}", "POST"): U,
     ("/api/user/{mail}", "PUT"): U,
     ("/api/user/{mail}", "DELETE"): U,
     ("/api/user/{mail}/keep_mailbox_days/{days}", "DELETE"): U,
@@ -93,13 +99,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/verify_password/user/{mail}", "POST"): G,
     # Aliases and mailing lists
     ("/api/alias/{mail}", "GET"): M,
-    ("/api/alias/{mail}", "POST"): M,
+    ("/api/alias/{mail}", "POST"): U,
     ("/api/alias/{mail}", "PUT"): M,
     ("/api/alias/{mail}", "DELETE"): M,
     ("/api/alias/{mail}/change_email/{new_mail}", "POST"): M,
     ("/api/aliases/{domain}", "GET"): D,
     ("/api/maillist/{mail}", "GET"): M,
-    ("/api/maillist/{mail}", "POST"): M,
+    ("/api/maillist/{mail}", "POST"): U,
     ("/api/maillist/{mail}", "PUT"): M,
     ("/api/maillist/{mail}", "DELETE"): M,
     ("/api/maillist/{mail}/change_email/{new_mail}", "POST"): M,
@@ -126,23 +132,23 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/spampolicy/domain/{domain}", "PUT"): D,
     ("/api/spampolicy/domain/{domain}", "DELETE"): D,
     ("/api/spampolicy/user/{mail}", "GET"): M,
-    ("/api/spampolicy/user/{mail}", "PUT"): M,
-    ("/api/spampolicy/user/{mail}", "DELETE"): M,
+    ("/api/spampolicy/user/{mail}", "PUT"): U,
+    ("/api/spampolicy/user/{mail}", "DELETE"): U,
     ("/api/throttle/{account}/{direction}", "GET"): A,
-    ("/api/throttle/{account}/{direction}", "POST"): A,
-    ("/api/throttle/{account}/{direction}", "DELETE"): A,
+    ("/api/throttle/{account}/{direction}", "POST"): W,
+    ("/api/throttle/{account}/{direction}", "DELETE"): W,
     ("/api/greylisting/all", "GET"): G,
     ("/api/greylisting/whitelist_spf_domains", "GET"): G,
     ("/api/greylisting/whitelist_spf_domains", "POST"): G,
     ("/api/greylisting/{account}", "GET"): A,
-    ("/api/greylisting/{account}", "POST"): A,
-    ("/api/greylisting/{account}", "DELETE"): A,
+    ("/api/greylisting/{account}", "POST"): W,
+    ("/api/greylisting/{account}", "DELETE"): W,
     ("/api/greylisting/{account}/whitelists", "GET"): A,
-    ("/api/greylisting/{account}/whitelists", "POST"): A,
+    ("/api/greylisting/{account}/whitelists", "POST"): W,
     ("/api/wblist/{direction}/{listname}/{account}", "GET"): A,
-    ("/api/wblist/{direction}/{listname}/{account}", "POST"): A,
-    ("/api/wblist/{direction}/{listname}/{account}", "PUT"): A,
-    ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): A,
+    ("/api/wblist/{direction}/{listname}/{account}", "POST"): W,
+    ("/api/wblist/{direction}/{listname}/{account}", "PUT"): W,
+    ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): W,
     # API tokens and the activity log
     ("/api/tokens", "GET"): G,
     ("/api/tokens", "POST"): G,
@@ -216,17 +222,19 @@ def check(rule: Rule | None, access: Access, url_params: dict[str, str]) -> None
     mail = ""
     if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN):
         domain = validators.domain_name(url_params.get("domain", ""))
-    elif rule is Rule.ACCOUNT:
+    elif rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
         account = account_of(url_params.get("account", ""))
         if account.kind == "global":
             raise NotAuthorized("only global admins may change global settings")
         domain = account.name.rpartition("@")[2]
+        if rule is Rule.ACCOUNT_CHANGE and "@" in account.name:
+            mail = account.name
     else:
         mail = validators.email(url_params.get("mail", ""))
         domain = mail.rpartition("@")[2]
     if domain not in access.managed_domains():
         raise NotAuthorized(f"not an admin of domain {domain}")
-    if rule is Rule.MAIL_ACCOUNT and access.outranks(mail):
+    if rule in (Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE) and mail and access.outranks(mail):
         raise NotAuthorized(f"{mail} holds admin rights beyond yours: only a global admin may change it")
     if rule is Rule.DELETE_DOMAIN:
         above = access.outranking(domain)

@@ -358,6 +358,8 @@ _ACCESS_TEXT = {
     authz.Rule.DELETE_DOMAIN: "Global admins, or an admin of {domain} allowed to create domains when no "
                               "account of the domain holds admin rights beyond its own.",
     authz.Rule.ACCOUNT: "{account} `global`: global admins only; else an admin of its domain.",
+    authz.Rule.ACCOUNT_CHANGE: "{account} `global`: global admins only; else an admin of its domain, and for "
+                               "an address, when the account holds no admin rights beyond the caller's.",
 }
 
 

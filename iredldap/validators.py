@@ -105,7 +105,10 @@ def tenant_relay_host(value: str, param: str) -> None:
             domain = domain_name(host, param=param)
         except InvalidInput:
             raise refused from None
-        if domain == "localhost" or domain.endswith(".localhost"):
+        labels = domain.split(".")
+        # localhost.localdomain, localhost4.localdomain4 ...: loopback in the
+        # usual /etc/hosts files and in systemd-resolved.
+        if labels[-1] == "localhost" or re.fullmatch(r"localhost\d*", labels[0]):
             raise refused
         return
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -125,7 +125,7 @@ def expected(rule: Rule, role: str, account: str | None = None) -> str:
         return "allowed"
     if rule is Rule.LOGGED_IN:
         return "allowed"
-    if role == "own" and rule is Rule.ACCOUNT:
+    if role == "own" and rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
         return "403" if account == "global" else "allowed"
     if role == "own" and rule in (Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.MAIL_ACCOUNT):
         return "allowed"
@@ -158,15 +158,15 @@ def test_every_endpoint_for_every_caller(case, world, factory, iredadmin, settin
 
 
 ABOVE_CASES = [(template, method, target) for (template, method), rule in sorted(authz.RULES.items())
-               if rule is Rule.MAIL_ACCOUNT for target in ABOVE]
+               if rule in (Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE) for target in ABOVE]
 
 
 @pytest.mark.parametrize("case", ABOVE_CASES, ids=[f"{m} {t} {a}" for t, m, a in ABOVE_CASES])
 def test_accounts_above_a_normal_admin_are_out_of_its_reach(case, world, factory, iredadmin, settings):
-    """MAIL_ACCOUNT routes on a global admin and on a co-admin of another
+    """MAIL_ACCOUNT and ACCOUNT_CHANGE routes on a global admin and on a co-admin of another
     domain, both mail users of the normal admin's own domain."""
     template, method, target = case
-    path = concrete(template, mail=target)
+    path = concrete(template, mail=target, account=target)
     databases = reflect({"iredadmin": iredadmin.engine, "amavisd": make_engine(settings.sql_amavisd_url),
                          "iredapd": make_engine(settings.sql_iredapd_url)})
     before = snapshot(factory, databases)

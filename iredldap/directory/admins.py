@@ -127,6 +127,16 @@ class AdminStore:
             may_create = may_create or "create_new_domains" in settings_attr.parse(entry.get("accountSetting"))
         return Rights(is_global=is_global, may_create_domains=may_create, domains=frozenset(domains))
 
+    def addresses_at(self, domain: str) -> list[str]:
+        """Admin addresses in `domain`: standalone admins' and those some domain
+        names in `domainAdmin` (sorted)."""
+        at = "@" + domain
+        found = self.dir.search(self.tree.suffix, f(
+            "(|(&(objectClass=mailAdmin)(mail=*%s))(&(objectClass=mailDomain)(domainAdmin=*%s)))", at, at),
+            attrs=("mail", "domainAdmin"))
+        return sorted({v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
+                       if v.lower().endswith(at)})
+
     def outranking(self, domain: str, principal: Principal, managed: list[str]) -> list[str]:
         """Mail users of `domain` whose rights exceed the principal's (sorted).
 

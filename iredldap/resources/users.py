@@ -133,6 +133,10 @@ class UserItem:
                                   [] if who.is_global else self._locked_profiles(domain))
         if not who.is_global and mail == who.mail and "accountStatus" in values:
             raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
+        for alias in values.get("aliases", []) + values.get("addAlias", []):
+            # The address of an admin above the caller (a standalone admin's, say).
+            if req.context.access.outranks(alias):
+                raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
         if "quota" in values:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
