@@ -18,8 +18,8 @@ from typing import Any, Callable
 from . import validators
 from .errors import InvalidInput
 from .listing import list_params
-from .params import (ACCOUNT_STATUS, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
-                     NameList, Param, ParamSet, Secret, Text)
+from .params import (ACCOUNT_STATUS, INT64_MAX, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
+                     JoinedList, NameList, Param, ParamSet, Secret, Text)
 from .templates import Template, load
 
 
@@ -80,9 +80,15 @@ class AccountType:
         return ParamSet(tuple(f.param for f in self.fields) + self.extra_update, self.conflicts, self.requires)
 
 
-MB = Integer(minimum=0)
 MiB = 1024 * 1024
-LIMIT = Integer(minimum=-1)  # -1: may not create any
+# Quotas in MB: mailQuota holds bytes (an LDAP Integer that Dovecot reads as
+# a signed 64-bit number), so MB × MiB must fit in 64 bits.
+MAX_QUOTA_MB = INT64_MAX // MiB
+MB = Integer(minimum=0, maximum=MAX_QUOTA_MB)
+# Counts of accounts: far more than any server holds, and within the 32-bit
+# integers iRedAdmin's own code and forms assume.
+MAX_COUNT = 2**31 - 1
+LIMIT = Integer(minimum=-1, maximum=MAX_COUNT)  # -1: may not create any
 
 DOMAIN_SERVICES = ("mail", "domainalias", "senderbcc", "recipientbcc", "self-service")
 DOMAIN_PROFILES = ("bcc", "relay", "catchall", "aliases", "throttle", "greylisting", "wblist", "spampolicy",
@@ -153,7 +159,8 @@ DOMAIN = AccountType(
         Field(Param("recipientBcc", Email(allow_empty=True), "BCC address for mail sent to the domain (empty: none)",
                     profile="bcc"), attr="domainRecipientBccAddress", service="recipientbcc"),
         Field(Param("outboundRelay", Converted(check=validators.relay_host, description="Postfix next hop"),
-                    "Relay host for outbound mail, e.g. smtp:[192.0.2.1]:25 (empty: none)", profile="relay"),
+                    "Relay host for outbound mail, e.g. smtp:[192.0.2.1]:25 (empty: none)", profile="relay",
+                    normal_admin_check=validators.tenant_relay_host),
               attr="senderRelayHost"),
     ),
     extra_update=_DOMAIN_EXTRA,
@@ -193,20 +200,19 @@ ACCESS_POLICY = Choice(("public", "domain", "subdomain", "membersonly", "moderat
                        synonyms=(("allowedonly", "moderatorsonly"), ("open", "public")))
 
 
-def _sender_patterns(value: str, *, param: str) -> str:
-    """listAllowedUser items: an address, `domain`, `*@domain` or `.domain`."""
-    items = [v.strip().lower() for v in value.split(",") if v.strip()]
-    for item in items:
-        bare = item[2:] if item.startswith("*@") else item[1:] if item.startswith((".", "@")) else item
-        if "@" in bare:
-            validators.email(bare, param=param)
-        else:
-            validators.domain_name(bare, param=param)
-    return ",".join(dict.fromkeys(items))
+def _sender_pattern(value: str, *, param: str) -> str:
+    """A listAllowedUser item: an address, `domain`, `*@domain` or `.domain`."""
+    item = value.lower()
+    bare = item[2:] if item.startswith("*@") else item[1:] if item.startswith((".", "@")) else item
+    if "@" in bare:
+        validators.email(bare, param=param)
+    else:
+        validators.domain_name(bare, param=param)
+    return item
 
 
-def _address_list(description: str) -> Converted:
-    return Converted(check=lambda v, param: ",".join(EmailList().parse(v, param)), description=description)
+def _address_list(description: str) -> JoinedList:
+    return JoinedList(check=validators.email, description=description)
 
 
 _GROUP_FIELDS = (
@@ -239,10 +245,10 @@ MAILLIST = AccountType(
     fields=_GROUP_FIELDS + (
         Field(Param("owner", _address_list("comma-separated addresses"), "Owners of the list",
                     aliases=("owners", "listOwner")), attr="listOwner", multi=True),
-        Field(Param("allowedSenders", Converted(check=_sender_patterns, description="addresses or domains"),
+        Field(Param("allowedSenders", JoinedList(check=_sender_pattern, description="addresses or domains"),
                     "Senders always allowed: address, domain, *@domain or .domain (sub-domains)",
                     aliases=("listAllowedUser",)), attr="listAllowedUser", multi=True),
-        Field(Param("max_message_size", Integer(minimum=0), "Largest message in bytes (0: no limit)",
+        Field(Param("max_message_size", Integer(minimum=0, maximum=INT64_MAX), "Largest message in bytes (0: no limit)",
                     aliases=("maxMessageSize",)), attr="maxMessageSize", encode=lambda n: str(n) if n else None),
     ),
     extra_create=_MEMBERS[:1],
@@ -274,11 +280,10 @@ def _maildir(value: str, *, param: str) -> str:
     return path if path.endswith("/") else path + "/"
 
 
-def _phones(values: list[str], *, param: str) -> list[str]:
-    for value in values:
-        if not re.fullmatch(r"[0-9+()./ -]{1,32}", value):
-            raise InvalidInput(f"{param}: {value!r} is not a phone number", param=param)
-    return values
+def _phone(value: str, *, param: str) -> str:
+    if not re.fullmatch(r"[0-9+()./ -]{1,32}", value):
+        raise InvalidInput(f"{param}: {value!r} is not a phone number", param=param)
+    return value
 
 
 USER = AccountType(
@@ -304,18 +309,17 @@ USER = AccountType(
         Field(Param("recipientBcc", Email(allow_empty=True), "BCC address for mail the user receives (empty: none)",
                     profile="bcc"), attr="userRecipientBccAddress", on_create=False),
         Field(Param("outboundRelay", Converted(check=validators.relay_host, description="Postfix next hop"),
-                    "Relay host for mail the user sends (empty: none)", profile="relay"),
+                    "Relay host for mail the user sends (empty: none)", profile="relay",
+                    normal_admin_check=validators.tenant_relay_host),
               attr="senderRelayHost", on_create=False),
         Field(Param("mailboxFormat", MAILBOX_FORMAT, "Dovecot mailbox format"), attr="mailboxFormat"),
         Field(Param("mailboxFolder", Converted(check=_mailbox_folder, description="folder name"),
                     "Mailbox folder below the home directory"), attr="mailboxFolder"),
         Field(Param("maildir", Converted(check=_maildir, description="absolute path"),
                     "Absolute mailbox path (lower-cased)", global_only=True), attr="homeDirectory"),
-        Field(Param("telephoneNumber", Converted(check=lambda v, param: ",".join(_phones(
-            [p.strip() for p in v.split(",") if p.strip()], param=param)), description="comma-separated"),
+        Field(Param("telephoneNumber", JoinedList(check=_phone, description="comma-separated"),
                     "Telephone numbers"), attr="telephoneNumber", multi=True, on_create=False),
-        Field(Param("mobile", Converted(check=lambda v, param: ",".join(_phones(
-            [p.strip() for p in v.split(",") if p.strip()], param=param)), description="comma-separated"),
+        Field(Param("mobile", JoinedList(check=_phone, description="comma-separated"),
                     "Mobile numbers"), attr="mobile", multi=True, on_create=False),
     ),
     extra_create=(
@@ -381,7 +385,7 @@ ADMIN_DISABLED_SERVICES = {"disableViewingMailLog": "view_mail_log",
 ADMIN_NORMAL_ONLY = ("maxDomains", "maxQuota", "quotaUnit", "maxUsers", "maxAliases", "maxLists",
                      *ADMIN_DISABLED_SERVICES)
 # create_max_*: 0 unlimited (the setting is removed), -1 none at all.
-ADMIN_LIMIT = Integer(minimum=-1)
+ADMIN_LIMIT = Integer(minimum=-1, maximum=MAX_COUNT)
 
 
 def _admin_limit(n: int) -> str | None:

@@ -33,10 +33,15 @@ from .resources import ldif as ldif_resources
 from .resources import check as check_resource
 from .check import Checker
 from .resources.journal import SettleJournal
+from .resources.bounds import BodyLimit, Methods, json_dumps, json_loads
 from .resources.middleware import Authentication, ClientAccess
+from .resources.forms import FormOrJsonHandler
+from .resources.slashes import MergeSlashes
 from .sessions import SessionStore
+from .startup import prepare_databases
 from .audit import AuditLog
 from .metrics import RequestMetrics
+from . import params
 from .tokens import ScopedDomains, TokenStore
 
 
@@ -65,6 +70,8 @@ def tree_of(settings: Settings) -> Tree:
 
 def create_app(settings: Settings, backends: Backends | None = None) -> falcon.App:
     backends = backends or connect(settings)
+    # Our own tables (api_tokens ...) beside iRedAdmin's, made where missing.
+    prepare_databases(backends.iredadmin)
     tree = tree_of(settings)
     journal = attach_journal(backends, tree)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
@@ -83,9 +90,14 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
     policy_accounts = PolicyAccounts(amavisd, iredapd)
 
+    # The bound of every list parameter (iredldap.params), from MAX_LIST_ITEMS.
+    params.set_max_list_items(settings.max_list_items)
     audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
     app = falcon.App(middleware=[
+        MergeSlashes(),  # first: everything after it sees the canonical path
         RequestMetrics(settings.url_prefix),
+        Methods(),
+        BodyLimit(settings.max_request_body),
         ClientAccess(settings),
         audit_log,
         Authentication(settings, sessions, admin_store, domain_store, api_tokens),
@@ -94,15 +106,17 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     # Clients send `catchall=` to mean "none": keep blank values everywhere.
     app.req_options.keep_blank_qs_values = True
     app.req_options.auto_parse_qs_csv = False
-    app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = falcon.media.URLEncodedFormHandler(
-        keep_blank=True, csv=False)
+    # (a JSON object labelled as a form, as `curl -d` sends it, is read as JSON)
+    app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = FormOrJsonHandler(keep_blank=True, csv=False)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(loads=json_loads)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_dumps)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
     domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin, policies=policy_accounts,
                                      limits=admin_limits)
     user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
-                               policies=policy_accounts)
+                               policies=policy_accounts, sessions=sessions)
     routes = [
         ("/api/login", login.Login(settings, admin_store, sessions, backends.iredadmin), {}),
         ("/api/logout", login.Logout(settings, sessions), {}),
@@ -115,17 +129,19 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, {"suffix": "keep"}),
         ("/api/user/{mail}/change_email/{new_mail}",
          change_email.ChangeEmail(user_store, "user", domain_store, backends.iredadmin, policy_accounts), {}),
-        ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin), {}),
+        ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin, sessions=sessions), {}),
         ("/api/verify_password/user/{mail}", users.UserPasswordCheck(user_store), {}),
         # Aliases and mailing lists
         ("/api/alias/{mail}", groups.GroupItem(alias_store, domain_store, backends.iredadmin,
                                                check_admin_limit=admin_limits.check_aliases,
+                                               admin_ceilings=admin_limits.alias_ceilings,
                                                policies=policy_accounts), {}),
         ("/api/alias/{mail}/change_email/{new_mail}",
          change_email.ChangeEmail(alias_store, "alias", domain_store, backends.iredadmin, policy_accounts), {}),
         ("/api/aliases/{domain}", groups.GroupCollection(alias_store, domain_store), {}),
         ("/api/maillist/{mail}", groups.GroupItem(list_store, domain_store, backends.iredadmin,
                                                   check_admin_limit=admin_limits.check_lists,
+                                                  admin_ceilings=admin_limits.list_ceilings,
                                                   policies=policy_accounts), {}),
         ("/api/maillist/{mail}/change_email/{new_mail}",
          change_email.ChangeEmail(list_store, "mailing list", domain_store, backends.iredadmin, policy_accounts),
@@ -134,7 +150,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         # Admins
         ("/api/admins", admins.AdminCollection(admin_store, domain_store), {}),
         ("/api/admin/{mail}",
-         admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings), {}),
+         admins.AdminItem(admin_store, domain_store, user_store, backends.iredadmin, settings,
+                          sessions=sessions), {}),
         ("/api/verify_password/admin/{mail}", admins.AdminPasswordCheck(admin_store), {}),
         # Spam policy, throttling, greylisting, white/blacklists (SQL)
         *policies.routes(amavisd, iredapd, policies.Accounts(domain_store, backends.directory, tree)),

@@ -42,6 +42,7 @@ import falcon
 
 from . import authz
 from .db.iredadmin import IredadminDB
+from .errors import DatabaseUnavailable
 from .params import Blankable, Boolean, Choice, Integer, Number, ParamSet, Secret
 from .resources.common import raw_params
 
@@ -161,17 +162,32 @@ def subject_of(template: str, url_params: dict[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        value = ",".join(_text(v) for v in value)
+# What a log row must not hold: control characters (a forged line break in
+# the log) and unpaired surrogates (no database can encode them: the row
+# would be lost).  They are written as escapes instead.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and lone surrogates as \\x.. / \\u.... escapes."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _text(value: Any, depth: int = 0) -> str:
+    if depth > 3:
+        value = "..."
+    elif isinstance(value, list):
+        value = ",".join(_text(v, depth + 1) for v in value[:_VALUE_MAX])
     elif isinstance(value, dict):
-        value = "{" + ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) + "}"
+        value = "{" + ", ".join(f"{_text(k, depth + 1)}: {_text(v, depth + 1)}"
+                                for k, v in list(value.items())[:_VALUE_MAX]) + "}"
     elif isinstance(value, bool):
         value = "yes" if value else "no"
     elif value is None:
         value = ""
     text = str(value).replace("\r", " ").replace("\n", " ")
-    return text if len(text) <= _VALUE_MAX else text[:_VALUE_MAX] + "..."
+    text = text if len(text) <= _VALUE_MAX else text[:_VALUE_MAX] + "..."
+    return printable(text)
 
 
 class AuditLog:
@@ -193,7 +209,7 @@ class AuditLog:
         return name not in self.declared and bool(_LOOKS_SECRET.search(name))
 
     def params_text(self, params: dict[str, Any]) -> str:
-        return ", ".join(f"{name}={HIDDEN if self.is_secret(name) else _text(params[name])}"
+        return ", ".join(f"{_text(name)}={HIDDEN if self.is_secret(name) else _text(params[name])}"
                          for name in sorted(params, key=str))
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
@@ -217,7 +233,18 @@ class AuditLog:
         try:
             self.db.add_log(**row)
         except Exception as exc:
-            log.error("audit log not written (%s): %s", exc, row)
+            # A database whose columns take less than all of Unicode (MySQL's
+            # 3-byte utf8, latin1) refuses some accepted values: the row
+            # then goes in with those characters escaped, rather than not at all.
+            ascii_row = {k: v.encode("ascii", "backslashreplace").decode("ascii") if isinstance(v, str) else v
+                         for k, v in row.items()}
+            if isinstance(exc, DatabaseUnavailable) or ascii_row == row:
+                log.error("audit log not written (%s): %r", exc, ascii_row)
+                return
+            try:
+                self.db.add_log(**ascii_row)
+            except Exception as exc:
+                log.error("audit log not written (%s): %r", exc, ascii_row)
 
     def _row(self, req: falcon.Request, resp: falcon.Response, template: str, principal) -> dict[str, Any]:
         try:
@@ -245,13 +272,13 @@ class AuditLog:
         if token is not None:
             msg += f" via {token.who}"
         return {
-            "admin": principal.mail,
-            "ip": getattr(req.context, "client_ip", "") or "",
-            "domain": domain,
-            "username": username,
+            "admin": printable(principal.mail),
+            "ip": printable(getattr(req.context, "client_ip", "") or ""),
+            "domain": printable(str(domain)),
+            "username": printable(str(username)),
             "event": event_of(req.method, template, params),
             "loglevel": "info" if status < 400 else "error",
-            "msg": msg if len(msg) <= _MSG_MAX else msg[:_MSG_MAX] + "...",
+            "msg": printable(msg if len(msg) <= _MSG_MAX else msg[:_MSG_MAX] + "..."),
         }
 
 

@@ -9,6 +9,7 @@
     iredldap import         load an LDIF file (checked first; parents first; resumable)
     iredldap token          API tokens: create, list, revoke
     iredldap check          find (and with --repair fix) what an outage or an import left wrong
+    iredldap config-from-iredadmin   an iredldap INI from iRedAdmin(-Pro)'s settings.py
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 from . import passwords, validators
 from .config import Settings
 from .errors import AlreadyExists, ConfigError, InvalidInput, IredldapError, NoSuchAccount
+from .private_files import make_private_dir, open_private, write_private
 
 
 def _settings() -> Settings:
@@ -40,8 +42,14 @@ def _fail(exc: IredldapError) -> None:
 
 
 @click.group()
-def main() -> None:
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The settings file (INI, section [iredldap]). Default: $IREDLDAP_CONFIG, "
+                   "else /etc/iredldap/iredldap.ini.")
+def main(config_path: str | None) -> None:
     """LDAP-native REST API for iRedMail-style mail servers."""
+    if config_path:
+        # Through the environment, so gunicorn's workers read the same file.
+        os.environ["IREDLDAP_CONFIG"] = str(Path(config_path).resolve())
 
 
 @main.command()
@@ -49,17 +57,29 @@ def main() -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False),
               help="A gunicorn configuration file (e.g. gunicorn.conf.py).")
-def serve(bind: str, workers: int, gunicorn_config: str | None) -> None:
+@click.option("--pidfile", default=None, hidden=True, help="Where gunicorn writes its pid (the demo's --stop reads it).")
+def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | None = None) -> None:
     """Serve the API with gunicorn."""
-    _settings()  # refuse to start on a bad configuration, with one clear line
+    from .startup import check_or_exit
+
+    # Refuse to start on a bad configuration, a missing database driver or
+    # own tables that cannot be made: one clear line, before any worker.
+    check_or_exit()
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
+            # Without a file, the worker gunicorn.conf.py ships (threads: a
+            # stalled client holds a thread, not a worker); a file may say otherwise.
+            self.cfg.set("worker_class", "iredldap.gunicorn_worker.ThreadWorker")
+            self.cfg.set("threads", 8)
+            self.cfg.set("keepalive", 5)
             if gunicorn_config:
                 self.load_config_from_file(gunicorn_config)
             self.cfg.set("bind", [bind])
             self.cfg.set("workers", workers)
+            if pidfile:
+                self.cfg.set("pidfile", pidfile)
 
         def load(self):
             from .wsgi import application
@@ -169,24 +189,34 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     from .directory.users import UserStore
 
     folder = Path(data_dir).resolve()
+    api_pid_file = folder / "api.pid"
     if stop:
-        LocalSlapd(folder / "slapd", port=ldap_port).stop()
-        click.echo("demo slapd stopped")
+        _stop_demo_api(api_pid_file)
+        slapd = LocalSlapd(folder / "slapd", port=ldap_port)
+        slapd_pid = slapd.pid()
+        slapd.stop()
+        click.echo(f"stopped the demo slapd (pid {slapd_pid}; data kept in {folder / 'slapd'})" if slapd_pid
+                   else "the demo slapd was not running")
         return
-    folder.mkdir(parents=True, exist_ok=True)
+    if not no_serve:
+        # Before anything is printed or started: a busy port would otherwise
+        # show the success banner and then gunicorn's errors.
+        _refuse_busy_port(port, api_pid_file)
+    # Bind password, SECRET_KEY, databases, slapd: owner only, from creation on.
+    make_private_dir(folder)
     secrets_file = folder / "demo-secrets"
     if secrets_file.exists():
         root_pw, admin_pw, secret_key = secrets_file.read_text().split()
     else:
         root_pw, admin_pw, secret_key = (secrets.token_urlsafe(12), secrets.token_urlsafe(9) + "#1a",
                                          secrets.token_urlsafe(32))
-        secrets_file.write_text(f"{root_pw}\n{admin_pw}\n{secret_key}\n")
-        secrets_file.chmod(0o600)
+        write_private(secrets_file, f"{root_pw}\n{admin_pw}\n{secret_key}\n")
     suffix = "dc=example,dc=com"
     slapd = LocalSlapd(folder / "slapd", port=ldap_port, suffix=suffix, root_password=root_pw)
     slapd.start()
     config = folder / "iredldap.ini"
-    config.write_text(
+    write_private(
+        config,
         "[iredldap]\n"
         f"ldap_uri = {slapd.uri}\n"
         f"ldap_bind_dn = {slapd.root_dn}\n"
@@ -218,7 +248,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         pass
     click.echo(f"slapd:     {slapd.uri}  (bind {slapd.root_dn}; data in {slapd.data_dir})")
     click.echo(f"settings:  {config}")
-    click.echo(f"API:       http://127.0.0.1:{port}/api/")
+    click.echo(f"           export IREDLDAP_CONFIG={config}   # for iredldap token/export/import ...")
+    click.echo(f"API:       http://127.0.0.1:{port}/api/  (docs: http://127.0.0.1:{port}/api/docs)")
     click.echo(f"login:     username={admin} password={admin_pw}")
     click.echo(f"try:       curl -c /tmp/c -d username={admin} -d password='{admin_pw}' "
                f"http://127.0.0.1:{port}/api/login && curl -b /tmp/c http://127.0.0.1:{port}/api/domains")
@@ -226,7 +257,54 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         return
     os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
-    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None)
+    click.echo("stop:      scripts/demo --stop  (or Ctrl-C)")
+    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None, pidfile=str(api_pid_file))
+
+
+def _running_demo_api(pid_file: Path) -> int | None:
+    """The pid of the demo's gunicorn, if its pid file names a live one."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None  # exited, not yet reaped by its parent
+    except (OSError, ValueError, IndexError):
+        return None
+    # Guard against a recycled pid: it must still be our server.
+    return pid if ("iredldap" in argv or "gunicorn" in argv) else None
+
+
+def _refuse_busy_port(port: int, pid_file: Path) -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        pid = _running_demo_api(pid_file)
+        why = (f"the demo API is already running there (pid {pid}); `scripts/demo --stop` stops it" if pid
+               else "something else listens there; choose another with --port")
+        click.echo(f"iredldap: port {port} on 127.0.0.1 is in use: {why}", err=True)
+        sys.exit(1)
+    finally:
+        probe.close()
+
+
+def _stop_demo_api(pid_file: Path) -> None:
+    import signal
+    import time
+
+    pid = _running_demo_api(pid_file)
+    if pid is None:
+        click.echo("the demo API was not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running_demo_api(pid_file) == pid:
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    click.echo(f"stopped the demo API (gunicorn pid {pid})")
 
 
 # -- LDIF export and import ---------------------------------------------------------
@@ -277,7 +355,8 @@ def export_ldif(target: str | None, output: str, no_passwords: bool) -> None:
                 count += 1
                 bar.update(1)
 
-            with open(partial, "wb") if partial else nullcontext(sys.stdout.buffer) as out:
+            # With password hashes in it: owner only.
+            with open_private(partial) if partial else nullcontext(sys.stdout.buffer) as out:
                 for chunk in exporter.stream(plan, passwords=passwords, on_entry=counted):
                     out.write(chunk)
                 out.flush()
@@ -478,10 +557,11 @@ def _cli_log(db, event: str, username: str, msg: str) -> None:
 @click.argument("admin")
 @click.option("--name", default="", help="What the token is for.")
 @click.option("--read-only", is_flag=True, help="Only GET requests.")
-@click.option("--domains", default="", help="Only these domains (comma-separated).")
+@click.option("--domains", default=None, help="Only these domains (comma-separated).")
 @click.option("--expires", default="", help="ISO 8601 date or date-time (UTC unless an offset is given).")
 @click.option("--days", type=click.IntRange(1, 36500), default=None, help="Expires in this many days.")
-def token_create(admin: str, name: str, read_only: bool, domains: str, expires: str, days: int | None) -> None:
+def token_create(admin: str, name: str, read_only: bool, domains: str | None, expires: str,
+                 days: int | None) -> None:
     """Create a token for ADMIN (an active admin) and print it (shown once)."""
     from datetime import timedelta
 
@@ -492,7 +572,11 @@ def token_create(admin: str, name: str, read_only: bool, domains: str, expires: 
     settings = _settings()
     try:
         admin = validators.email(admin, param="admin")
-        domain_list = [validators.domain_name(d.strip(), param="domains") for d in domains.split(",") if d.strip()]
+        domain_list = [validators.domain_name(d.strip(), param="domains")
+                       for d in (domains or "").split(",") if d.strip()]
+        if domains is not None and not domain_list:
+            # Fail closed, as the API does: no domains is not "every domain".
+            raise InvalidInput("--domains names no domain; leave it out for a token not limited to domains")
         if expires and days:
             raise InvalidInput("give --expires or --days, not both")
         backends, store = _token_store(settings)
@@ -544,6 +628,49 @@ def token_revoke(token_id: int) -> None:
     except IredldapError as exc:
         _fail(exc)
     click.echo(f"revoked token {token_id}")
+
+
+
+# -- moving from iRedAdmin-Pro --------------------------------------------------------
+
+@main.command("config-from-iredadmin")
+@click.argument("settings_py", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The INI file to write (mode 0600: it holds passwords); - is standard output.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def config_from_iredadmin(settings_py: str, output: str, force: bool) -> None:
+    """Write an iredldap INI from iRedAdmin(-Pro)'s SETTINGS_PY.
+
+    Reads (never runs) the file: the LDAP URI, bind DN and password, base
+    DNs, the iredadmin, amavisd and iredapd databases, the API switches and
+    RESTFUL_API_CLIENTS, mlmmjadmin_api_auth_token and the password scheme.
+    What it could not map, and what it assumed, is listed on standard error.
+    """
+    from .iredadmin_settings import convert
+
+    try:
+        conv = convert(Path(settings_py).read_text(encoding="utf-8"), settings_py)
+    except ConfigError as exc:
+        click.echo(f"iredldap: {exc.reason}", err=True)
+        sys.exit(2)
+    text = conv.ini()
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        target = Path(output)
+        if target.exists() and not force:
+            click.echo(f"iredldap: {output} exists (use --force to overwrite)", err=True)
+            sys.exit(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(target, 0o600)
+        click.echo(f"wrote {output} ({len(conv.values)} settings)", err=True)
+    for note in conv.notes:
+        click.echo(f"note: {note}", err=True)
+    for item in conv.unmapped:
+        click.echo(f"not mapped: {item}", err=True)
 
 
 if __name__ == "__main__":

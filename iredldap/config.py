@@ -17,10 +17,14 @@ from pathlib import Path
 from .errors import ConfigError
 
 ENV_PREFIX = "IREDLDAP_"
+# Read when neither IREDLDAP_CONFIG nor `iredldap --config` names a file.
+DEFAULT_CONFIG = "/etc/iredldap/iredldap.ini"
 # IREDLDAP_* variables that are not settings: the file's path, and the
 # password `iredldap create-admin` reads (it would otherwise be an unknown
 # setting and stop the very command that reads it).
-NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD"})
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD",
+                          # gunicorn.conf.py's (they are gunicorn's, not the app's).
+                          *(ENV_PREFIX + name for name in ("BIND", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS"))})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
@@ -53,6 +57,28 @@ def _networks(name: str, raw: str) -> tuple[Network, ...]:
         except ValueError:
             raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
     return tuple(nets)
+
+
+def _check_sql_url(name: str, url: str) -> None:
+    """The URL parses and its driver can be loaded, checked at start-up:
+    otherwise every worker would fail on its first query."""
+    from sqlalchemy import exc as sa_exc
+
+    from .db.engine import database_url
+
+    try:
+        parsed = database_url(url)
+        dialect = parsed.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        raise ConfigError(f"{name}: unknown database type {url.split('://', 1)[0]!r} "
+                          "(use sqlite:///, mysql+pymysql:// or postgresql+psycopg://)") from None
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"{name}: not a usable SQLAlchemy URL ({exc})") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(f"{name}: the database driver for {parsed.drivername} is not installed ({exc}); "
+                          "use mysql+pymysql:// or postgresql+psycopg://") from None
 
 
 @dataclass(frozen=True)
@@ -103,12 +129,27 @@ class Settings:
     session_timeout: int = 1800
     session_cookie_name: str = "iRedAdmin-LDAP"
     session_cookie_secure: bool = False
-    # Failed logins from one address within the window before it is refused.
+    # Failed logins counted over the window (see iredldap.login_throttle):
+    # per account and per (address, account) pair, and per address for all
+    # accounts; past a threshold each attempt waits LOGIN_BACKOFF_START
+    # seconds, doubled per further failure, at most the window.
     login_max_failures: int = 5
     login_failure_window: int = 600
+    login_max_failures_per_address: int = 50
+    login_backoff_start: int = 30
+    # An address the account logged in from within these days is held only
+    # to the pair counter (0: none is).
+    login_known_address_days: int = 30
     # Password hashes in LDIF exports: global-admins (only a global admin's
     # exports have them), always, or never.
     ldif_export_passwords: str = "global-admins"
+    # iRedAdmin's `mlmmjadmin_api_auth_token`, carried over by
+    # `iredldap config-from-iredadmin` for mlmmj (subscribable) lists.
+    mlmmjadmin_api_auth_token: str = field(default="", repr=False)
+    # Bounded input: a request body larger than this many bytes is refused
+    # (413) before it is read; a list parameter takes at most this many values.
+    max_request_body: int = 1024 * 1024
+    max_list_items: int = 1000
 
     @property
     def domains_dn(self) -> str:
@@ -122,10 +163,14 @@ class Settings:
 
     @classmethod
     def from_sources(cls, environ: dict[str, str] | None = None, path: str | None = None) -> "Settings":
-        """Read the INI file named by IREDLDAP_CONFIG (or `path`), then the environment."""
+        """Read the INI file `path`, or the one named by IREDLDAP_CONFIG, or
+        DEFAULT_CONFIG if it exists; then the environment.  An error in the
+        settings says which file was read (or that none was)."""
         environ = dict(os.environ if environ is None else environ)
         raw: dict[str, str] = {}
         path = path or environ.get(ENV_PREFIX + "CONFIG")
+        if not path and Path(DEFAULT_CONFIG).is_file():
+            path = DEFAULT_CONFIG
         if path:
             parser = configparser.ConfigParser(interpolation=None)
             try:
@@ -142,7 +187,13 @@ class Settings:
         for key, value in environ.items():
             if key.startswith(ENV_PREFIX) and key not in NOT_SETTINGS:
                 raw[key[len(ENV_PREFIX):].lower()] = value
-        return cls.from_mapping(raw)
+        try:
+            return cls.from_mapping(raw)
+        except ConfigError as exc:
+            where = (f"settings file: {path}" if path else
+                     f"no settings file was read: set IREDLDAP_CONFIG, use `iredldap --config FILE` "
+                     f"or create {DEFAULT_CONFIG}")
+            raise ConfigError(f"{exc.reason} ({where})") from None
 
     @classmethod
     def from_mapping(cls, raw: dict[str, str]) -> "Settings":
@@ -190,14 +241,27 @@ class Settings:
             if "://" not in getattr(self, key):
                 raise ConfigError(f"{key.upper()}: expected an SQLAlchemy URL such as "
                                   f"mysql+pymysql://amavisd:secret@127.0.0.1/amavisd")
+        for key in ("sql_iredadmin_url", "sql_amavisd_url", "sql_iredapd_url"):
+            _check_sql_url(key.upper(), getattr(self, key))
         if self.session_timeout <= 0:
             raise ConfigError("SESSION_TIMEOUT: must be a positive number of seconds")
         # 0 would not mean "no limit": every login would be refused as one failure too many.
         if self.login_max_failures < 1:
             raise ConfigError("LOGIN_MAX_FAILURES: must be at least 1")
+        if self.login_max_failures_per_address < 1:
+            raise ConfigError("LOGIN_MAX_FAILURES_PER_ADDRESS: must be at least 1")
+        for key in ("login_failure_window", "login_backoff_start"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key.upper()}: must be a positive number of seconds")
+        if self.login_known_address_days < 0:
+            raise ConfigError("LOGIN_KNOWN_ADDRESS_DAYS: must not be negative")
         if self.ldif_export_passwords not in LDIF_EXPORT_PASSWORDS:
             raise ConfigError(f"LDIF_EXPORT_PASSWORDS: expected one of {', '.join(LDIF_EXPORT_PASSWORDS)}, "
                               f"got {self.ldif_export_passwords!r}")
+        if self.max_request_body < 1024:
+            raise ConfigError("MAX_REQUEST_BODY: must be at least 1024 bytes")
+        if self.max_list_items < 1:
+            raise ConfigError("MAX_LIST_ITEMS: must be at least 1")
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")
         if self.restrict_metrics_access and not self.restful_api_clients:

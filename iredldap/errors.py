@@ -42,6 +42,12 @@ class MissingParameter(InvalidInput):
     code = "MISSING_PARAMETER"
 
 
+class RequestTooLarge(IredldapError):
+    """The request body is over MAX_REQUEST_BODY; refused unread."""
+
+    code = "REQUEST_TOO_LARGE"
+
+
 # -- who you are and what you may do ----------------------------------------
 
 class LoginRequired(IredldapError):

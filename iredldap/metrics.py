@@ -7,7 +7,8 @@ LDAP and SQL errors.
     iredldap_sql_errors_total{code}        DATABASE_UNAVAILABLE or DATABASE_ERROR
 
 `endpoint` is the route's URI template (`/api/user/{mail}`), never the
-concrete path, so the number of series stays bounded; requests no route
+concrete path, and `method` one of the standard methods or `other`, so the
+number of series stays bounded whatever clients send; requests no route
 matched count as `unmatched`.  Error counts come from the two places where
 ldap3 and SQLAlchemy errors become ours (`Directory._translated`,
 `translate_db_errors`), which call `count_error` -- this module imports no
@@ -41,6 +42,8 @@ LDAP_ERRORS = Counter("iredldap_ldap_errors", "LDAP operations that failed, by o
 SQL_ERRORS = Counter("iredldap_sql_errors", "SQL statements that failed, by our error code", ("code",))
 
 _ERRORS = {"ldap": LDAP_ERRORS, "sql": SQL_ERRORS}
+# Any other method a client makes up is counted as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def count_error(source: str, code: str) -> None:
@@ -52,6 +55,7 @@ def count_error(source: str, code: str) -> None:
 
 
 def observe_request(method: str, endpoint: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "other"
     REQUESTS.labels(method=method, endpoint=endpoint, status=str(status)).inc()
     LATENCY.labels(method=method, endpoint=endpoint, status=str(status)).observe(seconds)
 

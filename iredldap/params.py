@@ -9,8 +9,9 @@ aliases of the current ones.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import validators
 from .errors import ConflictingParameters, InvalidInput, MissingParameter, UnknownParameters
@@ -19,6 +20,39 @@ Raw = str | int | float | bool | list | None
 
 _TRUE = {"yes", "true", "1", "on", "y"}
 _FALSE = {"no", "false", "0", "off", "n"}
+
+# C0 and C1 control characters (tab, CR and LF included: no parameter is
+# multi-line text) and unpaired UTF-16 surrogates, which no store can encode.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Whole numbers as ASCII digits only: int() would also take "１２",
+# "1_000", "+5" and " 5".
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+_DECIMAL_NUMBER = re.compile(r"-?(?:[0-9]{1,19}(?:\.[0-9]{1,19})?|\.[0-9]{1,19})")
+# Largest value of a signed 64-bit integer: what LDAP Integer attributes and
+# the SQL BIGINT columns the values end up in hold, at most.
+INT64_MAX = 2**63 - 1
+
+# Most values a list parameter (forwarding, members, wblist addresses ...)
+# takes, unless its kind names its own limit: MAX_LIST_ITEMS, set by
+# create_app from the settings (the service reads its configuration once).
+DEFAULT_MAX_LIST_ITEMS = 1000
+_list_limit = {"max_items": DEFAULT_MAX_LIST_ITEMS}
+
+
+def set_max_list_items(limit: int) -> None:
+    """The limit of every list parameter that names none of its own."""
+    if limit < 1:
+        raise ValueError("the list limit must be at least 1")
+    _list_limit["max_items"] = limit
+
+
+def max_list_items() -> int:
+    return _list_limit["max_items"]
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A refused value, short enough for an error message."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _scalar(raw: Raw, name: str) -> str:
@@ -35,18 +69,23 @@ def _scalar(raw: Raw, name: str) -> str:
         return str(raw)
     if not isinstance(raw, str):
         raise InvalidInput(f"{name}: expected a text value", param=name)
-    if "\x00" in raw or "\n" in raw or "\r" in raw:
-        raise InvalidInput(f"{name}: control characters are not allowed", param=name)
+    if _FORBIDDEN_CHARS.search(raw):
+        raise InvalidInput(f"{name}: control characters and unpaired surrogates are not allowed", param=name)
     return raw
 
 
-def _items(raw: Raw, name: str) -> list[str]:
-    """A comma-separated list (or a JSON array, or repeated keys), trimmed, blanks dropped."""
+def _items(raw: Raw, name: str, max_items: int | None = None) -> list[str]:
+    """A comma-separated list (or a JSON array, or repeated keys), trimmed,
+    blanks dropped; more than `max_items` values is refused before any of
+    them is checked."""
     parts = raw if isinstance(raw, list) else [raw]
     items: list[str] = []
     for part in parts:
         items.extend(item.strip() for item in _scalar(part, name).split(","))
-    return [item for item in items if item]
+    items = [item for item in items if item]
+    if max_items is not None and len(items) > max_items:
+        raise InvalidInput(f"{name}: {len(items)} values given, at most {max_items} allowed", param=name)
+    return items
 
 
 def _dedupe(values: Iterable[str]) -> list[str]:
@@ -103,15 +142,20 @@ class Secret(Kind):
 @dataclass(frozen=True)
 class Integer(Kind):
     minimum: int | None = 0
-    maximum: int | None = None
+    # Never unbounded: at most what a signed 64-bit integer holds.
+    maximum: int | None = INT64_MAX
     json_type = "integer"
 
     def parse(self, raw: Raw, name: str) -> int:
-        text = _scalar(raw, name).strip()
-        try:
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if isinstance(raw, int) and not isinstance(raw, bool):      # a JSON number
+            value = raw
+        else:
+            text = _scalar(raw, name)
+            if not _WHOLE_NUMBER.fullmatch(text):
+                raise InvalidInput(f"{name}: {_shown(text)} is not a whole number (ASCII digits)", param=name)
             value = int(text)
-        except ValueError:
-            raise InvalidInput(f"{name}: {text!r} is not a whole number", param=name) from None
         if self.minimum is not None and value < self.minimum:
             raise InvalidInput(f"{name}: must be at least {self.minimum}", param=name)
         if self.maximum is not None and value > self.maximum:
@@ -190,34 +234,57 @@ class Domain(Kind):
 
 
 @dataclass(frozen=True)
-class EmailList(Kind):
+class ListKind(Kind):
+    """A list parameter: comma-separated text, a JSON array or repeated keys.
+
+    `max_items` bounds how many values it takes (None: MAX_LIST_ITEMS); the
+    API document shows the bound as `maxItems`.
+    """
+
+    max_items: int | None = field(default=None, kw_only=True)
+
+    def limit(self) -> int:
+        return self.max_items if self.max_items is not None else max_list_items()
+
+    def items(self, raw: Raw, name: str) -> list[str]:
+        return _items(raw, name, self.limit())
+
+    def list_schema(self, description: str) -> dict:
+        # The value is a string (or an array of strings); maxItems is the
+        # bound on the number of values either way.
+        return {"type": "string", "description": f"{description}; at most {self.limit()} values",
+                "maxItems": self.limit()}
+
+
+@dataclass(frozen=True)
+class EmailList(ListKind):
     """Comma-separated addresses; empty means 'none'."""
 
     def parse(self, raw: Raw, name: str) -> list[str]:
-        return _dedupe(validators.email(item, param=name) for item in _items(raw, name))
+        return _dedupe(validators.email(item, param=name) for item in self.items(raw, name))
 
     def schema(self) -> dict:
-        return {"type": "string", "description": "comma-separated email addresses"}
+        return self.list_schema("comma-separated email addresses")
 
 
 @dataclass(frozen=True)
-class DomainList(Kind):
+class DomainList(ListKind):
     def parse(self, raw: Raw, name: str) -> list[str]:
-        return _dedupe(validators.domain_name(item, param=name) for item in _items(raw, name))
+        return _dedupe(validators.domain_name(item, param=name) for item in self.items(raw, name))
 
     def schema(self) -> dict:
-        return {"type": "string", "description": "comma-separated domain names"}
+        return self.list_schema("comma-separated domain names")
 
 
 @dataclass(frozen=True)
-class NameList(Kind):
+class NameList(ListKind):
     """Comma-separated names, optionally from a fixed vocabulary."""
 
     choices: tuple[str, ...] = ()
     max_length: int = 64
 
     def parse(self, raw: Raw, name: str) -> list[str]:
-        items = _items(raw, name)
+        items = self.items(raw, name)
         if self.choices:
             lookup = {c.lower(): c for c in self.choices}
             bad = [i for i in items if i.lower() not in lookup]
@@ -231,10 +298,10 @@ class NameList(Kind):
         return _dedupe(items)
 
     def schema(self) -> dict:
-        out = {"type": "string", "description": "comma-separated names"}
+        description = "comma-separated names"
         if self.choices:
-            out["description"] += "; allowed: " + ", ".join(self.choices)
-        return out
+            description += "; allowed: " + ", ".join(self.choices)
+        return self.list_schema(description)
 
 
 @dataclass(frozen=True)
@@ -266,13 +333,19 @@ class Number(Kind):
     json_type = "number"
 
     def parse(self, raw: Raw, name: str) -> float:
-        text = _scalar(raw, name).strip()
-        try:
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):    # a JSON number
+            value = float(raw)
+            text = str(raw)
+        else:
+            text = _scalar(raw, name)
+            if not _DECIMAL_NUMBER.fullmatch(text):
+                raise InvalidInput(f"{name}: {_shown(text)} is not a number (ASCII digits, optional .decimals)",
+                                   param=name)
             value = float(text)
-        except ValueError:
-            raise InvalidInput(f"{name}: {text!r} is not a number", param=name) from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidInput(f"{name}: {text!r} is not a number", param=name)
+            raise InvalidInput(f"{name}: {_shown(text)} is not a number", param=name)
         if self.minimum is not None and value < self.minimum:
             raise InvalidInput(f"{name}: must be at least {self.minimum:g}", param=name)
         if self.maximum is not None and value > self.maximum:
@@ -289,7 +362,7 @@ class Number(Kind):
 
 
 @dataclass(frozen=True)
-class CheckedList(Kind):
+class CheckedList(ListKind):
     """Comma-separated values, each checked (and normalised) by a validator
     function called as ``check(item, param=name)``; duplicates dropped."""
 
@@ -297,10 +370,19 @@ class CheckedList(Kind):
     description: str = ""
 
     def parse(self, raw: Raw, name: str) -> list[str]:
-        return _dedupe(self.check(item, param=name) for item in _items(raw, name))
+        return _dedupe(self.check(item, param=name) for item in self.items(raw, name))
 
     def schema(self) -> dict:
-        return {"type": "string", "description": self.description}
+        return self.list_schema(self.description or "comma-separated values")
+
+
+@dataclass(frozen=True)
+class JoinedList(CheckedList):
+    """A CheckedList handed on as one comma-separated text (what the
+    multi-valued LDAP fields of `iredldap.accounts` take); empty: none."""
+
+    def parse(self, raw: Raw, name: str) -> str:
+        return ",".join(super().parse(raw, name))
 
 
 @dataclass(frozen=True)
@@ -333,6 +415,9 @@ class Param:
     # iRedAdmin profile tab it belongs to: a normal admin cannot change it
     # when the domain lists that tab in `disabledDomainProfile`.
     profile: str = ""
+    # A stricter check of the parsed value when a normal admin sends it
+    # (what a tenant may set is narrower than what the operator may).
+    normal_admin_check: Callable[[Any, str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -460,14 +460,61 @@ def scheme_of(stored: str | bytes | None) -> str | None:
 def is_supported_hash(value: str) -> bool:
     """Whether ``value`` may be stored as-is from a ``password_hash`` parameter.
 
-    True when it is ``{SCHEME}`` followed by something (not only
-    whitespace), SCHEME (case-insensitive) in
-    :data:`SUPPORTED_HASH_PREFIXES`, and it holds no control characters.
-    The hash body itself is not validated.
+    True when it is ``{SCHEME}`` with SCHEME (case-insensitive) in
+    :data:`SUPPORTED_HASH_PREFIXES`, followed by a body of the form that
+    scheme has (digest lengths, base64 or hex, the modular-crypt layout), and
+    it holds no control characters.  A malformed body would be an account
+    nobody can log in to, or one that a verifier reads differently.
     """
     if not isinstance(value, str) or _CONTROL_RE.search(value):
         return False
     m = _PREFIX_RE.match(value)
     if m is None:
         return False
-    return m.group(1).upper() in SUPPORTED_HASH_PREFIXES and bool(m.group(2).strip())
+    scheme, body = m.group(1).upper(), m.group(2)
+    return scheme in SUPPORTED_HASH_PREFIXES and bool(body.strip()) and _well_formed(scheme, body)
+
+
+def _digest_of(size: int, *, salted: bool):
+    def check(body: str) -> bool:
+        raw = _decode(body, None if not salted else "b64", None if salted else size)
+        return raw is not None and (len(raw) > size if salted else len(raw) == size)
+    return check
+
+
+def _parses(*handlers) -> Callable[[str], bool]:
+    """A modular-crypt value that one of the passlib handlers can parse."""
+    def check(body: str) -> bool:
+        for handler in handlers:
+            try:
+                # A salt without a checksum parses too (a "config string"): no hash.
+                if handler.from_string(body).checksum:
+                    return True
+            except (ValueError, TypeError):
+                continue
+        return False
+    return check
+
+
+_CRYPT_FORMS = _parses(_md5_crypt, _sha256_crypt, _sha512_crypt, _bcrypt)
+_WELL_FORMED: dict[str, Callable[[str], bool]] = {
+    "PLAIN": lambda body: True,
+    "SHA": _digest_of(20, salted=False),
+    "SSHA": _digest_of(20, salted=True),
+    "SHA512": _digest_of(64, salted=False),
+    "SSHA512": _digest_of(64, salted=True),
+    "PLAIN-MD5": lambda body: bool(re.fullmatch(r"[0-9A-Fa-f]{32}", body)) or _digest_of(16, salted=False)(body),
+    "MD5": lambda body: _parses(_md5_crypt)(body) or _digest_of(16, salted=False)(body),
+    "CRYPT": _CRYPT_FORMS,
+    "SHA512-CRYPT": _parses(_sha512_crypt),
+    "BCRYPT": _parses(_bcrypt),
+    "BLF-CRYPT": _parses(_bcrypt),
+    # Dovecot keeps both as hex: HMAC-MD5 context (32 bytes), MD4 (16 bytes).
+    "CRAM-MD5": lambda body: bool(re.fullmatch(r"[0-9A-Fa-f]{64}", body)),
+    "NTLM": lambda body: bool(re.fullmatch(r"[0-9A-Fa-f]{32}", body)),
+}
+assert set(_WELL_FORMED) == SUPPORTED_HASH_PREFIXES
+
+
+def _well_formed(scheme: str, body: str) -> bool:
+    return _WELL_FORMED[scheme](body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,3 +57,32 @@ class SessionStore:
 
     def end(self, session: Session) -> None:
         self.db.delete_session(session.key)
+
+    def end_all_of(self, admin: str, *, keep: Session | None = None) -> int:
+        """End every session of admin `admin` but `keep` (its password changed:
+        whoever logged in with the old one is out).  Returns how many ended."""
+        admin = admin.lower()
+        return self.db.delete_sessions_where(
+            lambda data: str(data.get("admin", "")).lower() == admin,
+            containing=json.dumps(admin)[1:-1], keep=keep.key if keep else None)
+
+    def end_all_in(self, domain: str, domain_dn: str, *, keep: Session | None = None,
+                   skip: frozenset[str] = frozenset()) -> int:
+        """End the sessions of every admin that is a mail user of `domain`
+        (entry under `domain_dn`) but `keep` and the admins in `skip` (whose
+        password did not change).  Returns how many ended."""
+        suffix = "@" + domain.lower()
+        base = _normal_dn(domain_dn)
+        skip = frozenset(s.lower() for s in skip)
+
+        def in_domain(data: dict) -> bool:
+            admin = str(data.get("admin", "")).lower()
+            dn = _normal_dn(str(data.get("dn", "")))
+            return admin.endswith(suffix) and admin not in skip and dn.endswith("," + base)
+
+        return self.db.delete_sessions_where(in_domain, containing=json.dumps(suffix)[1:-1],
+                                             keep=keep.key if keep else None)
+
+
+def _normal_dn(dn: str) -> str:
+    return ",".join(part.strip() for part in dn.lower().split(","))

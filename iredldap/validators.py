@@ -72,6 +72,52 @@ def relay_host(value: str, *, param: str) -> str:
     return text
 
 
+# Next hops a normal admin may give: SMTP to a host name or an address
+# outside this machine.  Other transports (lmtp, pipe, Amavisd's
+# reinjection `smtp-amavis:` ...) and loopback or link-local addresses would
+# let a tenant's mail skip the content filter or reach local services.
+_TENANT_NEXT_HOP = re.compile(r"(?:(?:smtp|relay):)?(?:\[([^\[\]]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?",
+                              re.IGNORECASE)
+
+
+def tenant_relay_host(value: str, param: str) -> None:
+    """Refuse next hops a normal admin may not route to (see _TENANT_NEXT_HOP)."""
+    if value == "":
+        return
+    refused = InvalidInput(f"{param}: {value!r}: a domain admin may route only over smtp: to a host name or a "
+                           "public or LAN address (not this machine, not link-local)",
+                           code="INVALID_RELAY_HOST", param=param)
+    match = _TENANT_NEXT_HOP.fullmatch(value)
+    if not match:
+        raise refused
+    literal, name, port = match.groups()
+    if port is not None and not 0 < int(port) < 65536:
+        raise refused
+    host = literal if literal is not None else name
+    if host.lower().startswith("ipv6:"):
+        host = host[5:]
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None:
+        try:
+            domain = domain_name(host, param=param)
+        except InvalidInput:
+            raise refused from None
+        labels = domain.split(".")
+        # localhost.localdomain, localhost4.localdomain4 ...: loopback in the
+        # usual /etc/hosts files and in systemd-resolved.
+        if labels[-1] == "localhost" or re.fullmatch(r"localhost\d*", labels[0]):
+            raise refused
+        return
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if (address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
+            or address.is_reserved):
+        raise refused
+
+
 def mx_host(value: str, *, param: str = "primarymx") -> str:
     """Primary MX of a backup-MX domain: an IP or host name, optional [..] and :port."""
     text = (value or "").strip()

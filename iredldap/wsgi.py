@@ -2,10 +2,10 @@
 
 Settings come from IREDLDAP_CONFIG and IREDLDAP_* variables.  The app is
 built when a worker imports this module, so every worker opens its own
-directory and database connections.
+directory and database connections.  A configuration error is one line on
+stderr and the worker exits (see iredldap.startup).
 """
 
-from .app import create_app
-from .config import Settings
+from .startup import application_or_exit
 
-application = create_app(Settings.from_sources())
+application = application_or_exit()

@@ -123,16 +123,21 @@ def test_forwarded_for_not_believed_without_trusted_proxies(make_client, global_
     assert row["ip"] == "203.0.113.9"
 
 
-def test_failed_logins_counted_per_forwarded_client(make_client, global_admin):
+def test_failed_logins_counted_per_forwarded_client(make_client, global_admin, factory):
     client = make_client(trusted_proxies=PROXY, login_max_failures=2)
+    other = factory.global_admin("other@admins.test", "0ther#secret")
     for _ in range(2):
         client.post("/api/login", {"username": global_admin[0], "password": "wrong#pw"},
                     headers=xff("198.51.100.1"), remote_addr=PROXY)
     right = {"username": global_admin[0], "password": global_admin[1]}
     assert_error(client.post("/api/login", right, headers=xff("198.51.100.1"), remote_addr=PROXY),
                  429, "TOO_MANY_LOGIN_FAILURES")
-    # Another client behind the same proxy is not locked out.
-    assert client.post("/api/login", right, headers=xff("198.51.100.2"), remote_addr=PROXY).status_code == 200
+    # Another client behind the same proxy is not locked out (another admin: the
+    # guessed one is slowed on every address it has not logged in from).
+    other_right = {"username": other[0], "password": other[1]}
+    assert client.post("/api/login", other_right, headers=xff("198.51.100.2"), remote_addr=PROXY).status_code == 200
+    assert_error(client.post("/api/login", right, headers=xff("198.51.100.2"), remote_addr=PROXY),
+                 429, "TOO_MANY_LOGIN_FAILURES")
 
 
 # -- ENABLE_RESTFUL_API and URL_PREFIX -----------------------------------------------
@@ -221,25 +226,31 @@ NORMAL = Principal(mail="helper@admins.test", dn="mail=helper@admins.test,o=doma
                    is_mail_user=False)
 
 
+def _access(principal, managed=()):
+    # These rules need no account rights: no admin store is consulted.
+    return authz.Access(principal, None, lambda _mail: list(managed))
+
+
 def test_check_refuses_a_route_without_rule_even_for_global_admins():
     with pytest.raises(NotAuthorized):
-        authz.check(None, GLOBAL, {}, lambda: [])
+        authz.check(None, _access(GLOBAL), {})
     with pytest.raises(NotAuthorized):
-        authz.check(None, None, {}, lambda: [])
+        authz.check(None, _access(None), {})
 
 
 def test_check_rules():
-    managed = lambda: ["x.test"]                                    # noqa: E731
-    authz.check(authz.Rule.PUBLIC, None, {}, managed)
+    normal = _access(NORMAL, ["x.test"])
+    authz.check(authz.Rule.PUBLIC, _access(None), {})
     with pytest.raises(LoginRequired):
-        authz.check(authz.Rule.LOGGED_IN, None, {}, managed)
-    authz.check(authz.Rule.DOMAIN, NORMAL, {"domain": "X.test"}, managed)
-    authz.check(authz.Rule.MAIL_DOMAIN, NORMAL, {"mail": "u@x.test"}, managed)
+        authz.check(authz.Rule.LOGGED_IN, _access(None), {})
+    authz.check(authz.Rule.DOMAIN, normal, {"domain": "X.test"})
+    authz.check(authz.Rule.MAIL_DOMAIN, normal, {"mail": "u@x.test"})
     for rule, params in ((authz.Rule.DOMAIN, {"domain": "y.test"}), (authz.Rule.MAIL_DOMAIN, {"mail": "u@y.test"}),
+                         (authz.Rule.MAIL_ACCOUNT, {"mail": "u@y.test"}),
                          (authz.Rule.GLOBAL, {}), (authz.Rule.CREATE_DOMAIN, {})):
         with pytest.raises(NotAuthorized):
-            authz.check(rule, NORMAL, params, managed)
-        authz.check(rule, GLOBAL, params, lambda: [])
+            authz.check(rule, normal, params)
+        authz.check(rule, _access(GLOBAL), params)
 
 
 class _Unlisted:

@@ -49,6 +49,9 @@ def concrete(template: str, **overrides: str) -> str:
     return re.sub(r"\{(\w+)\}", fill, template)
 
 
+# Mail users of own.test holding rights beyond own.test's normal admin.
+ABOVE = ("boss@own.test", "coadmin@own.test")
+
 CASES = [(template, method, rule, account)
          for (template, method), rule in sorted(authz.RULES.items())
          for account in (ACCOUNTS if "{account}" in template else (None,))]
@@ -68,6 +71,12 @@ def world(app, settings, factory, api, directory):
     for mail in ("user@own.test", "user@other.test"):
         assert api.post(f"/api/user/{mail}", {"password": PW}).status_code == 201
     api.post("/api/alias/user-alias@own.test", {"members": "user@own.test"})
+    # Accounts in own.test above its normal admin: a global admin and a co-admin of other.test.
+    for mail in ABOVE:
+        assert api.post(f"/api/user/{mail}", {"password": PW}).status_code == 201
+    assert api.put("/api/user/boss@own.test", {"isGlobalAdmin": "yes"}).status_code == 200
+    assert api.put("/api/domain/admins/other.test", {"addAdmin": "coadmin@own.test"}).status_code == 200
+    assert api.put("/api/domain/admins/own.test", {"addAdmin": "coadmin@own.test"}).status_code == 200
     factory.normal_admin("own@admins.test", "0wn#Admin1", domains=["own.test"])
     factory.normal_admin("other@admins.test", "0ther#Admin1", domains=["other.test"])
     factory.normal_admin("gone@admins.test", "G0ne#Admin1", domains=["own.test"])
@@ -116,9 +125,9 @@ def expected(rule: Rule, role: str, account: str | None = None) -> str:
         return "allowed"
     if rule is Rule.LOGGED_IN:
         return "allowed"
-    if role == "own" and rule is Rule.ACCOUNT:
+    if role == "own" and rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
         return "403" if account == "global" else "allowed"
-    if role == "own" and rule in (Rule.DOMAIN, Rule.MAIL_DOMAIN):
+    if role == "own" and rule in (Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.MAIL_ACCOUNT):
         return "allowed"
     return "403"
 
@@ -146,3 +155,24 @@ def test_every_endpoint_for_every_caller(case, world, factory, iredadmin, settin
             continue
         result = world[role].request(method, path, {} if method in ("POST", "PUT") else None)
         assert result.status_code not in (401, 403), (role, method, path, result.text)
+
+
+ABOVE_CASES = [(template, method, target) for (template, method), rule in sorted(authz.RULES.items())
+               if rule in (Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE) for target in ABOVE]
+
+
+@pytest.mark.parametrize("case", ABOVE_CASES, ids=[f"{m} {t} {a}" for t, m, a in ABOVE_CASES])
+def test_accounts_above_a_normal_admin_are_out_of_its_reach(case, world, factory, iredadmin, settings):
+    """MAIL_ACCOUNT and ACCOUNT_CHANGE routes on a global admin and on a co-admin of another
+    domain, both mail users of the normal admin's own domain."""
+    template, method, target = case
+    path = concrete(template, mail=target, account=target)
+    databases = reflect({"iredadmin": iredadmin.engine, "amavisd": make_engine(settings.sql_amavisd_url),
+                         "iredapd": make_engine(settings.sql_iredapd_url)})
+    before = snapshot(factory, databases)
+    result = world["own"].request(method, path, {} if method in ("POST", "PUT") else None)
+    assert result.status_code == 403 and result.json["_msg"] == "NOT_AUTHORIZED", result.text
+    assert target in result.json["reason"]
+    assert snapshot(factory, databases) == before
+    result = world["global"].request(method, path, {} if method in ("POST", "PUT") else None)
+    assert result.status_code not in (401, 403), result.text

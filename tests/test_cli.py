@@ -76,6 +76,7 @@ def test_demo_is_idempotent(tmp_path):
         second = CliRunner().invoke(main, args, catch_exceptions=False)
         assert second.exit_code == 0, second.output
         assert "username=postmaster@example.com" in second.output
+        assert f"export IREDLDAP_CONFIG={tmp_path / 'demo' / 'iredldap.ini'}" in second.output
         lines = [l for l in (tmp_path / "demo" / "iredldap.ini").read_text().splitlines() if "=" in l]
         settings = dict(l.split(" = ", 1) for l in lines)
         directory = Directory(settings["ldap_uri"], settings["ldap_bind_dn"], settings["ldap_bind_password"])
@@ -84,3 +85,91 @@ def test_demo_is_idempotent(tmp_path):
         assert "mail=postmaster@example.com,ou=Users,domainName=example.com,o=domains,dc=example,dc=com" in dns
     finally:
         CliRunner().invoke(main, ["demo", "--dir", str(tmp_path / "demo"), "--ldap-port", "0", "--stop"])
+
+
+# -- files holding secrets are the owner's only ---------------------------------------
+
+@pytest.fixture
+def open_umask():
+    """The loosest umask: a file created without an explicit mode would be 0666."""
+    import os
+
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def no_chmod(monkeypatch):
+    """Modes must be right at creation: a chmod afterwards leaves a window."""
+    import os
+    import pathlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"chmod after creation: {args}")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    monkeypatch.setattr(pathlib.Path, "chmod", refuse)
+
+
+def modes(folder, pattern="**/*") -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mode & 0o777 for p in sorted(folder.glob(pattern))}
+
+
+def test_init_sql_creates_the_sqlite_files_0600(env, tmp_path, open_umask, no_chmod):
+    r = run(env, "init-sql")
+    assert r.exit_code == 0, r.output
+    found = modes(tmp_path, "*.sqlite*")
+    assert {"db.sqlite", "amavisd.sqlite", "iredapd.sqlite"} <= set(found)
+    assert found == {name: 0o600 for name in found}, found
+
+
+def test_demo_writes_its_secrets_0600(tmp_path, open_umask, no_chmod):
+    folder = tmp_path / "demo"
+    args = ["demo", "--dir", str(folder), "--ldap-port", "0", "--no-serve"]
+    try:
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        found = modes(folder)
+        secret_files = ["iredldap.ini", "demo-secrets", "iredadmin.sqlite", "amavisd.sqlite", "iredapd.sqlite",
+                        "slapd/slapd.conf", "slapd/db/data.mdb"]
+        for name in secret_files:
+            assert found.get(name) == 0o600, (name, oct(found.get(name, 0)))
+        # Everything slapd and the databases made: nothing readable by others.
+        assert [name for name, mode in found.items() if mode & 0o077] == [], found
+        assert found["slapd"] == found["slapd/db"] == 0o700
+        assert (folder.stat().st_mode & 0o777) == 0o700
+    finally:
+        CliRunner().invoke(main, ["demo", "--dir", str(folder), "--ldap-port", "0", "--stop"])
+
+
+def test_demo_makes_an_older_world_readable_ini_private(tmp_path, open_umask):
+    import os
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    ini = folder / "iredldap.ini"
+    ini.write_text("[iredldap]\n")
+    os.chmod(ini, 0o644)
+    try:
+        result = CliRunner().invoke(main, ["demo", "--dir", str(folder), "--ldap-port", "0", "--no-serve"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert ini.stat().st_mode & 0o777 == 0o600
+        assert "secret_key = " in ini.read_text()
+    finally:
+        CliRunner().invoke(main, ["demo", "--dir", str(folder), "--ldap-port", "0", "--stop"])
+
+
+def test_private_files_helpers(tmp_path, open_umask):
+    from iredldap.private_files import open_private, write_private
+
+    write_private(tmp_path / "a", "secret\n")
+    with open_private(tmp_path / "b") as out:
+        out.write(b"secret\n")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        write_private(tmp_path / "link", "secret\n")     # never through a planted symlink
+    assert not (tmp_path / "elsewhere").exists()
+    assert modes(tmp_path, "[ab]") == {"a": 0o600, "b": 0o600}
+    assert (tmp_path / "a").read_text() == "secret\n"

@@ -220,3 +220,26 @@ def test_create_admin_with_password_from_environment(slapd_directory, tmp_path, 
     assert result.exit_code == 0, result.output + (result.stderr or "")
     entry = slapd_directory.get(f"mail=boss@admins.test,{settings.admins_dn}")
     assert entry is not None and entry.get("domainGlobalAdmin") == ["yes"]
+
+
+def test_gunicorn_conf_variables_are_not_settings():
+    """gunicorn.conf.py reads IREDLDAP_BIND, _WORKERS, _THREADS and
+    _FORWARDED_ALLOW_IPS; the app must not refuse them as unknown settings."""
+    env = {"IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com", "IREDLDAP_LDAP_BIND_DN": "cn=Manager,dc=example,dc=com",
+           "IREDLDAP_LDAP_BIND_PASSWORD": "secret", "IREDLDAP_SECRET_KEY": "x" * 20,
+           "IREDLDAP_BIND": "127.0.0.1:9000", "IREDLDAP_WORKERS": "2", "IREDLDAP_THREADS": "4",
+           "IREDLDAP_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    assert Settings.from_sources(env).ldap_suffix == "dc=example,dc=com"
+
+
+def test_input_bounds_are_settings():
+    base = {"IREDLDAP_LDAP_SUFFIX": "dc=x", "IREDLDAP_LDAP_BIND_DN": "cn=x,dc=x", "IREDLDAP_LDAP_BIND_PASSWORD": "x",
+            "IREDLDAP_SECRET_KEY": "x" * 20}
+    settings = Settings.from_sources(base)
+    assert (settings.max_request_body, settings.max_list_items) == (1024 * 1024, 1000)
+    settings = Settings.from_sources({**base, "IREDLDAP_MAX_REQUEST_BODY": "4096", "IREDLDAP_MAX_LIST_ITEMS": "5"})
+    assert (settings.max_request_body, settings.max_list_items) == (4096, 5)
+    with pytest.raises(ConfigError, match="MAX_LIST_ITEMS"):
+        Settings.from_sources({**base, "IREDLDAP_MAX_LIST_ITEMS": "0"})
+    with pytest.raises(ConfigError, match="MAX_REQUEST_BODY"):
+        Settings.from_sources({**base, "IREDLDAP_MAX_REQUEST_BODY": "10"})

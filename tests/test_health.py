@@ -164,8 +164,8 @@ def test_request_counters_and_latency_move(api, factory):
 def test_ldap_and_sql_errors_are_counted(make_client, factory, global_admin):
     ldap_before = metrics.sample("iredldap_ldap_errors_total", {"code": "DIRECTORY_UNAVAILABLE"})
     down = make_client(directory_=dead_directory(), iredadmin_=IredadminDB(make_engine(DEAD_SQL)))
-    # (Taken after the start, which meets the dead database once itself:
-    # finishing unfinished journal rows.)
+    # (Taken after the start, which meets the dead database once itself: its own
+    # tables, and finishing unfinished journal rows.)
     sql_before = metrics.sample("iredldap_sql_errors_total", {"code": "DATABASE_UNAVAILABLE"})
     assert down.post("/api/login", {"username": global_admin[0], "password": global_admin[1]}).status_code == 503
     assert metrics.sample("iredldap_sql_errors_total", {"code": "DATABASE_UNAVAILABLE"}) == sql_before + 1

@@ -251,3 +251,33 @@ def test_unexpected_error_has_the_envelope_and_hides_details(monkeypatch, settin
     client.login(*global_admin)
     body = assert_error(client.get("/api/boom"), 500, "INTERNAL_ERROR")
     assert "secret detail" not in json.dumps(body)
+
+
+# -- JSON sent without its Content-Type (issue #12) ---------------------------------
+
+def test_json_body_labelled_as_a_form_is_read_as_json(api, domain_entry):
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded."""
+    api.post("/api/domain/curl.test")
+    result = raw(api, "PUT", "/api/domain/curl.test", '{"name": "Curl Co", "defaultQuota": 30}',
+                 "application/x-www-form-urlencoded")
+    assert result.status_code == 200, result.text
+    entry = domain_entry("curl.test")
+    assert entry.get("cn") == ["Curl Co"]
+    assert "defaultQuota:30" in entry.get("accountSetting")
+
+
+def test_json_body_without_content_type(api, domain_entry):
+    api.post("/api/domain/bare.test")
+    headers = {"Cookie": f"{api.settings.session_cookie_name}={api.cookie}"}
+    result = api.client.simulate_request("PUT", "/api/domain/bare.test", body='{"name": "Bare Co"}',
+                                         headers=headers)
+    assert result.status_code == 200, result.text
+    assert domain_entry("bare.test").get("cn") == ["Bare Co"]
+
+
+def test_broken_json_labelled_as_a_form_says_to_set_the_content_type(api, domain_entry):
+    api.post("/api/domain/broken.test", {"name": "Before"})
+    result = raw(api, "PUT", "/api/domain/broken.test", '{"name": "x",', "application/x-www-form-urlencoded")
+    body = assert_error(result, 400, "INVALID_REQUEST")
+    assert "Content-Type: application/json" in body["reason"]
+    assert domain_entry("broken.test").get("cn") == ["Before"]

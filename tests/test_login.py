@@ -394,7 +394,7 @@ def strict_client(tmp_path, directory, iredadmin):
     return other_client(tmp_path, directory, iredadmin, login_max_failures=3, login_failure_window=600)
 
 
-def test_too_many_failures_from_one_address(strict_client, global_admin, iredadmin, tmp_path, directory):
+def test_too_many_failures_from_one_address(strict_client, global_admin, iredadmin, factory):
     mail, password = global_admin
     for _ in range(3):
         assert_error(strict_client.post("/api/login", {"username": mail, "password": "guess#1"}),
@@ -411,12 +411,15 @@ def test_too_many_failures_from_one_address(strict_client, global_admin, iredadm
         assert (row["admin"], row["ip"], row["event"]) == (mail, "127.0.0.1", "login")
         assert "guess#1" not in (row["msg"] or "")
 
-    # Another address is not affected.
+    # Another admin behind the same address is not affected ...
+    other = factory.global_admin("other@admins.test", "0ther#secret")
+    strict_client.login(*other)
+    [data] = session_data(iredadmin)
+    assert (data["admin"], data["ip"]) == (other[0], "127.0.0.1")
+    # ... but the guessed account is slowed on an address it never logged in from too.
     elsewhere = strict_client.post("/api/login", {"username": mail, "password": password},
                                    remote_addr="192.0.2.77")
-    assert elsewhere.status_code == 200, elsewhere.text
-    [data] = session_data(iredadmin)
-    assert data["ip"] == "192.0.2.77"
+    assert_error(elsewhere, 429, "TOO_MANY_LOGIN_FAILURES")
 
 
 def test_failures_expire_after_the_window(strict_client, global_admin, iredadmin):
@@ -446,6 +449,216 @@ def test_failures_counted_by_the_database_clock(tmp_path, directory, global_admi
                  429, "TOO_MANY_LOGIN_FAILURES")
     now[0] += timedelta(seconds=601)
     assert client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+# -- throttling per account, per address and per pair ------------------------------------
+
+class Clock:
+    """The clock the service stamps and counts log rows with; moved by hand."""
+
+    def __init__(self):
+        self.now = datetime(2030, 1, 1, 12, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def throttled(tmp_path, directory, clock):
+    """An app with a hand-moved clock: 3 failures per account and pair, 6 per
+    address, then 10 s doubling per further failure, at most 600 s."""
+    settings = make_settings(tmp_path, login_max_failures=3, login_max_failures_per_address=6,
+                             login_backoff_start=10, login_failure_window=600)
+    db = IredadminDB(make_engine(settings.sql_iredadmin_url), clock=clock)
+    db.create_tables()
+    return ApiClient(create_app(settings, Backends(directory=directory, iredadmin=db)), settings), db
+
+
+@pytest.fixture
+def checked(monkeypatch):
+    """Every password the login responder checks (password, stored hash)."""
+    from iredldap.resources import login as login_module
+
+    calls = []
+    real = login_module.passwords.verify_password
+
+    def spy(password, stored):
+        calls.append((password, stored))
+        return real(password, stored)
+
+    monkeypatch.setattr(login_module.passwords, "verify_password", spy)
+    return calls
+
+
+def attempt(client, mail, password, ip):
+    return client.post("/api/login", {"username": mail, "password": password}, remote_addr=ip)
+
+
+def test_guesser_on_six_addresses_is_slowed_on_all_while_the_admin_logs_in(throttled, clock, checked,
+                                                                            global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    office = "198.51.100.10"
+    assert attempt(client, mail, password, office).status_code == 200     # its usual place
+    checked.clear()
+
+    guessers = [f"203.0.113.{n}" for n in range(1, 7)]
+    results = [attempt(client, mail, f"guess#{round_}", ip) for round_ in range(5) for ip in guessers]
+
+    # Only the first 3 of 30 were checked; the rest were refused without looking at the password.
+    assert [r.status_code for r in results] == [401] * 3 + [429] * 27
+    assert [p for p, _ in checked] == ["guess#0"] * 3
+    assert {r.headers["retry-after"] for r in results[3:]} == {"10"}
+    for r in results[3:]:
+        assert_error(r, 429, "TOO_MANY_LOGIN_FAILURES")
+    assert len(login_logs(db, "error")) == 3                # throttled attempts leave no row
+    # The right password from a guesser's address (or any new one) is refused the same way, unchecked.
+    checked.clear()
+    for ip in (guessers[0], "192.0.2.200"):
+        result = attempt(client, mail, password, ip)
+        assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+        assert result.headers["retry-after"] == "10"
+    assert checked == []
+
+    # The real admin at its usual place logs in meanwhile.
+    result = attempt(client, mail, password, office)
+    assert result.status_code == 200, result.text
+    assert [d["ip"] for d in session_data(db)] == [office, office]
+
+    # Retry-After is the time until an attempt is checked: not a second earlier ...
+    clock.advance(9)
+    result = attempt(client, mail, "guess#late", guessers[1])
+    assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+    assert result.headers["retry-after"] == "1"
+    clock.advance(1)
+    # ... then one more guess is checked, and the next wait doubles.
+    assert_error(attempt(client, mail, "guess#late", guessers[1]), 401, "INVALID_CREDENTIALS")
+    result = attempt(client, mail, password, guessers[2])
+    assert result.headers["retry-after"] == "20"
+    clock.advance(20)
+    assert attempt(client, mail, password, "192.0.2.200").status_code == 200
+
+
+def test_a_guesser_behind_a_nat_address_locks_out_no_other_admin(throttled, clock, checked, factory, global_admin):
+    client, db = throttled
+    victim, victim_password = global_admin
+    colleague = factory.global_admin("colleague@admins.test", "C0lleague#pw")
+    nat = "203.0.113.50"
+
+    results = [attempt(client, victim, f"guess#{n}", nat) for n in range(10)]
+
+    assert [r.status_code for r in results] == [401] * 3 + [429] * 7
+    # Another admin behind the same address, never seen before, logs in with its password.
+    assert attempt(client, *colleague, nat).status_code == 200
+    # The guessed account stays locked from there, right password or not, unchecked.
+    checked.clear()
+    assert_error(attempt(client, victim, victim_password, nat), 429, "TOO_MANY_LOGIN_FAILURES")
+    assert checked == []
+    assert [d["admin"] for d in session_data(db)] == [colleague[0]]
+
+
+def test_spraying_many_accounts_from_one_address(throttled, clock, factory, global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    known = factory.global_admin("known@admins.test", "Kn0wn#secret")
+    sprayer = "203.0.113.99"
+    assert attempt(client, *known, sprayer).status_code == 200    # logged in from there before
+
+    results = [attempt(client, f"user{n}@admins.test", "guess#1", sprayer) for n in range(8)]
+
+    # 6 per address, whatever the accounts; then every unknown account waits there.
+    assert [r.status_code for r in results] == [401] * 6 + [429] * 2
+    assert_error(attempt(client, mail, password, sprayer), 429, "TOO_MANY_LOGIN_FAILURES")
+    # An admin that logged in from this address before is held to its own pair only.
+    assert attempt(client, *known, sprayer).status_code == 200
+    # Elsewhere nothing is locked.
+    assert attempt(client, mail, password, "192.0.2.1").status_code == 200
+
+
+def test_own_typos_are_forgiven_by_a_successful_login(throttled, global_admin):
+    client, db = throttled
+    mail, password = global_admin
+    ip = "198.51.100.10"
+    for _ in range(2):
+        assert_error(attempt(client, mail, "typo#1", ip), 401, "INVALID_CREDENTIALS")
+    assert attempt(client, mail, password, ip).status_code == 200
+    for _ in range(2):
+        assert_error(attempt(client, mail, "typo#2", ip), 401, "INVALID_CREDENTIALS")
+    assert attempt(client, mail, password, ip).status_code == 200
+
+
+def test_refused_attempts_do_not_push_the_lock(throttled, clock, global_admin):
+    """A lock ends when its Retry-After said, however many attempts were refused
+    meanwhile, and never lasts longer than LOGIN_FAILURE_WINDOW."""
+    client, db = throttled
+    mail, password = global_admin
+    ip = "203.0.113.7"
+    waits, checked_at = [], []
+    while clock.now < datetime(2030, 1, 1, 13, 0, 0):          # a guesser trying for an hour
+        result = attempt(client, mail, "guess#1", ip)
+        if result.status_code == 401:
+            checked_at.append(clock.now)
+            continue
+        assert result.status_code == 429, result.text
+        wait = int(result.headers["retry-after"])
+        waits.append(wait)
+        for _ in range(20):                                     # hammering changes nothing
+            assert attempt(client, mail, password, ip).headers["retry-after"] == str(wait)
+        clock.advance(wait)
+    # 10 s after the third failure, doubling per further failure, at most the window.
+    assert waits[:6] == [10, 20, 40, 80, 160, 320]
+    assert max(waits) <= 600
+    # Failures are counted over the window: in any 600 s a guesser gets at most
+    # 3 + log2(600/10) + 1 checked guesses.
+    for start in checked_at:
+        assert len([t for t in checked_at if start <= t < start + timedelta(seconds=600)]) <= 10
+    clock.advance(600)
+    assert attempt(client, mail, password, ip).status_code == 200
+
+
+def test_unicode_and_punycode_spellings_count_as_one_account(throttled, factory):
+    client, db = throttled
+    factory.domain("xn--bcher-kva.test")
+    factory.users.create_global_admin("boss@xn--bcher-kva.test", password_hash=passwords.hash_password(PW, "SSHA"))
+    for name in ("boss@bücher.test", "BOSS@xn--bcher-kva.test", "boss@Bücher.test"):
+        assert_error(attempt(client, name, "guess#1", "203.0.113.1"), 401, "INVALID_CREDENTIALS")
+    assert_error(attempt(client, "boss@xn--bcher-kva.test", PW, "203.0.113.2"), 429, "TOO_MANY_LOGIN_FAILURES")
+    assert {r["admin"] for r in login_logs(db, "error")} == {"boss@xn--bcher-kva.test"}
+
+
+def test_retry_after_holds_on_the_real_clock(tmp_path, directory, iredadmin, global_admin):
+    import time
+
+    client = other_client(tmp_path, directory, iredadmin, login_max_failures=1, login_backoff_start=2,
+                          login_failure_window=4)
+    mail, password = global_admin
+    assert_error(client.post("/api/login", {"username": mail, "password": "guess#1"}), 401, "INVALID_CREDENTIALS")
+    result = client.post("/api/login", {"username": mail, "password": password})
+    assert_error(result, 429, "TOO_MANY_LOGIN_FAILURES")
+    wait = int(result.headers["retry-after"])
+    assert 1 <= wait <= 2
+    time.sleep(wait)
+    assert client.post("/api/login", {"username": mail, "password": password}).status_code == 200
+
+
+def test_concurrent_guesses_are_counted_against_each_other(throttled, global_admin):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, db = throttled
+    mail = global_admin[0]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda n: attempt(client, mail, f"guess#{n}", f"203.0.113.{n}").status_code,
+                                 range(16)))
+    assert statuses.count(401) <= 3 and statuses.count(401) + statuses.count(429) == 16
+    assert len(login_logs(db, "error")) == statuses.count(401)
 
 
 # -- the admin changes after logging in --------------------------------------------------
@@ -478,6 +691,111 @@ def test_global_admin_demoted_to_normal_loses_global_rights_at_once(client, fact
     assert client.get("/api/domain/x.test").status_code == 200
     directory.modify(tree.admin(mail), {"domainGlobalAdmin": [("MODIFY_DELETE", [])]})
     assert_error(client.get("/api/domain/x.test"), 403, "NOT_AUTHORIZED")
+
+
+# -- a changed password ends the admin's other sessions ------------------------------------
+
+NEW_PW = "N3w#Passw0rd"
+
+
+def logged_in(tmp_path, directory, iredadmin, mail, password, ip="127.0.0.1") -> ApiClient:
+    client = other_client(tmp_path, directory, iredadmin)
+    result = client.post("/api/login", {"username": mail, "password": password}, remote_addr=ip)
+    assert result.status_code == 200, result.text
+    return client
+
+
+def alive(client) -> bool:
+    status = client.get("/api/domains").status_code
+    assert status in (200, 401, 403), status
+    return status != 401
+
+
+@pytest.fixture
+def mail_user_admin(factory):
+    factory.domain("x.test")
+    mail = "postmaster@x.test"
+    factory.users.create_global_admin(mail, password_hash=passwords.hash_password(PW, "SSHA"))
+    return mail, PW
+
+
+def test_new_password_of_a_mail_user_admin_ends_its_sessions(tmp_path, directory, iredadmin, api, mail_user_admin,
+                                                             global_admin):
+    first = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    second = logged_in(tmp_path, directory, iredadmin, *mail_user_admin, ip="192.0.2.8")
+
+    assert api.put(f"/api/user/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+
+    assert not alive(first) and not alive(second)
+    assert [d["admin"] for d in session_data(iredadmin)] == [global_admin[0]]
+    assert alive(api)                                    # the changer's own session stays
+    logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW)
+
+
+def test_new_password_hash_ends_sessions_too(tmp_path, directory, iredadmin, api, mail_user_admin):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    result = api.put(f"/api/user/{mail_user_admin[0]}", {"password_hash": passwords.hash_password(NEW_PW, "SSHA")})
+    assert result.status_code == 200, result.text
+    assert not alive(victim)
+
+
+def test_own_new_password_keeps_the_own_session_only(tmp_path, directory, iredadmin, mail_user_admin, global_admin):
+    me = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    my_other = logged_in(tmp_path, directory, iredadmin, *mail_user_admin, ip="192.0.2.8")
+    someone_else = logged_in(tmp_path, directory, iredadmin, *global_admin)
+
+    assert me.put(f"/api/user/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+
+    assert alive(me) and not alive(my_other) and alive(someone_else)
+    assert sorted(d["admin"] for d in session_data(iredadmin)) == sorted([mail_user_admin[0], global_admin[0]])
+
+
+def test_other_changes_keep_the_sessions(tmp_path, directory, iredadmin, api, mail_user_admin, factory):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    assert api.put(f"/api/user/{mail_user_admin[0]}", {"name": "Post Master"}).status_code == 200
+    assert alive(victim)
+    assert api.put("/api/users/x.test", {"language": "de_DE"}).status_code == 200
+    assert alive(victim)
+
+
+def test_new_password_of_a_standalone_admin_ends_its_sessions(tmp_path, directory, iredadmin, factory, api):
+    mail, password = factory.global_admin("second@admins.test", "S3cond#secret")
+    own = logged_in(tmp_path, directory, iredadmin, mail, password)
+    other = logged_in(tmp_path, directory, iredadmin, mail, password, ip="192.0.2.8")
+
+    # Its own change: the other session ends, this one stays.
+    assert own.put(f"/api/admin/{mail}", {"password": NEW_PW}).status_code == 200
+    assert alive(own) and not alive(other)
+    # A change by another admin: every session of it ends; the changer's stays.
+    assert api.put(f"/api/admin/{mail}", {"password": "Th1rd#secret"}).status_code == 200
+    assert not alive(own) and alive(api)
+    assert mail not in [d["admin"] for d in session_data(iredadmin)]
+
+
+def test_admin_api_on_a_mail_user_admin_ends_its_sessions(tmp_path, directory, iredadmin, api, mail_user_admin):
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    assert api.put(f"/api/admin/{mail_user_admin[0]}", {"password": NEW_PW}).status_code == 200
+    assert not alive(victim)
+
+
+def test_bulk_password_ends_the_sessions_of_the_domains_admins(tmp_path, directory, iredadmin, api, factory,
+                                                               mail_user_admin, global_admin, tree):
+    factory.domain("y.test")
+    factory.users.create_global_admin("boss@y.test", password_hash=passwords.hash_password(PW, "SSHA"))
+    standalone = factory.global_admin("admin@x.test", "St4ndalone#pw")     # an address in x.test, not a user
+    victim = logged_in(tmp_path, directory, iredadmin, *mail_user_admin)
+    elsewhere = logged_in(tmp_path, directory, iredadmin, "boss@y.test", PW)
+    not_a_user = logged_in(tmp_path, directory, iredadmin, *standalone)
+
+    assert api.put("/api/users/x.test", {"password": NEW_PW}).status_code == 200
+
+    assert not alive(victim)
+    assert alive(elsewhere) and alive(not_a_user) and alive(api)
+    # The changer being one of the users: its own session stays.
+    me = logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW)
+    my_other = logged_in(tmp_path, directory, iredadmin, mail_user_admin[0], NEW_PW, ip="192.0.2.8")
+    assert me.put("/api/users/x.test", {"password": "An0ther#pw"}).status_code == 200
+    assert alive(me) and not alive(my_other)
 
 
 # -- odd input -------------------------------------------------------------------------
@@ -538,3 +856,17 @@ def test_database_down_is_503(tmp_path, directory, global_admin):
     assert_error(result, 503, "DATABASE_UNAVAILABLE")
     client.cookie = "some-token"
     assert_error(client.get("/api/domains"), 503, "DATABASE_UNAVAILABLE")
+
+
+def test_simultaneous_right_logins_are_queued_not_refused(throttled, global_admin):
+    """Each attempt's row is written before its check: those still in progress
+    must not count as failures against the admin's own parallel logins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, db = throttled
+    mail, password = global_admin
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda n: attempt(client, mail, password, "198.51.100.10").status_code,
+                                 range(24)))
+    assert statuses == [200] * 24
+    assert len(login_logs(db, "info")) == 24 and login_logs(db, "error") == []

@@ -48,7 +48,8 @@ def test_create_writes_the_entry_iredmail_expects(api, factory, a_test):
     assert e.get("cn") == ["John Doe"] and e.get("givenName") == ["John"] and e.get("sn") == ["Doe"]
     assert e.get("employeeNumber") == ["E7"] and e.get("preferredLanguage") == ["de_DE"]
     assert e.get("mailQuota") == [str(50 * 1024 * 1024)]
-    assert e.get("accountStatus") == ["active"] and e.get("mtaTransport") == ["dovecot"]
+    # No per-user transport (as iRedAdmin): Postfix uses the domain's.
+    assert e.get("accountStatus") == ["active"] and e.get("mtaTransport") == []
     assert e.get("amavisLocal") == ["TRUE"]
     assert re.fullmatch(r"/var/vmail/vmail1/a\.test/j/o/h/john\.doe-\d{4}\.\d\d\.\d\d\.\d\d\.\d\d\.\d\d/",
                         e.first("homeDirectory"))
@@ -69,7 +70,10 @@ def test_create_uses_domain_defaults(api, factory, a_test, directory):
     assert api.post("/api/user/u@a.test", {"password": PW}).status_code == 201
     e = user(factory, "u@a.test")
     assert e.get("mailQuota") == [str(100 * 1024 * 1024)]
-    assert e.get("mtaTransport") == ["lmtp:unix:private/x"]
+    # The domain's transport is not copied; Postfix finds it on the domain.
+    assert e.get("mtaTransport") == []
+    assert postfix(directory, "transport_maps_user", "u@a.test") == []
+    assert postfix(directory, "transport_maps_domain", "a.test") == ["lmtp:unix:private/x"]
     assert e.get("preferredLanguage") == ["fr_FR"]
     assert e.get("cn") == ["u"]
 
@@ -81,7 +85,9 @@ def test_created_user_is_found_by_postfix_and_dovecot(api, factory, a_test, dire
         home = postfix(directory, "virtual_mailbox_maps", address)
         assert home == [user(factory, "john@a.test").first("homeDirectory")]
         assert postfix(directory, "sender_login_maps", address) == ["john@a.test"]
-        assert postfix(directory, "transport_maps_user", address) == ["dovecot"]
+        # No per-user transport: Postfix falls back to the domain's.
+        assert postfix(directory, "transport_maps_user", address) == []
+        assert postfix(directory, "transport_maps_domain", "a.test") == ["dovecot"]
         assert dovecot_user(directory, address, "imap") == ["john@a.test"]
     assert dovecot_user(directory, "john@a.test", "pop3tls") == ["john@a.test"]
 

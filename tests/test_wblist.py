@@ -148,7 +148,7 @@ def test_levels_as_iredapd_sees_them(api, accounts, amavisd_db):
     ("/api/wblist/inbound/whitelist/global", {"addresses": "192.168.2.0/33"}, "addresses"),
     ("/api/wblist/inbound/whitelist/global", {"addresses": "192.168.2.0/24/8"}, "addresses"),
     ("/api/wblist/inbound/whitelist/global", {"addresses": "fe80::/200"}, "addresses"),
-    ("/api/wblist/inbound/whitelist/global", {"addresses": "@ok.test, a'b@x.test"}, "addresses"),
+    ("/api/wblist/inbound/whitelist/global", {"addresses": "a'b@x.test, no-at-sign"}, "addresses"),
     ("/api/wblist/inbound/whitelist/global", {"addresses": "x@y.test;DROP TABLE users"}, "addresses"),
     ("/api/wblist/inbound/whitelist/global", {"addresses": "x@y.test\" OR \"1\"=\"1"}, "addresses"),
     ("/api/wblist/inbound/whitelist/global", {"addresses": "%@y.test"}, "addresses"),
@@ -209,3 +209,25 @@ def test_api_smoke_on_each_database(api, accounts, amavisd_db):
     assert decide(amavisd_db, "outbound", USER, "ceo@partner.test") == "W"
     assert api.put(f"/api/wblist/outbound/whitelist/{USER}", {"addresses": "@partner.test"}).status_code == 200
     assert decide(amavisd_db, "outbound", USER, "ceo@partner.test") is None
+
+
+def test_invalid_addresses_among_valid_ones_are_discarded_and_named(api, accounts, amavisd_db):
+    """iRedAdmin-Pro's document: invalid addresses are discarded (we say which)."""
+    r = api.post(f"/api/wblist/inbound/blacklist/{USER}",
+                 {"addresses": "@spam.test, a'b@x.test, 192.168.2.0/33, 203.0.113.9"})
+    assert r.status_code == 200, r.text
+    assert r.json == {"_success": True, "_discarded": ["a'b@x.test", "192.168.2.0/33"]}
+    listed = api.get(f"/api/wblist/inbound/blacklist/{USER}").json["_data"]
+    assert listed == ["203.0.113.9", "@spam.test"]
+    assert decide(amavisd_db, "inbound", USER, "x@spam.test") == "B"
+    # All valid: no _discarded.
+    r = api.post(f"/api/wblist/inbound/blacklist/{USER}", {"addresses": "@more.test"})
+    assert r.json == {"_success": True}
+    # Removing (PUT) is lenient the same way.
+    r = api.put(f"/api/wblist/inbound/blacklist/{USER}", {"addresses": "@spam.test,not valid"})
+    assert r.status_code == 200 and r.json["_discarded"] == ["not valid"]
+    assert api.get(f"/api/wblist/inbound/blacklist/{USER}").json["_data"] == ["203.0.113.9", "@more.test"]
+    # Nothing valid: 400 and nothing changes.
+    r = api.put(f"/api/wblist/inbound/blacklist/{USER}", {"addresses": "@, not valid"})
+    assert r.status_code == 400 and r.json["param"] == "addresses"
+    assert api.get(f"/api/wblist/inbound/blacklist/{USER}").json["_data"] == ["203.0.113.9", "@more.test"]

@@ -1,6 +1,7 @@
 """Engine construction and the one place where SQLAlchemy errors become ours.
 
-* SQLite (file): the parent folder is created, the database runs in WAL mode
+* SQLite (file): the parent folder is created, the file is created mode 0600
+  (on the first connection), the database runs in WAL mode
   with a busy timeout, and SQLAlchemy emits BEGIN itself (``BEGIN IMMEDIATE``
   for connections marked with ``WRITE_INTENT``) so several gunicorn workers
   can share the file without "database is locked" surprises.
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
 from iredldap.metrics import count_error
+from iredldap.private_files import create_private
 
 CONNECT_TIMEOUT = 5          # seconds, server databases
 SQLITE_BUSY_TIMEOUT = 10     # seconds a writer waits for the SQLite lock
@@ -33,9 +35,24 @@ POOL_RECYCLE = 3600          # seconds; below MySQL's default wait_timeout
 WRITE_INTENT = "iredldap_write"
 
 
+# The drivers installed with the service.  A URL without a driver
+# (`mysql://...`, as iRedMail's own settings write them) gets these rather
+# than SQLAlchemy's defaults (MySQLdb, psycopg2), which are not installed.
+_DEFAULT_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql",
+                    "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def database_url(url: str | URL) -> URL:
+    """`url` parsed, with our driver where it names none."""
+    u = make_url(url)
+    if u.drivername in _DEFAULT_DRIVERS:
+        u = u.set(drivername=_DEFAULT_DRIVERS[u.drivername])
+    return u
+
+
 def make_engine(url: str | URL) -> Engine:
     """An Engine for `url` configured for this service (see module doc)."""
-    u = make_url(url)
+    u = database_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(u)
@@ -79,6 +96,18 @@ def _sqlite_engine(u: URL) -> Engine:
             pass
 
     engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    if db and db != ":memory:" and not db.startswith("file:"):
+        @event.listens_for(engine, "do_connect")
+        def _create_private(_dialect, _record, _cargs, _cparams):
+            # The database holds sessions, the log and the tokens' hashes:
+            # created 0600 before sqlite3 would create it world-readable
+            # (its -wal and -shm files take the database's mode).  An existing
+            # file keeps its mode.  Then sqlite3 connects as usual.
+            try:
+                create_private(Path(db).expanduser())
+            except OSError:
+                pass            # reported by the connect that follows
 
     @event.listens_for(engine, "connect")
     def _setup(dbapi_conn, _record):
@@ -184,4 +213,4 @@ def translate_db_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {describe_error(e)}") from e
 
 
-__all__ = ["make_engine", "translate_db_errors", "describe_error", "WRITE_INTENT"]
+__all__ = ["make_engine", "database_url", "translate_db_errors", "describe_error", "WRITE_INTENT"]

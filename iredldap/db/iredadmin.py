@@ -29,10 +29,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterator
 
 from sqlalchemy import (
+    case,
     delete,
     func,
     insert,
     inspect as sa_inspect,
+    literal,
     or_,
     select,
     text,
@@ -44,7 +46,7 @@ from sqlalchemy.sql import sqltypes
 
 from iredldap.db import tables as t
 from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
-from iredldap.errors import DatabaseUnavailable, InvalidInput
+from iredldap.errors import DatabaseError, DatabaseUnavailable, InvalidInput
 
 # Rows per multi-row INSERT / values per IN (...): keeps every statement far
 # below PostgreSQL's 65535 bind parameters.
@@ -151,6 +153,7 @@ class IredadminDB:
         self._clock = clock or _utcnow
         self._live_cache: dict[str, _LiveTable | None] = {}
         self._lock = threading.Lock()
+        self._own_tables_ready = False
 
     # -- helpers ------------------------------------------------------------
 
@@ -207,6 +210,41 @@ class IredadminDB:
             with self._lock:
                 self._live_cache.clear()
 
+    def ensure_own_tables(self) -> list[str]:
+        """Create the service's own tables (`tables.own_tables`; on SQLite
+        all tables) where missing; returns the names created.  Done once per process: at start
+        (`create_app`), and again before the first use of a table if the
+        database could not be reached then.  A database user that may not
+        create them gets a DatabaseError that says to run `iredldap init-sql`."""
+        if self._own_tables_ready:
+            return []
+        # An SQLite file is the service's own (no iRedAdmin shares it): all
+        # its tables are made, so a fresh install needs no init-sql either.
+        own = list(t.metadata.sorted_tables) if self.engine.dialect.name == "sqlite" else t.own_tables()
+        with translate_db_errors():
+            with self.engine.connect() as conn:
+                existing = set(sa_inspect(conn).get_table_names())
+        missing = [table for table in own if table.name not in existing]
+        if missing:
+            try:
+                with translate_db_errors():
+                    try:
+                        with self._write() as conn:
+                            t.metadata.create_all(conn, tables=missing, checkfirst=True)
+                    except sa_exc.DBAPIError as e:
+                        if not _lost_create_race(e):
+                            raise
+            except DatabaseError as exc:
+                raise DatabaseError(
+                    f"table(s) {', '.join(tb.name for tb in missing)} missing in SQL_IREDADMIN_URL and cannot be "
+                    f"created ({exc.reason}); run `iredldap init-sql` as a database user allowed to create "
+                    "tables") from exc
+            finally:
+                with self._lock:
+                    self._live_cache.clear()
+        self._own_tables_ready = True
+        return [table.name for table in missing]
+
     # -- sessions -----------------------------------------------------------
 
     @translate_db_errors()
@@ -258,6 +296,29 @@ class IredadminDB:
             conn.execute(delete(s).where(s.c.session_id == session_key))
 
     @translate_db_errors()
+    def delete_sessions_where(self, match: Callable[[dict], bool], *, containing: str,
+                              keep: str | None = None) -> int:
+        """Delete our sessions whose data holds the text `containing` (a
+        cheap pre-filter) and satisfies `match`, except session `keep`;
+        returns how many."""
+        s = t.sessions
+        pattern = "{%" + _like_escape(containing) + "%"
+        with self._write() as conn:
+            rows = conn.execute(select(s.c.session_id, s.c.data)
+                                .where(s.c.data.like(pattern, escape="\\"))).all()
+            doomed = []
+            for row in rows:
+                try:
+                    data = json.loads(row.data or "")
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and (row.session_id or "").rstrip() != keep and match(data):
+                    doomed.append(row.session_id)
+            for chunk in _chunks(doomed):
+                conn.execute(delete(s).where(s.c.session_id.in_(chunk)))
+        return len(doomed)
+
+    @translate_db_errors()
     def purge_sessions(self, idle_timeout: int) -> int:
         """Delete our sessions idle for longer than `idle_timeout` seconds;
         returns how many.  iRedAdmin's own (non-JSON) rows are not touched."""
@@ -282,8 +343,9 @@ class IredadminDB:
         domain: str = "",
         username: str = "",
         loglevel: str = "info",
-    ) -> None:
-        """Append one row to the activity log (values cut to column sizes)."""
+    ) -> int:
+        """Append one row to the activity log (values cut to column sizes);
+        returns its id."""
         live = self._live("log")
         values = {
             "timestamp": self.now(),
@@ -300,7 +362,8 @@ class IredadminDB:
                 {k: (v if k == "timestamp" else live.fit(k, v)) for k, v in values.items()}
             )
         with self._write() as conn:
-            conn.execute(insert(t.log).values(**values))
+            result = conn.execute(insert(t.log).values(**values))
+            return int(result.inserted_primary_key[0])
 
     @translate_db_errors()
     def count_log(
@@ -331,6 +394,62 @@ class IredadminDB:
             return int(
                 conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one()
             )
+
+    # -- login attempts (rows of the log table, event "login") --------------
+
+    def _fit_log(self, column: str, value: str) -> str:
+        live = self._live("log")
+        return live.fit(column, value) if live is not None else value
+
+    @translate_db_errors()
+    def update_log(self, row_id: int, *, admin: str, loglevel: str, msg: str) -> None:
+        """Rewrite one row (a login attempt once its outcome is known)."""
+        with self._write() as conn:
+            conn.execute(update(t.log).where(t.log.c.id == row_id).values(
+                admin=self._fit_log("admin", admin), loglevel=self._fit_log("loglevel", loglevel),
+                msg=self._fit_log("msg", msg)))
+
+    @translate_db_errors()
+    def delete_log(self, row_id: int) -> None:
+        with self._write() as conn:
+            conn.execute(delete(t.log).where(t.log.c.id == row_id))
+
+    @translate_db_errors()
+    def failed_logins(self, *, admin: str, ip: str, since: datetime,
+                      exclude_id: int | None = None, pending_msg: str | None = None) -> list[dict]:
+        """Failed-login rows written at or after `since` for account `admin`
+        or from address `ip`, oldest first: id, timestamp, whether it is of
+        this account (`same_admin`) and from this address (`same_ip`),
+        compared the way the database compares them (values cut to the
+        column sizes, MySQL's collation), and whether its msg is
+        `pending_msg` (`pending`)."""
+        c = t.log.c
+        same_admin = c.admin == self._fit_log("admin", admin)
+        same_ip = c.ip == self._fit_log("ip", ip)
+        conds = [c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "error"),
+                 c.timestamp >= _naive_utc(since), or_(same_admin, same_ip)]
+        if exclude_id is not None:
+            conds.append(c.id != exclude_id)
+        pending = (case((c.msg == pending_msg, 1), else_=0) if pending_msg is not None else literal(0))
+        query = select(c.id, c.timestamp, case((same_admin, 1), else_=0).label("same_admin"),
+                       case((same_ip, 1), else_=0).label("same_ip"),
+                       pending.label("pending")).where(*conds).order_by(c.id)
+        with self.engine.connect() as conn:
+            return [{"id": int(r.id), "timestamp": _naive_utc(r.timestamp),
+                     "same_admin": bool(r.same_admin), "same_ip": bool(r.same_ip), "pending": bool(r.pending)}
+                    for r in conn.execute(query)]
+
+    @translate_db_errors()
+    def last_successful_login(self, *, admin: str, ip: str, since: datetime) -> int | None:
+        """Id of the newest successful-login row of `admin` from `ip` written
+        at or after `since`, or None."""
+        c = t.log.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(func.max(c.id)).where(
+                c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "info"),
+                c.admin == self._fit_log("admin", admin), c.ip == self._fit_log("ip", ip),
+                c.timestamp >= _naive_utc(since))).scalar_one()
+        return int(found) if found is not None else None
 
     # -- deleted mailboxes / quota ------------------------------------------
 
@@ -537,6 +656,7 @@ class IredadminDB:
     def create_token(self, *, token_hash: str, admin: str, name: str = "", read_only: bool = False,
                      domains: list[str] | None = None, expires: datetime | None = None) -> int:
         """Store a new token (its hash only); returns its id."""
+        self.ensure_own_tables()
         values = {
             "token_hash": token_hash,
             "admin": admin,
@@ -553,6 +673,7 @@ class IredadminDB:
     @translate_db_errors()
     def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
         """One token row (by hash or id), revoked and expired ones included."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         cond = c.token_hash == token_hash if token_hash is not None else c.id == token_id
         with self.engine.connect() as conn:
@@ -561,6 +682,7 @@ class IredadminDB:
 
     @translate_db_errors()
     def list_tokens(self, *, admin: str | None = None) -> list[dict]:
+        self.ensure_own_tables()
         c = t.api_tokens.c
         query = select(t.api_tokens).order_by(c.id)
         if admin is not None:
@@ -572,6 +694,7 @@ class IredadminDB:
     def revoke_token(self, token_id: int) -> bool:
         """Mark a token revoked; False when there is no such token.  Revoking
         twice keeps the first time."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         with self._write() as conn:
             if conn.execute(select(c.id).where(c.id == token_id)).first() is None:
@@ -583,6 +706,7 @@ class IredadminDB:
     @translate_db_errors()
     def touch_token(self, token_id: int, *, every: int = 60) -> None:
         """Record that a token was used (at most once per `every` seconds)."""
+        self.ensure_own_tables()
         c = t.api_tokens.c
         now = self.now()
         with self._write() as conn:

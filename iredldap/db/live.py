@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 
-from iredldap.db.engine import WRITE_INTENT, describe_error, make_engine
+from iredldap.db.engine import WRITE_INTENT, database_url, describe_error, make_engine
 from iredldap.errors import DatabaseUnavailable
 
 
@@ -62,7 +62,7 @@ class EngineSource:
             self.url = source.url
         else:
             self._engine = None
-            self.url = make_url(source)
+            self.url = database_url(source)
 
     @property
     def engine(self) -> Engine:

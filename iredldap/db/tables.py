@@ -217,7 +217,20 @@ write_journal_steps = Table(
     **_table_kw,
 )
 
+# The tables iRedMail's installer makes for iRedAdmin (and Dovecot) in the
+# iredadmin database.  Every other table of `metadata` is the service's own:
+# created at start when missing (`own_tables`), since on an existing server
+# nobody ran `iredldap init-sql` to make them.
+IREDADMIN_TABLES = frozenset({"sessions", "log", "deleted_mailboxes", "used_quota", "last_login"})
+
+
+def own_tables() -> list[Table]:
+    return [table for name, table in metadata.tables.items() if name not in IREDADMIN_TABLES]
+
+
 __all__ = [
+    "IREDADMIN_TABLES",
+    "own_tables",
     "metadata",
     "write_journal",
     "write_journal_steps",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import AlreadyExists, NoSuchAccount
+from ..errors import AlreadyExists, InvalidInput, NoSuchAccount, ValueAlreadyPresent
 from . import references
-from .connection import LEVEL, Attrs, Batch, Directory, Entry
+from .ceilings import ORDER_ATTRS, Ceiling, hold
+from .connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
 from .tree import Tree, f
 
 # Every kind of entry whose addresses Postfix resolves.
@@ -35,6 +36,20 @@ class Addresses:
         if self.taken(address):
             raise AlreadyExists(f"{address} is already used by another account")
 
+    def ceiling(self, address: str) -> Ceiling:
+        """`address` belongs to one user, list or alias at most."""
+        def holders() -> list[Entry]:
+            return self.dir.search(self.tree.domains_dn,
+                                   f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
+                                   attrs=ORDER_ATTRS)
+        return Ceiling(1, holders, lambda: AlreadyExists(f"{address} is already used by another account"))
+
+    def claim(self, mine: str, addresses: list[str], *more: Ceiling) -> None:
+        """After writing `addresses` into the entry `mine` (inside a batch):
+        raise, so the batch undoes the write, if a concurrent request holds
+        one of them too and wins, or if one of the `more` limits is broken."""
+        hold(mine, [self.ceiling(a.lower()) for a in dict.fromkeys(addresses)] + list(more))
+
     def owner(self, address: str, attrs=("*",)) -> Entry | None:
         """The user, list or alias that has `address` as mail or shadow address."""
         found = self.dir.search(self.tree.domains_dn,
@@ -57,17 +72,39 @@ class Addresses:
         return sum(1 for _ in self.dir.paged_search(self.tree.container(domain, ou), flt, scope=LEVEL,
                                                     attrs=("1.1",)))
 
+    def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
+                      entry: Entry | None = None) -> None:
+        """Give the domain its `domainCurrent*Number` counter, if it has none,
+        before the write that moves it.
+
+        Started after the write, the count would include the entries of
+        parallel requests that are about to count themselves (or to undo):
+        started before, by one atomic add that every such request tries
+        first, it counts only entries whose requests are done.
+        """
+        if entry is not None and entry.get(attr):
+            return
+        dn = self.tree.domain(domain)
+        current = self.dir.get(dn, attrs=(attr,))
+        if current is None or current.get(attr):
+            return
+        try:
+            self.dir.modify(dn, {attr: [(ADD, [str(recount())])]})
+        except (ValueAlreadyPresent, InvalidInput):
+            pass  # a parallel request started it first (a second value of a single-valued attribute)
+
     def bump(self, batch: Batch, domain: str, attr: str, delta: int, *, recount: Callable[[], int],
              entry: Entry | None = None) -> None:
         """Move a `domainCurrent*Number` counter without read-modify-write races.
 
-        `entry`, the domain entry as read earlier in the request, saves a search.
+        `entry`, the domain entry as read earlier in the request, saves a search
+        when it has the counter.
         Queued in the batch (sent with the rest of its plan); undone by the
         opposite increment, and set to the real count when a journal of the
         batch is resumed.
         """
         dn = self.tree.domain(domain)
-        if entry is None:
+        if entry is None or not entry.get(attr):
             entry = self.dir.get(dn, attrs=(attr,))
         # No counter yet: it starts at the real count.
         batch.plan_counter(dn, attr, delta, recount=recount, before=entry)

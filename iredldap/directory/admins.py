@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
-                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS)
-from ..errors import AlreadyExists, NoSuchAccount
+                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, MAX_QUOTA_MB, QUOTA_UNITS)
+from ..errors import AlreadyExists, InvalidInput, NoSuchAccount
 from ..listing import search_filter, searched
 from ..mailbox import days_since_epoch
 from ..templates import load
 from . import references, settings_attr
 from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Changes, Directory, Entry
-from .tree import Tree
+from .tree import Tree, f
 from .values import diff as values_diff
 
 _ADMIN_ATTRS = ("mail", "objectClass", "accountStatus", "domainGlobalAdmin", "enabledService",
@@ -47,6 +47,32 @@ class Principal:
             return int(str(raw)) if raw not in (None, "") else None
         except ValueError:
             return None
+
+
+@dataclass(frozen=True)
+class Rights:
+    """What an address could do as an admin: the rights a normal admin must
+    not be able to take over by changing that account (its password, its
+    services, its address) or to take away by deleting it.
+
+    Counted generously: a mail user listed in `domainAdmin` of a domain has
+    that domain among its rights even while its `domainadmin` service is
+    off (switching the service on would hand them over), and a standalone
+    admin with the same address adds its rights too (a mail user of that
+    address that becomes an admin is who logs in under it; deleting the
+    mail user removes the address's `domainAdmin` values everywhere).
+    """
+
+    is_global: bool = False
+    may_create_domains: bool = False
+    domains: frozenset[str] = frozenset()
+
+    def exceed(self, principal: "Principal", managed: list[str]) -> bool:
+        """Whether these rights go beyond those of `principal`, who manages `managed`."""
+        if principal.is_global:
+            return False
+        return (self.is_global or (self.may_create_domains and not principal.may_create_domains)
+                or not self.domains <= set(managed))
 
 
 def _is_active(entry: Entry) -> bool:
@@ -85,6 +111,53 @@ class AdminStore:
     def find_user(self, mail: str) -> Entry | None:
         return self.dir.get(self.tree.user(mail), attrs=("mail", "enabledService", "domainGlobalAdmin"),
                             filterstr="(objectClass=mailUser)")
+
+    def rights_of(self, mail: str) -> Rights:
+        """The admin rights `mail` holds or would hold (see `Rights`), in one search."""
+        found = self.dir.search(self.tree.suffix, f(
+            "(|(&(objectClass=mailDomain)(domainAdmin=%s))"
+            "(&(|(objectClass=mailUser)(objectClass=mailAdmin))(mail=%s)))", mail, mail),
+            attrs=("objectClass", "domainName", "domainGlobalAdmin", "accountSetting"))
+        domains, is_global, may_create = set(), False, False
+        for entry in found:
+            if entry.get("domainName"):
+                domains.add(entry.first("domainName").lower())
+                continue
+            is_global = is_global or entry.has_value("domainGlobalAdmin", "yes")
+            may_create = may_create or "create_new_domains" in settings_attr.parse(entry.get("accountSetting"))
+        return Rights(is_global=is_global, may_create_domains=may_create, domains=frozenset(domains))
+
+    def addresses_at(self, domain: str) -> list[str]:
+        """Admin addresses in `domain`: standalone admins' and those some domain
+        names in `domainAdmin` (sorted)."""
+        at = "@" + domain
+        found = self.dir.search(self.tree.suffix, f(
+            "(|(&(objectClass=mailAdmin)(mail=*%s))(&(objectClass=mailDomain)(domainAdmin=*%s)))", at, at),
+            attrs=("mail", "domainAdmin"))
+        return sorted({v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
+                       if v.lower().endswith(at)})
+
+    def outranking(self, domain: str, principal: Principal, managed: list[str]) -> list[str]:
+        """Mail users of `domain` whose rights exceed the principal's (sorted).
+
+        Candidates are the users marked as admins and every address of the
+        domain that some domain or a standalone admin names; only they can
+        hold rights at all.
+        """
+        if principal.is_global:
+            return []
+        at = "@" + domain
+        found = self.dir.search(self.tree.suffix, f(
+            "(|(&(objectClass=mailUser)(mail=*%s)(|(domainGlobalAdmin=yes)(enabledService=domainadmin)))"
+            "(&(objectClass=mailAdmin)(mail=*%s))(&(objectClass=mailDomain)(domainAdmin=*%s)))", at, at, at),
+            attrs=("mail", "domainAdmin"))
+        candidates = {v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
+                      if v.lower().endswith(at)}
+        users = {e.first("mail").lower() for e in self.dir.search(
+            self.tree.container(domain, "Users"),
+            "(&(objectClass=mailUser)(|" + "".join(f("(mail=%s)", c) for c in sorted(candidates)) + "))",
+            scope=LEVEL, attrs=("mail",))} if candidates else set()
+        return sorted(u for u in users if self.rights_of(u).exceed(principal, managed))
 
     def principal_for(self, mail: str) -> tuple[Principal, Entry] | None:
         """The active admin `mail` and its entry (which holds the password hash)."""
@@ -230,6 +303,9 @@ def _wanted_settings(values: dict[str, Any]) -> dict[str, str | None]:
         out[ADMIN_SETTINGS["maxDomains"]] = str(most) if most > 0 else None
     if "maxQuota" in values:
         mb = values["maxQuota"] * QUOTA_UNITS[values["quotaUnit"]]
+        if mb > MAX_QUOTA_MB:
+            raise InvalidInput(f"maxQuota: at most {MAX_QUOTA_MB // QUOTA_UNITS[values['quotaUnit']]} "
+                               f"{values['quotaUnit']}", param="maxQuota")
         out[ADMIN_SETTINGS["maxQuota"]] = str(mb) if mb else None
         out[ADMIN_QUOTA_UNIT] = values["quotaUnit"] if mb else None
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .. import accounts
 from ..accounts import DOMAIN
@@ -17,6 +17,7 @@ from ..errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
 from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
+from .ceilings import ORDER_ATTRS, Ceiling, hold
 from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
 from .tree import CONTAINERS, Tree, f
 from .values import diff as values_diff, wanted as wanted_list
@@ -69,6 +70,15 @@ class DomainStore:
                                 scope=LEVEL, attrs=("domainName",))
         return found[0].first("domainName").lower() if found else None
 
+    def name_ceiling(self, name: str, *, param: str | None = None) -> Ceiling:
+        """`name` is the domainName or a domainAliasName of one domain at most."""
+        def holders() -> list[Entry]:
+            return self.dir.search(self.tree.domains_dn,
+                                   f("(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))", name, name),
+                                   scope=LEVEL, attrs=ORDER_ATTRS)
+        return Ceiling(1, holders, lambda: AlreadyExists(
+            f"domain {name} already exists (as a domain or an alias domain)", param=param))
+
     def list(self, *, admin: str | None = None, disabled_only: bool = False,
              attrs: Iterable[str] = ("*",)) -> list[Entry]:
         """Domains, all of them or those `admin` manages, sorted by name."""
@@ -93,11 +103,13 @@ class DomainStore:
 
     # -- creating -----------------------------------------------------------
 
-    def create(self, domain: str, values: dict[str, Any], *, admin: str | None = None) -> None:
+    def create(self, domain: str, values: dict[str, Any], *, admin: str | None = None,
+               limits: Sequence[Ceiling] = ()) -> None:
         """Write the domain entry, its containers and (if asked) its catch-all, all or nothing.
 
         `admin`, when given, is listed as an admin of the new domain (a normal
-        admin creating a domain manages it).
+        admin creating a domain manages it).  `limits`: more ceilings the new
+        domain must fit in (the creating admin's maxDomains).
         """
         if self.owner_of_name(domain):
             raise AlreadyExists(f"domain {domain} already exists (as a domain or an alias domain)")
@@ -141,6 +153,10 @@ class DomainStore:
                 batch.plan_add(*container.render(ou=ou, domain=domain, domains_dn=self.tree.domains_dn))
             if values.get("catchall"):
                 self._create_catchall(batch, domain, values["catchall"])
+            batch.run(final=True)
+            # Checked after adding (ceilings.py): of requests racing for a
+            # name only one keeps it, whether as a domain or an alias domain.
+            hold(dn, [self.name_ceiling(n) for n in [domain, *alias_domains]] + list(limits))
 
     def _create_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
         dn, attrs = load("catchall").render(domain=domain, domains_dn=self.tree.domains_dn)
@@ -161,7 +177,9 @@ class DomainStore:
                 raise InvalidInput(f"aliasDomains: {name} is the domain itself", param="aliasDomains")
             owner = self.owner_of_name(name)
             if owner and owner != domain:
-                raise Conflict(f"{name} is already used by domain {owner}", code="ALREADY_EXISTS", param="aliasDomains")
+                # Not naming the owner: it may be another customer.
+                raise Conflict(f"{name} is already in use as a domain or alias domain", code="ALREADY_EXISTS",
+                               param="aliasDomains")
             if owner == domain and self.find(name) is not None:
                 raise Conflict(f"{name} is a domain of its own", code="ALREADY_EXISTS", param="aliasDomains")
 
@@ -239,8 +257,14 @@ class DomainStore:
         status_before = entry.first("accountStatus", "active").lower()
         status_after = values.get("accountStatus", status_before)
 
+        old_transport = entry.first("mtaTransport")
+        transport_changes = "mtaTransport" in changes and bool(old_transport)
+
         with self.dir.batch(kind="update", targets=[f"domain:{domain}"]) as batch:
             batch.modify(entry.dn, changes, before=entry)
+            hold(entry.dn, [self.name_ceiling(n, param="aliasDomains") for n in alias_after if n not in alias_before])
+            if transport_changes:
+                self._drop_copied_transports(batch, domain, old_transport)
             if status_after != status_before:
                 self._set_domain_status(batch, domain, disabled=status_after == "disabled")
             if alias_after != alias_before:
@@ -254,6 +278,19 @@ class DomainStore:
     def _wanted_alias_domains(current: list[str], values: dict[str, Any]) -> list[str]:
         result = wanted_list(current, values, "aliasDomains", "addAliasDomain", "removeAliasDomain")
         return current if result is None else result
+
+    def _drop_copied_transports(self, batch: Batch, domain: str, old_transport: str) -> None:
+        """Users holding a copy of the domain's old transport lose it.
+
+        Postfix asks transport_maps_user first: a per-user mtaTransport equal
+        to the domain's (copied at creation by older versions and by some
+        tools) would keep the old route after the domain's transport or
+        backup-MX change.  Without it the user follows the domain, as users
+        made by iRedAdmin do.  mlmmj lists (mlmmj:...) are not mail users."""
+        filterstr = f("(&(objectClass=mailUser)(mtaTransport=%s))", old_transport)
+        for user in self.dir.paged_search(self.tree.domain(domain), filterstr, scope=SUBTREE,
+                                          attrs=("mtaTransport",)):
+            batch.modify(user.dn, {"mtaTransport": [(DELETE, [])]}, before=user)
 
     def _set_domain_status(self, batch: Batch, domain: str, *, disabled: bool) -> None:
         """Mark (or unmark) every account below the domain: Postfix and Dovecot

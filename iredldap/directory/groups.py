@@ -15,7 +15,7 @@ handling differs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..accounts import ALIAS, MAILLIST, AccountType
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
@@ -23,6 +23,7 @@ from ..listing import search_filter, searched
 from ..templates import load
 from . import settings_attr
 from .addresses import Addresses, attr_of, copy_attrs, with_attr
+from .ceilings import ORDER_ATTRS, Ceiling
 from .connection import LEVEL, SUBTREE, Batch, Directory, Entry
 from .tree import Tree, f
 from .values import diff, field_attrs, field_changes, wanted
@@ -75,9 +76,16 @@ class GroupStore:
     def count(self, domain: str) -> int:
         return self.addresses.count(domain, self.kind.ou, f"(objectClass={self.kind.object_class})")
 
+    def room(self, domain: str, most: int) -> Ceiling:
+        """The domain's numberOfAliases or numberOfLists, held after the write (ceilings.py)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} of them", param=self.kind.limit_key),
+                       by_creation=True)
+
     # -- create ---------------------------------------------------------------
 
-    def create(self, mail: str, values: dict[str, Any]) -> str:
+    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[Ceiling] = ()) -> str:
+        """`limits`: more ceilings the new entry must fit in (the creating admin's)."""
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         domain_entry = self.addresses.domain_entry(domain)
@@ -94,14 +102,19 @@ class GroupStore:
             attrs["shadowAddress"] = twins
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
+        ceilings = list(limits) + ([self.room(domain, limit)] if limit > 0 else [])
+        self._start_counter(domain, domain_entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
-            # Counted after adding: racing creates cannot both take the last place.
-            if limit > 0 and self.count(domain) > limit:
-                raise LimitExceeded(f"{domain} may have at most {limit} of them", param=self.kind.limit_key)
+            # Checked after adding, so of creates racing for the same address
+            # or the last free places only the winners stay; a loser's add is undone.
+            self.addresses.claim(dn, [mail, *twins], *ceilings)
             self.addresses.bump(batch, domain, self.kind.counter, +1, entry=domain_entry,
                                 recount=lambda: self.count(domain))
         return dn
+
+    def _start_counter(self, domain: str, entry: Entry | None = None) -> None:
+        self.addresses.start_counter(domain, self.kind.counter, entry=entry, recount=lambda: self.count(domain))
 
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
         raise NotImplementedError
@@ -130,6 +143,7 @@ class GroupStore:
         written)."""
         entry = self.get(mail)
         domain = mail.partition("@")[2]
+        self._start_counter(domain)
         with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self._remove_members(batch, mail)
             self.addresses.remove(batch, entry, mail)
@@ -161,9 +175,13 @@ class GroupStore:
             disabled = new_domain_entry.first("accountStatus").lower() == "disabled"
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
         new_dn = self.dn(new)
+        if new_domain != old_domain:
+            self._start_counter(old_domain, old_domain_entry)
+            self._start_counter(new_domain, new_domain_entry)
         with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
+            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")])
             if new_domain != old_domain:
                 self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
                 self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))
@@ -240,11 +258,6 @@ class ListStore(GroupStore):
             else:
                 external.append(member)
         return internal, external
-
-    def hosted_member_domains(self, members: list[str]) -> set[str]:
-        """Domains of the entries that adding `members` would write to."""
-        internal, _ = self._split(members)
-        return {e.first("mail").lower().rpartition("@")[2] for e in internal.values()}
 
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
         batch.add(dn, attrs)

@@ -14,7 +14,10 @@ Unset or 0 means unlimited, -1 means none at all.  The counts are shared by
 all the domains the admin manages (`domainAdmin: <admin>`), whoever created
 the accounts in them.  Global admins are never limited.
 
-Every create calls the matching `check_*` before writing; a refusal is a
+Every create calls the matching `check_*` before writing, to refuse early
+with the count in the message, and hands the matching `*_ceilings` to the
+store, which checks them again after writing (ceilings.py): only then do
+parallel creates by one admin stop at the limit.  A refusal is a
 `LimitExceeded` naming the API parameter (maxUsers, maxQuota ...).
 """
 
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 from ..accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS, MiB
 from ..errors import LimitExceeded
 from .admins import Principal
-from .connection import LEVEL
+from .ceilings import ORDER_ATTRS, Ceiling
+from .connection import LEVEL, Entry
 from .domains import DomainStore
 from .users import UserStore
 
@@ -155,6 +159,59 @@ class AdminLimits:
             raise LimitExceeded(f"this admin may hand out at most {most} MB of quota over all its domains; "
                                 f"{used} MB are in use", param="maxQuota")
 
+    # -- holding after the write (ceilings.py) --------------------------------
+
+    def user_ceilings(self, principal: Principal) -> list[Ceiling]:
+        """maxUsers and maxQuota, for a user just added."""
+        domains = self.managed(principal)
+        return self._ceilings(principal, "maxUsers", "mail users",
+                              lambda: self._entries(domains, "Users", ORDER_ATTRS, users=True)) \
+            + self.quota_ceilings(principal, domains)
+
+    def quota_ceilings(self, principal: Principal, domains: list[str] | None = None, *,
+                       changed: bool = False) -> list[Ceiling]:
+        """maxQuota, for a user just added or (`changed`) whose quota was just raised.
+
+        A raised quota is a new claim on an old entry: ranked by when it was
+        written, not when the entry was created.
+        """
+        most_mb = None if principal.is_global else quota_limit_mb(principal.settings)
+        if not most_mb or most_mb < 0:
+            return []
+        domains = self.managed(principal) if domains is None else domains
+        return [Ceiling(most_mb, lambda: self._entries(domains, "Users", (*ORDER_ATTRS, "mailQuota"), users=True),
+                        lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
+                                              "its domains", param="maxQuota"),
+                        by_creation=not changed, weight=_quota_mb)]
+
+    def alias_ceilings(self, principal: Principal) -> list[Ceiling]:
+        domains = self.managed(principal)
+        return self._ceilings(principal, "maxAliases", "mail aliases",
+                              lambda: self._entries(domains, "Aliases", ORDER_ATTRS, flt="(objectClass=mailAlias)"))
+
+    def list_ceilings(self, principal: Principal) -> list[Ceiling]:
+        domains = self.managed(principal)
+        return self._ceilings(principal, "maxLists", "mailing lists",
+                              lambda: self._entries(domains, "Groups", ORDER_ATTRS, flt="(objectClass=mailList)"))
+
+    def domain_ceilings(self, principal: Principal) -> list[Ceiling]:
+        """maxDomains, for a domain just added with the admin in its domainAdmin."""
+        return self._ceilings(principal, "maxDomains", "domains",
+                              lambda: self.domains.list(admin=principal.mail, attrs=ORDER_ATTRS))
+
+    def _ceilings(self, principal: Principal, param: str, what: str, holders) -> list[Ceiling]:
+        most = None if principal.is_global else setting_int(principal.settings, LIMIT_KEYS[param])
+        if not most or most < 0:  # unlimited, or refused before the write
+            return []
+        return [Ceiling(most, holders, lambda: LimitExceeded(
+            f"this admin may have at most {most} {what} over all its domains", param=param), by_creation=True)]
+
+    def _entries(self, domains: list[str], ou: str, attrs, *, flt: str = "", users: bool = False) -> list[Entry]:
+        if users:
+            return [e for d in domains for e in self.users.list(d, attrs=attrs)]
+        return [e for d in domains
+                for e in self.dir.paged_search(self.tree.container(d, ou), flt, scope=LEVEL, attrs=attrs)]
+
     def _check(self, principal: Principal, param: str, what: str, adding: int, count) -> None:
         if principal.is_global or adding <= 0:
             return
@@ -168,3 +225,9 @@ class AdminLimits:
             raise LimitExceeded(f"this admin may have at most {most} {what} over all its domains "
                                 f"({have} exist)", param=param)
 
+
+def _quota_mb(entry: Entry) -> int:
+    try:
+        return int(entry.first("mailQuota") or 0) // MiB
+    except ValueError:
+        return 0

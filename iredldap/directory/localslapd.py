@@ -41,6 +41,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from iredldap.paths import schema_dir
+from iredldap.private_files import PRIVATE_DIR, PRIVATE_UMASK, make_private_dir, open_private, write_private
 
 __all__ = ["LocalSlapd", "SLAPD", "SLAPADD", "slapd_available", "ssha"]
 
@@ -170,8 +171,8 @@ class LocalSlapd:
                 self._port = int(port_file.read_text().strip())
             else:
                 self._port = _free_port(self.host)
-                self.data_dir.mkdir(parents=True, exist_ok=True)
-                port_file.write_text(f"{self._port}\n")
+                make_private_dir(self.data_dir)
+                write_private(port_file, f"{self._port}\n")
         return self._port
 
     @property
@@ -193,23 +194,26 @@ class LocalSlapd:
             self.stop()
         if not slapd_available():
             raise RuntimeError(f"{SLAPD} not found: install OpenLDAP's slapd")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db_dir.mkdir(exist_ok=True)
+        # The config holds the rootpw hash and the database every entry's
+        # userPassword: owner only (slapd creates its files under our umask).
+        make_private_dir(self.data_dir)
+        self.db_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
         self.pid_file.unlink(missing_ok=True)
         if self.config_style == "conf":
-            self.conf_path.write_text(self._slapd_conf())
+            write_private(self.conf_path, self._slapd_conf())
             config_args = ["-f", str(self.conf_path)]
         else:
             self._build_slapd_d()
             config_args = ["-F", str(self.slapd_d)]
         listen = self.uri + "/"
-        with open(self.log_file, "wb") as log:
+        with open_private(self.log_file) as log:
             proc = subprocess.Popen(
                 [str(SLAPD), "-h", listen, *config_args, "-d", "none"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # keep running when our process group gets a signal
+                umask=PRIVATE_UMASK,
             )
         _children[proc.pid] = proc
         if not self._wait_ready(proc.pid):
@@ -226,6 +230,10 @@ class LocalSlapd:
 
     def running(self) -> bool:
         return self._pid() is not None and self._port_answers()
+
+    def pid(self) -> int | None:
+        """The pid of this data folder's slapd, if one is alive (answering or not)."""
+        return self._pid()
 
     def wipe(self) -> None:
         """Stop and delete the database and generated config (the port file stays)."""
@@ -388,14 +396,15 @@ class LocalSlapd:
     def _build_slapd_d(self) -> None:
         # Rebuilt on every start, like slapd.conf; the data lives in db/.
         shutil.rmtree(self.slapd_d, ignore_errors=True)
-        self.slapd_d.mkdir()
+        self.slapd_d.mkdir(mode=PRIVATE_DIR)
         ldif = self.data_dir / "config.ldif"
-        ldif.write_text(self._config_ldif())
+        write_private(ldif, self._config_ldif())
         result = subprocess.run(
             [str(SLAPADD), "-n0", "-F", str(self.slapd_d), "-l", str(ldif)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
+            umask=PRIVATE_UMASK,
         )
         if result.returncode != 0:
             raise RuntimeError(f"slapadd -n0 failed ({result.returncode}):\n{result.stdout}{result.stderr}")

@@ -8,7 +8,7 @@ reference to the address along (`references.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..accounts import USER, MiB
 from ..config import Settings
@@ -19,6 +19,7 @@ from ..password_policy import PasswordPolicy
 from ..templates import load
 from . import settings_attr
 from .addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
+from .ceilings import ORDER_ATTRS, Ceiling
 from .connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
 from .domains import DeletedMailbox
 from .tree import Tree, f
@@ -79,6 +80,12 @@ class UserStore:
     def count(self, domain: str) -> int:
         return sum(1 for _ in self.list(domain, attrs=("1.1",)))
 
+    def room(self, domain: str, most: int) -> Ceiling:
+        """The domain's numberOfUsers, held after the write (ceilings.py)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param="numberOfUsers"),
+                       by_creation=True)
+
     def address_taken(self, address: str) -> bool:
         return self.addresses.taken(address)
 
@@ -127,8 +134,11 @@ class UserStore:
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, list[str]] | None = None) -> str:
-        """Add a user; `values` are parsed API parameters (USER fields)."""
+               extra: dict[str, list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
+        """Add a user; `values` are parsed API parameters (USER fields).
+
+        `limits`: more ceilings the new user must fit in (the creating admin's).
+        """
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         rules = self.rules(domain)
@@ -148,7 +158,10 @@ class UserStore:
             shadow_last_change=str(days_since_epoch()))
         attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
-        attrs["mtaTransport"] = [rules.entry.first("mtaTransport") or self.settings.default_mta_transport]
+        # No per-user mtaTransport: iRedAdmin writes none, and Postfix's
+        # transport_maps_user finding none falls back to transport_maps_domain,
+        # so a later change of the domain's transport (or backup MX) reaches
+        # this mailbox.  A per-user transport is only set when asked for.
         attrs.setdefault("preferredLanguage", [rules.entry.first("preferredLanguage")
                                                or self.settings.default_language])
         if quota_mb:
@@ -161,14 +174,18 @@ class UserStore:
         for key, more in (extra or {}).items():
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
+        ceilings = list(limits) + ([self.room(domain, rules.max_users)] if rules.max_users > 0 else [])
+        self._start_counter(domain, entry=rules.entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             batch.add(dn, attrs)
-            # Counted after adding, so two creates racing for the last free
-            # place cannot both stay: the one that sees too many users undoes itself.
-            if rules.max_users > 0 and self.count(domain) > rules.max_users:
-                raise LimitExceeded(f"{domain} may have at most {rules.max_users} users", param="numberOfUsers")
+            # Checked after adding, so of creates racing for the same address
+            # or the last free places only the winners stay; a loser's add is undone.
+            self.addresses.claim(dn, [mail, *aliases], *ceilings)
             self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
+
+    def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
+        self.addresses.start_counter(domain, "domainCurrentUserNumber", entry=entry, recount=lambda: self.count(domain))
 
     def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
         self.addresses.bump(batch, domain, "domainCurrentUserNumber", delta, entry=entry,
@@ -181,7 +198,9 @@ class UserStore:
 
     # -- updating -----------------------------------------------------------
 
-    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None) -> None:
+    def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
+               quota_limits: Sequence[Ceiling] = ()) -> None:
+        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota)."""
         entry = self.get(mail)
         local, _, domain = mail.partition("@")
         changes: Changes = {}
@@ -216,10 +235,13 @@ class UserStore:
                 services.setdefault("forward", "forward")
 
         aliases = self._wanted_aliases(entry, domain, local, values)
+        claimed: list[str] = []
         if aliases is not None:
             ops = values_diff(entry.get("shadowAddress"), aliases)
             if ops:
                 changes["shadowAddress"] = ops
+            have = {v.lower() for v in entry.get("shadowAddress")}
+            claimed = [a for a in aliases if a.lower() not in have]
 
         if "services" in values:
             services = {s.lower(): s for s in values["services"]}
@@ -233,6 +255,15 @@ class UserStore:
 
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
+            # New alias addresses and a raised quota are checked after they were written (ceilings.py).
+            self.addresses.claim(entry.dn, claimed, *(quota_limits if self._raises_quota(entry, values) else ()))
+
+    @staticmethod
+    def _raises_quota(entry: Entry, values: dict[str, Any]) -> bool:
+        if "quota" not in values:
+            return False
+        current = int(entry.first("mailQuota") or 0)
+        return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
     def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
         """The shadowAddress values after the change; checks each new one."""
@@ -253,8 +284,10 @@ class UserStore:
                 raise AlreadyExists(f"aliases: {address} is already used by another account", param="aliases")
         return [v for v in current if v in twins] + [a for a in wanted if a not in twins]
 
-    def bulk_update(self, domain: str, values: dict[str, Any], *, password_hash: str | None) -> int:
-        """Apply the same change to every user of a domain; all or nothing."""
+    def bulk_update(self, domain: str, values: dict[str, Any], *, password_hash: str | None,
+                    skip: frozenset[str] = frozenset()) -> int:
+        """Apply the same change to every user of a domain but those in `skip`
+        (lower-case addresses); all or nothing."""
         self.rules(domain)
         base: Changes = {}
         if "accountStatus" in values:
@@ -271,7 +304,9 @@ class UserStore:
         attrs = [a for a in base if a != "userPassword"] + (["userPassword"] if password_hash else [])
         count = 0
         with self.dir.batch(kind="update", targets=[f"domain:{domain}"]) as batch:
-            for user in self.list(domain, attrs=attrs):
+            for user in self.list(domain, attrs=["mail", *attrs]):
+                if user.first("mail").lower() in skip:
+                    continue
                 batch.modify(user.dn, base, before=user)
                 count += 1
         return count
@@ -289,6 +324,7 @@ class UserStore:
         entry = self.get(mail, attrs=("*",))
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
+        self._start_counter(domain)
         with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self.addresses.remove(batch, entry, mail)
             self._bump_counter(batch, domain, -1)
@@ -327,8 +363,12 @@ class UserStore:
         shadows += [f"{new_local}@{a.lower()}" for a in new_rules.entry.get("domainAliasName")]
         attrs = _replace_attr(attrs, "shadowAddress", list(dict.fromkeys(shadows)))
         if new_domain != old_domain:
-            attrs = _replace_attr(attrs, "mtaTransport", [new_rules.entry.first("mtaTransport")
-                                                          or self.settings.default_mta_transport])
+            # A copy of the old domain's transport (older versions wrote one)
+            # goes; the user follows the new domain's.  A transport of its
+            # own (different from the domain's) stays.
+            if _attr(attrs, "mtaTransport") and \
+                    _attr(attrs, "mtaTransport")[0].lower() == (old_rules.entry.first("mtaTransport") or "").lower():
+                attrs = _replace_attr(attrs, "mtaTransport", [])
             attrs = _replace_attr(attrs, "domainStatus", ["disabled"] if new_rules.disabled else [])
         attrs = {k: v for k, v in attrs.items() if v}
         # Forwarding to itself (the "keep a copy" marker) follows the address.
@@ -337,8 +377,14 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
+        room = [self.room(new_domain, new_rules.max_users)] \
+            if new_domain != old_domain and new_rules.max_users > 0 else []
+        if new_domain != old_domain:
+            self._start_counter(old_domain, entry=old_rules.entry)
+            self._start_counter(new_domain, entry=new_rules.entry)
         with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
+            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
             if new_domain != old_domain:
                 self._bump_counter(batch, old_domain, -1)
                 self._bump_counter(batch, new_domain, +1)

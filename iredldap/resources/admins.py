@@ -30,7 +30,9 @@ from ..listing import Listing, entry_key, select
 from ..openapi import entry_with
 from ..params import Operation
 from ..password_policy import PasswordPolicy
+from ..sessions import SessionStore
 from .common import entry_as_dict, ok, ok_page, principal, read_params
+from .login import end_sessions_of
 from .users import SORT_ATTRS, PasswordHashing
 
 # What GET shows of a mail user that is an admin: its admin side, not its mailbox.
@@ -114,8 +116,9 @@ class AdminCollection:
 
 class AdminItem:
     def __init__(self, admins: AdminStore, domains: DomainStore, users: UserStore, db: IredadminDB,
-                 settings: Settings):
+                 settings: Settings, *, sessions: SessionStore | None = None):
         self.admins = admins
+        self.sessions = sessions
         self.domains = domains
         self.users = users
         self.db = db
@@ -160,6 +163,8 @@ class AdminItem:
                     raise NotAuthorized(f"{name}: an admin cannot demote or disable itself", param=name)
         stored = self.hashing.stored_value(values, self._policy(mail, entry))
         self.admins.update(mail, values, password_hash=stored)
+        if stored is not None:
+            end_sessions_of(self.sessions, req, mail)
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:

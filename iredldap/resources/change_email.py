@@ -35,8 +35,13 @@ class ChangeEmail:
         new = validators.email(new_mail, param="new_mail")
         who = principal(req)
         # The access table checked the old address's domain; the new one must be the admin's too.
-        if not who.is_global and new.partition("@")[2] not in self.domains.managed_by(who.mail):
+        access = req.context.access
+        if not who.is_global and new.partition("@")[2] not in access.managed_domains():
             raise NotAuthorized(f"new_mail: not an admin of domain {new.partition('@')[2]}", param="new_mail")
+        if access.outranks(new):
+            # An address some other domain names as its admin: the renamed
+            # account would become that domain's admin.
+            raise NotAuthorized(f"new_mail: {new} holds admin rights beyond yours", param="new_mail")
 
         def move_policies() -> None:
             # Spam policy, throttling, greylisting and white/blacklists follow

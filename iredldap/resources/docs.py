@@ -27,7 +27,7 @@ import falcon
 
 from ..errors import NotFound
 from ..params import Choice, Operation, Param
-from .common import read_params
+from .common import ok, read_params
 
 _TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".png": "image/png", ".html": "text/html; charset=utf-8"}
@@ -145,9 +145,37 @@ class DocsAsset:
         resp.data = data
 
 
+class ApiIndex:
+    """`GET /api/`: where to go from here (what a first visitor types)."""
+
+    operations = {"GET": Operation(
+        "An index of the API: links to the docs page and the OpenAPI document, and every endpoint",
+        data={"type": "object", "required": ["docs", "openapi", "endpoints"],
+              "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                             "docs": {"type": "string"}, "openapi": {"type": "string"},
+                             "endpoints": {"type": "array", "items": {"type": "string"}}}})}
+
+    def __init__(self, url_prefix: str, document: OpenApiDocument):
+        self.url_prefix = url_prefix
+        self.document = document
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .. import __version__
+
+        read_params(req, self.operations["GET"])
+        paths = self.document.document()["paths"]
+        endpoints = [f"{method.upper()} {path}" for path, ops in paths.items() for method in ops
+                     if method in ("get", "post", "put", "delete")]
+        ok(resp, {"name": "iredldap", "version": __version__,
+                  "docs": self.url_prefix + "/api/docs", "openapi": self.url_prefix + "/api/openapi.json",
+                  "endpoints": endpoints})
+
+
 def routes(url_prefix: str, build: Callable[[], dict]) -> list[tuple[str, Any, dict]]:
+    document = OpenApiDocument(build)
     return [
-        ("/api/openapi.json", OpenApiDocument(build), {}),
+        ("/api", ApiIndex(url_prefix, document), {}),
+        ("/api/openapi.json", document, {}),
         ("/api/docs", DocsPage(url_prefix), {}),
         ("/api/docs/{name}", DocsAsset(), {}),
     ]

@@ -49,7 +49,8 @@ def keep_days_of(raw: str) -> int:
 
 def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
                               disabled_profiles: list[str]) -> None:
-    """Normal admins may not touch limits and switches, nor profiles the global admin hid."""
+    """Normal admins may not touch limits and switches, nor profiles the global admin hid,
+    and some values are narrower for them (`Param.normal_admin_check`)."""
     if who.is_global:
         return
     for name in values:
@@ -58,6 +59,8 @@ def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, 
             raise NotAuthorized(f"{name}: only global admins may change it", param=name)
         if param.profile and param.profile in disabled_profiles:
             raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
+        if param.normal_admin_check is not None:
+            param.normal_admin_check(values[name], name)
 
 
 class DomainCollection:
@@ -110,8 +113,11 @@ class DomainItem:
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
+        if not who.is_global:
+            self._check_admin_names(req, [domain, *values.get("aliasDomains", [])])
         self.limits.check_domains(who)
-        self.domains.create(domain, values, admin=None if who.is_global else who.mail)
+        self.domains.create(domain, values, admin=None if who.is_global else who.mail,
+                            limits=self.limits.domain_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
@@ -121,8 +127,26 @@ class DomainItem:
         if not who.is_global:
             locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
             restrict_for_normal_admin(who, self.update_params, values, locked)
+            if values.get("accountStatus") == "disabled":
+                # Disabling the domain disables every account in it (domainStatus).
+                above = req.context.access.outranking(domain)
+                if above:
+                    raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
+                                        f"yours: {', '.join(above)}", param="accountStatus")
+            self._check_admin_names(req, values.get("aliasDomains", []) + values.get("addAliasDomain", []))
         self.domains.update(domain, values)
         ok(resp)
+
+    def _check_admin_names(self, req: falcon.Request, names: list[str]) -> None:
+        """A normal admin may not host a domain (or alias domain) in which
+        admins above it have their addresses: an account there would receive
+        their mail (and, with shadow addresses, hold their address)."""
+        access = req.context.access
+        for name in names:
+            above = [a for a in self.admins.addresses_at(name) if access.outranks(a)]
+            if above:
+                raise NotAuthorized(f"{name}: the domain of admin addresses with rights beyond yours",
+                                    param="domain")
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["DELETE"])
@@ -189,11 +213,32 @@ class DomainAdmins:
             if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
                 raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
                                     param="addAdmin")
+            if managed is not None and req.context.access.outranks(mail):
+                # Switching its domainadmin service on would hand it rights the caller lacks.
+                raise NotAuthorized(f"addAdmin: {mail} holds admin rights beyond yours", param="addAdmin")
             if is_user:
                 user_entries[mail] = entry
+        if managed is not None:
+            self._check_removals(req, domain, values)
         self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),
                                 remove_all="removeAllAdmins" in values, user_entries=user_entries)
         ok(resp)
+
+
+    def _check_removals(self, req: falcon.Request, domain: str, values: dict[str, Any]) -> None:
+        """A normal admin removes only its equals: not admins above it (that
+        would take the domain away from them), and not itself (a reseller
+        would free a place under its own domain limit and keep the domain
+        through an admin it made)."""
+        access = req.context.access
+        current = self.domains.admins(domain)
+        removed = current if "removeAllAdmins" in values else [a for a in values.get("removeAdmin", []) if a in current]
+        for mail in removed:
+            if mail == access.principal.mail:
+                raise NotAuthorized("removeAdmin: an admin cannot remove itself from a domain; ask a global admin",
+                                    param="removeAdmin")
+            if access.outranks(mail):
+                raise NotAuthorized(f"removeAdmin: {mail} holds admin rights beyond yours", param="removeAdmin")
 
 
 class DomainServices:

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 STATUS: dict[type[e.IredldapError], int] = {
     e.InvalidInput: 400,
+    e.RequestTooLarge: 413,
     e.LoginRequired: 401,
     e.LoginFailed: 401,
     e.NotAuthorized: 403,

@@ -15,6 +15,7 @@ from .. import accounts, validators
 from ..db.iredadmin import IredadminDB
 from ..db.policy_accounts import PolicyAccounts
 from ..directory.admins import Principal
+from ..directory.ceilings import Ceiling
 from ..directory.domains import DomainStore
 from ..directory.groups import GroupStore, ListStore
 from ..errors import NotAuthorized
@@ -35,13 +36,16 @@ def _mail(raw: str, param: str = "mail") -> str:
 
 class GroupItem:
     def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *,
-                 check_admin_limit: Callable[[Principal], None], policies: PolicyAccounts | None = None):
+                 check_admin_limit: Callable[[Principal], None],
+                 admin_ceilings: Callable[[Principal], list[Ceiling]], policies: PolicyAccounts | None = None):
         self.store = store
         self.policies = policies
         self.domains = domains
         self.db = db
         # The creating admin's own limit (maxAliases or maxLists), across its domains.
         self.check_admin_limit = check_admin_limit
+        # The same limit, held again after the write against parallel creates.
+        self.admin_ceilings = admin_ceilings
         self.create_params = store.kind.account.create_params()
         self.update_params = store.kind.account.update_params()
         self.delete_params = LIST_DELETE_PARAMS if isinstance(store, ListStore) else NO_PARAMS
@@ -53,14 +57,21 @@ class GroupItem:
             "DELETE": Operation(f"Delete a {label}", self.delete_params),
         }
 
-    def _check_members(self, who: Principal, values: dict[str, Any]) -> None:
-        """A normal admin may not write list memberships into other customers' entries."""
-        if who.is_global or not isinstance(self.store, ListStore):
+    def _check_members(self, req: falcon.Request, values: dict[str, Any]) -> None:
+        """A normal admin may not write list memberships into other customers' entries.
+
+        Any address in a domain hosted here but not managed by the caller is
+        refused, whether an account has it or not: the answer must not tell
+        which addresses exist at other customers.
+        """
+        if principal(req).is_global or not isinstance(self.store, ListStore):
             return
+        managed = set(req.context.access.managed_domains())
         added = values.get("members", []) + values.get("addMember", [])
-        foreign = self.store.hosted_member_domains(added) - set(self.domains.managed_by(who.mail))
-        if foreign:
-            raise NotAuthorized(f"members: accounts of {', '.join(sorted(foreign))} are not yours to add",
+        foreign = sorted({m.rpartition("@")[2] for m in added} - managed)
+        elsewhere = [d for d in foreign if self.domains.owner_of_name(d) not in (None, *managed)]
+        if elsewhere:
+            raise NotAuthorized(f"members: addresses in {', '.join(elsewhere)} are in a domain you do not manage",
                                 param="members")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -76,9 +87,9 @@ class GroupItem:
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
-        self._check_members(who, values)
+        self._check_members(req, values)
         self.check_admin_limit(who)
-        self.store.create(mail, values)
+        self.store.create(mail, values, limits=self.admin_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -86,7 +97,7 @@ class GroupItem:
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, self.update_params, values, [])
-        self._check_members(who, values)
+        self._check_members(req, values)
         self.store.update(mail, values)
         ok(resp)
 

@@ -114,15 +114,8 @@ class Authentication:
         if principal is not None and req.context.token is not None:
             # Read-only and domain-limited tokens (may raise NotAuthorized).
             req.context.principal = principal = narrow(req.context.token, principal, req.method, params)
-        managed: list[str] | None = None
-
-        def managed_domains() -> list[str]:
-            nonlocal managed
-            if managed is None:
-                managed = self.domains.managed_by(principal.mail)
-            return managed
-
-        authz.check(rule, principal, params, managed_domains)
+        req.context.access = access = authz.Access(principal, self.admins, self.domains.managed_by)
+        authz.check(rule, access, params)
 
     def _principal(self, req: falcon.Request):
         scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")

@@ -39,14 +39,16 @@ What GET returns in ``_data`` (iRedAdmin-Pro does not publish its shapes):
 * greylisting whitelists, SPF domains, white/blacklists: sorted lists of
   strings.
 
-Writes answer ``{"_success": true}``.  Invalid addresses are refused with 400
-(the public document says they are dropped silently; we write nothing
-instead, so a typo is noticed).
+Writes answer ``{"_success": true}``.  White/blacklists follow the public
+document: invalid addresses are discarded and the valid ones stored, but not
+silently -- the answer names them in ``_discarded``; a request with no valid
+address at all is a 400 and writes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import falcon
 
@@ -61,6 +63,7 @@ from ..errors import InvalidInput, MissingParameter, NoSuchAccount, NotAuthorize
 from ..openapi import OBJECT, OBJECTS, STRINGS
 from ..params import (Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
                       Operation, Param, ParamSet)
+from ..params import ListKind, _dedupe
 from ..policy_addresses import (GLOBAL, Account, account_of, domain_account, greylist_sender, user_account,
                                 wblist_address)
 from .common import ok, principal, read_params
@@ -124,12 +127,50 @@ SPF_DOMAINS_PARAMS = ParamSet(
     conflicts=(("domains", "addDomains"), ("domains", "removeDomains")),
 )
 
+@dataclass(frozen=True)
+class ValidAndDiscarded(ListKind):
+    """Comma-separated values; the ones the validator refuses are set aside
+    (not an error) as iRedAdmin-Pro documents for white/blacklists.  Parses
+    to ``(valid, discarded)``; none valid is a 400 naming the first problem.
+    Bounded in number like every list (MAX_LIST_ITEMS), discarded ones included."""
+
+    check: Callable[..., str] = wblist_address
+    description: str = ""
+
+    def parse(self, raw, name: str) -> tuple[list[str], list[str]]:
+        valid, discarded, first_error = [], [], None
+        for item in self.items(raw, name):
+            try:
+                valid.append(self.check(item, param=name))
+            except InvalidInput as exc:
+                discarded.append(item)
+                first_error = first_error or exc
+        if not valid:
+            if first_error is not None:
+                raise InvalidInput(f"{first_error.reason} (no valid address given)", param=name)
+            raise InvalidInput(f"{name}: no address given", param=name)
+        return _dedupe(valid), _dedupe(discarded)
+
+    def schema(self) -> dict:
+        return self.list_schema(self.description)
+
+
 WBLIST_PARAMS = ParamSet((
-    Param("addresses", CheckedList(check=wblist_address,
-                                   description="comma-separated: IP, CIDR network, user@domain, @domain, "
-                                               "@.domain, @."),
+    Param("addresses", ValidAndDiscarded(wblist_address,
+                                         description="comma-separated: IP, CIDR network, user@domain, @domain, "
+                                                     "@.domain, @.; invalid ones are discarded and named in "
+                                                     "`_discarded`"),
           "Addresses to add (POST) or remove (PUT)", required=True),
 ))
+
+_DISCARDED_NOTE = ("Invalid addresses among valid ones are discarded (as iRedAdmin-Pro documents) and listed in "
+                   "`_discarded` of the answer; when none is valid the answer is 400 and nothing is written.")
+
+
+def _ok_with_discarded(resp: falcon.Response, discarded: list[str]) -> None:
+    ok(resp)
+    if discarded:
+        resp.media["_discarded"] = discarded
 
 
 def _choice(raw: str, choices: tuple[str, ...], param: str) -> str:
@@ -374,8 +415,9 @@ class GreylistingSpfDomains:
 class WBList:
     operations = {
         "GET": Operation("The addresses of a white- or blacklist", data=STRINGS),
-        "POST": Operation("Add addresses to a white- or blacklist", WBLIST_PARAMS),
-        "PUT": Operation("Remove addresses from a white- or blacklist", WBLIST_PARAMS),
+        "POST": Operation("Add addresses to a white- or blacklist", WBLIST_PARAMS, description=_DISCARDED_NOTE),
+        "PUT": Operation("Remove addresses from a white- or blacklist", WBLIST_PARAMS,
+                         description=_DISCARDED_NOTE),
         "DELETE": Operation("Empty a white- or blacklist"),
     }
 
@@ -398,14 +440,16 @@ class WBList:
     def on_post(self, req, resp, direction: str, listname: str, account: str) -> None:
         values = read_params(req, self.operations["POST"])
         found, direction, listname = self._target(req, direction, listname, account)
-        self.db.add_addresses(found, direction, listname, values["addresses"])
-        ok(resp)
+        valid, discarded = values["addresses"]
+        self.db.add_addresses(found, direction, listname, valid)
+        _ok_with_discarded(resp, discarded)
 
     def on_put(self, req, resp, direction: str, listname: str, account: str) -> None:
         values = read_params(req, self.operations["PUT"])
         found, direction, listname = self._target(req, direction, listname, account)
-        self.db.remove_addresses(found, direction, listname, values["addresses"])
-        ok(resp)
+        valid, discarded = values["addresses"]
+        self.db.remove_addresses(found, direction, listname, valid)
+        _ok_with_discarded(resp, discarded)
 
     def on_delete(self, req, resp, direction: str, listname: str, account: str) -> None:
         read_params(req, self.operations["DELETE"])

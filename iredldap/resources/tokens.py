@@ -6,7 +6,7 @@
     DELETE /api/token/<id>                TokenItem: revoke (at once)
 
 POST parameters: `admin` (default: the caller), `name`, `read_only`,
-`domains` (comma-separated; empty: not limited), `expires` (ISO 8601 date or
+`domains` (comma-separated; left out: not limited; given but empty: 400), `expires` (ISO 8601 date or
 date-time, UTC unless an offset is given) or `expires_in_days`.  The answer
 (201): ``{"_success": true, "_data": {"id": 3, "token": "irdl_...", ...}}``.
 A token is shown as ``{"id", "admin", "name", "read_only", "domains" (null:
@@ -22,7 +22,7 @@ import falcon
 
 from .. import audit
 from ..directory.admins import AdminStore
-from ..errors import NoSuchAccount
+from ..errors import InvalidInput, NoSuchAccount
 from ..params import Boolean, Converted, DomainList, Email, Integer, Operation, Param, ParamSet, Text
 from ..tokens import TokenStore, parse_time
 from .common import ok, principal, read_params
@@ -37,7 +37,7 @@ TOKEN_CREATE_PARAMS = ParamSet((
     Param("admin", Email(), "The admin the token acts as (default: the caller)"),
     Param("name", Text(255), "What the token is for"),
     Param("read_only", Boolean(), "Only GET requests"),
-    Param("domains", DomainList(), "Only these domains (comma-separated; empty: every domain of the admin)"),
+    Param("domains", DomainList(), "Only these domains (comma-separated; leave out for every domain of the admin)"),
     Param("expires", Converted(check=_iso_time, allow_empty=False,
                                description="ISO 8601 date or date-time (UTC unless an offset is given)"),
           "When the token stops working"),
@@ -85,6 +85,10 @@ class TokenCollection:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         values = read_params(req, self.operations["POST"])
+        if "domains" in values and not values["domains"]:
+            # Fail closed: an empty list must not become a token for every domain.
+            raise InvalidInput("domains: no domain given; leave the parameter out for a token not limited "
+                               "to domains", param="domains")
         admin = values.get("admin") or principal(req).mail
         audit.note(req, username=admin)
         if self.admins.principal_for(admin) is None:

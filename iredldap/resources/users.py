@@ -24,13 +24,16 @@ from ..directory.settings_attr import parse as parse_settings
 from ..directory.users import UserStore
 from ..errors import InvalidInput, MissingParameter, NotAuthorized
 from ..listing import Listing, entry_key, select
-from ..openapi import LISTING, entry_with
+from ..openapi import LISTING, STRINGS, entry_with
 from ..params import Operation
+from ..sessions import SessionStore
 from .common import entry_as_dict, ok, ok_page, principal, read_params
 from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+from .login import end_sessions_in, end_sessions_of
 
 # Sort fields of listings -> the attribute sorted by.
 SORT_ATTRS = {"mail": "mail", "name": "cn"}
+BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
 USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
                        last_login={"type": "string", "description": "ISO 8601, or empty: never"})
 
@@ -66,8 +69,10 @@ class PasswordHashing:
 
 class UserItem:
     def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
-                 limits: AdminLimits, policies: PolicyAccounts | None = None):
+                 limits: AdminLimits, policies: PolicyAccounts | None = None,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.policies = policies
         self.domains = domains
         self.limits = limits
@@ -96,6 +101,8 @@ class UserItem:
         data: dict[str, Any] = entry_as_dict(entry)
         data.update(self.users.memberships(mail))
         data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
+        if not principal(req).is_global:
+            _hide_other_tenants(data, req.context.access.managed_domains())
         usage = self.db.mailbox_usage(mail)
         data["stored_bytes"] = int(usage["bytes"])
         data["stored_messages"] = int(usage["messages"])
@@ -114,7 +121,7 @@ class UserItem:
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
-        self.users.create(mail, values, password_hash=stored)
+        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -126,10 +133,17 @@ class UserItem:
                                   [] if who.is_global else self._locked_profiles(domain))
         if not who.is_global and mail == who.mail and "accountStatus" in values:
             raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
+        for alias in values.get("aliases", []) + values.get("addAlias", []):
+            # The address of an admin above the caller (a standalone admin's, say).
+            if req.context.access.outranks(alias):
+                raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
         if "quota" in values:
             self.limits.check_quota(who, values["quota"], replacing=mail)
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
-        self.users.update(mail, values, password_hash=stored)
+        self.users.update(mail, values, password_hash=stored,
+                          quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
+        if stored is not None:
+            end_sessions_of(self.sessions, req, mail)
         ok(resp)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -163,11 +177,15 @@ class UserItem:
 class UserCollection:
     operations = {
         "GET": Operation("List the mail users of a domain", accounts.USER_LIST_PARAMS, data=LISTING, listing=True),
-        "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS),
+        "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS, data=BULK_RESULT,
+                         description="Accounts holding admin rights beyond a normal admin's own are left "
+                                     "unchanged and listed in `skipped`."),
     }
 
-    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB):
+    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
+                 sessions: SessionStore | None = None):
         self.users = users
+        self.sessions = sessions
         self.db = db
         self.hashing = PasswordHashing(settings)
 
@@ -192,9 +210,14 @@ class UserCollection:
         restrict_for_normal_admin(who, accounts.USERS_BULK_PARAMS, values, [])
         # One hash for all: hashing ten thousand times with bcrypt would take hours.
         stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
-        count = self.users.bulk_update(domain, values, password_hash=stored)
-        audit.note(req, note=f"{count} users")
-        ok(resp)
+        # Accounts above a normal admin are left alone (authz.Rule.MAIL_ACCOUNT
+        # for one user) and named in the answer.
+        skipped = req.context.access.outranking(domain)
+        count = self.users.bulk_update(domain, values, password_hash=stored, skip=frozenset(skipped))
+        if stored is not None:
+            end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
+        audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
+        ok(resp, {"updated": count, "skipped": skipped})
 
 
 class UserPasswordCheck:
@@ -210,6 +233,24 @@ class UserPasswordCheck:
         if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
             raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
         ok(resp)
+
+
+def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
+    """Drop what a user's view says about domains the caller does not manage:
+    aliases and lists there that name the user, domains it administers."""
+    mine = set(managed)
+
+    def own(values: list[str]) -> list[str]:
+        return [v for v in values if v.lower().rpartition("@")[2] in mine]
+
+    for key in ("mailing_aliases", "mailing_lists"):
+        data[key] = own(data[key])
+    data["managed_domains"] = [d for d in data["managed_domains"] if d in mine]
+    for attr in list(data):
+        if attr.lower() == "memberofgroup":
+            data[attr] = own(data[attr])
+            if not data[attr]:
+                del data[attr]
 
 
 def _last_login(row: dict | None) -> str:

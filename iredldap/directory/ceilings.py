@@ -1,0 +1,122 @@
+"""Uniqueness and limits that hold under concurrent requests.
+
+A check before the write cannot hold: two requests both check, both find
+room, both write.  So every write that may break a rule is checked after it
+was made, inside its `Batch`, with `hold()`; the request that loses raises,
+and its batch undoes what it wrote.  A rule is a `Ceiling`: at most `most`
+(counted by `weight`) of the entries `holders()` finds may stay.  A unique
+address or domain name is a ceiling of 1 over the entries holding it; a
+limit like numberOfUsers or maxUsers a ceiling over the entries it counts.
+
+Who loses is decided so that racers agree without talking to each other:
+the holders are put in the order the server wrote them (`entryCSN`, which
+slapd stamps on every write with microseconds and a sequence number; for
+limits `createTimestamp` first, so that an old entry changed meanwhile
+still counts as old), and the entries past the ceiling in that order lose
+and undo themselves at once.  An entry inside the ceiling stays only once
+it has *seen* the total within the ceiling, i.e. after the losers have gone;
+until then it reads again.  That last rule is what makes the result safe
+whatever the order says: of the requests that stay, the one that read last
+saw all the others (each wrote before its own final read), so at most
+`most` can stay.  The order only decides that, normally, exactly `most`
+stay: if a loser does not go away within `PATIENCE_SECONDS` (it may have
+stayed on a read that did not see us yet), the waiting one gives up and
+loses instead; then there is still one winner, never two.
+
+Entries without the operational attributes (ldap3's MOCK_SYNC does not keep
+them) are taken as older than our own entry: offline there is no race, and
+a clash found after the write is then always the newcomer's loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from ..errors import IredldapError
+from .connection import Entry
+
+log = logging.getLogger(__name__)
+
+# What the ordering reads; every `holders()` search asks for these.
+ORDER_ATTRS = ("createTimestamp", "entryCSN")
+
+# How long an entry inside a ceiling waits for the entries past it to go.
+PATIENCE_SECONDS = 10.0
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.01, 0.2
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """At most `most` (summing `weight`) of the entries `holders()` returns may stay."""
+
+    most: int
+    holders: Callable[[], Iterable[Entry]]
+    refusal: Callable[[], IredldapError]
+    # Limits count entries by when they were created; uniqueness by when they
+    # were last written (an address added to an old entry is a new claim).
+    by_creation: bool = False
+    weight: Callable[[Entry], int] = lambda entry: 1
+
+
+_LOST, _WON, _WAIT = "lost", "won", "wait"
+
+
+def hold(mine: str, ceilings: Sequence[Ceiling], *, patience: float = PATIENCE_SECONDS) -> None:
+    """Raise the refusal of the first ceiling the entry `mine` (a DN, just
+    written) loses; return once it is within all of them."""
+    pending = list(ceilings)
+    deadline = time.monotonic() + patience
+    pause = _FIRST_PAUSE
+    while pending:
+        waiting = []
+        for ceiling in pending:
+            verdict = _judge(ceiling, mine)
+            if verdict == _LOST:
+                raise ceiling.refusal()
+            if verdict == _WAIT:
+                waiting.append(ceiling)
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            # A holder ranked after us is still there: it decided to stay
+            # before it could see us, so we are the one to go.
+            log.warning("gave up %s after %.0f s: a later writer stayed", mine, patience)
+            raise waiting[0].refusal()
+        time.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE)
+        pending = waiting
+
+
+def _judge(ceiling: Ceiling, mine: str) -> str:
+    mine_key = _dn_key(mine)
+    entries = list(ceiling.holders())
+    if not any(_dn_key(e.dn) == mine_key for e in entries):
+        return _LOST  # our write is not there (undone meanwhile): nothing to keep
+    ranked = sorted(entries, key=lambda e: _order_key(e, mine_key, ceiling.by_creation))
+    before = 0
+    for entry in ranked:
+        before += ceiling.weight(entry)
+        if _dn_key(entry.dn) == mine_key:
+            break
+    if before > ceiling.most:
+        return _LOST
+    if sum(ceiling.weight(e) for e in entries) <= ceiling.most:
+        return _WON
+    return _WAIT
+
+
+def _order_key(entry: Entry, mine_key: str, by_creation: bool) -> tuple:
+    dn = _dn_key(entry.dn)
+    csn = entry.first("entryCSN")
+    if not csn:
+        # No server stamp (MOCK_SYNC): ours is the newest.
+        return (1 if dn == mine_key else 0, "", "", dn)
+    created = entry.first("createTimestamp") if by_creation else ""
+    return (0, created, csn, dn)
+
+
+def _dn_key(dn: str) -> str:
+    return ",".join(part.strip() for part in dn.lower().split(","))

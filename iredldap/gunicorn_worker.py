@@ -1,0 +1,86 @@
+"""gunicorn's threaded worker, answering malformed requests in our JSON envelope.
+
+gunicorn.conf.py names `iredldap.gunicorn_worker.ThreadWorker` as the worker
+class (gunicorn takes any subclass of its workers there).  It is gunicorn's
+`gthread` worker with two differences:
+
+* A request gunicorn itself refuses before the app sees it -- a request line
+  over `limit_request_line` (414), too many or too large header fields (431),
+  a malformed request line, header or chunk (400) -- is answered with
+  `{"_success": false, "_msg": CODE, "reason": ...}` instead of gunicorn's
+  HTML page.  Anything else goes to gunicorn's own handling.
+* A connection whose request body was not read to its end (the app refused it
+  unread: 413) is closed instead of kept alive, so gunicorn does not read and
+  discard a body of any size before the next request.
+
+Both hook into gunicorn methods that are not a documented API
+(`handle_error`, `handle_request`, the body readers); where gunicorn changes
+them the hooks fall back to gunicorn's default behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.workers import gthread
+
+# gunicorn's exception -> (status, reason phrase, our code).
+_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (
+    ((http_errors.LimitRequestLine,), 414, "URI Too Long", "REQUEST_LINE_TOO_LONG"),
+    ((http_errors.LimitRequestHeaders,), 431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE"),
+    (tuple(getattr(http_errors, name) for name in (
+        "InvalidRequestLine", "InvalidRequestMethod", "InvalidHTTPVersion", "InvalidHeader",
+        "InvalidHeaderName", "ObsoleteFolding", "InvalidChunkSize", "ChunkMissingTerminator",
+        "InvalidChunkExtension") if hasattr(http_errors, name)),
+     400, "Bad Request", "INVALID_REQUEST"),
+)
+
+
+def refusal_of(exc: Exception) -> tuple[int, str, str] | None:
+    for classes, status, reason, code in _REFUSALS:
+        if isinstance(exc, classes):
+            return status, reason, code
+    return None
+
+
+def json_error(status: int, reason: str, code: str, detail: str) -> bytes:
+    body = json.dumps({"_success": False, "_msg": code, "reason": detail}).encode("ascii")
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def body_left(req) -> bool:
+    """Whether some of the request's body is still unread on the socket."""
+    reader = getattr(getattr(req, "body", None), "reader", None)
+    if isinstance(reader, LengthReader):
+        return reader.length > 0
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is not None
+    return False
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    def handle_error(self, req, client, addr, exc):
+        refused = refusal_of(exc)
+        if refused is None:
+            return super().handle_error(req, client, addr, exc)
+        status, reason, code = refused
+        ip = (addr or ("", -1))[0]
+        self.log.warning("Invalid request from ip=%s: %s", ip, exc)
+        # gunicorn's messages name the limit or the malformed part, never a
+        # header value; cut anyway (a request line can be long).
+        detail = f"{reason}: {str(exc)[:200]}"
+        try:
+            util.write_nonblock(client, json_error(status, reason, code, detail))
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+    def handle_request(self, req, conn):
+        keepalive = super().handle_request(req, conn)
+        if keepalive and body_left(req):
+            return False
+        return keepalive
