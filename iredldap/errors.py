@@ -110,6 +110,9 @@ class NotFound(IredldapError):
 
 class DirectoryUnavailable(IredldapError):
     code = "DIRECTORY_UNAVAILABLE"
+    # True when a request went out and no answer came back (a timeout, a
+    # connection cut while waiting): a write may have landed all the same.
+    maybe_landed = False
 
 
 class DatabaseUnavailable(IredldapError):

@@ -365,3 +365,46 @@ def test_journal_holds_no_clear_text_password(world, own_slapd, settings, iredad
     assert r.status_code == 201, r.text
     entry = directory.get(tree.domain("pw.test"))
     assert entry.get("domainCurrentUserNumber") == ["1"]
+
+
+def test_single_write_without_answer_tells_the_truth(world, own_slapd, iredadmin, settings):
+    """A one-entry change (no journal) whose answer does not come in time:
+    slapd is paused (SIGSTOP by its PID) just before the modify and resumed
+    after the LDAP timeout.  Whatever slapd then does with the write, the
+    answer and the audit row agree with the directory: 200 and `info` when
+    the change is there, 503 and `error` when it is not -- never a 503 for a
+    change that landed."""
+    import os
+    import signal
+    import threading
+    directory, client, tree = world
+    fill_domain(directory, tree, settings, "quiet.test", 0)
+    UserStore(directory, tree, settings).create("ann@quiet.test", {}, password_hash=HASH)
+    pid = own_slapd._pid()
+    timers = []
+
+    def pause():
+        directory._before_write = lambda: None
+        os.kill(pid, signal.SIGSTOP)
+        timer = threading.Timer(3.6, os.kill, (pid, signal.SIGCONT))
+        timer.start()
+        timers.append(timer)
+
+    directory._before_write = pause
+    try:
+        r = client.put("/api/user/ann@quiet.test", {"name": "Ann Paused"})
+    finally:
+        del directory._before_write
+        for timer in timers:
+            timer.join()
+        os.kill(pid, signal.SIGCONT)
+    assert timers, "slapd was never paused"
+    cn = dump(own_slapd)["mail=ann@quiet.test,ou=users,domainname=quiet.test,o=domains," + SUFFIX]["cn"]
+    with iredadmin.engine.connect() as conn:
+        audit = [a.loglevel for a in conn.execute(select(t.log.c.loglevel)
+                                                  .where(t.log.c.msg.like("%PUT /api/user/ann@quiet.test%")))]
+    if cn == ["Ann Paused"]:
+        assert r.status_code == 200 and audit == ["info"], (r.text, audit)
+    else:
+        assert cn == ["ann"]
+        assert r.status_code == 503 and audit == ["error"], (r.text, audit)

@@ -39,6 +39,8 @@ Changes = dict[str, list[tuple[str, list[str]]]]
 _UNAVAILABLE = (lx.LDAPSocketOpenError, lx.LDAPSocketReceiveError, lx.LDAPSocketSendError,
                 lx.LDAPSessionTerminatedByServerError, lx.LDAPCommunicationError,
                 lx.LDAPStartTLSError, lx.LDAPBusyResult, lx.LDAPUnavailableResult)
+# Sent, but no answer: the operation may have been carried out.
+_NO_ANSWER = (lx.LDAPSocketReceiveError, lx.LDAPSessionTerminatedByServerError, lx.LDAPResponseTimeoutError)
 _BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationResult,
               lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
 
@@ -157,13 +159,17 @@ class Directory:
             raise DirectoryUnavailable("the service cannot bind to the directory (LDAP_BIND_DN/LDAP_BIND_PASSWORD)") from None
         except _UNAVAILABLE as exc:
             self._forget_connection()
-            raise DirectoryUnavailable(f"the directory is unreachable: {exc.__class__.__name__}") from None
+            error = DirectoryUnavailable(f"the directory is unreachable: {exc.__class__.__name__}")
+            error.maybe_landed = isinstance(exc, _NO_ANSWER)
+            raise error from None
         except lx.LDAPOperationResult as exc:
             raise DirectoryError(f"directory error: {exc.description or ''} {exc.message or ''}".strip(),
                                  ldap_result=exc.result) from None
         except lx.LDAPException as exc:
             self._forget_connection()
-            raise DirectoryUnavailable(f"directory failure: {exc}") from None
+            error = DirectoryUnavailable(f"directory failure: {exc}")
+            error.maybe_landed = isinstance(exc, _NO_ANSWER)
+            raise error from None
 
     # -- reading ------------------------------------------------------------
 
@@ -378,11 +384,14 @@ class Batch:
             self._journal.before(step)
         try:
             send()
-        except DirectoryUnavailable:
+        except DirectoryUnavailable as error:
             # No answer (a timeout, a cut connection): it may have landed.
             # Ask the directory before giving up; if it cannot tell, the
-            # journal keeps the step as maybe-landed.
-            if self._journal is None or not self._landed_after_all(step):
+            # journal keeps the step as maybe-landed.  A write outside a
+            # journal is asked about only when it was sent and unanswered
+            # (an unreachable server got nothing), so the answer and the
+            # audit row say what really happened.
+            if (self._journal is None and not error.maybe_landed) or not self._landed_after_all(step):
                 raise
             log.warning("no answer to %s %s, but it landed", step["op"], step["dn"])
         except IredldapError:
@@ -395,13 +404,18 @@ class Batch:
             self._journal.landed()
 
     def _landed_after_all(self, step: dict) -> bool:
+        """Asked on a fresh connection, a few times: a server that was stuck
+        may carry out the unanswered write only a moment after it answers
+        again, so a first "not there" is not yet the truth."""
         from .journal import Applier
-        for attempt in range(3):
+        for attempt in range(4):
             try:
-                return Applier(self.directory).landed(step) is True
+                if Applier(self.directory).landed(step) is True:
+                    return True
             except DirectoryUnavailable:
-                if attempt < 2:
-                    time.sleep(0.5)
+                pass
+            if attempt < 3:
+                time.sleep(0.5)
         return False
 
     def record(self, *, final: bool = False) -> None:
