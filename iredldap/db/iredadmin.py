@@ -679,6 +679,31 @@ class IredadminDB:
         return True
 
     @translate_db_errors()
+    def revoke_tokens_of(self, admins: list[str]) -> int:
+        """Revoke every unrevoked token of these admins; returns how many.
+
+        For an account that stops being that admin (deleted, renamed, its
+        admin role removed): its address may later belong to someone else,
+        who must not inherit the old tokens.  Callers run it inside the
+        step that undoes the directory change when the database refuses.
+        """
+        # Token rows hold the address as validated (lower case).
+        wanted = sorted({a.lower() for a in admins})
+        if not wanted:
+            return 0
+        self.ensure_own_tables()
+        c = t.api_tokens.c
+        now = self.now()
+        count = 0
+        with self._write() as conn:
+            for chunk in _chunks(wanted):
+                result = conn.execute(update(t.api_tokens)
+                                      .where(c.admin.in_(chunk), c.revoked.is_(None))
+                                      .values(revoked=now))
+                count += result.rowcount or 0
+        return count
+
+    @translate_db_errors()
     def touch_token(self, token_id: int, *, every: int = 60) -> None:
         """Record that a token was used (at most once per `every` seconds)."""
         self.ensure_own_tables()

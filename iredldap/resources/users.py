@@ -159,6 +159,9 @@ class UserItem:
             # Runs before the deletion is final: a database that refuses puts the user back.
             if self.policies is not None:
                 self.policies.forget(mail)
+            # Before the rows that would stay wrong if this refused: a
+            # later ann@ must not inherit the tokens of this one.
+            self.db.revoke_tokens_of([mail])
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
