@@ -513,6 +513,20 @@ class IredadminDB:
             for chunk in _chunks(rows):
                 conn.execute(insert(t.deleted_mailboxes).values(chunk))
 
+    @translate_db_errors()
+    def kept_maildirs(self, paths: list[str]) -> set[str]:
+        """Those of `paths` (with or without the final slash) that are the
+        maildir of a deleted account's mailbox still recorded here."""
+        if not paths or self._live("deleted_mailboxes") is None:
+            return set()
+        spellings = sorted({v for p in paths for v in (p.rstrip("/"), p.rstrip("/") + "/")})
+        c = t.deleted_mailboxes.c
+        with self.engine.connect() as conn:
+            found = {row.maildir for chunk in _chunks(spellings)
+                     for row in conn.execute(select(c.maildir).where(c.maildir.in_(chunk)))}
+        wanted = {p.rstrip("/"): p for p in paths}
+        return {wanted[m.rstrip("/")] for m in found if m.rstrip("/") in wanted}
+
     def _usage_of(self, conn: Connection, usernames: list[str]) -> dict[str, tuple[int, int]]:
         if not usernames:
             return {}
