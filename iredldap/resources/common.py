@@ -40,6 +40,9 @@ def read_params(req: falcon.Request, spec: ParamSet | Operation) -> dict[str, An
     (its `Operation`, which the API document is built from)."""
     if isinstance(spec, Operation):
         spec = spec.params
+    # For the audit log, which shows values only of declared parameters.
+    req.context.declared_params = (getattr(req.context, "declared_params", None) or frozenset()) \
+        | frozenset(spec.by_name) | frozenset(spec.by_alias)
     return spec.parse(raw_params(req))
 
 
