@@ -5,7 +5,9 @@
 The first three characters of the local part spread mailboxes over folders
 ('_' stands in for a missing character or for '.' and '~'); the timestamp
 makes a re-created address get a fresh folder and lets the cleanup job
-recognise paths it may remove.
+recognise paths it may remove.  Whole seconds are not enough for that on
+their own: the user store steps a new path's timestamp past the ones in use
+(`home_directory_choices`, UserStore._free_home_directory).
 """
 
 from __future__ import annotations
