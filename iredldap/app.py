@@ -76,7 +76,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     journal = attach_journal(backends, tree)
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
-    user_store = UserStore(backends.directory, tree, settings)
+    user_store = UserStore(backends.directory, tree, settings, kept_maildirs=backends.iredadmin.kept_maildirs)
     alias_store = AliasStore(backends.directory, tree)
     list_store = ListStore(backends.directory, tree)
     admin_limits = AdminLimits(domain_store, user_store)

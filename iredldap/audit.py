@@ -17,11 +17,15 @@ one row -- whatever the outcome, success or refusal:
     msg       "[API] PUT /api/user/u@x.test name=Ann, password=<hidden>
                => 200" (+ the error code, + " via token:<id>")
 
-Parameters are logged by name; values only when they are not secret.  A
-parameter is secret when it is declared with the `Secret` kind (or named
-`...password...` with a text kind) in any `ParamSet` of the endpoints, or
-when it is not declared at all and its name looks secret (pass, pwd, secret,
-token, hash, key, cred).  Values are cut to 200 characters each.
+Parameters are logged by name; values only when the endpoint declares the
+parameter and it is not secret.  A parameter the endpoint does not declare
+(refused as UNKNOWN_PARAMETERS) is logged as `name=<hidden>`, whatever its
+name: a misspelt `pw=` is as secret as `password=`.  The endpoint's
+declarations are those its responder read the request with
+(`read_params`), or, for a request refused before that, those of the
+resource.  A declared parameter is secret when it is declared with the
+`Secret` kind (or named `...password...` with a text kind) in any
+`ParamSet` of the endpoints.  Values are cut to 200 characters each.
 
 Not logged here: login and logout (they log themselves, as iRedAdmin does:
 event `login`), GET requests, requests nobody could be named for (no
@@ -96,8 +100,7 @@ def declared_params(resources: Iterable[Any] = ()) -> tuple[set[str], set[str]]:
                     except Exception:     # not an account type after all
                         pass
     for resource in resources:
-        for value in [*vars(type(resource)).values(), *vars(resource).values()]:
-            sets.extend(_param_sets(value))
+        sets.extend(_resource_param_sets(resource))
     names: set[str] = set()
     secret: set[str] = set()
     for spec in sets:
@@ -112,6 +115,19 @@ def declared_params(resources: Iterable[Any] = ()) -> tuple[set[str], set[str]]:
                     and not isinstance(plain_kind, (Integer, Boolean, Number, Choice))):
                 secret |= keys
     return names, secret
+
+
+def _resource_param_sets(resource: Any) -> list[ParamSet]:
+    sets: list[ParamSet] = []
+    for value in [*vars(type(resource)).values(), *vars(resource).values()]:
+        sets.extend(_param_sets(value))
+    return sets
+
+
+def resource_params(resource: Any) -> frozenset[str]:
+    """Every parameter name (and alias) the ParamSets of `resource` declare."""
+    return frozenset(name for spec in _resource_param_sets(resource)
+                     for name in (*spec.by_name, *spec.by_alias))
 
 
 # -- the row ------------------------------------------------------------------------
@@ -179,8 +195,9 @@ def _text(value: Any, depth: int = 0) -> str:
     elif isinstance(value, list):
         value = ",".join(_text(v, depth + 1) for v in value[:_VALUE_MAX])
     elif isinstance(value, dict):
-        value = "{" + ", ".join(f"{_text(k, depth + 1)}: {_text(v, depth + 1)}"
-                                for k, v in list(value.items())[:_VALUE_MAX]) + "}"
+        # No parameter takes an object: its keys are nobody's declarations,
+        # so its values may be anything (a password under any name).
+        value = "{" + ", ".join(f"{_text(k, depth + 1)}: {HIDDEN}" for k in list(value)[:_VALUE_MAX]) + "}"
     elif isinstance(value, bool):
         value = "yes" if value else "no"
     elif value is None:
@@ -196,6 +213,7 @@ class AuditLog:
     def __init__(self, db: IredadminDB, url_prefix: str = "", resources: Iterable[Any] = ()):
         self.db = db
         self.url_prefix = url_prefix
+        self._by_resource: dict[int, frozenset[str]] = {}
         self.learn(resources)
 
     def learn(self, resources: Iterable[Any]) -> None:
@@ -208,9 +226,25 @@ class AuditLog:
             return True
         return name not in self.declared and bool(_LOOKS_SECRET.search(name))
 
-    def params_text(self, params: dict[str, Any]) -> str:
-        return ", ".join(f"{_text(name)}={HIDDEN if self.is_secret(name) else _text(params[name])}"
-                         for name in sorted(params, key=str))
+    def params_text(self, params: dict[str, Any], declared: frozenset[str] | None = None) -> str:
+        """`name=value, ...`; with `declared` (the endpoint's parameters),
+        the value of any other parameter is hidden too."""
+        def shown(name) -> str:
+            if self.is_secret(name) or (declared is not None and name not in declared):
+                return HIDDEN
+            return _text(params[name])
+        return ", ".join(f"{_text(name)}={shown(name)}" for name in sorted(params, key=str))
+
+    def declared_by(self, req: falcon.Request, resource: Any) -> frozenset[str]:
+        """The parameters this request's endpoint declares."""
+        read = getattr(req.context, "declared_params", None)
+        if read is not None:
+            return read
+        # Refused before the responder read its parameters: the resource's.
+        key = id(resource)
+        if key not in self._by_resource:
+            self._by_resource[key] = resource_params(resource)
+        return self._by_resource[key]
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         # Kept before the access check runs (it may refuse the request).
@@ -226,7 +260,7 @@ class AuditLog:
         if principal is None:
             return
         try:
-            row = self._row(req, resp, template, principal)
+            row = self._row(req, resp, template, principal, self.declared_by(req, resource))
         except Exception:          # never fail a request over its log row
             log.exception("cannot build the audit row of %s %s", req.method, req.path)
             return
@@ -246,10 +280,11 @@ class AuditLog:
             except Exception as exc:
                 log.error("audit log not written (%s): %r", exc, ascii_row)
 
-    def _row(self, req: falcon.Request, resp: falcon.Response, template: str, principal) -> dict[str, Any]:
+    def _row(self, req: falcon.Request, resp: falcon.Response, template: str, principal,
+             declared: frozenset[str] | None = None) -> dict[str, Any]:
         try:
             params = raw_params(req)
-            shown = self.params_text(params)
+            shown = self.params_text(params, declared)
         except Exception:
             params, shown = {}, "(parameters unreadable)"
         url_params = getattr(req.context, "url_params", None) or {}

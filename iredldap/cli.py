@@ -158,7 +158,8 @@ def create_admin(mail: str, password: str | None, standalone: bool, name: str, e
             AdminStore(backends.directory, tree).create_standalone(mail, password_hash=hashed, name=name,
                                                                    is_global=True)
         else:
-            UserStore(backends.directory, tree, settings).create_global_admin(mail, password_hash=hashed, name=name)
+            UserStore(backends.directory, tree, settings, kept_maildirs=backends.iredadmin.kept_maildirs) \
+                .create_global_admin(mail, password_hash=hashed, name=name)
     except AlreadyExists:
         if exist_ok:
             click.echo(f"{mail} already exists")
@@ -240,7 +241,7 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     if domains.owner_of_name(domain) is None:
         domains.create(domain, {"name": "Demo domain"})
     admin = f"postmaster@{domain}"
-    users = UserStore(backends.directory, tree, settings)
+    users = UserStore(backends.directory, tree, settings, kept_maildirs=backends.iredadmin.kept_maildirs)
     try:
         users.create_global_admin(admin, password_hash=passwords.hash_password(admin_pw,
                                                                                 settings.default_password_scheme))

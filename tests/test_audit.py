@@ -255,3 +255,33 @@ def test_only_global_admins_read_the_log(app, settings, factory, api):
     helper.login("helper@admins.test", "H3lper#pw")
     assert helper.get("/api/log").status_code == 403
     assert ApiClient(app, settings).get("/api/log").status_code == 401
+
+
+@pytest.mark.parametrize("how", ["form", "json", "query"])
+def test_parameters_the_endpoint_does_not_declare_are_named_without_values(api, world, iredadmin, how):
+    """A misspelt password (`pw`, `new_password1`), a name other endpoints
+    declare but this one does not (`members`, of aliases and lists), and an
+    object under a declared name: the row names them and holds none of their
+    values, whether they came in a form, a JSON body or the query string."""
+    secret = "Sup3r#Secret-value"
+    params = {"pw": secret, "members": secret + "-members", "new_password1": secret + "1"}
+    if how == "form":
+        r = api.put("/api/user/user@own.test", params)
+    elif how == "json":
+        r = api.request("PUT", "/api/user/user@own.test", json_body={**params, "name": {"password": secret}})
+    else:
+        r = api.request("PUT", "/api/user/user@own.test", {}, query=params)
+    assert r.status_code == 400 and r.json["_msg"] == "UNKNOWN_PARAMETERS", r.text
+    row = rows(iredadmin)[-1]
+    assert row["msg"].startswith("[API] PUT /api/user/user@own.test "), row["msg"]
+    assert "pw=<hidden>" in row["msg"] and "members=<hidden>" in row["msg"], row["msg"]
+    assert "new_password1=<hidden>" in row["msg"], row["msg"]
+    assert secret not in repr(row), row["msg"]
+
+
+def test_declared_values_are_still_shown_beside_undeclared_ones(api, world, iredadmin):
+    r = api.put("/api/user/user@own.test", {"name": "Ann", "colour": "red"})
+    assert r.status_code == 400, r.text
+    row = rows(iredadmin)[-1]
+    assert "name=Ann" in row["msg"] and "colour=<hidden>" in row["msg"], row["msg"]
+    assert "red" not in row["msg"]

@@ -333,3 +333,59 @@ def test_a_reseller_token_creates_only_listed_domains(app, settings, api, factor
     assert r.status_code == 201, r.text
     assert "reseller@admins.test" in factory.entry(factory.tree.domain("new.test")).get("domainAdmin")
     assert bearer.get("/api/domains", {"name_only": "yes"}).json["_data"] == ["new.test"]
+
+
+# -- tokens end with their admin ---------------------------------------------------------
+
+def _token_revoked(iredadmin, token_id: int) -> bool:
+    with iredadmin.engine.connect() as conn:
+        return conn.execute(select(t.api_tokens.c.revoked).where(t.api_tokens.c.id == token_id)).scalar_one() \
+            is not None
+
+
+@pytest.mark.parametrize("how", ["standalone deleted", "role removed", "domain deleted"])
+def test_an_admin_that_goes_loses_its_tokens(api, make_token, domains, factory, iredadmin, how):
+    """DELETE /api/admin of a standalone admin or of a mail user that is an
+    admin (which keeps its mailbox), and deleting the domain of a mail user
+    that is an admin: the account's tokens are revoked, others' stay."""
+    factory.normal_admin("helper@admins.test", "H3lper#pw", domains=["a.test"])
+    assert api.put("/api/domain/admins/a.test", {"addAdmin": "user@a.test"}).status_code == 200
+    admin = {"standalone deleted": "helper@admins.test"}.get(how, "user@a.test")
+    other = "user@a.test" if admin == "helper@admins.test" else "helper@admins.test"
+    gone_id, gone = make_token(admin=admin)
+    kept_id, kept = make_token(admin=other)
+    if how == "domain deleted":
+        assert api.delete("/api/domain/a.test").status_code == 200
+    else:
+        assert api.delete(f"/api/admin/{admin}").status_code == 200
+    assert _token_revoked(iredadmin, gone_id) and not _token_revoked(iredadmin, kept_id)
+    assert gone.get("/api/domains").status_code == 401
+    if how == "role removed":
+        # Still a mail user; made an admin again, the old token stays dead.
+        assert factory.entry(factory.tree.user(admin)) is not None
+        assert api.put("/api/domain/admins/a.test", {"addAdmin": admin}).status_code == 200
+        assert gone.get("/api/domains").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/user/user@a.test", "/api/admin/user@a.test",
+                                  "/api/user/user@a.test/change_email/renamed@a.test"])
+def test_tokens_stay_when_the_removal_is_undone(api, make_token, domains, factory, iredadmin, monkeypatch, path):
+    """The revocation is part of the change: a database that refuses it
+    leaves the account (and its admin role) as it was."""
+    from iredldap.errors import DatabaseUnavailable
+
+    assert api.put("/api/domain/admins/a.test", {"addAdmin": "user@a.test"}).status_code == 200
+    token_id, bearer = make_token(admin="user@a.test")
+    before = factory.entry(factory.tree.user("user@a.test"))
+
+    def down(*args, **kwargs):
+        raise DatabaseUnavailable("simulated")
+    monkeypatch.setattr(iredadmin, "revoke_tokens_of", down)
+    method = "POST" if "change_email" in path else "DELETE"
+    r = api.request(method, path)
+    assert r.status_code == 503 and r.json["_msg"] == "DATABASE_UNAVAILABLE", r.text
+    monkeypatch.undo()
+    assert factory.entry(factory.tree.user("user@a.test")).attrs == before.attrs
+    assert factory.entry(factory.tree.user("renamed@a.test")) is None
+    assert not _token_revoked(iredadmin, token_id)
+    assert bearer.get("/api/users/a.test").status_code == 200

@@ -497,3 +497,47 @@ def test_policies_follow_change_email_and_go_with_delete(api, factory, john):
     assert api.post("/api/user/jo@a.test", {"password": PW}).status_code == 201
     assert api.get("/api/spampolicy/user/jo@a.test").json["_data"] == {}
     assert api.get("/api/throttle/jo@a.test/outbound").json["_data"] == {}
+
+
+# -- a new mailbox path is never one in use ---------------------------------------------------
+
+class _OneSecond:
+    """time for iredldap.mailbox only: always the same second."""
+
+    NOW = 1_800_000_000.0
+
+    @staticmethod
+    def time():
+        return _OneSecond.NOW
+
+
+def test_a_new_mailbox_path_steps_past_every_path_in_use(api, factory, settings, iredadmin, monkeypatch):
+    """Paths held as homeDirectory, as mailMessageStore (relative, as
+    iRedMail splits /var/vmail + vmail1/...) or by a kept mailbox are
+    skipped a second at a time; with every second of the bound taken the
+    create is refused and writes nothing."""
+    from iredldap.mailbox import FREE_PATH_STEPS, home_directory
+
+    monkeypatch.setattr("iredldap.mailbox.time", _OneSecond)
+    base = settings.storage_base_directory.rstrip("/")
+    factory.domain("x.test")
+    path = [home_directory("ann@x.test", base, now=_OneSecond.NOW + k) for k in range(FREE_PATH_STEPS)]
+    # second 0: a homeDirectory; 1: a mailMessageStore below the base's parent; 2: a kept mailbox.
+    factory.user("holder@x.test")
+    factory.dir.modify(factory.tree.user("holder@x.test"), {"homeDirectory": [("MODIFY_REPLACE", [path[0]])]})
+    factory.user("old@x.test", mailMessageStore=[base.rpartition("/")[2] + path[1][len(base):]])
+    with iredadmin.engine.begin() as conn:
+        conn.execute(insert(tables.deleted_mailboxes).values(
+            username="gone@x.test", domain="x.test", maildir=path[2].rstrip("/"), admin="x",
+            timestamp=datetime.datetime(2026, 1, 1)))
+    assert api.post("/api/user/ann@x.test", {"password": "Ann#Secret1"}).status_code == 201
+    assert factory.entry(factory.tree.user("ann@x.test")).first("homeDirectory") == path[3]
+
+    # Every second of the bound taken (ann holds path[3], keep the rest busy too).
+    for k, taken in enumerate(path[4:]):
+        factory.user(f"busy{k}@x.test")
+        factory.dir.modify(factory.tree.user(f"busy{k}@x.test"), {"homeDirectory": [("MODIFY_REPLACE", [taken])]})
+    assert api.post("/api/user/ann@x.test/change_email/ann.old@x.test").status_code == 200
+    r = api.post("/api/user/ann@x.test", {"password": "Ann#Secret1"})
+    assert r.status_code == 409 and r.json["_msg"] == "CONFLICT", r.text
+    assert factory.entry(factory.tree.user("ann@x.test")) is None

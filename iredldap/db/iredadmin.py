@@ -523,6 +523,19 @@ class IredadminDB:
                 conn.execute(delete(t.deleted_mailboxes).where(
                     c.username.in_(chunk), c.timestamp >= since, c.admin == admin))
 
+    def kept_maildirs(self, paths: list[str]) -> set[str]:
+        """Those of `paths` (with or without the final slash) that are the
+        maildir of a deleted account's mailbox still recorded here."""
+        if not paths or self._live("deleted_mailboxes") is None:
+            return set()
+        spellings = sorted({v for p in paths for v in (p.rstrip("/"), p.rstrip("/") + "/")})
+        c = t.deleted_mailboxes.c
+        with self.engine.connect() as conn:
+            found = {row.maildir for chunk in _chunks(spellings)
+                     for row in conn.execute(select(c.maildir).where(c.maildir.in_(chunk)))}
+        wanted = {p.rstrip("/"): p for p in paths}
+        return {wanted[m.rstrip("/")] for m in found if m.rstrip("/") in wanted}
+
     def _usage_of(self, conn: Connection, usernames: list[str]) -> dict[str, tuple[int, int]]:
         if not usernames:
             return {}
@@ -702,6 +715,31 @@ class IredadminDB:
             conn.execute(update(t.api_tokens).where(c.id == token_id, c.revoked.is_(None))
                          .values(revoked=self.now()))
         return True
+
+    @translate_db_errors()
+    def revoke_tokens_of(self, admins: list[str]) -> int:
+        """Revoke every unrevoked token of these admins; returns how many.
+
+        For an account that stops being that admin (deleted, renamed, its
+        admin role removed): its address may later belong to someone else,
+        who must not inherit the old tokens.  Callers run it inside the
+        step that undoes the directory change when the database refuses.
+        """
+        # Token rows hold the address as validated (lower case).
+        wanted = sorted({a.lower() for a in admins})
+        if not wanted:
+            return 0
+        self.ensure_own_tables()
+        c = t.api_tokens.c
+        now = self.now()
+        count = 0
+        with self._write() as conn:
+            for chunk in _chunks(wanted):
+                result = conn.execute(update(t.api_tokens)
+                                      .where(c.admin.in_(chunk), c.revoked.is_(None))
+                                      .values(revoked=now))
+                count += result.rowcount or 0
+        return count
 
     @translate_db_errors()
     def touch_token(self, token_id: int, *, every: int = 60) -> None:

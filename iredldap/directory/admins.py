@@ -9,7 +9,7 @@ they manage.  Global admins manage everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, MAX_QUOTA_MB, QUOTA_UNITS)
@@ -269,10 +269,11 @@ class AdminStore:
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
 
-    def delete(self, mail: str, *, managed: list[Entry]) -> None:
+    def delete(self, mail: str, *, managed: list[Entry], after: Callable[[], None] | None = None) -> None:
         """Remove the admin: a standalone entry is deleted; a mail user loses its
         admin role and keeps its mailbox.  `managed` are the domains naming it
-        in `domainAdmin`, read with that attribute only: those values go too."""
+        in `domainAdmin`, read with that attribute only: those values go too.
+        `after` runs before the change is final; if it raises, it is undone."""
         entry = self.require(mail, attrs=("*",))
         with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             references.rewrite(batch, managed, mail, None)
@@ -280,6 +281,8 @@ class AdminStore:
                 batch.modify(entry.dn, _role_removal(entry), before=entry)
             else:
                 batch.delete(entry.dn, snapshot=entry)
+            if after is not None:
+                after()
 
 
 def is_mail_user(entry: Entry) -> bool:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 from .. import ldif
 from ..errors import IredldapError, NoSuchAccount
+from ..tenant_view import hide_foreign
 from .connection import BASE, LEVEL, SUBTREE, Directory, Entry
 from .tree import Tree
 
@@ -63,11 +64,13 @@ def _may_have_children(entry: Entry) -> bool:
     return [v.upper() for v in entry.get("hasSubordinates")] != [b"FALSE"]
 
 
-def render(entry: Entry, *, passwords: bool) -> str:
-    """One entry (values as bytes) as an LDIF record."""
+def render(entry: Entry, *, passwords: bool, domains: Collection[str] | None = None) -> str:
+    """One entry (values as bytes) as an LDIF record; with `domains`, as a
+    normal admin of those may see it (iredldap.tenant_view)."""
     object_class = None
     items = []
-    for name, values in entry.attrs.items():
+    attrs = entry.attrs if domains is None else hide_foreign(dict(entry.attrs), domains)
+    for name, values in attrs.items():
         base = name.partition(";")[0].lower()
         if not values or base in OPERATIONAL or (base in PASSWORD_ATTRS and not passwords):
             continue
@@ -183,15 +186,16 @@ class Exporter:
             total -= scope == LEVEL  # the root itself is not exported
         return total
 
-    def stream(self, plan: ExportPlan, *, passwords: bool,
-               on_entry: Callable[[], None] | None = None) -> Iterator[bytes]:
-        """The LDIF file, in chunks, produced while the directory is read."""
+    def stream(self, plan: ExportPlan, *, passwords: bool, on_entry: Callable[[], None] | None = None,
+               domains: Collection[str] | None = None) -> Iterator[bytes]:
+        """The LDIF file, in chunks, produced while the directory is read.
+        `domains`: the export of a normal admin managing those (None: all)."""
         chunk_size = self.chunk_size or CHUNK_SIZE
         buf = [ldif.header(plan.title, "password hashes: " + ("included" if passwords else "left out"))]
         size = count = 0
         try:
             for entry in self.entries(plan):
-                text = render(entry, passwords=passwords)
+                text = render(entry, passwords=passwords, domains=domains)
                 buf.append(text)
                 size += len(text)
                 count += 1

@@ -12,9 +12,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..accounts import USER, MiB
 from ..config import Settings
-from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
+from ..errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded, NoSuchAccount
 from ..listing import search_filter, searched
-from ..mailbox import days_since_epoch, home_directory
+from ..mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from ..password_policy import PasswordPolicy
 from ..templates import load
 from . import settings_attr
@@ -47,15 +47,31 @@ class DomainRules:
         return self.entry.first("accountStatus").lower() == "disabled"
 
 
+def _held_paths(entry: Entry, storage: str) -> list[str]:
+    """The mailbox paths an entry holds, as absolute paths below `storage`
+    (a mailMessageStore is relative: to the storage base, or to its parent)."""
+    base = storage.rstrip("/")
+    parent = base.rpartition("/")[0]
+    paths = list(entry.get("homeDirectory"))
+    for store in entry.get("mailMessageStore"):
+        store = store.lstrip("/")
+        paths += [f"{base}/{store}", f"{parent}/{store}"]
+    return paths
+
+
 def _non_catchall(domain: str) -> str:
     return "(&(objectClass=mailUser)" + f("(!(mail=@%s))", domain) + ")"
 
 
 class UserStore:
-    def __init__(self, directory: Directory, tree: Tree, settings: Settings):
+    def __init__(self, directory: Directory, tree: Tree, settings: Settings, *,
+                 kept_maildirs: Callable[[list[str]], set[str]] | None = None):
+        """`kept_maildirs(paths)`: those of `paths` that are mailboxes of
+        deleted accounts still on disk (iRedAdmin's deleted_mailboxes)."""
         self.dir = directory
         self.tree = tree
         self.settings = settings
+        self.kept_maildirs = kept_maildirs
         self.addresses = Addresses(directory, tree)
 
     # -- reading ------------------------------------------------------------
@@ -154,7 +170,7 @@ class UserStore:
         dn, attrs = load("user").render(
             mail=mail, local_part=local, domain=domain, name=values.get("name") or local,
             domains_dn=self.tree.domains_dn,
-            home_directory=values.get("maildir") or home_directory(mail, str(storage)),
+            home_directory=values.get("maildir") or self._free_home_directory(mail, str(storage)),
             shadow_last_change=str(days_since_epoch()))
         attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
@@ -183,6 +199,26 @@ class UserStore:
             self.addresses.claim(dn, [mail, *aliases], *ceilings)
             self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
+
+    def _free_home_directory(self, mail: str, storage: str) -> str:
+        """iRedMail's path for a new mailbox, its timestamp stepped a second
+        at a time past paths in use: a renamed account keeps its path, and
+        a deleted one's mailbox may be kept, so an address re-created in the
+        same second would otherwise share the old maildir (and lose it to
+        the cleanup of the kept one).  One search and one query for all."""
+        choices = home_directory_choices(mail, storage, steps=FREE_PATH_STEPS)
+        terms = [f(f"({attr}=%s)", value) for path in choices
+                 for attr, values in path_spellings(path, storage).items() for value in values]
+        used = {p.rstrip("/") for e in self.dir.search(self.tree.domains_dn, "(|" + "".join(terms) + ")",
+                                                       attrs=("homeDirectory", "mailMessageStore"))
+                for p in _held_paths(e, storage)}
+        if self.kept_maildirs is not None:
+            used |= {p.rstrip("/") for p in self.kept_maildirs(choices)}
+        for path in choices:
+            if path.rstrip("/") not in used:
+                return path
+        raise Conflict(f"every mailbox path for {mail} of the next {FREE_PATH_STEPS} seconds is in use; "
+                       f"try again later")
 
     def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
         self.addresses.start_counter(domain, "domainCurrentUserNumber", entry=entry, recount=lambda: self.count(domain))

@@ -173,7 +173,10 @@ class AdminItem:
         who = principal(req)
         if mail == who.mail:
             raise NotAuthorized("an admin cannot delete itself")
-        self.admins.delete(mail, managed=self.domains.list(admin=mail, attrs=("domainAdmin",)))
+        # Deleted or no longer an admin: its tokens end with it (and if the
+        # database refuses, the directory change is undone).
+        self.admins.delete(mail, managed=self.domains.list(admin=mail, attrs=("domainAdmin",)),
+                           after=lambda: self.db.revoke_tokens_of([mail]))
         ok(resp)
 
 

@@ -48,6 +48,9 @@ class ChangeEmail:
             # the address; if the databases refuse, the rename is undone.
             if self.policies is not None:
                 self.policies.rename(old, new)
+            # Tokens do not follow: they were given to the old address, which
+            # somebody else may get next.  Aliases and lists have none.
+            self.db.revoke_tokens_of([old])
 
         self.store.rename(old, new, after=move_policies)
         ok(resp)

@@ -10,6 +10,7 @@ from ..directory.admins import Principal
 from ..errors import InvalidInput
 from ..listing import Page
 from ..params import Operation, ParamSet
+from ..tenant_view import hide_foreign
 
 
 _EMPTY = object()
@@ -39,6 +40,9 @@ def read_params(req: falcon.Request, spec: ParamSet | Operation) -> dict[str, An
     (its `Operation`, which the API document is built from)."""
     if isinstance(spec, Operation):
         spec = spec.params
+    # For the audit log, which shows values only of declared parameters.
+    req.context.declared_params = (getattr(req.context, "declared_params", None) or frozenset()) \
+        | frozenset(spec.by_name) | frozenset(spec.by_alias)
     return spec.parse(raw_params(req))
 
 
@@ -66,3 +70,12 @@ def entry_as_dict(entry, *, hide=("userPassword",)) -> dict[str, list[str]]:
     """An entry the way the LDAP edition's API shows it: attribute → list of strings."""
     hidden = {h.lower() for h in hide}
     return {k: list(v) for k, v in sorted(entry.attrs.items()) if k.lower() not in hidden}
+
+
+def entry_as_seen(req: falcon.Request, entry) -> dict[str, list[str]]:
+    """`entry_as_dict`, for a normal admin without what other tenants wrote
+    on the entry (iredldap.tenant_view)."""
+    data = entry_as_dict(entry)
+    if principal(req).is_global:
+        return data
+    return hide_foreign(data, req.context.access.managed_domains())

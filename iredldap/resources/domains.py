@@ -170,6 +170,8 @@ class DomainItem:
                 # is recorded for mailboxes that stay.
                 self.policies.forget(domain)
             since = self.db.now()
+            # Its mail users go, the admins among them too: their tokens end.
+            self.db.revoke_tokens_of([m.username for m in mailboxes])
             self.db.record_deleted_mailboxes(
                 [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
                 admin=who.mail, keep_days=keep_days or None)

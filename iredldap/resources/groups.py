@@ -22,7 +22,7 @@ from ..errors import NotAuthorized
 from ..listing import Listing, entry_key, select
 from ..openapi import ENTRY, LISTING
 from ..params import NO_PARAMS, Boolean, Operation, Param, ParamSet
-from .common import entry_as_dict, ok, ok_page, principal, read_params
+from .common import entry_as_seen, ok, ok_page, principal, read_params
 from .domains import restrict_for_normal_admin
 from .users import SORT_ATTRS
 
@@ -78,7 +78,7 @@ class GroupItem:
         read_params(req, self.operations["GET"])
         mail = _mail(mail)
         entry = self.store.get(mail)
-        data = entry_as_dict(entry)
+        data = entry_as_seen(req, entry)
         data["members"] = self.store.members(entry, mail)
         ok(resp, data)
 
@@ -128,4 +128,4 @@ class GroupCollection:
         if emails_only:
             ok_page(resp, page, [e.first("mail").lower() for e in page.items])
         else:
-            ok_page(resp, page, [entry_as_dict(e) for e in page.items])
+            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])

@@ -27,7 +27,8 @@ from ..listing import Listing, entry_key, select
 from ..openapi import LISTING, STRINGS, entry_with
 from ..params import Operation
 from ..sessions import SessionStore
-from .common import entry_as_dict, ok, ok_page, principal, read_params
+from ..tenant_view import hide_foreign, own_values
+from .common import entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params
 from .domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
 from .login import end_sessions_in, end_sessions_of
 
@@ -165,6 +166,9 @@ class UserItem:
             if self.policies is not None:
                 self.policies.forget(mail)
             since = self.db.now()
+            # Before the rows that would stay wrong if this refused: a
+            # later ann@ must not inherit the tokens of this one.
+            self.db.revoke_tokens_of([mail])
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
@@ -201,7 +205,7 @@ class UserCollection:
         if emails_only:
             ok_page(resp, page, [e.first("mail").lower() for e in page.items])
         else:
-            ok_page(resp, page, [entry_as_dict(e) for e in page.items])
+            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         domain = validators.domain_name(domain)
@@ -239,18 +243,10 @@ def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
     """Drop what a user's view says about domains the caller does not manage:
     aliases and lists there that name the user, domains it administers."""
     mine = set(managed)
-
-    def own(values: list[str]) -> list[str]:
-        return [v for v in values if v.lower().rpartition("@")[2] in mine]
-
     for key in ("mailing_aliases", "mailing_lists"):
-        data[key] = own(data[key])
+        data[key] = own_values(data[key], mine)
     data["managed_domains"] = [d for d in data["managed_domains"] if d in mine]
-    for attr in list(data):
-        if attr.lower() == "memberofgroup":
-            data[attr] = own(data[attr])
-            if not data[attr]:
-                del data[attr]
+    hide_foreign(data, mine)
 
 
 def _last_login(row: dict | None) -> str:
