@@ -663,10 +663,12 @@ def config_from_iredadmin(settings_py: str, output: str, force: bool) -> None:
             click.echo(f"iredldap: {output} exists (use --force to overwrite)", err=True)
             sys.exit(1)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(target, 0o600)
+        # 0600 before the secrets go in, also over an existing file; never through a link.
+        try:
+            write_private(target, text)
+        except OSError as exc:
+            click.echo(f"iredldap: cannot write {output}: {exc.strerror}", err=True)
+            sys.exit(1)
         click.echo(f"wrote {output} ({len(conv.values)} settings)", err=True)
     for note in conv.notes:
         click.echo(f"note: {note}", err=True)

@@ -122,3 +122,33 @@ def test_refuses_sql_backends_and_existing_files(tmp_path):
     assert second.exit_code == 1 and "--force" in second.stderr and out.read_text() == before
     third, _ = _convert(tmp_path, SETTINGS_PY, "--force")
     assert third.exit_code == 0
+
+
+def test_force_makes_an_existing_file_private_before_writing_and_never_follows_a_link(tmp_path):
+    first, out = _convert(tmp_path)
+    out.chmod(0o644)
+    # Watch the mode the secrets are written under: any write to a file that
+    # is still 0644 would be seen by other users.
+    import iredldap.private_files as private_files
+    seen = []
+    real_fdopen = private_files.os.fdopen
+
+    def fdopen(fd, *args, **kw):
+        seen.append(os.fstat(fd).st_mode & 0o777)
+        return real_fdopen(fd, *args, **kw)
+
+    private_files.os.fdopen = fdopen
+    try:
+        again, _ = _convert(tmp_path, SETTINGS_PY, "--force")
+    finally:
+        private_files.os.fdopen = real_fdopen
+    assert again.exit_code == 0, again.stderr
+    assert seen == [0o600] and (out.stat().st_mode & 0o777) == 0o600
+    # A link at the output path is not followed: the file it points to stays as it was.
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    out.unlink()
+    out.symlink_to(victim)
+    linked, _ = _convert(tmp_path, SETTINGS_PY, "--force")
+    assert linked.exit_code == 1 and "cannot write" in linked.stderr
+    assert victim.read_text() == "untouched"
