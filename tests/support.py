@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import falcon.testing
+from click.testing import CliRunner
 
 from iredldap import passwords
 from iredldap.app import tree_of
+from iredldap.cli import main as cli_main
 from iredldap.config import Settings
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.connection import BASE, Directory, Entry
@@ -100,3 +103,34 @@ class Factory:
 
     def search(self, base: str, filterstr: str, *, scope=BASE, attrs=("*",)) -> list[Entry]:
         return self.dir.search(base, filterstr, scope=scope, attrs=attrs)
+
+
+def cli_env(slapd, tmp_path, *, iredadmin_file: str = "iredadmin.sqlite") -> dict[str, str]:
+    """IREDLDAP_* settings for running the CLI against a private slapd and SQLite files in `tmp_path`."""
+    return {
+        "IREDLDAP_LDAP_URI": slapd.uri,
+        "IREDLDAP_LDAP_BIND_DN": slapd.root_dn,
+        "IREDLDAP_LDAP_BIND_PASSWORD": slapd.root_password,
+        "IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com",
+        "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / iredadmin_file}",
+        "IREDLDAP_SQL_AMAVISD_URL": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
+        "IREDLDAP_SQL_IREDAPD_URL": f"sqlite:///{tmp_path / 'iredapd.sqlite'}",
+        "IREDLDAP_SECRET_KEY": "x" * 20,
+    }
+
+
+def run_cli(env, *args):
+    return CliRunner().invoke(cli_main, list(args), env=env, catch_exceptions=False)
+
+
+class Clock:
+    """A clock moved by hand (the database layer takes it in place of its own)."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)

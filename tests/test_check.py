@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import insert
 
 from iredldap.app import Backends, create_app, tree_of
-from iredldap.cli import main
 from iredldap.db import iredapd as apd
 from iredldap.db import tables as t
 from iredldap.db.amavisd import AmavisdDB
@@ -23,27 +21,17 @@ from iredldap.directory.connection import ADD, REPLACE, Directory
 from iredldap.directory.groups import AliasStore, ListStore
 
 from .conftest import make_settings
-from .support import ApiClient, Factory
+from .support import ApiClient, Factory, cli_env, run_cli
 
 pytestmark = pytest.mark.slapd
 
 
 @pytest.fixture
 def env(slapd_clean, tmp_path):
-    return {
-        "IREDLDAP_LDAP_URI": slapd_clean.uri,
-        "IREDLDAP_LDAP_BIND_DN": slapd_clean.root_dn,
-        "IREDLDAP_LDAP_BIND_PASSWORD": slapd_clean.root_password,
-        "IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com",
-        "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / 'iredadmin.sqlite'}",
-        "IREDLDAP_SQL_AMAVISD_URL": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
-        "IREDLDAP_SQL_IREDAPD_URL": f"sqlite:///{tmp_path / 'iredapd.sqlite'}",
-        "IREDLDAP_SECRET_KEY": "x" * 20,
-    }
+    return cli_env(slapd_clean, tmp_path)
 
 
-def run(env, *args):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+run = run_cli
 
 
 @pytest.fixture

@@ -9,23 +9,15 @@ from iredldap import passwords
 from iredldap.cli import main
 from iredldap.directory.connection import Directory, SUBTREE
 
+from .support import cli_env, run_cli
+
 
 @pytest.fixture
 def env(slapd_clean, tmp_path):
-    return {
-        "IREDLDAP_LDAP_URI": slapd_clean.uri,
-        "IREDLDAP_LDAP_BIND_DN": slapd_clean.root_dn,
-        "IREDLDAP_LDAP_BIND_PASSWORD": slapd_clean.root_password,
-        "IREDLDAP_LDAP_SUFFIX": "dc=example,dc=com",
-        "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        "IREDLDAP_SQL_AMAVISD_URL": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
-        "IREDLDAP_SQL_IREDAPD_URL": f"sqlite:///{tmp_path / 'iredapd.sqlite'}",
-        "IREDLDAP_SECRET_KEY": "x" * 20,
-    }
+    return cli_env(slapd_clean, tmp_path, iredadmin_file="db.sqlite")
 
 
-def run(env, *args):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+run = run_cli
 
 
 def test_init_creates_base_tree_once(env, slapd_clean):

@@ -10,6 +10,11 @@ k-th write of the request is sent, so that write and all after it fail.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -291,6 +296,33 @@ def test_domain_delete_refused_part_way_is_undone_with_its_rows(world, own_slapd
     assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "delete"] == ["undone"]
 
 
+@contextmanager
+def paused_at_write(directory, slapd, k: int, seconds: float = 3.6):
+    """Pause slapd (SIGSTOP by its PID) just before the k-th write of the block,
+    for longer than the LDAP timeout (3 s), then let it go on (SIGCONT).
+    Yields a list that holds one entry once the pause happened."""
+    pid = slapd._pid()
+    paused, timers, writes = [], [], [0]
+
+    def before_write():
+        writes[0] += 1
+        if writes[0] == k:
+            os.kill(pid, signal.SIGSTOP)
+            paused.append(pid)
+            timer = threading.Timer(seconds, os.kill, (pid, signal.SIGCONT))
+            timer.start()
+            timers.append(timer)
+
+    directory._before_write = before_write
+    try:
+        yield paused
+    finally:
+        del directory._before_write
+        for timer in timers:
+            timer.join()
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_write_without_answer_that_landed_counts_as_done(world, own_slapd, iredadmin):
     """slapd paused (SIGSTOP by its PID) while a write of a create is on its
     way: the answer does not come within the LDAP timeout, slapd resumes and
@@ -299,34 +331,10 @@ def test_write_without_answer_that_landed_counts_as_done(world, own_slapd, ireda
     also drop a write whose connection was given up on: then the answer is
     503 with the journal row open, and the retry succeeds.  Which of the two
     happens is up to slapd's timing; both are checked for what they claim."""
-    import os
-    import signal
-    import threading
     directory, client, tree = world
-    pid = own_slapd._pid()
-    timers = []
-
-    class Pausing:
-        def __init__(self, k):
-            self.k, self.n = k, 0
-
-        def __call__(self):
-            self.n += 1
-            if self.n == self.k:
-                os.kill(pid, signal.SIGSTOP)
-                timer = threading.Timer(3.6, os.kill, (pid, signal.SIGCONT))
-                timer.start()
-                timers.append(timer)
-
-    pause = Pausing(3)
-    directory._before_write = pause
-    try:
+    with paused_at_write(directory, own_slapd, 3) as paused:
         r = client.post("/api/domain/slow.test", {"name": "Slow"})
-    finally:
-        del directory._before_write
-        for timer in timers:
-            timer.join()
-        os.kill(pid, signal.SIGCONT)
+    assert paused, "slapd was never paused"
     domain_dn = "domainname=slow.test,o=domains," + SUFFIX
     with iredadmin.engine.connect() as conn:
         audit = [a.loglevel for a in conn.execute(select(t.log.c.loglevel).where(t.log.c.msg.like("%slow.test%")))]
@@ -374,31 +382,12 @@ def test_single_write_without_answer_tells_the_truth(world, own_slapd, iredadmin
     answer and the audit row agree with the directory: 200 and `info` when
     the change is there, 503 and `error` when it is not -- never a 503 for a
     change that landed."""
-    import os
-    import signal
-    import threading
     directory, client, tree = world
     fill_domain(directory, tree, settings, "quiet.test", 0)
     UserStore(directory, tree, settings).create("ann@quiet.test", {}, password_hash=HASH)
-    pid = own_slapd._pid()
-    timers = []
-
-    def pause():
-        directory._before_write = lambda: None
-        os.kill(pid, signal.SIGSTOP)
-        timer = threading.Timer(3.6, os.kill, (pid, signal.SIGCONT))
-        timer.start()
-        timers.append(timer)
-
-    directory._before_write = pause
-    try:
+    with paused_at_write(directory, own_slapd, 1) as paused:
         r = client.put("/api/user/ann@quiet.test", {"name": "Ann Paused"})
-    finally:
-        del directory._before_write
-        for timer in timers:
-            timer.join()
-        os.kill(pid, signal.SIGCONT)
-    assert timers, "slapd was never paused"
+    assert paused, "slapd was never paused"
     cn = dump(own_slapd)["mail=ann@quiet.test,ou=users,domainname=quiet.test,o=domains," + SUFFIX]["cn"]
     with iredadmin.engine.connect() as conn:
         audit = [a.loglevel for a in conn.execute(select(t.log.c.loglevel)

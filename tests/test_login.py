@@ -19,7 +19,7 @@ from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
 
 from .conftest import make_settings
-from .support import ApiClient
+from .support import ApiClient, Clock
 
 PW = "Pa55#wörd"          # non-ASCII on purpose: hashed as UTF-8
 WRONG = "Pa55#word"
@@ -453,22 +453,9 @@ def test_failures_counted_by_the_database_clock(tmp_path, directory, global_admi
 
 # -- throttling per account, per address and per pair ------------------------------------
 
-class Clock:
-    """The clock the service stamps and counts log rows with; moved by hand."""
-
-    def __init__(self):
-        self.now = datetime(2030, 1, 1, 12, 0, 0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(datetime(2030, 1, 1, 12, 0, 0))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ tests/fixtures_sql.py).  The HTTP side is in tests/test_login.py."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -14,25 +14,16 @@ from iredldap.db.iredadmin import IredadminDB
 from iredldap.login_throttle import LoginThrottle, ThrottleRules
 from iredldap.sessions import SessionStore
 
+from .support import Clock
+
 T0 = datetime(2031, 5, 6, 12, 0, 0)
 RULES = ThrottleRules(max_failures=3, max_failures_per_address=5, window=600, backoff_start=10,
                       known_address_days=30)
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
