@@ -84,6 +84,10 @@ def render(entry: Entry, *, passwords: bool, domains: Collection[str] | None = N
     return ldif.entry_text(entry.dn, items)
 
 
+def _mails(entry: Entry) -> set[str]:
+    return {(v.decode("utf-8", "replace") if isinstance(v, bytes) else v).lower() for v in entry.get("mail")}
+
+
 class Exporter:
     def __init__(self, directory: Directory, tree: Tree, *, page_size: int | None = None,
                  chunk_size: int | None = None):
@@ -187,15 +191,18 @@ class Exporter:
         return total
 
     def stream(self, plan: ExportPlan, *, passwords: bool, on_entry: Callable[[], None] | None = None,
-               domains: Collection[str] | None = None) -> Iterator[bytes]:
+               domains: Collection[str] | None = None, no_hash_for: Collection[str] = ()) -> Iterator[bytes]:
         """The LDIF file, in chunks, produced while the directory is read.
-        `domains`: the export of a normal admin managing those (None: all)."""
+        `domains`: the export of a normal admin managing those (None: all);
+        `no_hash_for`: addresses (lower case) whose password hashes stay out
+        even when `passwords` (accounts above that admin)."""
         chunk_size = self.chunk_size or CHUNK_SIZE
         buf = [ldif.header(plan.title, "password hashes: " + ("included" if passwords else "left out"))]
         size = count = 0
         try:
             for entry in self.entries(plan):
-                text = render(entry, passwords=passwords, domains=domains)
+                hashes = passwords and not (no_hash_for and _mails(entry) & set(no_hash_for))
+                text = render(entry, passwords=hashes, domains=domains)
                 buf.append(text)
                 size += len(text)
                 count += 1

@@ -67,10 +67,18 @@ class LdifExport:
         resp.content_type = CONTENT_TYPE
         resp.downloadable_as = plan.filename
         who = principal(req)
-        # A normal admin's export leaves out what other tenants wrote on its entries.
+        passwords = include_passwords(self.settings.ldif_export_passwords, who)
+        # A normal admin's export leaves out what other tenants wrote on its
+        # entries, and the hashes of accounts above it (LDIF_EXPORT_PASSWORDS
+        # = always would otherwise hand it a global admin's hash to crack).
+        above: list[str] = []
+        if passwords and not who.is_global:
+            access = req.context.access
+            above = access.outranking(name) if self.kind == "domain" else (
+                [name] if self.kind == "user" and access.outranks(name) else [])
         resp.stream = self.exporter.stream(
-            plan, passwords=include_passwords(self.settings.ldif_export_passwords, who),
-            domains=None if who.is_global else req.context.access.managed_domains())
+            plan, passwords=passwords, domains=None if who.is_global else req.context.access.managed_domains(),
+            no_hash_for=frozenset(above))
 
 
 def routes(exporter: Exporter, settings: Settings) -> list[tuple[str, object, dict]]:
