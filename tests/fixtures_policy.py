@@ -30,7 +30,7 @@ from iredldap.db.engine import make_engine
 from iredldap.db.iredapd import IredapdDB
 
 from .fixtures_sql import (MARIADB_ADMIN_URL, MARIADB_HOST, MARIADB_PORT, POSTGRESQL_ADMIN_URL, POSTGRESQL_HOST,
-                           POSTGRESQL_PORT, _admin_engine)
+                           POSTGRESQL_PORT, reachable_admin_engine)
 
 POLICY_BACKENDS = ["sqlite", "mariadb", "postgresql"]
 SQL_DIR = Path(__file__).parent / "sql"
@@ -56,13 +56,7 @@ class PolicyDBs:
 
 
 def _server_databases(kind: str, admin_url: str, where: str):
-    admin = _admin_engine(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        pytest.skip(f"{kind} not reachable at {where}")
+    admin = reachable_admin_engine(admin_url, f"{kind} not reachable at {where}")
     names = {db: f"iredldap_test_{db}_{secrets.token_hex(4)}" for db in ("amavisd", "iredapd")}
     urls = {}
     for db, name in names.items():

@@ -42,6 +42,20 @@ def _admin_engine(url: str) -> Engine:
     )
 
 
+def reachable_admin_engine(url: str, missing: str, *, fail: bool = False) -> Engine:
+    """An AUTOCOMMIT engine on a database server, checked with one query; an
+    unreachable server skips the test (or fails it, where the test is about
+    that server) with `missing` as the reason."""
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        admin.dispose()
+        (pytest.fail if fail else pytest.skip)(missing)
+    return admin
+
+
 def _test_db_name() -> str:
     return f"iredldap_test_{secrets.token_hex(5)}"
 
@@ -70,13 +84,7 @@ def _sql_url_sqlite(tmp_path_factory, _sql_engines):
 
 @pytest.fixture(scope="session")
 def _sql_url_mariadb(_sql_engines):
-    admin = _admin_engine(MARIADB_ADMIN_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        pytest.skip(f"MariaDB not reachable at {MARIADB_HOST}:{MARIADB_PORT}")
+    admin = reachable_admin_engine(MARIADB_ADMIN_URL, f"MariaDB not reachable at {MARIADB_HOST}:{MARIADB_PORT}")
     name = _test_db_name()
     with admin.connect() as conn:
         conn.execute(text(
@@ -94,13 +102,7 @@ def _sql_url_mariadb(_sql_engines):
 
 @pytest.fixture(scope="session")
 def _sql_url_postgresql(_sql_engines):
-    admin = _admin_engine(POSTGRESQL_ADMIN_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRESQL_HOST}:{POSTGRESQL_PORT}")
+    admin = reachable_admin_engine(POSTGRESQL_ADMIN_URL, f"PostgreSQL not reachable at {POSTGRESQL_HOST}:{POSTGRESQL_PORT}")
     name = _test_db_name()
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))

@@ -27,7 +27,7 @@ from iredldap.db.iredapd import IredapdDB
 from .conftest import make_settings
 from .fixtures_policy import run_sql_file, SQL_DIR
 from .fixtures_sql import MARIADB_ADMIN_URL, MARIADB_HOST, MARIADB_PORT, POSTGRESQL_ADMIN_URL, \
-    POSTGRESQL_HOST, POSTGRESQL_PORT, _admin_engine
+    POSTGRESQL_HOST, POSTGRESQL_PORT, _admin_engine, reachable_admin_engine
 from .support import ApiClient
 
 
@@ -41,13 +41,7 @@ def _fresh_database(kind: str, tmp_path):
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'iredadmin.sqlite'}", lambda: None
     admin_url = MARIADB_ADMIN_URL if kind == "mariadb" else POSTGRESQL_ADMIN_URL
-    admin = _admin_engine(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        pytest.fail(f"{kind} not reachable ({admin_url})")
+    admin = reachable_admin_engine(admin_url, f"{kind} not reachable ({admin_url})", fail=True)
     name = f"iredldap_test_iredadmin_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         if kind == "mariadb":

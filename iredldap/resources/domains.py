@@ -200,7 +200,7 @@ class DomainAdmins:
         domain = _domain(domain)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
-        self.domains.get(domain)
+        entry = self.domains.get(domain)
         add = values.get("addAdmin", [])
         user_entries = {}
         managed = None if who.is_global else set(self.domains.managed_by(who.mail))
@@ -221,19 +221,18 @@ class DomainAdmins:
             if is_user:
                 user_entries[mail] = entry
         if managed is not None:
-            self._check_removals(req, domain, values)
+            self._check_removals(req, [a.lower() for a in entry.get("domainAdmin")], values)
         self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),
                                 remove_all="removeAllAdmins" in values, user_entries=user_entries)
         ok(resp)
 
 
-    def _check_removals(self, req: falcon.Request, domain: str, values: dict[str, Any]) -> None:
+    def _check_removals(self, req: falcon.Request, current: list[str], values: dict[str, Any]) -> None:
         """A normal admin removes only its equals: not admins above it (that
         would take the domain away from them), and not itself (a reseller
         would free a place under its own domain limit and keep the domain
         through an admin it made)."""
         access = req.context.access
-        current = self.domains.admins(domain)
         removed = current if "removeAllAdmins" in values else [a for a in values.get("removeAdmin", []) if a in current]
         for mail in removed:
             if mail == access.principal.mail:
