@@ -63,3 +63,42 @@ def test_database_down_is_503(tmp_path, settings, directory, factory):
     client = ApiClient(create_app(settings, Backends(directory, dead)), settings)
     r = client.post("/api/login", {"username": "root@admins.test", "password": "R00t#pw"})
     assert r.status_code == 503 and r.json["_msg"] == "DATABASE_UNAVAILABLE"
+
+
+@pytest.fixture
+def garbling_server():
+    """A TCP server on 127.0.0.1 that answers the first request with a cut-off LDAP message.
+
+    The bytes are a message id and then an element of a class ldap3's decoder
+    has no entry for: what a socket can hold when slapd dies mid-answer.
+    """
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+
+    def answer_once():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"\x30\x05\x02\x01\x01\x40\x00")
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    yield f"ldap://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    thread.join(5)
+
+
+def test_cut_off_answer_is_unavailable_not_a_crash(garbling_server):
+    from iredldap.errors import DirectoryUnavailable
+    directory = Directory(garbling_server, "cn=admin,dc=example,dc=com", "secret", timeout=3)
+    with pytest.raises(DirectoryUnavailable) as caught:
+        directory.search("dc=example,dc=com", "(objectClass=*)")
+    # The request may have reached the server, so a batch must check what landed.
+    assert caught.value.maybe_landed is True

@@ -11,6 +11,7 @@ can use, so atomicity is by compensation.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -41,8 +42,31 @@ _UNAVAILABLE = (lx.LDAPSocketOpenError, lx.LDAPSocketReceiveError, lx.LDAPSocket
                 lx.LDAPStartTLSError, lx.LDAPBusyResult, lx.LDAPUnavailableResult)
 # Sent, but no answer: the operation may have been carried out.
 _NO_ANSWER = (lx.LDAPSocketReceiveError, lx.LDAPSessionTerminatedByServerError, lx.LDAPResponseTimeoutError)
+# ldap3 decodes what the socket gave it without guarding against a message cut
+# off by a dying server: the decoder then fails with a plain KeyError or
+# IndexError (seen: KeyError (1, 0) while binding to a slapd being stopped).
+_DECODER_FAILURES = (KeyError, IndexError, ValueError, TypeError)
+_LDAP3_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (ldap3,))
 _BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationResult,
               lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
+
+
+def _close_quietly(conn: ldap3.Connection) -> None:
+    """Give back the socket of a connection that failed to bind."""
+    try:
+        conn.unbind()
+    except Exception:   # noqa: BLE001 - it is broken already; only the socket matters
+        pass
+
+
+def _raised_inside_ldap3(exc: BaseException) -> bool:
+    """True when the innermost frame of `exc` is ldap3's own code (its decoder)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(_LDAP3_DIRS)
 
 
 @dataclass
@@ -116,8 +140,12 @@ class Directory:
         conn = ldap3.Connection(self._server, user=self.bind_dn, password=self._password,
                                 client_strategy=self._strategy, raise_exceptions=True,
                                 receive_timeout=self._timeout, auto_referrals=False)
-        with self._translated():
-            conn.bind()
+        try:
+            with self._translated():
+                conn.bind()
+        except DirectoryUnavailable:
+            _close_quietly(conn)
+            raise
         self._local.conn = conn
         return conn
 
@@ -169,6 +197,13 @@ class Directory:
             self._forget_connection()
             error = DirectoryUnavailable(f"directory failure: {exc}")
             error.maybe_landed = isinstance(exc, _NO_ANSWER)
+            raise error from None
+        except _DECODER_FAILURES as exc:
+            if not _raised_inside_ldap3(exc):
+                raise
+            self._forget_connection()
+            error = DirectoryUnavailable(f"the directory's answer was cut off: {exc.__class__.__name__}")
+            error.maybe_landed = True   # the request went out; only the answer is lost
             raise error from None
 
     # -- reading ------------------------------------------------------------
