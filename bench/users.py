@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iredldap import passwords  # noqa: E402
-from iredldap.app import Backends, create_app, tree_of  # noqa: E402
+from iredldap.model import passwords  # noqa: E402
+from iredldap.web.app import Backends, create_app, tree_of  # noqa: E402
 from iredldap.db.engine import make_engine  # noqa: E402
 from iredldap.db.iredadmin import IredadminDB  # noqa: E402
 from iredldap.directory.admins import AdminStore  # noqa: E402

@@ -34,12 +34,12 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry
-from .directory.journal import COUNTERS, WriteJournal, domain_of_dn
-from .directory.references import MULTI_VALUED, SINGLE_VALUED
-from .directory.tree import CONTAINERS, Tree
-from .errors import IredldapError
-from .templates import load
+from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry
+from iredldap.directory.journal import COUNTERS, WriteJournal, domain_of_dn
+from iredldap.directory.references import MULTI_VALUED, SINGLE_VALUED
+from iredldap.directory.tree import CONTAINERS, Tree
+from iredldap.errors import IredldapError
+from iredldap.model.templates import load
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import click
 
-from . import passwords, validators
-from .config import Settings
-from .errors import AlreadyExists, ConfigError, InvalidInput, IredldapError, NoSuchAccount
-from .private_files import make_private_dir, open_private, write_private
+from iredldap.model import passwords, validators
+from iredldap.config import Settings
+from iredldap.errors import AlreadyExists, ConfigError, InvalidInput, IredldapError, NoSuchAccount
+from iredldap.private_files import make_private_dir, open_private, write_private
 
 
 def _settings() -> Settings:
@@ -60,7 +60,7 @@ def main(config_path: str | None) -> None:
 @click.option("--pidfile", default=None, hidden=True, help="Where gunicorn writes its pid (the demo's --stop reads it).")
 def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | None = None) -> None:
     """Serve the API with gunicorn."""
-    from .startup import check_or_exit
+    from iredldap.startup import check_or_exit
 
     # Refuse to start on a bad configuration, a missing database driver or
     # own tables that cannot be made: one clear line, before any worker.
@@ -82,7 +82,7 @@ def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | N
                 self.cfg.set("pidfile", pidfile)
 
         def load(self):
-            from .wsgi import application
+            from iredldap.wsgi import application
             return application
 
     _Server().run()
@@ -91,8 +91,8 @@ def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | N
 @main.command()
 def init() -> None:
     """Create the suffix entry, o=domains and o=domainAdmins where missing."""
-    from .app import connect, tree_of
-    from .directory.base import init_tree
+    from iredldap.backends import connect, tree_of
+    from iredldap.directory.base import init_tree
 
     settings = _settings()
     try:
@@ -113,7 +113,7 @@ def init_sql() -> None:
     databases; on MariaDB/PostgreSQL those of the iRedMail server are used
     as they are.
     """
-    from .app import connect
+    from iredldap.backends import connect
 
     try:
         backends = connect(_settings())
@@ -139,9 +139,9 @@ def init_sql() -> None:
 @click.option("--exist-ok", is_flag=True, help="Succeed quietly if the admin already exists.")
 def create_admin(mail: str, password: str | None, standalone: bool, name: str, exist_ok: bool) -> None:
     """Create a global admin, as iRedMail's installer makes the postmaster."""
-    from .app import connect, tree_of
-    from .directory.admins import AdminStore
-    from .directory.users import UserStore
+    from iredldap.backends import connect, tree_of
+    from iredldap.directory.admins import AdminStore
+    from iredldap.directory.users import UserStore
 
     settings = _settings()
     try:
@@ -183,11 +183,11 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
 
     Running it again reuses what is there: nothing is duplicated.
     """
-    from .app import connect, tree_of
-    from .directory.base import init_tree
-    from .directory.domains import DomainStore
-    from .directory.localslapd import LocalSlapd
-    from .directory.users import UserStore
+    from iredldap.backends import connect, tree_of
+    from iredldap.directory.base import init_tree
+    from iredldap.directory.domains import DomainStore
+    from iredldap.directory.localslapd import LocalSlapd
+    from iredldap.directory.users import UserStore
 
     folder = Path(data_dir).resolve()
     api_pid_file = folder / "api.pid"
@@ -326,8 +326,8 @@ def export_ldif(target: str | None, output: str, no_passwords: bool) -> None:
     Password hashes are included unless LDIF_EXPORT_PASSWORDS is `never` or
     --no-passwords is given.
     """
-    from .app import connect, tree_of
-    from .directory.export import Exporter
+    from iredldap.backends import connect, tree_of
+    from iredldap.directory.export import Exporter
 
     settings = _settings()
     exporter = Exporter(connect(settings).directory, tree_of(settings))
@@ -390,8 +390,8 @@ def import_ldif(file: str, replace: bool, check_only: bool) -> None:
     """
     import tempfile
 
-    from .app import connect, tree_of
-    from .directory.import_ import Importer, ImportFailed, ImportResult, LdifRejected
+    from iredldap.backends import connect, tree_of
+    from iredldap.directory.import_ import Importer, ImportFailed, ImportResult, LdifRejected
 
     settings = _settings()
     path = file
@@ -465,9 +465,9 @@ def import_ldif(file: str, replace: bool, check_only: bool) -> None:
 
 def checker_of(settings: Settings):
     """The Checker on the configured directory and databases."""
-    from .app import attach_journal, connect, tree_of
-    from .check import Checker
-    from .db.policy_accounts import PolicyAccounts
+    from iredldap.backends import attach_journal, connect, tree_of
+    from iredldap.check import Checker
+    from iredldap.db.policy_accounts import PolicyAccounts
 
     backends = connect(settings)
     tree = tree_of(settings)
@@ -493,7 +493,7 @@ def check(domains: tuple[str, ...], repair: bool, as_json: bool) -> None:
     """
     import json
 
-    from .check import KINDS
+    from iredldap.check import KINDS
 
     settings = _settings()
     try:
@@ -536,8 +536,8 @@ def token() -> None:
 
 
 def _token_store(settings: Settings):
-    from .app import connect
-    from .tokens import TokenStore
+    from iredldap.backends import connect
+    from iredldap.db.tokens import TokenStore
 
     backends = connect(settings)
     return backends, TokenStore(backends.iredadmin, settings.secret_key)
@@ -566,9 +566,9 @@ def token_create(admin: str, name: str, read_only: bool, domains: str | None, ex
     """Create a token for ADMIN (an active admin) and print it (shown once)."""
     from datetime import timedelta
 
-    from .app import tree_of
-    from .directory.admins import AdminStore
-    from .tokens import parse_time
+    from iredldap.backends import tree_of
+    from iredldap.directory.admins import AdminStore
+    from iredldap.db.tokens import parse_time
 
     settings = _settings()
     try:
@@ -647,7 +647,7 @@ def config_from_iredadmin(settings_py: str, output: str, force: bool) -> None:
     RESTFUL_API_CLIENTS, mlmmjadmin_api_auth_token and the password scheme.
     What it could not map, and what it assumed, is listed on standard error.
     """
-    from .iredadmin_settings import convert
+    from iredldap.iredadmin_settings import convert
 
     try:
         conv = convert(Path(settings_py).read_text(encoding="utf-8"), settings_py)

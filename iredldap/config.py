@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import ConfigError
+from iredldap.errors import ConfigError
 
 ENV_PREFIX = "IREDLDAP_"
 # Read when neither IREDLDAP_CONFIG nor `iredldap --config` names a file.
@@ -64,7 +64,7 @@ def _check_sql_url(name: str, url: str) -> None:
     otherwise every worker would fail on its first query."""
     from sqlalchemy import exc as sa_exc
 
-    from .db.engine import database_url
+    from iredldap.db.engine import database_url
 
     try:
         parsed = database_url(url)
@@ -129,7 +129,7 @@ class Settings:
     session_timeout: int = 1800
     session_cookie_name: str = "iRedAdmin-LDAP"
     session_cookie_secure: bool = False
-    # Failed logins counted over the window (see iredldap.login_throttle):
+    # Failed logins counted over the window (see iredldap.db.login_throttle):
     # per account and per (address, account) pair, and per address for all
     # accounts; past a threshold each attempt waits LOGIN_BACKOFF_START
     # seconds, doubled per further failure, at most the window.

@@ -2,7 +2,7 @@
 
 Stores and validators raise these; they know nothing about HTTP.  The web
 layer maps each class to a status code in exactly one table
-(`iredldap.resources.errors`).  Every error carries an iRedAdmin-style code
+(`iredldap.web.errors`).  Every error carries an iRedAdmin-style code
 (the `_msg` of the JSON envelope) and a human-readable reason.
 """
 

@@ -32,8 +32,8 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from .config import PASSWORD_SCHEMES, Settings
-from .errors import ConfigError
+from iredldap.config import PASSWORD_SCHEMES, Settings
+from iredldap.errors import ConfigError
 
 _DIRECT = {
     "ldap_uri": "ldap_uri",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from .config import Settings
-from .errors import ConfigError, DatabaseUnavailable, IredldapError
+from iredldap.config import Settings
+from iredldap.errors import ConfigError, DatabaseUnavailable, IredldapError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def settings_or_exit(status: int = 2, path: str | None = None) -> Settings:
 def check_or_exit(status: int = 2) -> None:
     """What a worker would do at start, done once up front (gunicorn's
     `on_starting`, `iredldap serve`)."""
-    from .db.engine import make_engine
-    from .db.iredadmin import IredadminDB
+    from iredldap.db.engine import make_engine
+    from iredldap.db.iredadmin import IredadminDB
 
     settings = settings_or_exit(status)
     db = IredadminDB(make_engine(settings.sql_iredadmin_url))
@@ -62,14 +62,3 @@ def check_or_exit(status: int = 2) -> None:
         fail(f"{exc.code}: {exc.reason}", status)
     finally:
         db.engine.dispose()
-
-
-def application_or_exit():
-    """The WSGI app of a gunicorn worker; one line and WORKER_BOOT_ERROR on failure."""
-    from .app import create_app
-
-    settings = settings_or_exit(WORKER_BOOT_ERROR)
-    try:
-        return create_app(settings)
-    except IredldapError as exc:
-        fail(f"{exc.code}: {exc.reason}", WORKER_BOOT_ERROR)

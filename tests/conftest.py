@@ -10,7 +10,8 @@ from __future__ import annotations
 import ldap3
 import pytest
 
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.config import Settings
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.engine import make_engine

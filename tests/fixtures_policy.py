@@ -24,7 +24,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.engine import make_engine
 from iredldap.db.iredapd import IredapdDB

@@ -12,7 +12,7 @@ import ipaddress
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
-from iredldap.policy_addresses import policy_keys_of
+from iredldap.model.policy_addresses import policy_keys_of
 
 
 def _b(values) -> list[bytes]:

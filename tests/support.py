@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import falcon.testing
 from click.testing import CliRunner
 
-from iredldap import passwords
-from iredldap.app import tree_of
+from iredldap.model import passwords
+from iredldap.backends import tree_of
 from iredldap.cli import main as cli_main
 from iredldap.config import Settings
 from iredldap.directory.admins import AdminStore

@@ -8,8 +8,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from iredldap import authz
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.web import authz
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.db import tables as t
 from iredldap.directory.admins import Principal
 from iredldap.errors import LoginRequired, NotAuthorized

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from iredldap import authz, passwords
+from iredldap.web import authz
+from iredldap.model import passwords
 from iredldap.directory.admins import Principal
 from iredldap.directory.connection import SUBTREE
 from iredldap.directory.limits import AdminLimits, quota_limit_mb

@@ -311,7 +311,7 @@ def test_the_token_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_ad
 # -- 9. one mailbox, one account -------------------------------------------------------------------
 
 class _FrozenClock:
-    """time for iredldap.mailbox only: every mailbox path made in the same second."""
+    """time for iredldap.model.mailbox only: every mailbox path made in the same second."""
 
     FIXED = 1_800_000_000.0
 
@@ -342,7 +342,7 @@ def test_a_new_user_never_gets_a_mailbox_path_already_in_use(world, factory, ire
 
     from iredldap.db import tables as t
 
-    monkeypatch.setattr("iredldap.mailbox.time", _FrozenClock)
+    monkeypatch.setattr("iredldap.model.mailbox.time", _FrozenClock)
     tenant = world["tenant"]
     assert tenant.post("/api/user/ann@own.test", {"password": "Ann#0ld-passw"}).status_code == 201
     old_home = factory.entry(factory.tree.user("ann@own.test")).first("homeDirectory")

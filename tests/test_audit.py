@@ -1,4 +1,4 @@
-"""The audit log (iredldap.audit) and GET /api/log.
+"""The audit log (iredldap.web.audit) and GET /api/log.
 
 Every write endpoint of the access table leaves exactly one row in iRedAdmin's
 `log` table, with the right admin, domain and account, and no secret in it:
@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from iredldap import authz
-from iredldap.audit import AuditLog, event_of
+from iredldap.web import authz
+from iredldap.web.audit import AuditLog, event_of
 from iredldap.db import tables as t
 from iredldap.errors import DatabaseUnavailable
 

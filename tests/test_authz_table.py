@@ -1,6 +1,6 @@
 """Every endpoint in the access table, called by every kind of caller.
 
-The cases are generated from `iredldap.authz.RULES` itself, so a new endpoint
+The cases are generated from `iredldap.web.authz.RULES` itself, so a new endpoint
 is covered the moment it gets its rule.  Where a call is refused, nothing may
 have changed: the whole directory and the SQL tables are compared before and
 after.
@@ -13,8 +13,8 @@ import re
 import pytest
 from sqlalchemy import MetaData, select
 
-from iredldap import authz
-from iredldap.authz import Rule
+from iredldap.web import authz
+from iredldap.web.authz import Rule
 from iredldap.db.engine import make_engine
 from iredldap.directory.connection import SUBTREE
 

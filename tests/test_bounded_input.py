@@ -11,9 +11,10 @@ import json
 import pytest
 from sqlalchemy import create_engine, event as sa_event, inspect, select, text
 
-from iredldap import params
-from iredldap.accounts import MAX_QUOTA_MB, MiB
-from iredldap.app import Backends, create_app
+from iredldap.model import params
+from iredldap.model.accounts import MAX_QUOTA_MB, MiB
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db import tables as t
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.iredapd import IredapdDB

@@ -9,7 +9,8 @@ import json
 import pytest
 from sqlalchemy import insert
 
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.db import iredapd as apd
 from iredldap.db import tables as t
 from iredldap.db.amavisd import AmavisdDB

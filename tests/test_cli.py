@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from iredldap import passwords
+from iredldap.model import passwords
 from iredldap.cli import main
 from iredldap.directory.connection import Directory, SUBTREE
 

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.directory.connection import LEVEL
 
 from .support import ApiClient, Factory

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from iredldap.app import tree_of
+from iredldap.backends import tree_of
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from iredldap.policy_addresses import GLOBAL, domain_account, user_account
+from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
 from .fixtures_policy import POLICY_BACKENDS, SQL_DIR, rows, run_sql_file
 from .policy_consumers import iredapd_greylisted

@@ -223,7 +223,8 @@ def test_normal_admin_cannot_add_other_customers_accounts(app, settings, api, fa
 
 @pytest.fixture
 def slapd_api(slapd_directory, settings, iredadmin):
-    from iredldap.app import Backends, create_app
+    from iredldap.backends import Backends
+    from iredldap.web.app import create_app
     from .support import Factory
     factory = Factory(slapd_directory, settings)
     factory.domain("c.test")

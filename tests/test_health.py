@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from iredldap import metrics
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.engine import make_engine, translate_db_errors
 from iredldap.db.iredadmin import IredadminDB
@@ -106,7 +107,7 @@ def test_readyz_sqlite_never_created_is_absent_not_down(make_client, tmp_path):
 
 
 def test_readyz_directory_recovers(own_slapd, settings, make_client):
-    from iredldap.app import tree_of
+    from iredldap.backends import tree_of
     from iredldap.directory.base import init_tree
 
     directory = Directory(own_slapd.uri, own_slapd.root_dn, own_slapd.root_password, timeout=3)

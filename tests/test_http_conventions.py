@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from iredldap.app import tree_of
+from iredldap.backends import tree_of
 
 from .support import ApiClient
 
@@ -241,8 +241,9 @@ class _Boom:
 
 def test_unexpected_error_has_the_envelope_and_hides_details(monkeypatch, settings, directory, iredadmin,
                                                              global_admin):
-    from iredldap import authz
-    from iredldap.app import Backends, create_app
+    from iredldap.web import authz
+    from iredldap.backends import Backends
+    from iredldap.web.app import create_app
 
     monkeypatch.setitem(authz.RULES, ("/api/boom", "GET"), authz.Rule.LOGGED_IN)
     app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin))

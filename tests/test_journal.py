@@ -18,8 +18,9 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from iredldap import passwords
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.model import passwords
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.db import tables as t
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.iredapd import IredapdDB

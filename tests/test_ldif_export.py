@@ -13,8 +13,9 @@ import falcon.testing
 import ldap3
 import pytest
 
-from iredldap import ldif
-from iredldap.app import Backends, create_app
+from iredldap.model import ldif
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.directory import export
 from iredldap.directory.connection import LEVEL, SUBTREE
 from iredldap.errors import DirectoryUnavailable

@@ -1,4 +1,4 @@
-"""iredldap.ldif: RFC 2849 writing and reading, without a directory."""
+"""iredldap.model.ldif: RFC 2849 writing and reading, without a directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from iredldap import ldif
+from iredldap.model import ldif
 
 
 def read(text: str | bytes) -> tuple[list[ldif.Record], list[ldif.Problem]]:

@@ -14,8 +14,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from iredldap import ldif
-from iredldap.app import tree_of
+from iredldap.model import ldif
+from iredldap.backends import tree_of
 from iredldap.cli import main
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import SUBTREE, Directory

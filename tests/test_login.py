@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, update
 
-from iredldap import passwords
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.model import passwords
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.db import tables as t
 from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
@@ -472,7 +473,7 @@ def throttled(tmp_path, directory, clock):
 @pytest.fixture
 def checked(monkeypatch):
     """Every password the login responder checks (password, stored hash)."""
-    from iredldap.resources import login as login_module
+    from iredldap.web.responders import login as login_module
 
     calls = []
     real = login_module.passwords.verify_password

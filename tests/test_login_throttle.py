@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from iredldap.db import tables as t
 from iredldap.db.iredadmin import IredadminDB
-from iredldap.login_throttle import LoginThrottle, ThrottleRules
-from iredldap.sessions import SessionStore
+from iredldap.db.login_throttle import LoginThrottle, ThrottleRules
+from iredldap.db.sessions import SessionStore
 
 from .support import Clock
 
@@ -91,7 +91,7 @@ def test_an_attempt_waits_for_an_earlier_one_in_progress(db, clock, outcome, exp
     import threading
     import time
 
-    from iredldap.login_throttle import ATTEMPT_MSG
+    from iredldap.db.login_throttle import ATTEMPT_MSG
 
     throttle = LoginThrottle(db, RULES)
     a, ip = "a@example.com", "203.0.113.1"

@@ -21,12 +21,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from iredldap import authz, openapi
-from iredldap.app import Backends, create_app
+from iredldap.web import authz, openapi
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.iredapd import IredapdDB
-from iredldap.params import URL_PARAMS
-from iredldap.resources import docs
+from iredldap.model.params import URL_PARAMS
+from iredldap.web.responders import docs
 
 from .conftest import make_settings
 from .support import ApiClient, Factory
@@ -72,7 +73,7 @@ def test_every_route_of_the_access_table_is_documented_with_its_rule(doc):
 
 def falcon_operations(app):
     """(template, method, Operation) of every responder falcon routes to,
-    found through falcon's router, not through iredldap.openapi."""
+    found through falcon's router, not through iredldap.web.openapi."""
     def walk(nodes):
         for node in nodes:
             yield node

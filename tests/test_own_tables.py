@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.cli import main
 from iredldap.db import tables
 from iredldap.db.amavisd import AmavisdDB

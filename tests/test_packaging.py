@@ -24,7 +24,7 @@ def test_wheel_carries_schema_and_templates_and_they_are_found(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
     probe = (
-        "import iredldap, iredldap.paths as p, iredldap.templates as t, iredldap.cli;"
+        "import iredldap, iredldap.paths as p, iredldap.model.templates as t, iredldap.cli;"
         "assert iredldap.__file__.startswith(%r), iredldap.__file__;"
         "print(p.schema_dir()); print(t.load('domain').object_classes)"
     ) % str(site)

@@ -9,9 +9,9 @@ import weakref
 
 import pytest
 
-from iredldap import listing as listing_module
+from iredldap.model import listing as listing_module
 from iredldap.directory.connection import Directory, Entry
-from iredldap.listing import Listing, select
+from iredldap.model.listing import Listing, select
 
 PW = "Secr3t#pass"
 # (local part, display name): names sort differently from addresses.

@@ -1,4 +1,4 @@
-"""Tests for iredldap.passwords.
+"""Tests for iredldap.model.passwords.
 
 Interop checks run the real tools:
 
@@ -26,8 +26,8 @@ from passlib.hash import md5_crypt as pl_md5_crypt
 from passlib.hash import sha256_crypt as pl_sha256_crypt
 from passlib.hash import sha512_crypt as pl_sha512_crypt
 
-from iredldap import passwords
-from iredldap.passwords import (
+from iredldap.model import passwords
+from iredldap.model.passwords import (
     DEFAULT_SCHEME,
     SCHEMES,
     hash_password,

@@ -28,7 +28,8 @@ JOIN_SECONDS = 120
 
 @pytest.fixture
 def env(slapd_directory, settings, iredadmin):
-    from iredldap.app import Backends, create_app
+    from iredldap.backends import Backends
+    from iredldap.web.app import create_app
     factory = Factory(slapd_directory, settings)
     factory.domain("r.test")
     factory.global_admin(*ROOT)

@@ -25,7 +25,7 @@ from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
-from iredldap.app import tree_of
+from iredldap.backends import tree_of
 
 from .conftest import make_settings
 

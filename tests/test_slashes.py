@@ -13,8 +13,9 @@ import re
 
 import pytest
 
-from iredldap.app import create_app, Backends
-from iredldap.resources.slashes import canonical_path
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
+from iredldap.web.slashes import canonical_path
 
 from .conftest import make_settings
 from .support import ApiClient

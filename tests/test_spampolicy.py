@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db.amavisd import AmavisdDB, policy_columns
 from iredldap.db.iredapd import IredapdDB
 from iredldap.db.policy_accounts import PolicyAccounts
-from iredldap.policy_addresses import GLOBAL, domain_account, user_account
+from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
 from .fixtures_policy import POLICY_BACKENDS, SQL_DIR, rows, run_sql_file
 from .policy_consumers import amavisd_policy, amavisd_wblist, iredapd_greylisted, iredapd_throttle

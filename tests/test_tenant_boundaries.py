@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from iredldap import passwords
+from iredldap.model import passwords
 from iredldap.db import tables as t
 from iredldap.directory.connection import SUBTREE
 

@@ -1,5 +1,5 @@
 """What a normal admin sees of its entries names no other tenant's lists
-(iredldap.tenant_view), while a global admin sees everything.
+(iredldap.model.tenant_view), while a global admin sees everything.
 
 Runs on MOCK_SYNC and on slapd.
 """

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from iredldap.app import Backends, create_app
+from iredldap.backends import Backends
+from iredldap.web.app import create_app
 from iredldap.db.iredapd import IredapdDB
-from iredldap.policy_addresses import GLOBAL, domain_account, user_account
+from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
 from .fixtures_policy import POLICY_BACKENDS, rows
 from .policy_consumers import iredapd_throttle

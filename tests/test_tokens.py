@@ -1,4 +1,4 @@
-"""API tokens: Authorization: Bearer beside the cookie (iredldap.tokens).
+"""API tokens: Authorization: Bearer beside the cookie (iredldap.db.tokens).
 
 What must hold: a token acts as its admin; a read-only token cannot write; a
 domain-limited token gets 403 outside its domains (and for endpoints of
@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, select, update
 
 from iredldap.cli import main
 from iredldap.db import tables as t
-from iredldap.tokens import TokenStore
+from iredldap.db.tokens import TokenStore
 
 from .conftest import SUFFIX
 from .support import ApiClient
@@ -260,7 +260,7 @@ def test_token_store_on_each_database(iredadmin_db):
 
 @pytest.fixture
 def cli_env(slapd_clean, tmp_path, settings):
-    from iredldap.app import tree_of
+    from iredldap.backends import tree_of
     from iredldap.directory.base import init_tree
     from iredldap.directory.connection import Directory
     from .support import Factory
@@ -283,7 +283,7 @@ def cli_env(slapd_clean, tmp_path, settings):
 
 
 def test_cli_token_create_list_revoke(cli_env, tmp_path):
-    from iredldap.app import create_app
+    from iredldap.web.app import create_app
     from iredldap.config import Settings
 
     def run(*args):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iredldap import passwords
-from iredldap.app import Backends, create_app, tree_of
+from iredldap.model import passwords
+from iredldap.backends import Backends, tree_of
+from iredldap.web.app import create_app
 from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.admins import AdminStore

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy import insert, select
 
-from iredldap import passwords
+from iredldap.model import passwords
 from iredldap.db import tables
 from iredldap.directory.connection import SUBTREE
 
@@ -181,7 +181,8 @@ def test_create_refuses_backup_mx_unknown_domain_and_taken_addresses(api, factor
 
 def test_numberofusers_holds_under_concurrent_creates(slapd_directory, settings, iredadmin, factory_slapd):
     """Ten creates race for five places: exactly five users exist afterwards."""
-    from iredldap.app import Backends, create_app
+    from iredldap.backends import Backends
+    from iredldap.web.app import create_app
     factory_slapd.domain("race.test", numberOfUsers=5)
     factory_slapd.global_admin("root@admins.test", "R00t#secret")
     app = create_app(settings, Backends(slapd_directory, iredadmin))
@@ -214,7 +215,8 @@ def factory_slapd(slapd_directory, settings):
 
 @pytest.mark.parametrize("scheme", ["SSHA512", "SSHA", "BCRYPT", "SHA512-CRYPT", "SHA512", "MD5"])
 def test_each_scheme_is_stored_as_dovecot_verifies(tmp_path, directory, iredadmin, factory, scheme):
-    from iredldap.app import Backends, create_app
+    from iredldap.backends import Backends
+    from iredldap.web.app import create_app
     from tests.conftest import make_settings
     settings = make_settings(tmp_path, default_password_scheme=scheme)
     factory.domain("a.test")
@@ -502,7 +504,7 @@ def test_policies_follow_change_email_and_go_with_delete(api, factory, john):
 # -- a new mailbox path is never one in use ---------------------------------------------------
 
 class _OneSecond:
-    """time for iredldap.mailbox only: always the same second."""
+    """time for iredldap.model.mailbox only: always the same second."""
 
     NOW = 1_800_000_000.0
 
@@ -516,9 +518,9 @@ def test_a_new_mailbox_path_steps_past_every_path_in_use(api, factory, settings,
     iRedMail splits /var/vmail + vmail1/...) or by a kept mailbox are
     skipped a second at a time; with every second of the bound taken the
     create is refused and writes nothing."""
-    from iredldap.mailbox import FREE_PATH_STEPS, home_directory
+    from iredldap.model.mailbox import FREE_PATH_STEPS, home_directory
 
-    monkeypatch.setattr("iredldap.mailbox.time", _OneSecond)
+    monkeypatch.setattr("iredldap.model.mailbox.time", _OneSecond)
     base = settings.storage_base_directory.rstrip("/")
     factory.domain("x.test")
     path = [home_directory("ann@x.test", base, now=_OneSecond.NOW + k) for k in range(FREE_PATH_STEPS)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from iredldap.policy_addresses import GLOBAL, domain_account, user_account
+from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
 from .fixtures_policy import POLICY_BACKENDS, rows
 from .policy_consumers import amavisd_wblist

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from iredldap import passwords
-from iredldap.app import tree_of
+from iredldap.model import passwords
+from iredldap.backends import tree_of
 from iredldap.db import tables as t
 from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB

@@ -24,7 +24,7 @@ How the consumers read them:
 ``users.email`` and ``mailaddr.email`` are binary columns (VARBINARY on
 MySQL, BYTEA on PostgreSQL): values go in and come out as UTF-8 bytes, which
 the `Address` column type does for us.  Priorities come from
-`iredldap.policy_addresses.AMAVISD_PRIORITY` (user 10, domain 5, global 0).
+`iredldap.model.policy_addresses.AMAVISD_PRIORITY` (user 10, domain 5, global 0).
 
 Spam policy API parameters -> policy columns (`policy_columns`); iRedAdmin-Pro
 does not publish its mapping, these are our decisions:
@@ -78,7 +78,7 @@ from sqlalchemy.types import TypeDecorator
 from iredldap.db.engine import translate_db_errors
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
-from iredldap.policy_addresses import AMAVISD_PRIORITY, Account, form_of
+from iredldap.model.policy_addresses import AMAVISD_PRIORITY, Account, form_of
 
 metadata = MetaData()
 _MYSQL = ("mysql", "mariadb")

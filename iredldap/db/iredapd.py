@@ -23,7 +23,7 @@ How iRedAPD reads them:
   (active 1: greylist, 0: don't).  No row, no greylisting.  Settings made
   here use sender ``@.`` (anyone), sender_priority 0.
 
-Priorities come from `iredldap.policy_addresses.IREDAPD_PRIORITY`: user 100,
+Priorities come from `iredldap.model.policy_addresses.IREDAPD_PRIORITY`: user 100,
 domain 60, global 0.  MySQL has UNIQUE (account, kind) on ``throttle``,
 PostgreSQL does not: the store never relies on it.
 """
@@ -55,7 +55,7 @@ from sqlalchemy.engine import Connection
 from iredldap.db.engine import translate_db_errors
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
-from iredldap.policy_addresses import Account
+from iredldap.model.policy_addresses import Account
 
 metadata = MetaData()
 _MYSQL = ("mysql", "mariadb")

@@ -33,7 +33,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from iredldap import validators
+from iredldap.model import validators
 from iredldap.db import amavisd as am
 from iredldap.db import iredapd as apd
 from iredldap.db.engine import translate_db_errors

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import AlreadyExists, InvalidInput, NoSuchAccount, ValueAlreadyPresent
-from . import references
-from .ceilings import ORDER_ATTRS, Ceiling, hold
-from .connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
-from .tree import Tree, f
+from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount, ValueAlreadyPresent
+from iredldap.directory import references
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
+from iredldap.directory.connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
+from iredldap.directory.tree import Tree, f
 
 # Every kind of entry whose addresses Postfix resolves.
 ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
+from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, MAX_QUOTA_MB, QUOTA_UNITS)
-from ..errors import AlreadyExists, InvalidInput, NoSuchAccount
-from ..listing import search_filter, searched
-from ..mailbox import days_since_epoch
-from ..templates import load
-from . import references, settings_attr
-from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Changes, Directory, Entry
-from .tree import Tree, f
-from .values import diff as values_diff
+from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount
+from iredldap.directory.search import search_filter, searched
+from iredldap.model.mailbox import days_since_epoch
+from iredldap.model.templates import load
+from iredldap.directory import references, settings_attr
+from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Changes, Directory, Entry
+from iredldap.directory.tree import Tree, f
+from iredldap.directory.values import diff as values_diff
 
 _ADMIN_ATTRS = ("mail", "objectClass", "accountStatus", "domainGlobalAdmin", "enabledService",
                 "accountSetting", "userPassword", "cn", "preferredLanguage")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ldap3.utils.dn import parse_dn
 
-from .connection import Directory
-from .tree import Tree
+from iredldap.directory.connection import Directory
+from iredldap.directory.tree import Tree
 
 # Structural class for a container, by the attribute of its RDN.
 _CLASSES = {

@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from ..errors import IredldapError
-from .connection import Entry
+from iredldap.errors import IredldapError
+from iredldap.directory.connection import Entry
 
 log = logging.getLogger(__name__)
 

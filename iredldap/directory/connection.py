@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 import ldap3
 from ldap3.core import exceptions as lx
 
-from ..errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
+from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
-from ..metrics import count_error
+from iredldap.metrics import count_error
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ class Batch:
         """Asked on a fresh connection, a few times: a server that was stuck
         may carry out the unanswered write only a moment after it answers
         again, so a first "not there" is not yet the truth."""
-        from .journal import Applier
+        from iredldap.directory.journal import Applier
         for attempt in range(4):
             try:
                 if Applier(self.directory).landed(step) is True:
@@ -472,12 +472,12 @@ class Batch:
     # -- planned writes -------------------------------------------------------
 
     def plan_add(self, dn: str, attrs: Attrs) -> None:
-        from .journal import add_step
+        from iredldap.directory.journal import add_step
         self._queue.append((add_step(dn, attrs), lambda: self.directory.add(dn, attrs), f"delete {dn}",
                             lambda: self.directory.delete(dn)))
 
     def plan_modify(self, dn: str, changes: Changes, *, before: Entry | None = None) -> None:
-        from .journal import modify_step
+        from iredldap.directory.journal import modify_step
         if not changes:
             return
         replaced = [a for a, ops in changes.items() if any(op == REPLACE for op, _ in ops)]
@@ -497,7 +497,7 @@ class Batch:
         entry as read) has the counter, else the real count, taken when sent.
         A resumed journal sets every counter it touched to the real count, so
         the step is journaled as an increment only to say which counter."""
-        from .journal import modify_step
+        from iredldap.directory.journal import modify_step
         step = modify_step(dn, {attr: [(INCREMENT, [str(delta)])]}, {attr: [(INCREMENT, [str(-delta)])]})
         if before is not None and before.get(attr):
             changes: Changes = {attr: [(INCREMENT, [str(delta)])]}
@@ -510,7 +510,7 @@ class Batch:
                             f"modify {dn}", lambda: self.directory.modify(dn, {attr: [(REPLACE, previous)]})))
 
     def plan_delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
-        from .journal import delete_step
+        from iredldap.directory.journal import delete_step
         snapshot = snapshot or self.directory.get(dn)
         undo = (lambda: self.directory.add(dn, without_operational(snapshot))) if snapshot is not None else None
         self._queue.append((delete_step(dn, snapshot), lambda: self.directory.delete(dn), f"re-add {dn}", undo))

@@ -11,16 +11,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .. import accounts
-from ..accounts import DOMAIN
-from ..errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
-from ..listing import search_filter, searched
-from ..templates import load
-from . import settings_attr
-from .ceilings import ORDER_ATTRS, Ceiling, hold
-from .connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
-from .tree import CONTAINERS, Tree, f
-from .values import diff as values_diff, wanted as wanted_list
+from iredldap.model import accounts
+from iredldap.model.accounts import DOMAIN
+from iredldap.errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
+from iredldap.directory.search import search_filter, searched
+from iredldap.model.templates import load
+from iredldap.directory import settings_attr
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
+from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
+from iredldap.directory.tree import CONTAINERS, Tree, f
+from iredldap.directory.values import diff as values_diff, wanted as wanted_list
 
 # Entries below a domain that carry `domainStatus` while it is disabled.
 _ACCOUNT_CLASSES = ("mailUser", "mailList", "mailAlias", "mailExternalUser")

@@ -27,11 +27,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterator
 
-from .. import ldif
-from ..errors import IredldapError, NoSuchAccount
-from ..tenant_view import hide_foreign
-from .connection import BASE, LEVEL, SUBTREE, Directory, Entry
-from .tree import Tree
+from iredldap.model import ldif
+from iredldap.errors import IredldapError, NoSuchAccount
+from iredldap.model.tenant_view import hide_foreign
+from iredldap.directory.connection import BASE, LEVEL, SUBTREE, Directory, Entry
+from iredldap.directory.tree import Tree
 
 PAGE_SIZE = 500
 CHUNK_SIZE = 64 * 1024
@@ -66,7 +66,7 @@ def _may_have_children(entry: Entry) -> bool:
 
 def render(entry: Entry, *, passwords: bool, domains: Collection[str] | None = None) -> str:
     """One entry (values as bytes) as an LDIF record; with `domains`, as a
-    normal admin of those may see it (iredldap.tenant_view)."""
+    normal admin of those may see it (iredldap.model.tenant_view)."""
     object_class = None
     items = []
     attrs = entry.attrs if domains is None else hide_foreign(dict(entry.attrs), domains)

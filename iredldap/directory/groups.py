@@ -17,16 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from ..accounts import ALIAS, MAILLIST, AccountType
-from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
-from ..listing import search_filter, searched
-from ..templates import load
-from . import settings_attr
-from .addresses import Addresses, attr_of, copy_attrs, with_attr
-from .ceilings import ORDER_ATTRS, Ceiling
-from .connection import LEVEL, SUBTREE, Batch, Directory, Entry
-from .tree import Tree, f
-from .values import diff, field_attrs, field_changes, wanted
+from iredldap.model.accounts import ALIAS, MAILLIST, AccountType
+from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
+from iredldap.directory.search import search_filter, searched
+from iredldap.model.templates import load
+from iredldap.directory import settings_attr
+from iredldap.directory.addresses import Addresses, attr_of, copy_attrs, with_attr
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
+from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry
+from iredldap.directory.tree import Tree, f
+from iredldap.directory.values import diff, field_attrs, field_changes, wanted
 
 
 @dataclass(frozen=True)

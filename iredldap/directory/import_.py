@@ -3,7 +3,7 @@
 `Importer.check(path)` reads the file once and collects every problem with
 its line number; it writes nothing:
 
-* LDIF syntax, base64, a cut-off file (see iredldap.ldif);
+* LDIF syntax, base64, a cut-off file (see iredldap.model.ldif);
 * DNs that do not parse or appear twice;
 * object classes and attribute types the schema does not know, required
   attributes missing, several values of a single-valued attribute, the
@@ -39,12 +39,12 @@ from typing import Callable, Iterator
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
-from .. import ldif
-from ..errors import AlreadyExists, InvalidInput, IredldapError
-from ..paths import schema_dir
-from .journal import COUNTERS, Applier, domain_of_dn
-from .connection import BASE, REPLACE, Directory
-from .schemafile import (
+from iredldap.model import ldif
+from iredldap.errors import AlreadyExists, InvalidInput, IredldapError
+from iredldap.paths import schema_dir
+from iredldap.directory.journal import COUNTERS, Applier, domain_of_dn
+from iredldap.directory.connection import BASE, REPLACE, Directory
+from iredldap.directory.schemafile import (
     AttributeTypeDef,
     ObjectClassDef,
     SchemaFile,
@@ -53,7 +53,7 @@ from .schemafile import (
     parse_attribute_type,
     parse_object_class,
 )
-from .tree import Tree
+from iredldap.directory.tree import Tree
 
 # -- the schema -----------------------------------------------------------------------
 

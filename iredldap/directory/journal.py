@@ -41,9 +41,9 @@ from typing import Iterable
 
 from ldap3.utils.dn import parse_dn
 
-from ..errors import AlreadyExists, DirectoryUnavailable, IredldapError, NoSuchAccount, ValueAlreadyPresent, \
+from iredldap.errors import AlreadyExists, DirectoryUnavailable, IredldapError, NoSuchAccount, ValueAlreadyPresent, \
     ValueMissing
-from .connection import ADD, DELETE, LEVEL, REPLACE, Attrs, Changes, Directory, Entry, without_operational
+from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, Attrs, Changes, Directory, Entry, without_operational
 
 log = logging.getLogger(__name__)
 

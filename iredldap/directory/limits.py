@@ -26,13 +26,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS, MiB
-from ..errors import LimitExceeded
-from .admins import Principal
-from .ceilings import ORDER_ATTRS, Ceiling
-from .connection import LEVEL, Entry
-from .domains import DomainStore
-from .users import UserStore
+from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS, MiB
+from iredldap.errors import LimitExceeded
+from iredldap.directory.admins import Principal
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
+from iredldap.directory.connection import LEVEL, Entry
+from iredldap.directory.domains import DomainStore
+from iredldap.directory.users import UserStore
 
 # API parameter -> accountSetting key.
 LIMIT_KEYS = ADMIN_SETTINGS

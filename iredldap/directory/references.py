@@ -7,8 +7,8 @@ or Postfix would keep forwarding to an address that no longer exists.
 
 from __future__ import annotations
 
-from .connection import ADD, DELETE, SUBTREE, Batch, Changes, Directory, Entry
-from .tree import f
+from iredldap.directory.connection import ADD, DELETE, SUBTREE, Batch, Changes, Directory, Entry
+from iredldap.directory.tree import f
 
 # Attributes whose values are addresses of other accounts.
 MULTI_VALUED = ("mailForwardingAddress", "domainAdmin", "listModerator", "listOwner", "listAllowedUser",

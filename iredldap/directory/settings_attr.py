@@ -8,7 +8,7 @@ different settings at the same time do not overwrite each other.
 
 from __future__ import annotations
 
-from .connection import ADD, DELETE, Changes
+from iredldap.directory.connection import ADD, DELETE, Changes
 
 LIST_KEYS = ("disabledDomainProfile", "disabledUserProfile", "disabledUserPreference", "disabledMailService")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn as _ldap3_escape_rdn
 
-from ..errors import InvalidInput
+from iredldap.errors import InvalidInput
 
 CONTAINERS = ("Users", "Groups", "Aliases", "Externals")
 

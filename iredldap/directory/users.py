@@ -10,20 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from ..accounts import USER, MiB
-from ..config import Settings
-from ..errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded, NoSuchAccount
-from ..listing import search_filter, searched
-from ..mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
-from ..password_policy import PasswordPolicy
-from ..templates import load
-from . import settings_attr
-from .addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
-from .ceilings import ORDER_ATTRS, Ceiling
-from .connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
-from .domains import DeletedMailbox
-from .tree import Tree, f
-from .values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
+from iredldap.model.accounts import USER, MiB
+from iredldap.config import Settings
+from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded, NoSuchAccount
+from iredldap.directory.search import search_filter, searched
+from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
+from iredldap.model.password_policy import PasswordPolicy
+from iredldap.model.templates import load
+from iredldap.directory import settings_attr
+from iredldap.directory.addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
+from iredldap.directory.connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
+from iredldap.directory.domains import DeletedMailbox
+from iredldap.directory.tree import Tree, f
+from iredldap.directory.values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
 
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .connection import ADD, DELETE, REPLACE
+from iredldap.directory.connection import ADD, DELETE, REPLACE
 
 
 def diff(current: Iterable[str], wanted: Iterable[str]) -> list[tuple[str, list[str]]]:

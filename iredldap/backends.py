@@ -1,0 +1,61 @@
+"""What the service talks to: the directory and the SQL databases, and the tree's layout.
+
+Built once per worker from the settings (or by tests, with MOCK_SYNC and
+temporary databases) and handed to `iredldap.web.app.create_app` and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import ldap3
+
+from iredldap.config import Settings
+from iredldap.db.amavisd import AmavisdDB
+from iredldap.db.engine import make_engine
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.db.iredapd import IredapdDB
+from iredldap.db.journal import JournalTable
+from iredldap.directory.connection import Directory
+from iredldap.directory.journal import WriteJournal
+from iredldap.directory.tree import Tree
+from iredldap.errors import IredldapError
+
+
+@dataclass
+class Backends:
+    """What the app talks to; tests build their own (MOCK_SYNC, temporary databases)."""
+
+    directory: Directory
+    iredadmin: IredadminDB
+    # None: made from SQL_AMAVISD_URL / SQL_IREDAPD_URL by create_app.
+    amavisd: AmavisdDB | None = None
+    iredapd: IredapdDB | None = None
+
+
+def connect(settings: Settings, *, ldap_server: ldap3.Server | None = None,
+            ldap_strategy: str = ldap3.SYNC) -> Backends:
+    directory = Directory(settings.ldap_uri, settings.ldap_bind_dn, settings.ldap_bind_password,
+                          timeout=settings.ldap_timeout, server=ldap_server, strategy=ldap_strategy)
+    return Backends(directory=directory, iredadmin=IredadminDB(make_engine(settings.sql_iredadmin_url)),
+                    amavisd=AmavisdDB(settings.sql_amavisd_url), iredapd=IredapdDB(settings.sql_iredapd_url))
+
+
+def tree_of(settings: Settings) -> Tree:
+    return Tree(settings.ldap_suffix, settings.domains_dn, settings.admins_dn)
+
+
+def attach_journal(backends: Backends, tree: Tree) -> WriteJournal:
+    """Give the directory its write journal (in the iredadmin database)."""
+    journal = WriteJournal(JournalTable(backends.iredadmin.engine), backends.directory, tree.domains_dn)
+    backends.directory.journal = journal
+    return journal
+
+
+def resume_unfinished(journal: WriteJournal) -> None:
+    """At a worker's start: finish what requests of dead workers left."""
+    try:
+        journal.resume_all()
+    except IredldapError as err:
+        logging.getLogger(__name__).warning("unfinished writes not finished at start: %s", err.code)

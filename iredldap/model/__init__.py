@@ -1,0 +1,1 @@
+"""Account types, parameters, validators, passwords: no falcon, no LDAP, no SQL."""

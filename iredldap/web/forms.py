@@ -1,0 +1,27 @@
+"""Form bodies, and JSON sent as a form.
+
+`curl -d '{"name": "Ann"}'` labels its JSON `application/x-www-form-urlencoded`
+(curl's default for -d).  Parsed as a form it would be one parameter named
+after the whole JSON text.  A form body cannot start with `{` (a field name
+would have to be percent-encoded to hold one), so such a body is read as the
+JSON object it is.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from iredldap.errors import InvalidInput
+from iredldap.web.bounds import json_loads
+
+
+class FormOrJsonHandler(falcon.media.URLEncodedFormHandler):
+    def _deserialize(self, body: bytes):
+        if body.lstrip().startswith(b"{"):
+            try:
+                return json_loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InvalidInput(
+                    f"the request body looks like JSON but is not valid JSON ({exc}); send JSON with "
+                    "Content-Type: application/json", code="INVALID_REQUEST") from None
+        return super()._deserialize(body)

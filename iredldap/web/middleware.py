@@ -1,0 +1,144 @@
+"""Request pipeline: client address, API switch, client restriction, login, access rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import falcon
+
+from iredldap.web import authz
+from iredldap.config import Settings
+from iredldap.directory.admins import AdminStore
+from iredldap.directory.domains import DomainStore
+from iredldap.errors import LoginRequired, NotAuthorized, NotFound
+from iredldap.db.sessions import SessionStore
+from iredldap.db.tokens import TokenStore, narrow, set_scope
+
+log = logging.getLogger(__name__)
+
+
+def _in(ip: str, networks) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    # A dual-stack listener ([::]) sees IPv4 clients as ::ffff:a.b.c.d; they
+    # must still match the IPv4 entries of the lists.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in networks)
+
+
+def _may_have_responder(resource, method: str) -> bool:
+    """Whether `resource` has an `on_<method>` or `on_<method>_<suffix>` responder.
+
+    Errs towards True (any suffix counts): a wrong True only means a 403
+    instead of a 405, a wrong False would skip the access check.
+    """
+    prefix = "on_" + method.lower()
+    return any(name == prefix or name.startswith(prefix + "_") for name in dir(resource))
+
+
+class ClientAccess:
+    """Works out the client's address and refuses the API where it is switched off or restricted."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api_root = settings.url_prefix + "/api"
+
+    def client_ip(self, req: falcon.Request) -> str:
+        ip = req.remote_addr or ""
+        # X-Forwarded-For is believed only when the direct peer is a known
+        # proxy; then the client is the last address not added by our proxies.
+        if self.settings.trusted_proxies and _in(ip, self.settings.trusted_proxies):
+            forwarded = [a.strip() for a in (req.get_header("X-Forwarded-For") or "").split(",") if a.strip()]
+            for hop in reversed(forwarded):
+                if not _in(hop, self.settings.trusted_proxies):
+                    return hop
+        return ip
+
+    def _is_api(self, path: str) -> bool:
+        return path == self.api_root or path.startswith(self.api_root + "/")
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.client_ip = self.client_ip(req)
+        req.context.principal = None
+        # Falcon's router ignores leading slashes ("//api/login" reaches
+        # /api/login), so the path is judged the same way.
+        if self._is_api("/" + req.path.lstrip("/")):
+            self._guard(req)
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        # Judge what was actually routed too, whatever the path looked like.
+        if resource is not None and self._is_api(req.uri_template or ""):
+            self._guard(req)
+
+    def _guard(self, req: falcon.Request) -> None:
+        if not self.settings.enable_restful_api:
+            raise NotFound("the RESTful API is not enabled (ENABLE_RESTFUL_API)")
+        if self.settings.restrict_api_access and not _in(req.context.client_ip, self.settings.restful_api_clients):
+            raise NotAuthorized(f"API access is not allowed from {req.context.client_ip}")
+
+
+class Authentication:
+    """Finds the admin behind the session cookie or the API token (`Authorization:
+    Bearer`, see iredldap.db.tokens) and applies the access table."""
+
+    def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore,
+                 tokens: TokenStore | None = None):
+        self.settings = settings
+        self.sessions = sessions
+        self.admins = admins
+        self.domains = domains
+        self.tokens = tokens
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        set_scope(None)
+        req.context.token = None
+        if resource is None:
+            return
+        template = (req.uri_template or "")[len(self.settings.url_prefix):]
+        rule = authz.RULES.get((template, req.method))
+        if rule is None:
+            if not _may_have_responder(resource, req.method):
+                # No responder for this method: Falcon answers 405 (or its
+                # default OPTIONS) without running any code of ours, so let
+                # it; refusing here would turn every wrong method into a 403.
+                return
+            log.error("no access rule for %s %s", req.method, template)
+        principal = None
+        if rule is not authz.Rule.PUBLIC:
+            principal = self._principal(req)
+        req.context.principal = principal
+        if principal is not None and req.context.token is not None:
+            # Read-only and domain-limited tokens (may raise NotAuthorized).
+            req.context.principal = principal = narrow(req.context.token, principal, req.method, params)
+        req.context.access = access = authz.Access(principal, self.admins, self.domains.managed_by)
+        authz.check(rule, access, params)
+
+    def _principal(self, req: falcon.Request):
+        scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and self.tokens is not None:
+            return self._token_principal(req, credentials.strip())
+        token = req.cookies.get(self.settings.session_cookie_name)
+        if not token:
+            return None
+        session = self.sessions.resolve(token)
+        if session is None:
+            raise LoginRequired("the session has expired or ended; log in again")
+        found = self.admins.principal_for(session.admin)
+        if found is None:
+            # The admin was deleted, disabled or demoted since logging in.
+            self.sessions.end(session)
+            raise LoginRequired("this admin account is no longer active")
+        req.context.session = session
+        return found[0]
+
+    def _token_principal(self, req: falcon.Request, credentials: str):
+        token = self.tokens.resolve(credentials)     # LoginRequired if unknown, revoked or expired
+        found = self.admins.principal_for(token.admin)
+        if found is None:
+            raise LoginRequired("the admin of this API token is no longer active")
+        req.context.token = token
+        return found[0]

@@ -1,0 +1,1 @@
+"""Falcon responders, one class per URI template."""

@@ -1,0 +1,262 @@
+"""Domain endpoints.
+
+    GET    /api/domains                                   DomainCollection
+    GET|POST|PUT|DELETE /api/domain/<domain>              DomainItem
+    DELETE /api/domain/<domain>/keep_mailbox_days/<n>     DomainItem (on_delete_keep)
+    GET|PUT /api/domain/admins/<domain>                   DomainAdmins
+    GET|PUT /api/domain/services/<domain>                 DomainServices
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from iredldap.model import accounts, validators
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.directory.admins import AdminStore, Principal
+from iredldap.directory.domains import DeletedMailbox, DomainStore
+from iredldap.directory.limits import AdminLimits
+from iredldap.directory.settings_attr import parse as parse_settings
+from iredldap.errors import InvalidInput, NoSuchAccount, NotAuthorized
+from iredldap.model.listing import Listing, entry_key, select
+from iredldap.web.openapi import ENTRY, LISTING, STRINGS
+from iredldap.model.params import Operation, ParamSet
+from iredldap.web.common import entry_as_dict, ok, ok_page, principal, read_params
+
+
+# Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
+# API documents; 0 records it with no removal date at all.
+DEFAULT_KEEP_DAYS = 36500
+
+
+def _domain(raw: str) -> str:
+    return validators.domain_name(raw, param="domain")
+
+
+def keep_days_of(raw: str) -> int:
+    """The <n> of `.../keep_mailbox_days/<n>`."""
+    try:
+        days = int(raw)
+    except ValueError:
+        raise InvalidInput(f"keep_mailbox_days: {raw!r} is not a whole number", param="keep_mailbox_days") from None
+    if not 0 <= days <= DEFAULT_KEEP_DAYS:
+        raise InvalidInput(f"keep_mailbox_days: must be between 0 and {DEFAULT_KEEP_DAYS}", param="keep_mailbox_days")
+    return days
+
+
+def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
+                              disabled_profiles: list[str]) -> None:
+    """Normal admins may not touch limits and switches, nor profiles the global admin hid,
+    and some values are narrower for them (`Param.normal_admin_check`)."""
+    if who.is_global:
+        return
+    for name in values:
+        param = spec.by_name[name]
+        if param.global_only:
+            raise NotAuthorized(f"{name}: only global admins may change it", param=name)
+        if param.profile and param.profile in disabled_profiles:
+            raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
+        if param.normal_admin_check is not None:
+            param.normal_admin_check(values[name], name)
+
+
+class DomainCollection:
+    operations = {"GET": Operation("List the domains (a normal admin: those it manages)", accounts.DOMAIN_LIST_PARAMS,
+                                   data=LISTING, listing=True)}
+    SORT_ATTRS = {"domain": "domainName", "name": "cn"}
+
+    def __init__(self, domains: DomainStore):
+        self.domains = domains
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        values = read_params(req, self.operations["GET"])
+        who = principal(req)
+        listing = Listing.of(values, "domain")
+        names_only = values.get("name_only", False)
+        entries = self.domains.scan(admin=None if who.is_global else who.mail,
+                                    disabled_only=values.get("disabled_only", False), search=listing.search,
+                                    attrs=("domainName", "cn") if names_only else ("*",))
+        page = select(entries, entry_key(listing.sort, self.SORT_ATTRS, "domainName"), listing)
+        if names_only:
+            ok_page(resp, page, [e.first("domainName").lower() for e in page.items])
+        else:
+            ok_page(resp, page, [entry_as_dict(e) for e in page.items])
+
+
+class DomainItem:
+    def __init__(self, domains: DomainStore, admins: AdminStore, db: IredadminDB, *,
+                 policies: PolicyAccounts | None = None, limits: AdminLimits):
+        self.domains = domains
+        self.limits = limits
+        self.admins = admins
+        self.db = db
+        self.policies = policies
+        self.create_params = accounts.DOMAIN.create_params()
+        self.update_params = accounts.DOMAIN.update_params()
+        self.operations = {
+            "GET": Operation("Show a domain", data=ENTRY),
+            "POST": Operation("Create a domain", self.create_params, status=201),
+            "PUT": Operation("Change a domain", self.update_params),
+            "DELETE": Operation("Delete a domain and all its accounts (mailboxes kept 100 years)"),
+            "DELETE_keep": Operation("Delete a domain and all its accounts, keeping the mailboxes <days> days"),
+        }
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, self.operations["GET"])
+        ok(resp, entry_as_dict(self.domains.get(_domain(domain))))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.operations["POST"])
+        who = principal(req)
+        restrict_for_normal_admin(who, self.create_params, values, [])
+        if not who.is_global:
+            self._check_admin_names(req, [domain, *values.get("aliasDomains", [])])
+        self.limits.check_domains(who)
+        self.domains.create(domain, values, admin=None if who.is_global else who.mail,
+                            limits=self.limits.domain_ceilings(who))
+        ok(resp, status=201)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.operations["PUT"])
+        who = principal(req)
+        if not who.is_global:
+            locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
+            restrict_for_normal_admin(who, self.update_params, values, locked)
+            if values.get("accountStatus") == "disabled":
+                # Disabling the domain disables every account in it (domainStatus).
+                above = req.context.access.outranking(domain)
+                if above:
+                    raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
+                                        f"yours: {', '.join(above)}", param="accountStatus")
+            self._check_admin_names(req, values.get("aliasDomains", []) + values.get("addAliasDomain", []))
+        self.domains.update(domain, values)
+        ok(resp)
+
+    def _check_admin_names(self, req: falcon.Request, names: list[str]) -> None:
+        """A normal admin may not host a domain (or alias domain) in which
+        admins above it have their addresses: an account there would receive
+        their mail (and, with shadow addresses, hold their address)."""
+        access = req.context.access
+        for name in names:
+            above = [a for a in self.admins.addresses_at(name) if access.outranks(a)]
+            if above:
+                raise NotAuthorized(f"{name}: the domain of admin addresses with rights beyond yours",
+                                    param="domain")
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, self.operations["DELETE"])
+        self._delete(req, _domain(domain), keep_days=DEFAULT_KEEP_DAYS)
+        ok(resp)
+
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: str) -> None:
+        read_params(req, self.operations["DELETE_keep"])
+        self._delete(req, _domain(domain), keep_days=keep_days_of(days))
+        ok(resp)
+
+    def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
+        who = principal(req)
+
+        def record(mailboxes: list[DeletedMailbox]):
+            # Runs before the first entry goes: if the database refuses,
+            # nothing is deleted.  Returns how to take the rows back, should
+            # the deletion be undone.
+            if self.policies is not None:
+                # First: if Amavisd's or iRedAPD's database is down nothing
+                # is recorded for mailboxes that stay.
+                self.policies.forget(domain)
+            since = self.db.now()
+            # Its mail users go, the admins among them too: their tokens end.
+            self.db.revoke_tokens_of([m.username for m in mailboxes])
+            self.db.record_deleted_mailboxes(
+                [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
+                admin=who.mail, keep_days=keep_days or None)
+            self.db.delete_used_quota(domains=[domain])
+            return lambda: self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since,
+                                                              admin=who.mail)
+
+        self.domains.delete(domain, after=record)
+
+
+class DomainAdmins:
+    operations = {
+        "GET": Operation("The admins of a domain", data=STRINGS),
+        "PUT": Operation("Add or remove admins of a domain", accounts.DOMAIN_ADMINS_PARAMS),
+    }
+
+    def __init__(self, domains: DomainStore, admins: AdminStore):
+        self.domains = domains
+        self.admins = admins
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, self.operations["GET"])
+        ok(resp, self.domains.admins(_domain(domain)))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.operations["PUT"])
+        who = principal(req)
+        entry = self.domains.get(domain)
+        add = values.get("addAdmin", [])
+        user_entries = {}
+        managed = None if who.is_global else set(self.domains.managed_by(who.mail))
+        for mail in add:
+            entry = self.admins.find(mail)
+            if entry is None:
+                # A plain mail user becomes an admin by being listed.
+                entry = self.admins.find_user(mail)
+                if entry is None:
+                    raise NoSuchAccount(f"addAdmin: {mail} is neither an admin nor a mail user", param="addAdmin")
+            is_user = "ou=users," in entry.dn.lower()
+            if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
+                raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
+                                    param="addAdmin")
+            if managed is not None and req.context.access.outranks(mail):
+                # Switching its domainadmin service on would hand it rights the caller lacks.
+                raise NotAuthorized(f"addAdmin: {mail} holds admin rights beyond yours", param="addAdmin")
+            if is_user:
+                user_entries[mail] = entry
+        if managed is not None:
+            self._check_removals(req, [a.lower() for a in entry.get("domainAdmin")], values)
+        self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),
+                                remove_all="removeAllAdmins" in values, user_entries=user_entries)
+        ok(resp)
+
+
+    def _check_removals(self, req: falcon.Request, current: list[str], values: dict[str, Any]) -> None:
+        """A normal admin removes only its equals: not admins above it (that
+        would take the domain away from them), and not itself (a reseller
+        would free a place under its own domain limit and keep the domain
+        through an admin it made)."""
+        access = req.context.access
+        removed = current if "removeAllAdmins" in values else [a for a in values.get("removeAdmin", []) if a in current]
+        for mail in removed:
+            if mail == access.principal.mail:
+                raise NotAuthorized("removeAdmin: an admin cannot remove itself from a domain; ask a global admin",
+                                    param="removeAdmin")
+            if access.outranks(mail):
+                raise NotAuthorized(f"removeAdmin: {mail} holds admin rights beyond yours", param="removeAdmin")
+
+
+class DomainServices:
+    operations = {
+        "GET": Operation("The enabled services of a domain", data=STRINGS),
+        "PUT": Operation("Enable or disable services of a domain", accounts.DOMAIN_SERVICES_PARAMS),
+    }
+
+    def __init__(self, domains: DomainStore):
+        self.domains = domains
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        read_params(req, self.operations["GET"])
+        ok(resp, sorted(self.domains.services(_domain(domain))))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = _domain(domain)
+        values = read_params(req, self.operations["PUT"])
+        self.domains.update(domain, values)
+        ok(resp)

@@ -1,0 +1,131 @@
+"""Alias and mailing-list endpoints (the same shape, different stores).
+
+    GET|POST|PUT|DELETE /api/alias/<mail>, /api/maillist/<mail>         GroupItem
+    POST /api/alias/<mail>/change_email/<new_mail> (and maillist)       change_email.ChangeEmail
+    GET  /api/aliases/<domain>, /api/maillists/<domain>                 GroupCollection
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import falcon
+
+from iredldap.model import accounts, validators
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.directory.admins import Principal
+from iredldap.directory.ceilings import Ceiling
+from iredldap.directory.domains import DomainStore
+from iredldap.directory.groups import GroupStore, ListStore
+from iredldap.errors import NotAuthorized
+from iredldap.model.listing import Listing, entry_key, select
+from iredldap.web.openapi import ENTRY, LISTING
+from iredldap.model.params import NO_PARAMS, Boolean, Operation, Param, ParamSet
+from iredldap.web.common import entry_as_seen, ok, ok_page, principal, read_params
+from iredldap.web.responders.domains import restrict_for_normal_admin
+from iredldap.web.responders.users import SORT_ATTRS
+
+# `archive` only means something for mlmmj lists; accepted and ignored here.
+LIST_DELETE_PARAMS = ParamSet((Param("archive", Boolean(), "Archive an mlmmj list first (ignored here)"),))
+
+
+def _mail(raw: str, param: str = "mail") -> str:
+    return validators.email(raw, param=param)
+
+
+class GroupItem:
+    def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *,
+                 check_admin_limit: Callable[[Principal], None],
+                 admin_ceilings: Callable[[Principal], list[Ceiling]], policies: PolicyAccounts | None = None):
+        self.store = store
+        self.policies = policies
+        self.domains = domains
+        self.db = db
+        # The creating admin's own limit (maxAliases or maxLists), across its domains.
+        self.check_admin_limit = check_admin_limit
+        # The same limit, held again after the write against parallel creates.
+        self.admin_ceilings = admin_ceilings
+        self.create_params = store.kind.account.create_params()
+        self.update_params = store.kind.account.update_params()
+        self.delete_params = LIST_DELETE_PARAMS if isinstance(store, ListStore) else NO_PARAMS
+        label = store.kind.label
+        self.operations = {
+            "GET": Operation(f"Show a {label} and its members", data=ENTRY),
+            "POST": Operation(f"Create a {label}", self.create_params, status=201),
+            "PUT": Operation(f"Change a {label}", self.update_params),
+            "DELETE": Operation(f"Delete a {label}", self.delete_params),
+        }
+
+    def _check_members(self, req: falcon.Request, values: dict[str, Any]) -> None:
+        """A normal admin may not write list memberships into other customers' entries.
+
+        Any address in a domain hosted here but not managed by the caller is
+        refused, whether an account has it or not: the answer must not tell
+        which addresses exist at other customers.
+        """
+        if principal(req).is_global or not isinstance(self.store, ListStore):
+            return
+        managed = set(req.context.access.managed_domains())
+        added = values.get("members", []) + values.get("addMember", [])
+        foreign = sorted({m.rpartition("@")[2] for m in added} - managed)
+        elsewhere = [d for d in foreign if self.domains.owner_of_name(d) not in (None, *managed)]
+        if elsewhere:
+            raise NotAuthorized(f"members: addresses in {', '.join(elsewhere)} are in a domain you do not manage",
+                                param="members")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, self.operations["GET"])
+        mail = _mail(mail)
+        entry = self.store.get(mail)
+        data = entry_as_seen(req, entry)
+        data["members"] = self.store.members(entry, mail)
+        ok(resp, data)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.operations["POST"])
+        who = principal(req)
+        restrict_for_normal_admin(who, self.create_params, values, [])
+        self._check_members(req, values)
+        self.check_admin_limit(who)
+        self.store.create(mail, values, limits=self.admin_ceilings(who))
+        ok(resp, status=201)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.operations["PUT"])
+        who = principal(req)
+        restrict_for_normal_admin(who, self.update_params, values, [])
+        self._check_members(req, values)
+        self.store.update(mail, values)
+        ok(resp)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, self.operations["DELETE"])
+        mail = _mail(mail)
+        self.store.delete(mail, after=(lambda: self.policies.forget(mail)) if self.policies else None)
+        ok(resp)
+
+
+class GroupCollection:
+    def __init__(self, store: GroupStore, domains: DomainStore):
+        self.store = store
+        self.domains = domains
+        plural = "aliases" if store.kind.ou == "Aliases" else "mailing lists"
+        self.operations = {"GET": Operation(f"List the {plural} of a domain", accounts.GROUP_LIST_PARAMS,
+                                            data=LISTING, listing=True)}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        values = read_params(req, self.operations["GET"])
+        domain = validators.domain_name(domain)
+        self.domains.get(domain)  # 404 for an unknown domain
+        listing = Listing.of(values, "mail")
+        emails_only = values.get("email_only", False)
+        entries = self.store.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
+                                  attrs=("mail", "cn") if emails_only else ("*",))
+        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
+        if emails_only:
+            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
+        else:
+            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])

@@ -1,0 +1,260 @@
+"""Mail user endpoints.
+
+    GET|POST|PUT|DELETE /api/user/<mail>                  UserItem
+    DELETE /api/user/<mail>/keep_mailbox_days/<n>         UserItem (on_delete_keep)
+    POST   /api/user/<mail>/change_email/<new_mail>       change_email.ChangeEmail
+    GET|PUT /api/users/<domain>                           UserCollection
+    POST   /api/verify_password/user/<mail>               UserPasswordCheck
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import falcon
+
+from iredldap.model import accounts, passwords, validators
+from iredldap.web import audit
+from iredldap.config import Settings
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.directory.domains import DeletedMailbox, DomainStore
+from iredldap.directory.limits import AdminLimits
+from iredldap.directory.settings_attr import parse as parse_settings
+from iredldap.directory.users import UserStore
+from iredldap.errors import InvalidInput, MissingParameter, NotAuthorized
+from iredldap.model.listing import Listing, entry_key, select
+from iredldap.web.openapi import LISTING, STRINGS, entry_with
+from iredldap.model.params import Operation
+from iredldap.db.sessions import SessionStore
+from iredldap.model.tenant_view import hide_foreign, own_values
+from iredldap.web.common import entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params
+from iredldap.web.responders.domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+from iredldap.web.responders.login import end_sessions_in, end_sessions_of
+
+# Sort fields of listings -> the attribute sorted by.
+SORT_ATTRS = {"mail": "mail", "name": "cn"}
+BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
+USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
+                       last_login={"type": "string", "description": "ISO 8601, or empty: never"})
+
+
+def _mail(raw: str, param: str = "mail") -> str:
+    return validators.email(raw, param=param)
+
+
+class PasswordHashing:
+    """Turns the password parameters into the value stored in userPassword."""
+
+    def __init__(self, settings: Settings):
+        self.scheme = settings.default_password_scheme
+
+    def stored_value(self, values: dict[str, Any], policy) -> str | None:
+        if "password" in values:
+            policy.check(values["password"])
+            try:
+                return passwords.hash_password(values["password"], self.scheme)
+            except ValueError as exc:
+                raise InvalidInput(f"password: {exc}", param="password") from None
+        if "password_hash" in values:
+            value = values["password_hash"]
+            if not passwords.is_supported_hash(value):
+                raise InvalidInput("password_hash: expected {SCHEME}hash with a scheme Dovecot knows",
+                                   code="INVALID_PASSWORD_SCHEME", param="password_hash")
+            # Dovecot has no {BCRYPT} scheme; bcrypt hashes are {CRYPT}$2b$...
+            if value[:8].upper() == "{BCRYPT}":
+                value = "{CRYPT}" + value[8:]
+            return value
+        return None
+
+
+class UserItem:
+    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
+                 limits: AdminLimits, policies: PolicyAccounts | None = None,
+                 sessions: SessionStore | None = None):
+        self.users = users
+        self.sessions = sessions
+        self.policies = policies
+        self.domains = domains
+        self.limits = limits
+        self.db = db
+        self.hashing = PasswordHashing(settings)
+        self.create_params = accounts.USER.create_params()
+        self.update_params = accounts.USER.update_params()
+        self.operations = {
+            "GET": Operation("Show a mail user (with its aliases, lists, mailbox usage and last login)",
+                             data=USER_VIEW),
+            "POST": Operation("Create a mail user (password or password_hash required)", self.create_params,
+                              status=201),
+            "PUT": Operation("Change a mail user", self.update_params),
+            "DELETE": Operation("Delete a mail user (mailbox kept 100 years)"),
+            "DELETE_keep": Operation("Delete a mail user, keeping the mailbox <days> days"),
+        }
+
+    def _locked_profiles(self, domain: str) -> list[str]:
+        settings = parse_settings(self.domains.get(domain).get("accountSetting"))
+        return settings.get("disabledUserProfile", [])  # type: ignore[return-value]
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, self.operations["GET"])
+        mail = _mail(mail)
+        entry = self.users.get(mail)
+        data: dict[str, Any] = entry_as_dict(entry)
+        data.update(self.users.memberships(mail))
+        data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
+        if not principal(req).is_global:
+            _hide_other_tenants(data, req.context.access.managed_domains())
+        usage = self.db.mailbox_usage(mail)
+        data["stored_bytes"] = int(usage["bytes"])
+        data["stored_messages"] = int(usage["messages"])
+        data["last_login"] = _last_login(self.db.last_login(mail))
+        ok(resp, data)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.operations["POST"])
+        who = principal(req)
+        restrict_for_normal_admin(who, self.create_params, values, [])
+        if "password" not in values and "password_hash" not in values:
+            raise MissingParameter("password: required (or password_hash)", param="password")
+        domain = mail.partition("@")[2]
+        rules = self.users.rules(domain)
+        self.limits.check_users(who)
+        self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
+        stored = self.hashing.stored_value(values, rules.policy)
+        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
+        ok(resp, status=201)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        mail = _mail(mail)
+        values = read_params(req, self.operations["PUT"])
+        who = principal(req)
+        domain = mail.partition("@")[2]
+        restrict_for_normal_admin(who, self.update_params, values,
+                                  [] if who.is_global else self._locked_profiles(domain))
+        if not who.is_global and mail == who.mail and "accountStatus" in values:
+            raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
+        for alias in values.get("aliases", []) + values.get("addAlias", []):
+            # The address of an admin above the caller (a standalone admin's, say).
+            if req.context.access.outranks(alias):
+                raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
+        if "quota" in values:
+            self.limits.check_quota(who, values["quota"], replacing=mail)
+        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        self.users.update(mail, values, password_hash=stored,
+                          quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
+        if stored is not None:
+            end_sessions_of(self.sessions, req, mail)
+        ok(resp)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        read_params(req, self.operations["DELETE"])
+        self._delete(req, _mail(mail), DEFAULT_KEEP_DAYS)
+        ok(resp)
+
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, mail: str, days: str) -> None:
+        read_params(req, self.operations["DELETE_keep"])
+        self._delete(req, _mail(mail), keep_days_of(days))
+        ok(resp)
+
+    def _delete(self, req: falcon.Request, mail: str, keep_days: int) -> None:
+        who = principal(req)
+
+        def record(mailbox: DeletedMailbox):
+            # Runs before the user goes: a database that refuses leaves it.
+            # Returns how to take the row back, should the deletion be undone.
+            if self.policies is not None:
+                self.policies.forget(mail)
+            since = self.db.now()
+            # Before the rows that would stay wrong if this refused: a
+            # later ann@ must not inherit the tokens of this one.
+            self.db.revoke_tokens_of([mail])
+            self.db.record_deleted_mailboxes(
+                [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
+                admin=who.mail, keep_days=keep_days or None)
+            self.db.delete_used_quota(usernames=[mail])
+            return lambda: self.db.unrecord_deleted_mailboxes([mailbox.username], since=since, admin=who.mail)
+
+        self.users.delete(mail, after=record)
+
+
+class UserCollection:
+    operations = {
+        "GET": Operation("List the mail users of a domain", accounts.USER_LIST_PARAMS, data=LISTING, listing=True),
+        "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS, data=BULK_RESULT,
+                         description="Accounts holding admin rights beyond a normal admin's own are left "
+                                     "unchanged and listed in `skipped`."),
+    }
+
+    def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
+                 sessions: SessionStore | None = None):
+        self.users = users
+        self.sessions = sessions
+        self.db = db
+        self.hashing = PasswordHashing(settings)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        values = read_params(req, self.operations["GET"])
+        domain = validators.domain_name(domain)
+        self.users.rules(domain)  # 404 for an unknown domain
+        listing = Listing.of(values, "mail")
+        emails_only = values.get("email_only", False)
+        entries = self.users.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
+                                  attrs=("mail", "cn") if emails_only else ("*",))
+        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
+        if emails_only:
+            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
+        else:
+            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        domain = validators.domain_name(domain)
+        values = read_params(req, self.operations["PUT"])
+        who = principal(req)
+        restrict_for_normal_admin(who, accounts.USERS_BULK_PARAMS, values, [])
+        # One hash for all: hashing ten thousand times with bcrypt would take hours.
+        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
+        # Accounts above a normal admin are left alone (authz.Rule.MAIL_ACCOUNT
+        # for one user) and named in the answer.
+        skipped = req.context.access.outranking(domain)
+        count = self.users.bulk_update(domain, values, password_hash=stored, skip=frozenset(skipped))
+        if stored is not None:
+            end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
+        audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
+        ok(resp, {"updated": count, "skipped": skipped})
+
+
+class UserPasswordCheck:
+    operations = {"POST": Operation("Check a mail user's password (400 PW_MISMATCH when wrong)",
+                                    accounts.PASSWORD_PARAMS)}
+
+    def __init__(self, users: UserStore):
+        self.users = users
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        values = read_params(req, self.operations["POST"])
+        entry = self.users.get(_mail(mail), attrs=("userPassword",))
+        if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
+            raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
+        ok(resp)
+
+
+def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
+    """Drop what a user's view says about domains the caller does not manage:
+    aliases and lists there that name the user, domains it administers."""
+    mine = set(managed)
+    for key in ("mailing_aliases", "mailing_lists"):
+        data[key] = own_values(data[key], mine)
+    data["managed_domains"] = [d for d in data["managed_domains"] if d in mine]
+    hide_foreign(data, mine)
+
+
+def _last_login(row: dict | None) -> str:
+    """The latest of Dovecot's imap/pop3/lda login times, as an ISO 8601 string."""
+    if not row:
+        return ""
+    stamps = [row.get(k) for k in ("imap", "pop3", "lda") if row.get(k)]
+    if not stamps:
+        return ""
+    return datetime.fromtimestamp(max(stamps), timezone.utc).isoformat(timespec="seconds")
