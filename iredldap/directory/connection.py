@@ -536,37 +536,37 @@ class Batch:
         Safe against a concurrent request adding the same value: the values
         are read, the missing ones added, and on a clash read again.
         """
-        self.run()
-        for _ in range(3):
-            entry = self.directory.get(dn, attrs=(attr,))
-            if entry is None:
-                raise NoSuchAccount(f"{dn} does not exist")
-            missing = [v for v in values if not entry.has_value(attr, v)]
-            if not missing:
-                return []
-            try:
-                self.modify(dn, {attr: [(ADD, missing)]})
-                return missing
-            except ValueAlreadyPresent:
-                continue
-        raise ValueAlreadyPresent(f"{attr} of {dn} keeps changing; try again")
+        def missing(entry: Entry) -> list[str]:
+            return [v for v in values if not entry.has_value(attr, v)]
+        return self._change_values(dn, attr, ADD, missing, ValueAlreadyPresent, must_exist=True)
 
     def delete_values(self, dn: str, attr: str, values: list[str]) -> list[str]:
         """Delete the values that are there; returns those actually deleted."""
+        def present(entry: Entry) -> list[str]:
+            wanted = {x.lower() for x in values}
+            return [v for v in entry.get(attr) if v.lower() in wanted]
+        return self._change_values(dn, attr, DELETE, present, ValueMissing, must_exist=False)
+
+    def _change_values(self, dn: str, attr: str, operation: str, pick: Callable[[Entry], list[str]],
+                       clash: type[IredldapError], *, must_exist: bool) -> list[str]:
+        """Read the values, send the `pick`ed ones with `operation`; on a clash with a
+        concurrent request (`clash` raised), read again, three times at the most."""
         self.run()
         for _ in range(3):
             entry = self.directory.get(dn, attrs=(attr,))
             if entry is None:
+                if must_exist:
+                    raise NoSuchAccount(f"{dn} does not exist")
                 return []
-            present = [v for v in entry.get(attr) if v.lower() in {x.lower() for x in values}]
-            if not present:
+            picked = pick(entry)
+            if not picked:
                 return []
             try:
-                self.modify(dn, {attr: [(DELETE, present)]})
-                return present
-            except ValueMissing:
+                self.modify(dn, {attr: [(operation, picked)]})
+                return picked
+            except clash:
                 continue
-        raise ValueMissing(f"{attr} of {dn} keeps changing; try again")
+        raise clash(f"{attr} of {dn} keeps changing; try again")
 
     def delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
         self.run()

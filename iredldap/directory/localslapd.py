@@ -142,25 +142,11 @@ class LocalSlapd:
 
     # --- locations -----------------------------------------------------------
 
-    @property
-    def db_dir(self) -> Path:
-        return self.data_dir / "db"
-
-    @property
-    def conf_path(self) -> Path:
-        return self.data_dir / "slapd.conf"
-
-    @property
-    def slapd_d(self) -> Path:
-        return self.data_dir / "slapd.d"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "slapd.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "slapd.log"
+    db_dir = property(lambda self: self.data_dir / "db", doc="the mdb database")
+    conf_path = property(lambda self: self.data_dir / "slapd.conf", doc="slapd.conf (config_style 'conf')")
+    slapd_d = property(lambda self: self.data_dir / "slapd.d", doc="cn=config (config_style 'ldif')")
+    pid_file = property(lambda self: self.data_dir / "slapd.pid")
+    log_file = property(lambda self: self.data_dir / "slapd.log")
 
     @property
     def port(self) -> int:

@@ -23,6 +23,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "AttributeTypeDef",
@@ -90,6 +91,17 @@ class ObjectClassDef:
         return self.names[0] if self.names else self.oid
 
 
+_Def = TypeVar("_Def", AttributeTypeDef, ObjectClassDef)
+
+
+def _named(definitions: list[_Def], name: str) -> _Def:
+    wanted = name.lower()
+    for d in definitions:
+        if d.oid == name or wanted in (n.lower() for n in d.names):
+            return d
+    raise KeyError(name)
+
+
 @dataclass
 class SchemaFile:
     attribute_types: list[AttributeTypeDef] = field(default_factory=list)
@@ -97,18 +109,10 @@ class SchemaFile:
 
     def attribute_type(self, name: str) -> AttributeTypeDef:
         """The attribute type called `name` (any of its names, any case) or with that OID."""
-        wanted = name.lower()
-        for at in self.attribute_types:
-            if at.oid == name or wanted in (n.lower() for n in at.names):
-                return at
-        raise KeyError(name)
+        return _named(self.attribute_types, name)
 
     def object_class(self, name: str) -> ObjectClassDef:
-        wanted = name.lower()
-        for oc in self.object_classes:
-            if oc.oid == name or wanted in (n.lower() for n in oc.names):
-                return oc
-        raise KeyError(name)
+        return _named(self.object_classes, name)
 
     def extend(self, other: SchemaFile) -> None:
         self.attribute_types.extend(other.attribute_types)
@@ -201,8 +205,17 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse_attribute_type(text: str) -> AttributeTypeDef:
-    """Parse one ``( oid NAME ... )`` attribute type description."""
+# Keywords without a value, and the field each sets to True.
+_FLAGS = {"SINGLE-VALUE": "single_value", "COLLECTIVE": "collective",
+          "NO-USER-MODIFICATION": "no_user_modification", "OBSOLETE": "obsolete"}
+
+
+def _parse_description(text: str, what: str, read_keyword) -> tuple[str, tuple[str, ...], dict[str, object]]:
+    """The frame both kinds of description share: ``( oid NAME ... DESC ... X-... )``.
+
+    `read_keyword(key, reader, values)` handles the kind's own keywords and
+    returns False for a keyword it does not know.
+    """
     r = _Reader(text)
     r.expect("(")
     oid = r.expect("word")
@@ -214,46 +227,44 @@ def parse_attribute_type(text: str) -> AttributeTypeDef:
             names = r.qdescrs()
         elif key == "DESC":
             values["desc"] = r.expect("str")
-        elif key in ("SUP", "EQUALITY", "ORDERING", "SUBSTR", "SYNTAX", "USAGE"):
-            values[key.lower()] = r.next()[1]
-        elif key == "SINGLE-VALUE":
-            values["single_value"] = True
-        elif key == "COLLECTIVE":
-            values["collective"] = True
-        elif key == "NO-USER-MODIFICATION":
-            values["no_user_modification"] = True
-        elif key == "OBSOLETE":
-            values["obsolete"] = True
         elif key.startswith("X-"):
             r.skip_extension_value()
-        else:
-            raise SchemaParseError(f"unknown keyword {tok[1]!r} in attribute type {oid}")
+        elif not read_keyword(key, r, values):
+            raise SchemaParseError(f"unknown keyword {tok[1]!r} in {what} {oid}")
+    return oid, names, values
+
+
+def _attribute_type_keyword(key: str, r: _Reader, values: dict[str, object]) -> bool:
+    if key in ("SUP", "EQUALITY", "ORDERING", "SUBSTR", "SYNTAX", "USAGE"):
+        values[key.lower()] = r.next()[1]
+    elif key in _FLAGS:
+        values[_FLAGS[key]] = True
+    else:
+        return False
+    return True
+
+
+def _object_class_keyword(key: str, r: _Reader, values: dict[str, object]) -> bool:
+    if key in ("SUP", "MUST", "MAY"):
+        values[key.lower()] = r.oids()
+    elif key in ("STRUCTURAL", "AUXILIARY", "ABSTRACT"):
+        values["kind"] = key
+    elif key == "OBSOLETE":
+        values["obsolete"] = True
+    else:
+        return False
+    return True
+
+
+def parse_attribute_type(text: str) -> AttributeTypeDef:
+    """Parse one ``( oid NAME ... )`` attribute type description."""
+    oid, names, values = _parse_description(text, "attribute type", _attribute_type_keyword)
     return AttributeTypeDef(oid=oid, names=names, definition=_normalise(text), **values)  # type: ignore[arg-type]
 
 
 def parse_object_class(text: str) -> ObjectClassDef:
     """Parse one ``( oid NAME ... )`` object class description."""
-    r = _Reader(text)
-    r.expect("(")
-    oid = r.expect("word")
-    values: dict[str, object] = {}
-    names: tuple[str, ...] = ()
-    while (tok := r.next())[0] != ")":
-        key = tok[1].upper()
-        if key == "NAME":
-            names = r.qdescrs()
-        elif key == "DESC":
-            values["desc"] = r.expect("str")
-        elif key in ("SUP", "MUST", "MAY"):
-            values[key.lower()] = r.oids()
-        elif key in ("STRUCTURAL", "AUXILIARY", "ABSTRACT"):
-            values["kind"] = key
-        elif key == "OBSOLETE":
-            values["obsolete"] = True
-        elif key.startswith("X-"):
-            r.skip_extension_value()
-        else:
-            raise SchemaParseError(f"unknown keyword {tok[1]!r} in object class {oid}")
+    oid, names, values = _parse_description(text, "object class", _object_class_keyword)
     return ObjectClassDef(oid=oid, names=names, definition=_normalise(text), **values)  # type: ignore[arg-type]
 
 

@@ -44,14 +44,7 @@ def set_changes(current: list[str], key: str, value: str | None) -> Changes:
     """Changes that make `key` hold `value` (None removes it)."""
     old = [v for v in current if v.partition(":")[0].lower() == key.lower()]
     new = [f"{key}:{value}"] if value is not None else []
-    remove = [v for v in old if v not in new]
-    add = [v for v in new if v not in old]
-    ops = []
-    if remove:
-        ops.append((DELETE, remove))
-    if add:
-        ops.append((ADD, add))
-    return {"accountSetting": ops} if ops else {}
+    return _setting_ops(remove=[v for v in old if v not in new], add=[v for v in new if v not in old])
 
 
 def list_changes(current: list[str], key: str, add: list[str], remove: list[str]) -> Changes:
@@ -59,11 +52,12 @@ def list_changes(current: list[str], key: str, add: list[str], remove: list[str]
     adds = [f"{key}:{i}" for i in add if f"{key}:{i}".lower() not in have]
     removes = [v for v in current
                if v.partition(":")[0].lower() == key.lower() and v.partition(":")[2].lower() in {r.lower() for r in remove}]
-    ops = []
-    if removes:
-        ops.append((DELETE, removes))
-    if adds:
-        ops.append((ADD, adds))
+    return _setting_ops(remove=removes, add=adds)
+
+
+def _setting_ops(*, remove: list[str], add: list[str]) -> Changes:
+    """One modify of accountSetting: the deletes first, so a changed key never holds two values."""
+    ops = ([(DELETE, remove)] if remove else []) + ([(ADD, add)] if add else [])
     return {"accountSetting": ops} if ops else {}
 
 

@@ -139,6 +139,22 @@ class Secret(Kind):
         return {"type": "string", "format": "password"}
 
 
+def _within(value, minimum, maximum, name: str):
+    """`value` if it lies in [minimum, maximum] (None: no bound), else InvalidInput."""
+    def shown(bound) -> str:
+        return f"{bound:g}" if isinstance(bound, float) else str(bound)
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{name}: must be at least {shown(minimum)}", param=name)
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{name}: must be at most {shown(maximum)}", param=name)
+    return value
+
+
+def _range_schema(json_type: str, minimum, maximum) -> dict:
+    bounds = {"minimum": minimum, "maximum": maximum}
+    return {"type": json_type, **{k: v for k, v in bounds.items() if v is not None}}
+
+
 @dataclass(frozen=True)
 class Integer(Kind):
     minimum: int | None = 0
@@ -156,19 +172,10 @@ class Integer(Kind):
             if not _WHOLE_NUMBER.fullmatch(text):
                 raise InvalidInput(f"{name}: {_shown(text)} is not a whole number (ASCII digits)", param=name)
             value = int(text)
-        if self.minimum is not None and value < self.minimum:
-            raise InvalidInput(f"{name}: must be at least {self.minimum}", param=name)
-        if self.maximum is not None and value > self.maximum:
-            raise InvalidInput(f"{name}: must be at most {self.maximum}", param=name)
-        return value
+        return _within(value, self.minimum, self.maximum, name)
 
     def schema(self) -> dict:
-        out: dict = {"type": "integer"}
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
-        return out
+        return _range_schema("integer", self.minimum, self.maximum)
 
 
 @dataclass(frozen=True)
@@ -346,19 +353,10 @@ class Number(Kind):
             value = float(text)
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidInput(f"{name}: {_shown(text)} is not a number", param=name)
-        if self.minimum is not None and value < self.minimum:
-            raise InvalidInput(f"{name}: must be at least {self.minimum:g}", param=name)
-        if self.maximum is not None and value > self.maximum:
-            raise InvalidInput(f"{name}: must be at most {self.maximum:g}", param=name)
-        return value
+        return _within(value, self.minimum, self.maximum, name)
 
     def schema(self) -> dict:
-        out: dict = {"type": "number"}
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
-        return out
+        return _range_schema("number", self.minimum, self.maximum)
 
 
 @dataclass(frozen=True)

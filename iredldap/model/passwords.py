@@ -334,40 +334,31 @@ def _check_md5(encoding: str | None):
     return check
 
 
+# Scheme -> the checker for a hash of that scheme, given the encoding suffix
+# (`.b64`, `.hex`) of the scheme name, if any.
+_CHECKERS: dict[str, Callable[[str | None], Callable[[bytes, str], bool]]] = {
+    **dict.fromkeys(("PLAIN", "CLEARTEXT", "CLEAR"), lambda enc: _check_plain),
+    **dict.fromkeys(("SHA", "SHA1"), lambda enc: _check_digest("sha1", enc)),
+    "SHA256": lambda enc: _check_digest("sha256", enc),
+    "SHA512": lambda enc: _check_digest("sha512", enc),
+    "SSHA": lambda enc: _check_salted("sha1", enc),
+    "SSHA256": lambda enc: _check_salted("sha256", enc),
+    "SSHA512": lambda enc: _check_salted("sha512", enc),
+    "SMD5": lambda enc: _check_salted("md5", enc),
+    "PLAIN-MD5": lambda enc: _check_plain_md5(enc, "hex"),
+    "LDAP-MD5": lambda enc: _check_plain_md5(enc, "b64"),
+    "MD5": lambda enc: _check_md5(enc),
+    "MD5-CRYPT": lambda enc: _check_md5_crypt,
+    "CRYPT": lambda enc: _check_crypt,
+    **dict.fromkeys(("BLF-CRYPT", "BCRYPT"), lambda enc: _check_bcrypt),
+    "SHA512-CRYPT": lambda enc: _check_sha512_crypt,
+    "SHA256-CRYPT": lambda enc: _check_sha256_crypt,
+}
+
+
 def _checker(scheme: str, encoding: str | None) -> Callable[[bytes, str], bool] | None:
-    if scheme in ("PLAIN", "CLEARTEXT", "CLEAR"):
-        return _check_plain
-    if scheme in ("SHA", "SHA1"):
-        return _check_digest("sha1", encoding)
-    if scheme == "SHA256":
-        return _check_digest("sha256", encoding)
-    if scheme == "SHA512":
-        return _check_digest("sha512", encoding)
-    if scheme == "SSHA":
-        return _check_salted("sha1", encoding)
-    if scheme == "SSHA256":
-        return _check_salted("sha256", encoding)
-    if scheme == "SSHA512":
-        return _check_salted("sha512", encoding)
-    if scheme == "SMD5":
-        return _check_salted("md5", encoding)
-    if scheme == "PLAIN-MD5":
-        return _check_plain_md5(encoding, "hex")
-    if scheme == "LDAP-MD5":
-        return _check_plain_md5(encoding, "b64")
-    if scheme == "MD5":
-        return _check_md5(encoding)
-    if scheme == "MD5-CRYPT":
-        return _check_md5_crypt
-    if scheme == "CRYPT":
-        return _check_crypt
-    if scheme in ("BLF-CRYPT", "BCRYPT"):
-        return _check_bcrypt
-    if scheme == "SHA512-CRYPT":
-        return _check_sha512_crypt
-    if scheme == "SHA256-CRYPT":
-        return _check_sha256_crypt
-    return None
+    make = _CHECKERS.get(scheme)
+    return make(encoding) if make else None
 
 
 def _as_text(stored: str | bytes) -> str | None:
