@@ -48,7 +48,7 @@ def tree_of(settings: Settings) -> Tree:
 
 def attach_journal(backends: Backends, tree: Tree) -> WriteJournal:
     """Give the directory its write journal (in the iredadmin database)."""
-    journal = WriteJournal(JournalTable(backends.iredadmin.engine), backends.directory, tree.domains_dn)
+    journal = WriteJournal(JournalTable(backends.iredadmin.database), backends.directory, tree.domains_dn)
     backends.directory.journal = journal
     return journal
 

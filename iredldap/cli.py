@@ -120,11 +120,11 @@ def init_sql() -> None:
         backends.iredadmin.create_tables()
         click.echo("iredadmin tables ready")
         for name, db in (("amavisd", backends.amavisd), ("iredapd", backends.iredapd)):
-            if db.source.url.get_backend_name() == "sqlite":
+            if db.database.url.get_backend_name() == "sqlite":
                 db.create_tables()
                 click.echo(f"{name} tables ready")
             else:
-                click.echo(f"{name}: using the tables of {db.source.url.render_as_string(hide_password=True)}")
+                click.echo(f"{name}: using the tables of {db.database.url.render_as_string(hide_password=True)}")
     except IredldapError as exc:
         _fail(exc)
 

@@ -56,7 +56,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     domain_store = ScopedDomains(domain_store)
     api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
-    # Engines of these are made on first use (see iredldap.db.live.EngineSource).
+    # Engines of these are made on first use (see iredldap.db.engine.Database).
     amavisd = backends.amavisd or AmavisdDB(settings.sql_amavisd_url)
     iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
     policy_accounts = PolicyAccounts(amavisd, iredapd)

@@ -80,7 +80,7 @@ def directory_check(directory, base: str) -> Callable[[], None]:
 def foreign_db_check(db) -> Callable[[], str | None]:
     """Readiness of an Amavisd/iRedAPD store: an SQLite file never created is 'absent'."""
     def check() -> str | None:
-        if db.source.missing():
+        if db.database.missing():
             return "absent"
         db.ping()
         return None
