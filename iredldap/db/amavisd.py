@@ -75,6 +75,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
+from iredldap.db.engine import inserted_id
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
 from iredldap.model.policy_addresses import AMAVISD_PRIORITY, Account, form_of
@@ -274,8 +275,7 @@ def _ensure_user(conn: Connection, key: str, priority: int, policy_id: int = 0) 
     row = _user_row(conn, key)
     if row is not None:
         return row.id
-    return conn.execute(insert(users).values(email=key, priority=priority, policy_id=policy_id)
-                        ).inserted_primary_key[0]
+    return inserted_id(conn.execute(insert(users).values(email=key, priority=priority, policy_id=policy_id)))
 
 
 def _is_listed(conn: Connection, user_id: int) -> bool:
@@ -359,12 +359,12 @@ class AmavisdDB(ForeignDatabase):
             metadata.create_all(conn, checkfirst=True)
             created = [t for t in metadata.tables if t not in existing]
             if "policy" in created and "users" in created:
-                pid = conn.execute(insert(policy).values(
+                pid = inserted_id(conn.execute(insert(policy).values(
                     policy_name="@.", spam_lover="Y", virus_lover="N", banned_files_lover="N",
                     bad_header_lover="Y", bypass_spam_checks="N", bypass_virus_checks="N",
                     bypass_banned_checks="N", bypass_header_checks="N", spam_quarantine_to="",
                     virus_quarantine_to="virus-quarantine", banned_quarantine_to="banned-quarantine",
-                    bad_header_quarantine_to="")).inserted_primary_key[0]
+                    bad_header_quarantine_to="")))
                 conn.execute(insert(users).values(email="@.", priority=0, policy_id=pid))
         self.live.forget()
         return created
@@ -398,8 +398,7 @@ class AmavisdDB(ForeignDatabase):
         def work(conn: Connection) -> None:
             pid = _own_policy_id(conn, account.key)
             if pid is None:
-                pid = conn.execute(insert(policy).values(policy_name=account.key, **columns)
-                                   ).inserted_primary_key[0]
+                pid = inserted_id(conn.execute(insert(policy).values(policy_name=account.key, **columns)))
             elif columns:
                 conn.execute(update(policy).where(policy.c.id == pid).values(**columns))
             user = _user_row(conn, account.key)
@@ -495,9 +494,8 @@ class AmavisdDB(ForeignDatabase):
         if create:
             for address in addresses:
                 if address not in ids:
-                    ids[address] = conn.execute(insert(mailaddr).values(
-                        email=address, priority=AMAVISD_PRIORITY.get(form_of(address), 7))
-                    ).inserted_primary_key[0]
+                    ids[address] = inserted_id(conn.execute(insert(mailaddr).values(
+                        email=address, priority=AMAVISD_PRIORITY.get(form_of(address), 7))))
         return ids
 
 

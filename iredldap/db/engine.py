@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
 from iredldap.metrics import count_error
@@ -225,6 +225,14 @@ def translate_db_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {describe_error(e)}") from e
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT made."""
+    key = result.inserted_primary_key
+    if key is None:      # only for a statement that is not a one-row INSERT: our bug
+        raise TypeError("inserted_id() of a statement that is not a one-row INSERT")
+    return int(key[0])
+
+
 def sqlite_file_missing(url: URL) -> bool:
     """True for the URL of an SQLite file that does not exist (yet)."""
     if url.get_backend_name() != "sqlite":
@@ -333,5 +341,5 @@ class SqlStore:
         return self.database.ping()
 
 
-__all__ = ["make_engine", "database_url", "describe_error", "sqlite_file_missing", "Database", "SqlStore",
-           "WRITE_INTENT"]
+__all__ = ["make_engine", "database_url", "describe_error", "sqlite_file_missing", "inserted_id", "Database",
+           "SqlStore", "WRITE_INTENT"]

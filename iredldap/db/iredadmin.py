@@ -26,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import (
     case,
@@ -45,7 +45,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 
 from iredldap.db import tables as t
-from iredldap.db.engine import Database, SqlStore
+from iredldap.db.engine import Database, SqlStore, inserted_id
 from iredldap.errors import DatabaseError, InvalidInput
 
 # Rows per multi-row INSERT / values per IN (...): keeps every statement far
@@ -322,7 +322,7 @@ class IredadminDB(SqlStore):
         """Append one row to the activity log (values cut to column sizes);
         returns its id."""
         live = self._live("log")
-        values = {
+        values: dict[str, Any] = {
             "timestamp": self.now(),
             "admin": admin,
             "ip": ip,
@@ -338,7 +338,7 @@ class IredadminDB(SqlStore):
             )
         with self.database.write() as conn:
             result = conn.execute(insert(t.log).values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     def count_log(
         self,
@@ -585,7 +585,7 @@ class IredadminDB(SqlStore):
         if row is None:
             return None
         found = row._mapping
-        result = {"domain": "", "imap": None, "pop3": None, "lda": None}
+        result: dict[str, str | int | None] = {"domain": "", "imap": None, "pop3": None, "lda": None}
         for c in wanted:
             value = found[c]
             result[c] = (value or "") if c == "domain" else (
@@ -642,7 +642,7 @@ class IredadminDB(SqlStore):
         }
         with self.database.write() as conn:
             result = conn.execute(insert(t.api_tokens).values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
         """One token row (by hash or id), revoked and expired ones included."""

@@ -30,7 +30,7 @@ PostgreSQL does not: the store never relies on it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -270,7 +270,7 @@ class IredapdDB(ForeignDatabase):
 
         self.database.write_retrying(work)
 
-    def _delete_throttle_ids(self, conn: Connection, ids: list[int]) -> None:
+    def _delete_throttle_ids(self, conn: Connection, ids: Sequence[int]) -> None:
         for chunk in _chunks(list(ids)):
             if self.live.table("throttle_tracking") is not None:
                 conn.execute(delete(throttle_tracking).where(throttle_tracking.c.tid.in_(chunk)))

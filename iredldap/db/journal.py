@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, delete, insert, select, update
 
 from iredldap.db import tables as t
-from iredldap.db.engine import SqlStore
+from iredldap.db.engine import SqlStore, inserted_id
 
 UNFINISHED = ("planned", "running", "resuming", "open")
 
@@ -56,7 +56,7 @@ class JournalTable(SqlStore):
             result = conn.execute(insert(t.write_journal).values(
                 created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state=state,
                 owner=owner, done=done, steps=len(steps), sealed=int(sealed), note=""))
-            journal_id = int(result.inserted_primary_key[0])
+            journal_id = inserted_id(result)
             self._insert_steps(conn, journal_id, 0, steps)
         return journal_id
 

@@ -44,7 +44,7 @@ class Readiness:
         data={"type": "object", "additionalProperties": {"type": "string"},
               "description": "backend -> ok, absent, or unavailable: <why>"})}
 
-    def __init__(self, checks: dict[str, Callable[[], str | None]]):
+    def __init__(self, checks: dict[str, Callable[[], object]]):
         """`checks`: name -> a callable that raises when the backend is down
         (and may return a status other than "ok")."""
         self.checks = checks
