@@ -33,6 +33,12 @@ class Backends:
     amavisd: AmavisdDB | None = None
     iredapd: IredapdDB | None = None
 
+    def policy_databases(self, settings: Settings) -> tuple[AmavisdDB, IredapdDB]:
+        """The Amavisd and iRedAPD stores: those given, else made from the
+        settings (their engines are made on first use)."""
+        return (self.amavisd or AmavisdDB(settings.sql_amavisd_url),
+                self.iredapd or IredapdDB(settings.sql_iredapd_url))
+
 
 def connect(settings: Settings, *, ldap_server: ldap3.Server | None = None,
             ldap_strategy: str = ldap3.SYNC) -> Backends:
@@ -48,7 +54,7 @@ def tree_of(settings: Settings) -> Tree:
 
 def attach_journal(backends: Backends, tree: Tree) -> WriteJournal:
     """Give the directory its write journal (in the iredadmin database)."""
-    journal = WriteJournal(JournalTable(backends.iredadmin.engine), backends.directory, tree.domains_dn)
+    journal = WriteJournal(JournalTable(backends.iredadmin.database), backends.directory, tree.domains_dn)
     backends.directory.journal = journal
     return journal
 

@@ -116,15 +116,17 @@ def init_sql() -> None:
     from iredldap.backends import connect
 
     try:
-        backends = connect(_settings())
+        settings = _settings()
+        backends = connect(settings)
         backends.iredadmin.create_tables()
         click.echo("iredadmin tables ready")
-        for name, db in (("amavisd", backends.amavisd), ("iredapd", backends.iredapd)):
-            if db.source.url.get_backend_name() == "sqlite":
+        amavisd, iredapd = backends.policy_databases(settings)
+        for name, db in (("amavisd", amavisd), ("iredapd", iredapd)):
+            if db.database.url.get_backend_name() == "sqlite":
                 db.create_tables()
                 click.echo(f"{name} tables ready")
             else:
-                click.echo(f"{name}: using the tables of {db.source.url.render_as_string(hide_password=True)}")
+                click.echo(f"{name}: using the tables of {db.database.url.render_as_string(hide_password=True)}")
     except IredldapError as exc:
         _fail(exc)
 
@@ -235,7 +237,7 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     backends = connect(settings)
     tree = tree_of(settings)
     init_tree(backends.directory, tree)
-    for db in (backends.iredadmin, backends.amavisd, backends.iredapd):
+    for db in (backends.iredadmin, *backends.policy_databases(settings)):
         db.create_tables()
     domains = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     if domains.owner_of_name(domain) is None:
@@ -473,7 +475,7 @@ def checker_of(settings: Settings):
     tree = tree_of(settings)
     journal = attach_journal(backends, tree)
     return Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
-                   policies=PolicyAccounts(backends.amavisd, backends.iredapd))
+                   policies=PolicyAccounts(*backends.policy_databases(settings)))
 
 
 @main.command()

@@ -13,6 +13,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from iredldap.errors import ConfigError
 
@@ -201,7 +202,7 @@ class Settings:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ConfigError(f"{unknown[0].upper()}: unknown setting")
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for key, text in raw.items():
             name = key.upper()
             default = known[key].default

@@ -11,7 +11,7 @@ concrete path, and `method` one of the standard methods or `other`, so the
 number of series stays bounded whatever clients send; requests no route
 matched count as `unmatched`.  Error counts come from the two places where
 ldap3 and SQLAlchemy errors become ours (`Directory._translated`,
-`translate_db_errors`), which call `count_error` -- this module imports no
+`iredldap.db.engine.Database`), which call `count_error` -- this module imports no
 falcon, so the store layers may use it.
 
 gunicorn runs several worker processes.  Without PROMETHEUS_MULTIPROC_DIR

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import NoReturn
 
 from iredldap.config import Settings
 from iredldap.errors import ConfigError, DatabaseUnavailable, IredldapError
@@ -35,7 +36,7 @@ def prepare_databases(iredadmin) -> list[str]:
     return created
 
 
-def fail(message: str, status: int = 2) -> None:
+def fail(message: str, status: int = 2) -> NoReturn:
     sys.stderr.write(f"iredldap: {message}\n")
     sys.stderr.flush()
     sys.exit(status)

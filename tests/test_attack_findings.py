@@ -67,6 +67,16 @@ def test_a_normal_admin_cannot_remove_admins_above_it_from_a_domain(world, tenan
     assert {RESELLER[0], "coadmin@own.test"} <= set(factory.entry(factory.tree.domain("own.test")).get("domainAdmin"))
 
 
+def test_promoting_a_user_does_not_hide_the_admins_removed_beside_it(world, reseller, factory):
+    """With addAdmin in the same request, the removals are still checked
+    against the domain's admins (not against the promoted user's entry)."""
+    before = snapshot(factory)
+    r = world["tenant"].put("/api/domain/admins/own.test", {"addAdmin": "plain@own.test", "removeAdmin": RESELLER[0]})
+    assert r.status_code == 403, r.text
+    assert snapshot(factory) == before
+    assert {RESELLER[0], "coadmin@own.test"} <= set(factory.entry(factory.tree.domain("own.test")).get("domainAdmin"))
+
+
 def test_a_normal_admin_still_removes_its_equals(world, reseller, factory):
     """A control (passes today): the fix for the test above must stay narrow."""
     r = world["tenant"].put("/api/domain/admins/own.test", {"removeAdmin": "peer@own.test"})

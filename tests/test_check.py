@@ -75,7 +75,7 @@ def broken(env, slapd_clean, tmp_path):
     # Policy rows of an account and of a domain that do not exist.
     iredapd = IredapdDB(settings.sql_iredapd_url)
     iredapd.create_tables()
-    with iredapd.write() as conn:
+    with iredapd.database.write() as conn:
         conn.execute(insert(apd.greylisting).values(account="nobody@bad.test", priority=10, sender="@.",
                                                     sender_priority=0, active=0))
         conn.execute(insert(apd.greylisting).values(account="@vanished.test", priority=60, sender="@.",

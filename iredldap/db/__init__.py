@@ -3,7 +3,7 @@
 No web framework is imported here; stores raise `iredldap.errors` classes.
 """
 
-from iredldap.db.engine import make_engine, translate_db_errors
+from iredldap.db.engine import Database, make_engine
 from iredldap.db.iredadmin import IredadminDB
 
-__all__ = ["make_engine", "translate_db_errors", "IredadminDB"]
+__all__ = ["make_engine", "Database", "IredadminDB"]

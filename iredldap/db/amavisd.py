@@ -75,7 +75,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
-from iredldap.db.engine import translate_db_errors
+from iredldap.db.engine import inserted_id
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
 from iredldap.model.policy_addresses import AMAVISD_PRIORITY, Account, form_of
@@ -275,8 +275,7 @@ def _ensure_user(conn: Connection, key: str, priority: int, policy_id: int = 0) 
     row = _user_row(conn, key)
     if row is not None:
         return row.id
-    return conn.execute(insert(users).values(email=key, priority=priority, policy_id=policy_id)
-                        ).inserted_primary_key[0]
+    return inserted_id(conn.execute(insert(users).values(email=key, priority=priority, policy_id=policy_id)))
 
 
 def _is_listed(conn: Connection, user_id: int) -> bool:
@@ -350,41 +349,38 @@ class AmavisdDB(ForeignDatabase):
 
     # -- schema -------------------------------------------------------------
 
-    @translate_db_errors()
     def create_tables(self) -> list[str]:
         """Create the missing tables (SQLite: the embedded database).  A fresh
         ``policy`` table gets iRedMail's default global policy.  Returns the
         names of the tables created."""
-        with self.write() as conn:
+        with self.database.write() as conn:
             from sqlalchemy import inspect as sa_inspect
             existing = set(sa_inspect(conn).get_table_names())
             metadata.create_all(conn, checkfirst=True)
             created = [t for t in metadata.tables if t not in existing]
             if "policy" in created and "users" in created:
-                pid = conn.execute(insert(policy).values(
+                pid = inserted_id(conn.execute(insert(policy).values(
                     policy_name="@.", spam_lover="Y", virus_lover="N", banned_files_lover="N",
                     bad_header_lover="Y", bypass_spam_checks="N", bypass_virus_checks="N",
                     bypass_banned_checks="N", bypass_header_checks="N", spam_quarantine_to="",
                     virus_quarantine_to="virus-quarantine", banned_quarantine_to="banned-quarantine",
-                    bad_header_quarantine_to="")).inserted_primary_key[0]
+                    bad_header_quarantine_to="")))
                 conn.execute(insert(users).values(email="@.", priority=0, policy_id=pid))
         self.live.forget()
         return created
 
     # -- spam policy --------------------------------------------------------
 
-    @translate_db_errors()
     def get_policy(self, account: Account) -> dict[str, Any] | None:
         """The policy row Amavisd uses for this account's own `users` row
         (columns -> values), or None when it has none."""
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             user = _user_row(conn, account.key)
             if user is None or not user.policy_id:
                 return None
             row = conn.execute(select(policy).where(policy.c.id == user.policy_id)).first()
         return dict(row._mapping) if row is not None else None
 
-    @translate_db_errors()
     def set_policy(self, account: Account, columns: dict[str, Any]) -> None:
         """Set these policy columns (None = NULL) of the account's own policy,
         creating it (named after the account) and linking its `users` row.
@@ -402,8 +398,7 @@ class AmavisdDB(ForeignDatabase):
         def work(conn: Connection) -> None:
             pid = _own_policy_id(conn, account.key)
             if pid is None:
-                pid = conn.execute(insert(policy).values(policy_name=account.key, **columns)
-                                   ).inserted_primary_key[0]
+                pid = inserted_id(conn.execute(insert(policy).values(policy_name=account.key, **columns)))
             elif columns:
                 conn.execute(update(policy).where(policy.c.id == pid).values(**columns))
             user = _user_row(conn, account.key)
@@ -414,14 +409,13 @@ class AmavisdDB(ForeignDatabase):
                 conn.execute(update(users).where(users.c.id == user.id)
                              .values(policy_id=pid, priority=account.amavisd_priority))
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
-    @translate_db_errors()
     def delete_policy(self, account: Account) -> bool:
         """Remove the account's own policy and unlink its `users` row (the
         row itself goes too unless white/blacklists still use it).  True if
         there was something to remove."""
-        with self.write() as conn:
+        with self.database.write() as conn:
             changed = False
             pid = _own_policy_id(conn, account.key)
             if pid is not None:
@@ -441,11 +435,10 @@ class AmavisdDB(ForeignDatabase):
 
     # -- white/blacklists ---------------------------------------------------
 
-    @translate_db_errors()
     def list_addresses(self, account: Account, direction: str, listname: str) -> list[str]:
         """Addresses on the account's inbound/outbound white- or blacklist, sorted."""
         table, local, remote = _LISTS[direction]
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             user = _user_row(conn, account.key)
             if user is None:
                 return []
@@ -456,7 +449,6 @@ class AmavisdDB(ForeignDatabase):
             ).scalars().all()
         return sorted(found)
 
-    @translate_db_errors()
     def add_addresses(self, account: Account, direction: str, listname: str, addresses: list[str]) -> None:
         """Put `addresses` on the list; an address on the other list of the
         same direction moves here (a pair has one entry, as iRedAPD keeps it)."""
@@ -472,16 +464,15 @@ class AmavisdDB(ForeignDatabase):
                 conn.execute(delete(table).where(table.c[local] == uid, table.c[remote].in_(chunk)))
             conn.execute(insert(table), [{local: uid, remote: i, "wb": WB[listname]} for i in id_list])
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
-    @translate_db_errors()
     def remove_addresses(self, account: Account, direction: str, listname: str,
                          addresses: list[str] | None) -> None:
         """Take `addresses` (None: all) off the list.  Rows in ``mailaddr``
         stay, as iRedAPD leaves them (iRedAdmin's cleanup job removes unused
         ones)."""
         table, local, remote = _LISTS[direction]
-        with self.write() as conn:
+        with self.database.write() as conn:
             user = _user_row(conn, account.key)
             if user is None:
                 return
@@ -503,9 +494,8 @@ class AmavisdDB(ForeignDatabase):
         if create:
             for address in addresses:
                 if address not in ids:
-                    ids[address] = conn.execute(insert(mailaddr).values(
-                        email=address, priority=AMAVISD_PRIORITY.get(form_of(address), 7))
-                    ).inserted_primary_key[0]
+                    ids[address] = inserted_id(conn.execute(insert(mailaddr).values(
+                        email=address, priority=AMAVISD_PRIORITY.get(form_of(address), 7))))
         return ids
 
 

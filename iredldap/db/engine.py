@@ -1,4 +1,14 @@
-"""Engine construction and the one place where SQLAlchemy errors become ours.
+"""Engines, and `Database`: the one way the SQL stores reach a database, and
+the one place where SQLAlchemy errors become ours.
+
+Every store (`SqlStore` subclasses) gets its connections from its
+`Database` (`read()`, `write()`, `write_retrying()`, `ping()`); whatever
+SQLAlchemy raises while one is in use -- connecting, a statement, the
+commit -- leaves as `DatabaseUnavailable` or `DatabaseError` and is counted
+in the metrics.  No store opens a connection of its own
+(tests/test_sql_errors.py checks both).
+
+Engine configuration:
 
 * SQLite (file): the parent folder is created, the file is created mode 0600
   (on the first connection), the database runs in WAL mode
@@ -14,12 +24,13 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
 from iredldap.metrics import count_error
@@ -199,7 +210,8 @@ def translate_db_errors() -> Iterator[None]:
     every other SQLAlchemyError (including the statement errors MySQL and
     SQLite drivers also report as OperationalError, e.g. unknown column)
     becomes `DatabaseError`.  Our own errors and non-database exceptions pass
-    through unchanged.  Also usable as a decorator: ``@translate_db_errors()``.
+    through unchanged.  Stores do not use it themselves: `Database` wraps
+    every connection it hands out in it.
     """
     try:
         yield
@@ -213,4 +225,121 @@ def translate_db_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {describe_error(e)}") from e
 
 
-__all__ = ["make_engine", "database_url", "translate_db_errors", "describe_error", "WRITE_INTENT"]
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT made."""
+    key = result.inserted_primary_key
+    if key is None:      # only for a statement that is not a one-row INSERT: our bug
+        raise TypeError("inserted_id() of a statement that is not a one-row INSERT")
+    return int(key[0])
+
+
+def sqlite_file_missing(url: URL) -> bool:
+    """True for the URL of an SQLite file that does not exist (yet)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    db = url.database or ""
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return False
+    return not Path(db).expanduser().exists()
+
+
+T = TypeVar("T")
+
+
+def _is_duplicate_key(e: sa_exc.SQLAlchemyError) -> bool:
+    return isinstance(e, sa_exc.IntegrityError)
+
+
+class Database:
+    """One database as the stores use it: an Engine, or a URL whose Engine
+    (`make_engine`) is made on first use -- an app wired with a database it
+    never uses does not touch it, and an SQLite file is not created by merely
+    configuring it.  Connections are only had through the context managers
+    below, which translate every SQLAlchemy error raised inside them."""
+
+    def __init__(self, source: Engine | URL | str):
+        self._lock = threading.Lock()
+        if isinstance(source, Engine):
+            self._engine: Engine | None = source
+            self.url = source.url
+        else:
+            self._engine = None
+            self.url = database_url(source)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = make_engine(self.url)
+        return self._engine
+
+    def missing(self) -> bool:
+        """An SQLite database that was never created: it holds no rows."""
+        return sqlite_file_missing(self.url)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection (autobegun transaction, rolled back at the end)."""
+        with translate_db_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside a transaction that will write: committed when
+        the block ends, rolled back when it raises."""
+        with translate_db_errors(), self._transaction() as conn:
+            yield conn
+
+    def write_retrying(self, work: Callable[[Connection], T], *,
+                       retry_if: Callable[[sa_exc.SQLAlchemyError], bool] = _is_duplicate_key) -> T:
+        """`work` in a write transaction; once more in a new one when the
+        first failed with an error `retry_if` accepts (by default: a
+        concurrent writer inserted the same unique key first)."""
+        with translate_db_errors():
+            try:
+                with self._transaction() as conn:
+                    return work(conn)
+            except sa_exc.SQLAlchemyError as e:
+                if not retry_if(e):
+                    raise
+            with self._transaction() as conn:
+                return work(conn)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_INTENT: True})
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> bool:
+        """True, or DatabaseUnavailable whatever went wrong."""
+        try:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except DatabaseError as e:
+            # Whatever keeps `SELECT 1` from answering makes the database unusable.
+            raise DatabaseUnavailable(f"database unavailable: {describe_error(e.__cause__ or e)}") from e
+        return True
+
+
+class SqlStore:
+    """Base of the SQL stores: their `database`, through which alone they
+    reach it."""
+
+    def __init__(self, source: Database | Engine | URL | str):
+        """`source`: a Database, an Engine, or a URL whose Engine is made on first use."""
+        self.database = source if isinstance(source, Database) else Database(source)
+
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
+
+    def ping(self) -> bool:
+        """True, or DatabaseUnavailable whatever went wrong (readiness)."""
+        return self.database.ping()
+
+
+__all__ = ["make_engine", "database_url", "describe_error", "sqlite_file_missing", "inserted_id", "Database",
+           "SqlStore", "WRITE_INTENT"]

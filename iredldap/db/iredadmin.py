@@ -11,7 +11,8 @@ to work on a live iRedMail database shared with iRedAdmin and Dovecot:
   long or exotic value never makes the insert fail;
 * all timestamps are naive UTC datetimes taken from the (injectable) clock,
   never from the database server, truncated to whole seconds;
-* every public method translates SQLAlchemy errors into
+* it reaches the database only through its `Database` (see
+  `iredldap.db.engine`), so every SQLAlchemy error leaves as
   `DatabaseUnavailable` / `DatabaseError`.
 
 Session rows hold JSON (``data`` starts with ``{``); iRedAdmin's own rows in the
@@ -20,13 +21,12 @@ same table hold base64 pickles, which are never loaded and never purged here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import (
     case,
@@ -41,12 +41,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 
 from iredldap.db import tables as t
-from iredldap.db.engine import WRITE_INTENT, describe_error, translate_db_errors
-from iredldap.errors import DatabaseError, DatabaseUnavailable, InvalidInput
+from iredldap.db.engine import Database, SqlStore, inserted_id
+from iredldap.errors import DatabaseError, InvalidInput
 
 # Rows per multi-row INSERT / values per IN (...): keeps every statement far
 # below PostgreSQL's 65535 bind parameters.
@@ -141,15 +141,15 @@ def _inspect_table(conn: Connection, name: str) -> _LiveTable | None:
     return _LiveTable(columns=frozenset(names), limits=limits)
 
 
-class IredadminDB:
+class IredadminDB(SqlStore):
     """iRedAdmin's database: sessions, activity log, deleted mailboxes,
     Dovecot's used_quota and last_login; and our API tokens."""
 
     #: A fresh session's atime is rewritten at most this often (seconds).
     SESSION_TOUCH_INTERVAL = 30
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None):
-        self.engine = engine
+    def __init__(self, source: Database | Engine | URL | str, *, clock: Callable[[], datetime] | None = None):
+        super().__init__(source)
         self._clock = clock or _utcnow
         self._live_cache: dict[str, _LiveTable | None] = {}
         self._lock = threading.Lock()
@@ -161,15 +161,6 @@ class IredadminDB:
         """Current time as a naive UTC datetime, whole seconds."""
         return _naive_utc(self._clock()).replace(microsecond=0)
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A connection inside a transaction that will write (committed on
-        success, rolled back on error)."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_INTENT: True})
-            with conn.begin():
-                yield conn
-
     def _live(self, name: str) -> _LiveTable | None:
         """The live shape of table `name` (None if missing), inspected once."""
         try:
@@ -178,34 +169,25 @@ class IredadminDB:
             pass
         with self._lock:
             if name not in self._live_cache:
-                with self.engine.connect() as conn:
+                with self.database.read() as conn:
                     self._live_cache[name] = _inspect_table(conn, name)
             return self._live_cache[name]
 
     def reflect(self) -> dict[str, frozenset[str] | None]:
         """Inspect all tables now (drops the cache); returns their columns."""
-        with translate_db_errors():
-            with self._lock:
-                self._live_cache.clear()
-            return {
-                name: (info.columns if (info := self._live(name)) else None)
-                for name in t.metadata.tables
-            }
+        with self._lock:
+            self._live_cache.clear()
+        return {
+            name: (info.columns if (info := self._live(name)) else None)
+            for name in t.metadata.tables
+        }
 
     # -- schema -------------------------------------------------------------
 
-    @translate_db_errors()
     def create_tables(self) -> None:
         """Create the tables that are missing; existing ones are left alone."""
         try:
-            with self._write() as conn:
-                t.metadata.create_all(conn, checkfirst=True)
-        except sa_exc.DBAPIError as e:
-            if not _lost_create_race(e):
-                raise
-            # Another worker created a table between our check and CREATE.
-            with self._write() as conn:
-                t.metadata.create_all(conn, checkfirst=True)
+            self._create(list(t.metadata.sorted_tables))
         finally:
             with self._lock:
                 self._live_cache.clear()
@@ -221,19 +203,12 @@ class IredadminDB:
         # An SQLite file is the service's own (no iRedAdmin shares it): all
         # its tables are made, so a fresh install needs no init-sql either.
         own = list(t.metadata.sorted_tables) if self.engine.dialect.name == "sqlite" else t.own_tables()
-        with translate_db_errors():
-            with self.engine.connect() as conn:
-                existing = set(sa_inspect(conn).get_table_names())
+        with self.database.read() as conn:
+            existing = set(sa_inspect(conn).get_table_names())
         missing = [table for table in own if table.name not in existing]
         if missing:
             try:
-                with translate_db_errors():
-                    try:
-                        with self._write() as conn:
-                            t.metadata.create_all(conn, tables=missing, checkfirst=True)
-                    except sa_exc.DBAPIError as e:
-                        if not _lost_create_race(e):
-                            raise
+                self._create(missing)
             except DatabaseError as exc:
                 raise DatabaseError(
                     f"table(s) {', '.join(tb.name for tb in missing)} missing in SQL_IREDADMIN_URL and cannot be "
@@ -245,26 +220,30 @@ class IredadminDB:
         self._own_tables_ready = True
         return [table.name for table in missing]
 
+    def _create(self, tables: list) -> None:
+        # Once more when another worker created a table between our check
+        # and CREATE (the second round finds it).
+        self.database.write_retrying(lambda conn: t.metadata.create_all(conn, tables=tables, checkfirst=True),
+                                     retry_if=_lost_create_race)
+
     # -- sessions -----------------------------------------------------------
 
-    @translate_db_errors()
     def create_session(self, session_key: str, data: dict) -> None:
         """Store a new session (replacing one with the same key)."""
         payload = json.dumps(data, separators=(",", ":"))
         s = t.sessions
-        with self._write() as conn:
+        with self.database.write() as conn:
             conn.execute(delete(s).where(s.c.session_id == session_key))
             conn.execute(
                 insert(s).values(session_id=session_key, atime=self.now(), data=payload)
             )
 
-    @translate_db_errors()
     def load_session(self, session_key: str, idle_timeout: int) -> dict | None:
         """The session's data, or None if missing, idle for longer than
         `idle_timeout` seconds or not ours.  Refreshes atime at most every
         SESSION_TOUCH_INTERVAL seconds."""
         s = t.sessions
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             row = conn.execute(
                 select(s.c.atime, s.c.data).where(s.c.session_id == session_key)
             ).first()
@@ -281,7 +260,7 @@ class IredadminDB:
         if not isinstance(data, dict):
             return None
         if age >= timedelta(seconds=self.SESSION_TOUCH_INTERVAL):
-            with self._write() as conn:
+            with self.database.write() as conn:
                 result = conn.execute(
                     update(s).where(s.c.session_id == session_key).values(atime=now)
                 )
@@ -289,13 +268,11 @@ class IredadminDB:
                 return None
         return data
 
-    @translate_db_errors()
     def delete_session(self, session_key: str) -> None:
         s = t.sessions
-        with self._write() as conn:
+        with self.database.write() as conn:
             conn.execute(delete(s).where(s.c.session_id == session_key))
 
-    @translate_db_errors()
     def delete_sessions_where(self, match: Callable[[dict], bool], *, containing: str,
                               keep: str | None = None) -> int:
         """Delete our sessions whose data holds the text `containing` (a
@@ -303,7 +280,7 @@ class IredadminDB:
         returns how many."""
         s = t.sessions
         pattern = "{%" + _like_escape(containing) + "%"
-        with self._write() as conn:
+        with self.database.write() as conn:
             rows = conn.execute(select(s.c.session_id, s.c.data)
                                 .where(s.c.data.like(pattern, escape="\\"))).all()
             doomed = []
@@ -318,13 +295,12 @@ class IredadminDB:
                 conn.execute(delete(s).where(s.c.session_id.in_(chunk)))
         return len(doomed)
 
-    @translate_db_errors()
     def purge_sessions(self, idle_timeout: int) -> int:
         """Delete our sessions idle for longer than `idle_timeout` seconds;
         returns how many.  iRedAdmin's own (non-JSON) rows are not touched."""
         s = t.sessions
         cutoff = self.now() - timedelta(seconds=idle_timeout)
-        with self._write() as conn:
+        with self.database.write() as conn:
             result = conn.execute(
                 delete(s).where(s.c.atime < cutoff, s.c.data.like("{%"))
             )
@@ -332,7 +308,6 @@ class IredadminDB:
 
     # -- activity log -------------------------------------------------------
 
-    @translate_db_errors()
     def add_log(
         self,
         *,
@@ -347,7 +322,7 @@ class IredadminDB:
         """Append one row to the activity log (values cut to column sizes);
         returns its id."""
         live = self._live("log")
-        values = {
+        values: dict[str, Any] = {
             "timestamp": self.now(),
             "admin": admin,
             "ip": ip,
@@ -361,11 +336,10 @@ class IredadminDB:
             values = live.only_live(
                 {k: (v if k == "timestamp" else live.fit(k, v)) for k, v in values.items()}
             )
-        with self._write() as conn:
+        with self.database.write() as conn:
             result = conn.execute(insert(t.log).values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
-    @translate_db_errors()
     def count_log(
         self,
         *,
@@ -390,7 +364,7 @@ class IredadminDB:
             conds.append(c.admin == fit("admin", admin))
         if loglevel is not None:
             conds.append(c.loglevel == fit("loglevel", loglevel))
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return int(
                 conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one()
             )
@@ -401,20 +375,17 @@ class IredadminDB:
         live = self._live("log")
         return live.fit(column, value) if live is not None else value
 
-    @translate_db_errors()
     def update_log(self, row_id: int, *, admin: str, loglevel: str, msg: str) -> None:
         """Rewrite one row (a login attempt once its outcome is known)."""
-        with self._write() as conn:
+        with self.database.write() as conn:
             conn.execute(update(t.log).where(t.log.c.id == row_id).values(
                 admin=self._fit_log("admin", admin), loglevel=self._fit_log("loglevel", loglevel),
                 msg=self._fit_log("msg", msg)))
 
-    @translate_db_errors()
     def delete_log(self, row_id: int) -> None:
-        with self._write() as conn:
+        with self.database.write() as conn:
             conn.execute(delete(t.log).where(t.log.c.id == row_id))
 
-    @translate_db_errors()
     def failed_logins(self, *, admin: str, ip: str, since: datetime,
                       exclude_id: int | None = None, pending_msg: str | None = None) -> list[dict]:
         """Failed-login rows written at or after `since` for account `admin`
@@ -434,17 +405,16 @@ class IredadminDB:
         query = select(c.id, c.timestamp, case((same_admin, 1), else_=0).label("same_admin"),
                        case((same_ip, 1), else_=0).label("same_ip"),
                        pending.label("pending")).where(*conds).order_by(c.id)
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return [{"id": int(r.id), "timestamp": _naive_utc(r.timestamp),
                      "same_admin": bool(r.same_admin), "same_ip": bool(r.same_ip), "pending": bool(r.pending)}
                     for r in conn.execute(query)]
 
-    @translate_db_errors()
     def last_successful_login(self, *, admin: str, ip: str, since: datetime) -> int | None:
         """Id of the newest successful-login row of `admin` from `ip` written
         at or after `since`, or None."""
         c = t.log.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             found = conn.execute(select(func.max(c.id)).where(
                 c.event == self._fit_log("event", "login"), c.loglevel == self._fit_log("loglevel", "info"),
                 c.admin == self._fit_log("admin", admin), c.ip == self._fit_log("ip", ip),
@@ -453,7 +423,6 @@ class IredadminDB:
 
     # -- deleted mailboxes / quota ------------------------------------------
 
-    @translate_db_errors()
     def record_deleted_mailboxes(
         self,
         mailboxes: list[dict],
@@ -480,7 +449,7 @@ class IredadminDB:
         quota_known = with_counts and self._live("used_quota") is not None
         admin_value = live.fit("admin", admin) if live is not None else admin
 
-        with self._write() as conn:
+        with self.database.write() as conn:
             usage: dict[str, tuple[int, int]] = {}
             if quota_known:
                 wanted = sorted(
@@ -513,12 +482,11 @@ class IredadminDB:
             for chunk in _chunks(rows):
                 conn.execute(insert(t.deleted_mailboxes).values(chunk))
 
-    @translate_db_errors()
     def unrecord_deleted_mailboxes(self, usernames: list[str], *, since: datetime, admin: str) -> None:
         """Take back the rows `record_deleted_mailboxes` wrote at or after
         `since` for these users (their deletion was undone)."""
         c = t.deleted_mailboxes.c
-        with self._write() as conn:
+        with self.database.write() as conn:
             for chunk in _chunks(sorted(set(usernames))):
                 conn.execute(delete(t.deleted_mailboxes).where(
                     c.username.in_(chunk), c.timestamp >= since, c.admin == admin))
@@ -530,7 +498,7 @@ class IredadminDB:
             return set()
         spellings = sorted({v for p in paths for v in (p.rstrip("/"), p.rstrip("/") + "/")})
         c = t.deleted_mailboxes.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             found = {row.maildir for chunk in _chunks(spellings)
                      for row in conn.execute(select(c.maildir).where(c.maildir.in_(chunk)))}
         wanted = {p.rstrip("/"): p for p in paths}
@@ -548,7 +516,6 @@ class IredadminDB:
                 found[username] = (int(nbytes or 0), int(nmessages or 0))
         return found
 
-    @translate_db_errors()
     def delete_used_quota(
         self,
         *,
@@ -571,34 +538,31 @@ class IredadminDB:
                 conds.append(q.domain.in_(chunk))
         for d in doms:
             conds.append(q.username.like("%@" + _like_escape(d), escape="\\"))
-        with self._write() as conn:
+        with self.database.write() as conn:
             for chunk in _chunks(conds, 50):
                 conn.execute(delete(t.used_quota).where(or_(*chunk)))
 
     # -- readers ------------------------------------------------------------
 
-    @translate_db_errors()
     def used_quota_usernames(self) -> set[str]:
         """Mailboxes Dovecot reports usage of (empty when the table is missing)."""
         if self._live("used_quota") is None:
             return set()
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return {r[0] for r in conn.execute(select(t.used_quota.c.username))}
 
-    @translate_db_errors()
     def deleted_mailbox_usernames(self) -> set[str]:
         if self._live("deleted_mailboxes") is None:
             return set()
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return {r[0].lower() for r in conn.execute(select(t.deleted_mailboxes.c.username))}
 
-    @translate_db_errors()
     def mailbox_usage(self, username: str) -> dict:
         """{"bytes": int, "messages": int} from used_quota (0/0 if unknown)."""
         if self._live("used_quota") is None:
             return {"bytes": 0, "messages": 0}
         q = t.used_quota.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             row = conn.execute(
                 select(q.bytes, q.messages).where(q.username == username)
             ).first()
@@ -606,7 +570,6 @@ class IredadminDB:
             return {"bytes": 0, "messages": 0}
         return {"bytes": int(row.bytes or 0), "messages": int(row.messages or 0)}
 
-    @translate_db_errors()
     def last_login(self, username: str) -> dict | None:
         """{"domain", "imap", "pop3", "lda"} (epoch seconds or None) or None
         when Dovecot never recorded a login."""
@@ -615,14 +578,14 @@ class IredadminDB:
             return None
         wanted = [c for c in ("domain", "imap", "pop3", "lda") if c in live.columns]
         ll = t.last_login
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             row = conn.execute(
                 select(*(ll.c[c] for c in wanted)).where(ll.c.username == username)
             ).first()
         if row is None:
             return None
         found = row._mapping
-        result = {"domain": "", "imap": None, "pop3": None, "lda": None}
+        result: dict[str, str | int | None] = {"domain": "", "imap": None, "pop3": None, "lda": None}
         for c in wanted:
             value = found[c]
             result[c] = (value or "") if c == "domain" else (
@@ -630,7 +593,6 @@ class IredadminDB:
             )
         return result
 
-    @translate_db_errors()
     def read_log(
         self,
         *,
@@ -655,7 +617,7 @@ class IredadminDB:
             conds.append(c.timestamp >= _naive_utc(since))
         if until is not None:
             conds.append(c.timestamp < _naive_utc(until))
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             total = int(conn.execute(select(func.count()).select_from(t.log).where(*conds)).scalar_one())
             result = conn.execute(
                 select(t.log).where(*conds).order_by(c.timestamp.desc(), c.id.desc())
@@ -665,7 +627,6 @@ class IredadminDB:
 
     # -- API tokens -----------------------------------------------------------
 
-    @translate_db_errors()
     def create_token(self, *, token_hash: str, admin: str, name: str = "", read_only: bool = False,
                      domains: list[str] | None = None, expires: datetime | None = None) -> int:
         """Store a new token (its hash only); returns its id."""
@@ -679,44 +640,40 @@ class IredadminDB:
             "created": self.now(),
             "expires": _naive_utc(expires).replace(microsecond=0) if expires is not None else None,
         }
-        with self._write() as conn:
+        with self.database.write() as conn:
             result = conn.execute(insert(t.api_tokens).values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
-    @translate_db_errors()
     def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
         """One token row (by hash or id), revoked and expired ones included."""
         self.ensure_own_tables()
         c = t.api_tokens.c
         cond = c.token_hash == token_hash if token_hash is not None else c.id == token_id
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             row = conn.execute(select(t.api_tokens).where(cond)).first()
         return _token_row(row._mapping) if row is not None else None
 
-    @translate_db_errors()
     def list_tokens(self, *, admin: str | None = None) -> list[dict]:
         self.ensure_own_tables()
         c = t.api_tokens.c
         query = select(t.api_tokens).order_by(c.id)
         if admin is not None:
             query = query.where(c.admin == admin)
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return [_token_row(r._mapping) for r in conn.execute(query)]
 
-    @translate_db_errors()
     def revoke_token(self, token_id: int) -> bool:
         """Mark a token revoked; False when there is no such token.  Revoking
         twice keeps the first time."""
         self.ensure_own_tables()
         c = t.api_tokens.c
-        with self._write() as conn:
+        with self.database.write() as conn:
             if conn.execute(select(c.id).where(c.id == token_id)).first() is None:
                 return False
             conn.execute(update(t.api_tokens).where(c.id == token_id, c.revoked.is_(None))
                          .values(revoked=self.now()))
         return True
 
-    @translate_db_errors()
     def revoke_tokens_of(self, admins: list[str]) -> int:
         """Revoke every unrevoked token of these admins; returns how many.
 
@@ -733,7 +690,7 @@ class IredadminDB:
         c = t.api_tokens.c
         now = self.now()
         count = 0
-        with self._write() as conn:
+        with self.database.write() as conn:
             for chunk in _chunks(wanted):
                 result = conn.execute(update(t.api_tokens)
                                       .where(c.admin.in_(chunk), c.revoked.is_(None))
@@ -741,28 +698,16 @@ class IredadminDB:
                 count += result.rowcount or 0
         return count
 
-    @translate_db_errors()
     def touch_token(self, token_id: int, *, every: int = 60) -> None:
         """Record that a token was used (at most once per `every` seconds)."""
         self.ensure_own_tables()
         c = t.api_tokens.c
         now = self.now()
-        with self._write() as conn:
+        with self.database.write() as conn:
             conn.execute(update(t.api_tokens)
                          .where(c.id == token_id,
                                 or_(c.last_used.is_(None), c.last_used < now - timedelta(seconds=every)))
                          .values(last_used=now))
-
-    # -- health -------------------------------------------------------------
-
-    def ping(self) -> bool:
-        """True, or DatabaseUnavailable whatever went wrong."""
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except sa_exc.SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"database unavailable: {describe_error(e)}") from e
-        return True
 
 
 def _token_row(row) -> dict:
@@ -781,7 +726,9 @@ def _token_row(row) -> dict:
     }
 
 
-def _lost_create_race(e: sa_exc.DBAPIError) -> bool:
+def _lost_create_race(e: sa_exc.SQLAlchemyError) -> bool:
+    if not isinstance(e, sa_exc.DBAPIError):
+        return False
     message = str(e.orig).lower()
     return "already exists" in message or "duplicate key" in message
 

@@ -30,7 +30,7 @@ PostgreSQL does not: the store never relies on it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -52,7 +52,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
-from iredldap.db.engine import translate_db_errors
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
 from iredldap.model.policy_addresses import Account
@@ -213,12 +212,11 @@ class IredapdDB(ForeignDatabase):
 
     # -- schema -------------------------------------------------------------
 
-    @translate_db_errors()
     def create_tables(self) -> list[str]:
         """Create the missing tables (SQLite: the embedded database).  A fresh
         ``greylisting`` table gets iRedMail's default: greylisting on for
         everyone.  Returns the names of the tables created."""
-        with self.write() as conn:
+        with self.database.write() as conn:
             from sqlalchemy import inspect as sa_inspect
             existing = set(sa_inspect(conn).get_table_names())
             metadata.create_all(conn, checkfirst=True)
@@ -231,17 +229,15 @@ class IredapdDB(ForeignDatabase):
 
     # -- throttle -----------------------------------------------------------
 
-    @translate_db_errors()
     def has_max_rcpts(self) -> bool:
         found = self.live.table("throttle")
         return found is None or found.has("max_rcpts")
 
-    @translate_db_errors()
     def get_throttle(self, account: Account, kind: str) -> dict[str, Any] | None:
         """{account, kind, priority, period, msg_size, max_msgs, max_quota[,
         max_rcpts]} of the account's row, or None."""
         cols = self._throttle_columns()
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             row = conn.execute(select(*(throttle.c[c] for c in cols))
                                .where(throttle.c.account == account.key, throttle.c.kind == kind)
                                .order_by(throttle.c.id)).first()
@@ -253,7 +249,6 @@ class IredapdDB(ForeignDatabase):
             cols.append("max_rcpts")
         return cols
 
-    @translate_db_errors()
     def set_throttle(self, account: Account, kind: str, *, period: int, limits: dict[str, int]) -> None:
         """Write the account's row: `period` and the given limits (-1 inherit,
         0 unlimited, N); limits not given keep their value (-1 in a new row).
@@ -273,17 +268,16 @@ class IredapdDB(ForeignDatabase):
             conn.execute(update(throttle).where(throttle.c.id == ids[0]).values(**values))
             self._delete_throttle_ids(conn, ids[1:])
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
-    def _delete_throttle_ids(self, conn: Connection, ids: list[int]) -> None:
+    def _delete_throttle_ids(self, conn: Connection, ids: Sequence[int]) -> None:
         for chunk in _chunks(list(ids)):
             if self.live.table("throttle_tracking") is not None:
                 conn.execute(delete(throttle_tracking).where(throttle_tracking.c.tid.in_(chunk)))
             conn.execute(delete(throttle).where(throttle.c.id.in_(chunk)))
 
-    @translate_db_errors()
     def delete_throttle(self, account: Account, kind: str) -> bool:
-        with self.write() as conn:
+        with self.database.write() as conn:
             ids = conn.execute(select(throttle.c.id).where(throttle.c.account == account.key,
                                                            throttle.c.kind == kind)).scalars().all()
             self._delete_throttle_ids(conn, ids)
@@ -296,26 +290,23 @@ class IredapdDB(ForeignDatabase):
         if found is not None:
             _check_length(found, column, value, param)
 
-    @translate_db_errors()
     def get_greylisting(self, account: Account) -> bool | None:
         """True/False: the account's own setting (for any sender); None: none."""
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             active = conn.execute(select(greylisting.c.active).where(
                 greylisting.c.account == account.key, greylisting.c.sender == ANY_SENDER)).first()
         return None if active is None else bool(active[0])
 
-    @translate_db_errors()
     def all_greylisting(self) -> list[dict[str, Any]]:
         """Every greylisting row, most specific first."""
         g = greylisting.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             rows = conn.execute(select(g.account, g.sender, g.active, g.priority, g.sender_priority, g.comment)
                                 .order_by(g.priority.desc(), g.sender_priority.desc(), g.account, g.sender)).all()
         return [{"account": r.account, "sender": r.sender, "status": "enable" if r.active else "disable",
                  "priority": int(r.priority), "sender_priority": int(r.sender_priority),
                  "comment": r.comment or ""} for r in rows]
 
-    @translate_db_errors()
     def set_greylisting(self, account: Account, active: bool) -> None:
         self._check("greylisting", "account", account.key, "account")
         values = {"priority": account.iredapd_priority, "sender_priority": 0, "active": 1 if active else 0}
@@ -326,23 +317,20 @@ class IredapdDB(ForeignDatabase):
                 conn.execute(insert(greylisting).values(account=account.key, sender=ANY_SENDER, comment="",
                                                         **values))
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
-    @translate_db_errors()
     def delete_greylisting(self, account: Account) -> bool:
-        with self.write() as conn:
+        with self.database.write() as conn:
             return conn.execute(delete(greylisting).where(greylisting.c.account == account.key,
                                                           greylisting.c.sender == ANY_SENDER)).rowcount > 0
 
     # -- greylisting whitelists ---------------------------------------------
 
-    @translate_db_errors()
     def whitelisted_senders(self, account: Account) -> list[str]:
         w = greylisting_whitelists.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return sorted(conn.execute(select(w.sender).where(w.account == account.key)).scalars().all())
 
-    @translate_db_errors()
     def change_whitelist(self, account: Account, *, reset: list[str] | None = None,
                          add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
         """`reset` replaces the account's whitelisted senders; `add` and
@@ -367,17 +355,15 @@ class IredapdDB(ForeignDatabase):
             if new:
                 conn.execute(insert(w), [{"account": account.key, "sender": s, "comment": ""} for s in new])
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
     # -- SPF/MX whitelisted sender domains ----------------------------------
 
-    @translate_db_errors()
     def spf_domains(self) -> list[str]:
         d = greylisting_whitelist_domains.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return sorted(conn.execute(select(d.domain)).scalars().all())
 
-    @translate_db_errors()
     def change_spf_domains(self, *, reset: list[str] | None = None, add: Iterable[str] = (),
                            remove: Iterable[str] = ()) -> None:
         """Change the sender domains whose SPF/MX hosts get whitelisted; for a
@@ -401,7 +387,7 @@ class IredapdDB(ForeignDatabase):
             if new:
                 conn.execute(insert(d), [{"domain": x} for x in new])
 
-        self._retrying(work)
+        self.database.write_retrying(work)
 
 
 __all__ = ["IredapdDB", "metadata", "throttle", "throttle_tracking", "greylisting", "greylisting_whitelists",

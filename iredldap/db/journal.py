@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.engine import Engine
 
 from iredldap.db import tables as t
-from iredldap.db.engine import WRITE_INTENT, translate_db_errors
+from iredldap.db.engine import SqlStore, inserted_id
 
 UNFINISHED = ("planned", "running", "resuming", "open")
 
@@ -48,25 +47,16 @@ def _row(r) -> JournalRow:
                       created=r.created, updated=r.updated, note=r.note or "")
 
 
-class JournalTable:
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def _write(self):
-        conn = self.engine.connect()
-        conn.execution_options(**{WRITE_INTENT: True})
-        return conn
-
-    @translate_db_errors()
+class JournalTable(SqlStore):
     def open(self, *, kind: str, targets: list[str], resume: str, owner: str, steps: list[dict],
              done: int = 0, sealed: bool = False, state: str = "running") -> int:
         """A new row; `planned`: nothing of it has been sent yet."""
         now = _now()
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             result = conn.execute(insert(t.write_journal).values(
                 created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state=state,
                 owner=owner, done=done, steps=len(steps), sealed=int(sealed), note=""))
-            journal_id = int(result.inserted_primary_key[0])
+            journal_id = inserted_id(result)
             self._insert_steps(conn, journal_id, 0, steps)
         return journal_id
 
@@ -77,71 +67,62 @@ class JournalTable:
         for i in range(0, len(rows), 200):
             conn.execute(insert(t.write_journal_steps).values(rows[i:i + 200]))
 
-    @translate_db_errors()
     def append(self, journal_id: int, first: int, steps: list[dict], *, sealed: bool = False) -> None:
         """Add steps `first`.. (write-ahead: before they are sent)."""
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             self._insert_steps(conn, journal_id, first, steps)
             conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
                          .values(steps=first + len(steps), sealed=int(sealed), updated=_now()))
 
-    @translate_db_errors()
     def truncate(self, journal_id: int, keep: int) -> None:
         """Drop steps `keep`.. (refused by the directory, so never landed)."""
         c = t.write_journal_steps.c
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             conn.execute(delete(t.write_journal_steps).where(and_(c.journal_id == journal_id, c.seq >= keep)))
             conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
                          .values(steps=keep, updated=_now()))
 
-    @translate_db_errors()
     def mark_done(self, journal_id: int, done: int) -> None:
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
                          .values(done=done, updated=_now()))
 
-    @translate_db_errors()
     def set_state(self, journal_id: int, state: str, note: str | None = None) -> None:
         values = {"state": state, "updated": _now()}
         if note is not None:
             values["note"] = note[:1000]
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id).values(**values))
 
-    @translate_db_errors()
     def claim(self, row: JournalRow, owner: str) -> bool:
         """Take over an unfinished row, unless someone else just did."""
         c = t.write_journal.c
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             result = conn.execute(update(t.write_journal)
                                   .where(and_(c.id == row.id, c.state == row.state, c.owner == row.owner))
                                   .values(state="resuming", owner=owner, updated=_now()))
             return result.rowcount == 1
 
-    @translate_db_errors()
     def close(self, journal_id: int, state: str, note: str = "") -> None:
         """Finished (`done`) or undone: the steps, which hold entry contents, go."""
-        with self._write() as conn, conn.begin():
+        with self.database.write() as conn:
             conn.execute(delete(t.write_journal_steps).where(t.write_journal_steps.c.journal_id == journal_id))
             conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
                          .values(state=state, note=note[:1000], updated=_now()))
 
-    @translate_db_errors()
     def unfinished(self) -> list[JournalRow]:
         c = t.write_journal.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return [_row(r) for r in conn.execute(select(t.write_journal).where(c.state.in_(UNFINISHED))
                                                   .order_by(c.id))]
 
-    @translate_db_errors()
     def get(self, journal_id: int) -> JournalRow | None:
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             r = conn.execute(select(t.write_journal).where(t.write_journal.c.id == journal_id)).first()
             return _row(r) if r is not None else None
 
-    @translate_db_errors()
     def steps(self, journal_id: int) -> list[dict]:
         c = t.write_journal_steps.c
-        with self.engine.connect() as conn:
+        with self.database.read() as conn:
             return [json.loads(r.step) for r in conn.execute(
                 select(c.step).where(c.journal_id == journal_id).order_by(c.seq))]

@@ -36,7 +36,6 @@ from sqlalchemy.engine import Connection
 from iredldap.model import validators
 from iredldap.db import amavisd as am
 from iredldap.db import iredapd as apd
-from iredldap.db.engine import translate_db_errors
 
 
 def _split(account: str) -> tuple[list[str], list[str]]:
@@ -55,11 +54,11 @@ class PolicyAccounts:
     def _in_both(self, on_amavisd: Callable[[Connection], None], on_iredapd: Callable[[Connection], None]) -> None:
         # An embedded (SQLite) database never created holds no rows: skip it
         # rather than create it.
-        use_a, use_i = not self.amavisd.source.missing(), not self.iredapd.source.missing()
-        same = use_a and use_i and self.amavisd.source.url == self.iredapd.source.url
-        with translate_db_errors(), contextlib.ExitStack() as stack:
-            a = stack.enter_context(self.amavisd.write()) if use_a else None
-            i = a if same else (stack.enter_context(self.iredapd.write()) if use_i else None)
+        use_a, use_i = not self.amavisd.database.missing(), not self.iredapd.database.missing()
+        same = use_a and use_i and self.amavisd.database.url == self.iredapd.database.url
+        with contextlib.ExitStack() as stack:
+            a = stack.enter_context(self.amavisd.database.write()) if use_a else None
+            i = a if same else (stack.enter_context(self.iredapd.database.write()) if use_i else None)
             if a is not None:
                 on_amavisd(a)
             if i is not None:
@@ -80,16 +79,15 @@ class PolicyAccounts:
     def accounts(self) -> set[str]:
         """Every account (`user@domain`, `@domain`) that has rows in either database."""
         found: set[str] = set()
-        with translate_db_errors():
-            for db, columns in ((self.amavisd, [(am.users, "email"), (am.policy, "policy_name")]),
-                                (self.iredapd, [(apd.throttle, "account"), (apd.greylisting, "account")])):
-                if db.source.missing():
-                    continue
-                with db.source.engine.connect() as conn:
-                    for table, column in columns:
-                        if db.live.table(table.name) is None:
-                            continue
-                        found.update(str(v) for (v,) in conn.execute(select(table.c[column])) if v)
+        for db, columns in ((self.amavisd, [(am.users, "email"), (am.policy, "policy_name")]),
+                            (self.iredapd, [(apd.throttle, "account"), (apd.greylisting, "account")])):
+            if db.database.missing():
+                continue
+            with db.database.read() as conn:
+                for table, column in columns:
+                    if db.live.table(table.name) is None:
+                        continue
+                    found.update(str(v) for (v,) in conn.execute(select(table.c[column])) if v)
         return found
 
     def rename(self, old_mail: str, new_mail: str) -> None:

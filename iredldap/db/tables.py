@@ -16,6 +16,8 @@ table lacks a column, see ``IredadminDB``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     CHAR,
     BigInteger,
@@ -68,7 +70,7 @@ def _count(name: str) -> Column:
     return Column(name, BigInteger(), nullable=False, server_default=text("0"))
 
 
-_table_kw = {"mysql_engine": "InnoDB"}
+_table_kw: dict[str, Any] = {"mysql_engine": "InnoDB"}
 
 
 # web.py-style session store (iRedAdmin keeps its own sessions here too).

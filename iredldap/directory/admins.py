@@ -20,7 +20,7 @@ from iredldap.model.templates import load
 from iredldap.directory import references, settings_attr
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Changes, Directory, Entry
 from iredldap.directory.tree import Tree, f
-from iredldap.directory.values import diff as values_diff
+from iredldap.directory.values import diff as values_diff, field_attrs
 
 _ADMIN_ATTRS = ("mail", "objectClass", "accountStatus", "domainGlobalAdmin", "enabledService",
                 "accountSetting", "userPassword", "cn", "preferredLanguage")
@@ -209,9 +209,7 @@ class AdminStore:
         dn, attrs = ADMIN.template.render(mail=mail, admins_dn=self.tree.admins_dn)
         if self.dir.exists(dn):
             raise AlreadyExists(f"admin {mail} already exists")
-        for fld in ADMIN.fields:
-            if fld.attr and values.get(fld.param.name, "") != "":
-                attrs[fld.attr] = [fld.encode(values[fld.param.name])]
+        attrs.update(field_attrs(ADMIN.fields, values))
         settings = [f"{key}:{value}" for key, value in _wanted_settings(values).items() if value is not None]
         if settings:
             attrs["accountSetting"] = settings
@@ -269,7 +267,7 @@ class AdminStore:
         with self.dir.batch() as batch:
             batch.modify(entry.dn, changes, before=entry)
 
-    def delete(self, mail: str, *, managed: list[Entry], after: Callable[[], None] | None = None) -> None:
+    def delete(self, mail: str, *, managed: list[Entry], after: Callable[[], object] | None = None) -> None:
         """Remove the admin: a standalone entry is deleted; a mail user loses its
         admin role and keeps its mailbox.  `managed` are the domains naming it
         in `domainAdmin`, read with that attribute only: those values go too.

@@ -16,7 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import ldap3
 from ldap3.core import exceptions as lx
@@ -24,6 +24,9 @@ from ldap3.core import exceptions as lx
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error
+
+if TYPE_CHECKING:      # the journal module imports this one
+    from iredldap.directory.journal import WriteJournal
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class Directory:
         self._local = threading.local()
         # The write journal (iredldap.directory.journal.WriteJournal), set by
         # the composition root; without it batches only compensate.
-        self.journal = None
+        self.journal: WriteJournal | None = None
 
     # -- connections --------------------------------------------------------
 
@@ -341,7 +344,7 @@ class Batch:
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self._journal = journal
         # Planned writes: (journal step, send, undo description, undo).
-        self._queue: list[tuple[dict, Callable[[], None], str, Callable[[], None]]] = []
+        self._queue: list[tuple[dict, Callable[[], None], str, Callable[[], None] | None]] = []
         self._recorded = 0   # how many of the queue are in the journal
         self._on_rollback: list[Callable[[], None]] = []
 

@@ -7,6 +7,7 @@ failure part-way leaves the directory as it was.
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -95,7 +96,7 @@ class DomainStore:
         yield from searched(self.dir.paged_search(self.tree.domains_dn, _domain_filter(admin, disabled_only, search),
                                                   scope=LEVEL, attrs=tuple(attrs)), search, ("domainName", "cn"))
 
-    def managed_by(self, admin: str) -> list[str]:
+    def managed_by(self, admin: str) -> builtins.list[str]:
         return [e.first("domainName").lower() for e in self.list(admin=admin, attrs=("domainName",))]
 
     def catchall(self, domain: str) -> Entry | None:
@@ -129,7 +130,8 @@ class DomainStore:
             if value == "":
                 continue
             if field.attr:
-                attrs[field.attr] = [field.encode(value)]
+                if encoded := field.encode(value):      # None or empty: no attribute
+                    attrs[field.attr] = [encoded]
             else:
                 settings.append(f"{field.setting}:{field.encode(value)}")
             if field.service and field.service not in services:
@@ -158,7 +160,7 @@ class DomainStore:
             # name only one keeps it, whether as a domain or an alias domain.
             hold(dn, [self.name_ceiling(n) for n in [domain, *alias_domains]] + list(limits))
 
-    def _create_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
+    def _create_catchall(self, batch: Batch, domain: str, targets: builtins.list[str]) -> None:
         dn, attrs = load("catchall").render(domain=domain, domains_dn=self.tree.domains_dn)
         attrs["mailForwardingAddress"] = targets
         batch.plan_add(dn, attrs)
@@ -275,7 +277,7 @@ class DomainStore:
                 self._set_catchall(batch, domain, values["catchall"])
 
     @staticmethod
-    def _wanted_alias_domains(current: list[str], values: dict[str, Any]) -> list[str]:
+    def _wanted_alias_domains(current: builtins.list[str], values: dict[str, Any]) -> builtins.list[str]:
         result = wanted_list(current, values, "aliasDomains", "addAliasDomain", "removeAliasDomain")
         return current if result is None else result
 
@@ -303,7 +305,7 @@ class DomainStore:
             elif not disabled and account.get("domainStatus"):
                 batch.modify(account.dn, {"domainStatus": [(DELETE, [])]}, before=account)
 
-    def _sync_shadow_addresses(self, batch: Batch, domain: str, *, added: list[str], removed: list[str]) -> None:
+    def _sync_shadow_addresses(self, batch: Batch, domain: str, *, added: builtins.list[str], removed: builtins.list[str]) -> None:
         """Give every address of the domain its twin in each alias domain."""
         for account in self.dir.paged_search(self.tree.domain(domain), _ADDRESS_FILTER, scope=SUBTREE,
                                              attrs=("mail", "shadowAddress")):
@@ -319,7 +321,7 @@ class DomainStore:
             if ops:
                 batch.modify(account.dn, {"shadowAddress": ops})
 
-    def _set_catchall(self, batch: Batch, domain: str, targets: list[str]) -> None:
+    def _set_catchall(self, batch: Batch, domain: str, targets: builtins.list[str]) -> None:
         current = self.catchall(domain)
         if not targets:
             if current is not None:
@@ -334,7 +336,7 @@ class DomainStore:
 
     # -- deleting -----------------------------------------------------------
 
-    def delete(self, domain: str, *, after: Callable[[list[DeletedMailbox]], None] | None = None) -> list[DeletedMailbox]:
+    def delete(self, domain: str, *, after: Callable[[builtins.list[DeletedMailbox]], None] | None = None) -> builtins.list[DeletedMailbox]:
         """Remove the domain and everything below it.
 
         `after` runs (with the mailboxes that were in the domain) once every
@@ -361,10 +363,10 @@ class DomainStore:
 
     # -- admins and services ------------------------------------------------
 
-    def admins(self, domain: str) -> list[str]:
+    def admins(self, domain: str) -> builtins.list[str]:
         return [a.lower() for a in self.get(domain).get("domainAdmin")]
 
-    def set_admins(self, domain: str, *, add: list[str], remove: list[str], remove_all: bool,
+    def set_admins(self, domain: str, *, add: builtins.list[str], remove: builtins.list[str], remove_all: bool,
                    user_entries: dict[str, Entry]) -> None:
         """Change the `domainAdmin` values; `user_entries` are the mail users among
         the added admins, which also get `enabledService: domainadmin`."""
@@ -379,7 +381,7 @@ class DomainStore:
                 if mail in add and not user.has_value("enabledService", "domainadmin"):
                     batch.modify(user.dn, {"enabledService": [(ADD, ["domainadmin"])]})
 
-    def services(self, domain: str) -> list[str]:
+    def services(self, domain: str) -> builtins.list[str]:
         return self.get(domain).get("enabledService")
 
 

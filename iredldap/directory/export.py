@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from iredldap.model import ldif
 from iredldap.errors import IredldapError, NoSuchAccount
@@ -68,7 +68,7 @@ def render(entry: Entry, *, passwords: bool, domains: Collection[str] | None = N
     """One entry (values as bytes) as an LDIF record; with `domains`, as a
     normal admin of those may see it (iredldap.model.tenant_view)."""
     object_class = None
-    items = []
+    items: list[tuple[str, Any]] = []     # values as bytes (a raw search), not Entry's str
     attrs = entry.attrs if domains is None else hide_foreign(dict(entry.attrs), domains)
     for name, values in attrs.items():
         base = name.partition(";")[0].lower()

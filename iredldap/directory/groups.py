@@ -14,6 +14,7 @@ handling differs.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -116,7 +117,7 @@ class GroupStore:
     def _start_counter(self, domain: str, entry: Entry | None = None) -> None:
         self.addresses.start_counter(domain, self.kind.counter, entry=entry, recount=lambda: self.count(domain))
 
-    def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
+    def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: builtins.list[str]) -> None:
         raise NotImplementedError
 
     # -- update ---------------------------------------------------------------
@@ -132,7 +133,7 @@ class GroupStore:
     def _change_members(self, batch: Batch, entry: Entry, mail: str, values: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def members(self, entry: Entry, mail: str) -> list[str]:
+    def members(self, entry: Entry, mail: str) -> builtins.list[str]:
         raise NotImplementedError
 
     # -- delete and rename ---------------------------------------------------------

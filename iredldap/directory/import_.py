@@ -397,11 +397,11 @@ class Importer:
             at = schema.attribute(values[0].name)
             if at is not None and at.single_value and len(values) > 1:
                 problems.append(ldif.Problem(values[1].line, f"{values[0].name} takes a single value"))
-        allowed_sets = [schema.allowed(oc) for oc in classes]
+        allowed_sets = [found for oc in classes if (found := schema.allowed(oc)) is not None]
         # Only when every class is known: an unknown one may allow anything.
         if classes and len(classes) == len(present.get(schema.key("objectClass"), [])) \
-                and None not in allowed_sets:
-            allowed = set().union(*allowed_sets)
+                and len(allowed_sets) == len(classes):
+            allowed: set[str] = set().union(*allowed_sets)
             for values in present.values():
                 at = schema.attribute(values[0].name)
                 if at is not None and not any(k in allowed for k in schema.supertypes(at)):
@@ -411,10 +411,10 @@ class Importer:
         if missing:
             names = ", ".join(self._name(key) for key in missing)
             problems.append(ldif.Problem(record.line, f"{record.dn} lacks required attribute(s): {names}"))
-        for attr, value in dn.rdn:
-            if not any(v.value.decode("utf-8", "replace").lower() == value.lower()
+        for attr, rdn_value in dn.rdn:
+            if not any(v.value.decode("utf-8", "replace").lower() == rdn_value.lower()
                        for v in present.get(schema.key(attr), [])):
-                problems.append(ldif.Problem(record.line, f"{record.dn}: the value {attr}={value} of its name "
+                problems.append(ldif.Problem(record.line, f"{record.dn}: the value {attr}={rdn_value} of its name "
                                                           "is not among its attributes"))
         return problems
 

@@ -8,28 +8,30 @@ different settings at the same time do not overwrite each other.
 
 from __future__ import annotations
 
+from typing import Any
+
 from iredldap.directory.connection import ADD, DELETE, Changes
 
 LIST_KEYS = ("disabledDomainProfile", "disabledUserProfile", "disabledUserPreference", "disabledMailService")
 
 
-def parse(values: list[str]) -> dict[str, object]:
+def parse(values: list[str]) -> dict[str, Any]:
     """{'defaultQuota': '1024', 'disabledUserProfile': ['bcc', 'relay'], ...}"""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     list_keys = {k.lower(): k for k in LIST_KEYS}
     for value in values:
         key, sep, item = value.partition(":")
         if not sep:
             continue
         if key.lower() in list_keys:
-            out.setdefault(list_keys[key.lower()], []).append(item.lower())  # type: ignore[union-attr]
+            out.setdefault(list_keys[key.lower()], []).append(item.lower())
         else:
             out[key] = item
     return out
 
 
 def value_of(values: list[str], key: str) -> str | None:
-    return parse(values).get(key)  # type: ignore[return-value]
+    return parse(values).get(key)
 
 
 def int_of(values: list[str], key: str, default: int = 0) -> int:

@@ -7,6 +7,7 @@ reference to the address along (`references.py`).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -105,7 +106,7 @@ class UserStore:
     def address_taken(self, address: str) -> bool:
         return self.addresses.taken(address)
 
-    def memberships(self, mail: str) -> dict[str, list[str]]:
+    def memberships(self, mail: str) -> dict[str, builtins.list[str]]:
         """Aliases forwarding to the user, and the domains it administers."""
         found = self.dir.search(
             self.tree.domains_dn,
@@ -150,7 +151,7 @@ class UserStore:
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
+               extra: dict[str, builtins.list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
         """Add a user; `values` are parsed API parameters (USER fields).
 
         `limits`: more ceilings the new user must fit in (the creating admin's).
@@ -301,7 +302,7 @@ class UserStore:
         current = int(entry.first("mailQuota") or 0)
         return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
-    def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
+    def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> builtins.list[str] | None:
         """The shadowAddress values after the change; checks each new one."""
         if not any(k in values for k in ("aliases", "addAlias", "removeAlias")):
             return None
@@ -309,7 +310,7 @@ class UserStore:
         alias_domains = [a.lower() for a in self.rules(domain).entry.get("domainAliasName")]
         # The user's twins in the alias domains are kept by the domain, not by this list.
         twins = {f"{local}@{a}" for a in alias_domains}
-        wanted = wanted_list([v for v in current if v not in twins], values, "aliases", "addAlias", "removeAlias")
+        wanted = wanted_list([v for v in current if v not in twins], values, "aliases", "addAlias", "removeAlias") or []
         for address in wanted:
             if address in current:
                 continue

@@ -156,8 +156,9 @@ class Reader:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             if raw.startswith(b" "):
-                if current is None and not is_comment:
-                    self.problem(lineno, "a continuation line (starting with a space) follows no line")
+                if current is None:
+                    if not is_comment:
+                        self.problem(lineno, "a continuation line (starting with a space) follows no line")
                 elif not is_comment:
                     current += raw[1:]
                 continue

@@ -125,17 +125,17 @@ class _Counted(Generic[T]):
 def select(entries: Iterable[T], key: Callable[[T], Key], listing: Listing) -> Page[T]:
     """The entries of the requested page, in order, and how many there are in all."""
     counted = _Counted(entries)
-    if not listing.paged:
+    size = listing.page_size
+    if size is None:        # not paged
         items = sorted(counted, key=key, reverse=listing.descending)
         return Page(items, counted.count, listing)
-    size = listing.page_size
     stream: Iterable[T] = counted
     if listing.after is not None:
         after, desc = listing.after, listing.descending
         stream = (e for e in counted if (key(e) < after if desc else key(e) > after))
         skip = 0
     else:
-        skip = (listing.page - 1) * size
+        skip = ((listing.page or 1) - 1) * size
     # One more than needed tells whether another page follows.
     wanted = skip + size + 1
     best = (heapq.nlargest if listing.descending else heapq.nsmallest)(wanted, stream, key=key)

@@ -360,14 +360,14 @@ class Number(Kind):
 
 
 @dataclass(frozen=True)
-class CheckedList(ListKind):
+class _CheckedItems(ListKind):
     """Comma-separated values, each checked (and normalised) by a validator
     function called as ``check(item, param=name)``; duplicates dropped."""
 
     check: Any = None
     description: str = ""
 
-    def parse(self, raw: Raw, name: str) -> list[str]:
+    def checked(self, raw: Raw, name: str) -> list[str]:
         return _dedupe(self.check(item, param=name) for item in self.items(raw, name))
 
     def schema(self) -> dict:
@@ -375,12 +375,21 @@ class CheckedList(ListKind):
 
 
 @dataclass(frozen=True)
-class JoinedList(CheckedList):
-    """A CheckedList handed on as one comma-separated text (what the
-    multi-valued LDAP fields of `iredldap.model.accounts` take); empty: none."""
+class CheckedList(_CheckedItems):
+    """Checked comma-separated values, handed on as a list."""
+
+    def parse(self, raw: Raw, name: str) -> list[str]:
+        return self.checked(raw, name)
+
+
+@dataclass(frozen=True)
+class JoinedList(_CheckedItems):
+    """Checked comma-separated values handed on as one comma-separated text
+    (what the multi-valued LDAP fields of `iredldap.model.accounts` take);
+    empty: none."""
 
     def parse(self, raw: Raw, name: str) -> str:
-        return ",".join(super().parse(raw, name))
+        return ",".join(self.checked(raw, name))
 
 
 @dataclass(frozen=True)
@@ -388,7 +397,7 @@ class Blankable(Kind):
     """Another kind, or None when the value is empty (JSON null or ''):
     "not set here", e.g. to let a lower-priority setting apply."""
 
-    kind: Kind = None
+    kind: Kind
 
     def parse(self, raw: Raw, name: str) -> Any:
         if raw is None or (isinstance(raw, str) and not raw.strip()) or raw == [""]:

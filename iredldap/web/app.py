@@ -5,13 +5,13 @@ Every route, store and error handler is wired here and nowhere else.
 
 from __future__ import annotations
 
+from typing import cast
+
 import falcon
 
 from iredldap.backends import Backends, attach_journal, connect, resume_unfinished, tree_of
 from iredldap.config import Settings
-from iredldap.db.amavisd import AmavisdDB
 from iredldap.db.iredadmin import IredadminDB
-from iredldap.db.iredapd import IredapdDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.domains import DomainStore
@@ -53,18 +53,19 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     admin_limits = AdminLimits(domain_store, user_store)
     # What the access check and the responders see: narrowed under a
     # domain-limited API token (iredldap.db.tokens); the limits count all.
-    domain_store = ScopedDomains(domain_store)
+    domain_store = cast(DomainStore, ScopedDomains(domain_store))  # a proxy of the store: its methods, narrowed
     api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
-    # Engines of these are made on first use (see iredldap.db.live.EngineSource).
-    amavisd = backends.amavisd or AmavisdDB(settings.sql_amavisd_url)
-    iredapd = backends.iredapd or IredapdDB(settings.sql_iredapd_url)
+    # Engines of these are made on first use (see iredldap.db.engine.Database).
+    amavisd, iredapd = backends.policy_databases(settings)
     policy_accounts = PolicyAccounts(amavisd, iredapd)
 
     # The bound of every list parameter (iredldap.model.params), from MAX_LIST_ITEMS.
     params.set_max_list_items(settings.max_list_items)
     audit_log = AuditLog(backends.iredadmin, settings.url_prefix)
-    app = falcon.App(middleware=[
+    # (mypy joins these classes to `object` instead of matching each to
+    # falcon's middleware protocols, which they all satisfy)
+    app = falcon.App(middleware=[  # type: ignore[arg-type]
         MergeSlashes(),  # first: everything after it sees the canonical path
         RequestMetrics(settings.url_prefix),
         Methods(),

@@ -120,7 +120,7 @@ class Authentication:
     def _principal(self, req: falcon.Request):
         scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
         if scheme.lower() == "bearer" and self.tokens is not None:
-            return self._token_principal(req, credentials.strip())
+            return self._token_principal(req, self.tokens, credentials.strip())
         token = req.cookies.get(self.settings.session_cookie_name)
         if not token:
             return None
@@ -135,8 +135,8 @@ class Authentication:
         req.context.session = session
         return found[0]
 
-    def _token_principal(self, req: falcon.Request, credentials: str):
-        token = self.tokens.resolve(credentials)     # LoginRequired if unknown, revoked or expired
+    def _token_principal(self, req: falcon.Request, tokens: TokenStore, credentials: str):
+        token = tokens.resolve(credentials)     # LoginRequired if unknown, revoked or expired
         found = self.admins.principal_for(token.admin)
         if found is None:
             raise LoginRequired("the admin of this API token is no longer active")

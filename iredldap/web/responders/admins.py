@@ -149,6 +149,7 @@ class AdminItem:
         mail = _mail(mail)
         values = read_params(req, self.operations["POST"])
         stored = self.hashing.stored_value(values, global_policy(self.settings))
+        assert stored is not None   # the password is a required parameter of POST
         self.admins.create(mail, values, password_hash=stored)
         ok(resp, status=201)
 

@@ -200,7 +200,7 @@ class DomainAdmins:
         domain = _domain(domain)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
-        entry = self.domains.get(domain)
+        domain_entry = self.domains.get(domain)
         add = values.get("addAdmin", [])
         user_entries = {}
         managed = None if who.is_global else set(self.domains.managed_by(who.mail))
@@ -221,7 +221,7 @@ class DomainAdmins:
             if is_user:
                 user_entries[mail] = entry
         if managed is not None:
-            self._check_removals(req, [a.lower() for a in entry.get("domainAdmin")], values)
+            self._check_removals(req, [a.lower() for a in domain_entry.get("domainAdmin")], values)
         self.domains.set_admins(domain, add=add, remove=values.get("removeAdmin", []),
                                 remove_all="removeAllAdmins" in values, user_entries=user_entries)
         ok(resp)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import falcon
@@ -104,7 +105,7 @@ class GroupItem:
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["DELETE"])
         mail = _mail(mail)
-        self.store.delete(mail, after=(lambda: self.policies.forget(mail)) if self.policies else None)
+        self.store.delete(mail, after=functools.partial(self.policies.forget, mail) if self.policies else None)
         ok(resp)
 
 

@@ -44,7 +44,7 @@ class Readiness:
         data={"type": "object", "additionalProperties": {"type": "string"},
               "description": "backend -> ok, absent, or unavailable: <why>"})}
 
-    def __init__(self, checks: dict[str, Callable[[], str | None]]):
+    def __init__(self, checks: dict[str, Callable[[], object]]):
         """`checks`: name -> a callable that raises when the backend is down
         (and may return a status other than "ok")."""
         self.checks = checks
@@ -80,7 +80,7 @@ def directory_check(directory, base: str) -> Callable[[], None]:
 def foreign_db_check(db) -> Callable[[], str | None]:
     """Readiness of an Amavisd/iRedAPD store: an SQLite file never created is 'absent'."""
     def check() -> str | None:
-        if db.source.missing():
+        if db.database.missing():
             return "absent"
         db.ping()
         return None

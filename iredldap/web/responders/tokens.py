@@ -17,6 +17,7 @@ null), "status" (active, expired or revoked)}``; never its hash.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import falcon
 
@@ -50,7 +51,7 @@ TOKEN_LIST_PARAMS = ParamSet((
 
 
 _STAMP = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
-TOKEN_VIEW = {"type": "object", "properties": {
+TOKEN_VIEW: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "admin": {"type": "string"}, "name": {"type": "string"},
     "read_only": {"type": "boolean"},
     "domains": {"type": ["array", "null"], "items": {"type": "string"}, "description": "null: not limited"},
@@ -103,6 +104,7 @@ class TokenCollection:
                                              domains=values.get("domains") or None, expires=expires)
         audit.note(req, note=f"token:{token_id}")
         data = self.tokens.get(token_id)
+        assert data is not None     # just created; token rows are never deleted
         data["token"] = token
         ok(resp, data, status=201)
 

@@ -94,7 +94,7 @@ class UserItem:
 
     def _locked_profiles(self, domain: str) -> list[str]:
         settings = parse_settings(self.domains.get(domain).get("accountSetting"))
-        return settings.get("disabledUserProfile", [])  # type: ignore[return-value]
+        return settings.get("disabledUserProfile", [])
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["GET"])
@@ -123,6 +123,7 @@ class UserItem:
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
+        assert stored is not None   # a password or a hash was given (checked above)
         self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
@@ -254,7 +255,7 @@ def _last_login(row: dict | None) -> str:
     """The latest of Dovecot's imap/pop3/lda login times, as an ISO 8601 string."""
     if not row:
         return ""
-    stamps = [row.get(k) for k in ("imap", "pop3", "lda") if row.get(k)]
+    stamps = [stamp for k in ("imap", "pop3", "lda") if (stamp := row.get(k))]
     if not stamps:
         return ""
     return datetime.fromtimestamp(max(stamps), timezone.utc).isoformat(timespec="seconds")
