@@ -237,12 +237,8 @@ _DOMAIN_EXTRA = (
 )
 
 DOMAIN = AccountType(
-    name="domain",
-    template_name="domain",
-    label="domain",
-    plural="domains",
-    object_class="mailDomain",
-    not_found_code="NO_SUCH_DOMAIN",
+    name="domain", template_name="domain", label="domain", plural="domains",
+    object_class="mailDomain", not_found_code="NO_SUCH_DOMAIN",
     routes=Routes(item="/api/domain/{domain}", collection="/api/domains"),
     export_summary="a domain and every entry under it",
     fields=(
@@ -347,14 +343,9 @@ _MEMBERS = (
 _MEMBER_CONFLICTS = (("members", "addMember"), ("members", "removeMember"))
 
 ALIAS = AccountType(
-    name="alias",
-    template_name="alias",
-    label="alias",
-    plural="mail aliases",
+    name="alias", template_name="alias", label="alias", plural="mail aliases",
     object_class="mailAlias",
-    counter="domainCurrentAliasNumber",
-    domain_limit="numberOfAliases",
-    admin_limit="maxAliases",
+    counter="domainCurrentAliasNumber", domain_limit="numberOfAliases", admin_limit="maxAliases",
     members=MEMBERS_IN_ENTRY,
     routes=Routes(item="/api/alias/{mail}", collection="/api/aliases/{domain}",
                   change_email="/api/alias/{mail}/change_email/{new_mail}"),
@@ -368,17 +359,10 @@ ALIAS = AccountType(
 # Subscribable (mlmmj) lists are mailList entries too: `enabledService:
 # mlmmj` marks them (iredmail-ldap-model, mlmmj.md); these lists are the others.
 MAILLIST = AccountType(
-    name="maillist",
-    template_name="maillist",
-    label="mailing list",
-    plural="mailing lists",
-    object_class="mailList",
-    distinct=(Has("enabledService", "mlmmj", absent=True),),
-    counter="domainCurrentListNumber",
-    domain_limit="numberOfLists",
-    admin_limit="maxLists",
-    members=MEMBERS_POINT_TO_IT,
-    members_template="externals",
+    name="maillist", template_name="maillist", label="mailing list", plural="mailing lists",
+    object_class="mailList", distinct=(Has("enabledService", "mlmmj", absent=True),),
+    counter="domainCurrentListNumber", domain_limit="numberOfLists", admin_limit="maxLists",
+    members=MEMBERS_POINT_TO_IT, members_template="externals",
     routes=Routes(item="/api/maillist/{mail}", collection="/api/maillists/{domain}",
                   change_email="/api/maillist/{mail}/change_email/{new_mail}"),
     export_summary="a mailing list and the entry of its external members",
@@ -429,16 +413,10 @@ def _phone(value: str, *, param: str) -> str:
 
 
 USER = AccountType(
-    name="user",
-    template_name="user",
-    label="user",
-    plural="mail users",
-    object_class="mailUser",
+    name="user", template_name="user", label="user", plural="mail users",
     # The catch-all (`mail=@domain`) is a mailUser too, and no user.
-    distinct=(Has("mail", "@*", absent=True),),
-    counter="domainCurrentUserNumber",
-    domain_limit="numberOfUsers",
-    admin_limit="maxUsers",
+    object_class="mailUser", distinct=(Has("mail", "@*", absent=True),),
+    counter="domainCurrentUserNumber", domain_limit="numberOfUsers", admin_limit="maxUsers",
     routes=Routes(item="/api/user/{mail}", collection="/api/users/{domain}",
                   change_email="/api/user/{mail}/change_email/{new_mail}"),
     export_summary="a mail user",
@@ -565,10 +543,7 @@ ADMIN_LIST_PARAMS = ParamSet((
 )) + list_params(("mail", "name"), (("cn", "name"),))
 
 ADMIN = AccountType(
-    name="admin",
-    template_name="admin",
-    label="admin",
-    plural="admins",
+    name="admin", template_name="admin", label="admin", plural="admins",
     object_class="mailAdmin",
     routes=Routes(item="/api/admin/{mail}", collection="/api/admins"),
     export_summary="an admin (a standalone admin, or the mail user holding the role)",
@@ -593,12 +568,8 @@ ADMIN = AccountType(
 # The per-domain catch-all: the mailUser `mail=@<domain>` (no parameters of its
 # own: PUT /api/domain/<domain> sets it).
 CATCHALL = AccountType(
-    name="catchall",
-    template_name="catchall",
-    label="catch-all",
-    plural="catch-alls",
-    object_class="mailUser",
-    distinct=(Has("mail", "@*"),),
+    name="catchall", template_name="catchall", label="catch-all", plural="catch-alls",
+    object_class="mailUser", distinct=(Has("mail", "@*"),),
     not_found="domain {name} has no catch-all address",
     export_summary="a domain's catch-all entry",
 )
