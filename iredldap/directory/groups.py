@@ -56,8 +56,8 @@ class GroupStore:
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = self.account.filter(('(accountStatus=disabled)' if disabled_only else '')
-                                  + search_filter(search, ('mail', 'cn')))
+        flt = self.account.filter(("(accountStatus=disabled)" if disabled_only else "")
+                                  + search_filter(search, ("mail", "cn")))
         yield from searched(self.dir.paged_search(self.tree.container(domain, self.account.container), flt,
                                                   scope=LEVEL, attrs=attrs), search, ("mail", "cn"))
 
@@ -83,7 +83,7 @@ class GroupStore:
         limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
         if limit == -1:
             raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
-        dn, attrs = load(self.account.template_name).render(
+        dn, attrs = self.account.template.render(
             mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn)
         attrs.update(field_attrs(self.account.fields, values, skip=("name",)))
         twins = self.addresses.twins(domain_entry, local)

@@ -82,7 +82,7 @@ class UserStore:
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = USER.filter(('(accountStatus=disabled)' if disabled_only else '') + search_filter(search, ('mail', 'cn')))
+        flt = USER.filter(("(accountStatus=disabled)" if disabled_only else "") + search_filter(search, ("mail", "cn")))
         yield from searched(self.dir.paged_search(self.tree.container(domain, USER.container), flt, scope=LEVEL,
                                                   attrs=attrs), search, ("mail", "cn"))
 
