@@ -4,10 +4,11 @@ address."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 from iredldap.errors import AlreadyExists, InvalidInput, ValueAlreadyPresent
 from iredldap.directory import references
+from iredldap.directory.search import search_filter, searched
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
 from iredldap.directory.connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
 from iredldap.directory.tree import Tree, f
@@ -65,10 +66,18 @@ class Addresses:
         """`local` in each alias domain: the shadow addresses the domain maintains."""
         return [f"{local}@{a.lower()}" for a in domain_entry.get("domainAliasName")]
 
+    def scan(self, domain: str, account: AccountType, *, disabled_only: bool = False, search: str = "",
+             attrs=("*",)) -> Iterator[Entry]:
+        """The domain's accounts of the type, read page by page (LDAP paged
+        results); `search`: address or name contains it."""
+        flt = account.filter(("(accountStatus=disabled)" if disabled_only else "")
+                             + search_filter(search, ("mail", "cn")))
+        yield from searched(self.dir.paged_search(self.tree.container(domain, account.container), flt, scope=LEVEL,
+                                                  attrs=attrs), search, ("mail", "cn"))
+
     def count(self, domain: str, account: AccountType) -> int:
         """How many of `account` type the domain holds."""
-        return sum(1 for _ in self.dir.paged_search(self.tree.container(domain, account.container),
-                                                    account.filter(), scope=LEVEL, attrs=("1.1",)))
+        return sum(1 for _ in self.scan(domain, account, attrs=("1.1",)))
 
     def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
                       entry: Entry | None = None) -> None:

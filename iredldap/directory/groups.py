@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 from iredldap.model.accounts import ALIAS, DOMAIN, MAILLIST, MEMBERS_IN_ENTRY, MEMBERS_POINT_TO_IT, AccountType
 from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded
-from iredldap.directory.search import search_filter, searched
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import ADDRESS_CLASSES, Addresses, attr_of, copy_attrs, with_attr
@@ -56,10 +55,7 @@ class GroupStore:
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = self.account.filter(("(accountStatus=disabled)" if disabled_only else "")
-                                  + search_filter(search, ("mail", "cn")))
-        yield from searched(self.dir.paged_search(self.tree.container(domain, self.account.container), flt,
-                                                  scope=LEVEL, attrs=attrs), search, ("mail", "cn"))
+        yield from self.addresses.scan(domain, self.account, disabled_only=disabled_only, search=search, attrs=attrs)
 
     def count(self, domain: str) -> int:
         return self.addresses.count(domain, self.account)

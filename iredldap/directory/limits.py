@@ -33,7 +33,7 @@ from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, ALIAS, MAI
 from iredldap.errors import LimitExceeded
 from iredldap.directory.admins import Principal
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import LEVEL, Entry
+from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.users import UserStore
 
@@ -87,8 +87,6 @@ class AdminLimits:
     def __init__(self, domains: DomainStore, users: UserStore):
         self.domains = domains
         self.users = users
-        self.dir = domains.dir
-        self.tree = domains.tree
 
     # -- counting -----------------------------------------------------------
 
@@ -199,8 +197,7 @@ class AdminLimits:
             f"this admin may have at most {most} {what} over all its domains", param=param), by_creation=True)]
 
     def _entries(self, domains: list[str], account: AccountType, attrs) -> list[Entry]:
-        return [e for d in domains for e in self.dir.paged_search(self.tree.container(d, account.container),
-                                                                   account.filter(), scope=LEVEL, attrs=attrs)]
+        return [e for d in domains for e in self.users.addresses.scan(d, account, attrs=attrs)]
 
     def _check(self, principal: Principal, param: str, what: str, adding: int, count) -> None:
         if principal.is_global or adding <= 0:

@@ -13,13 +13,12 @@ from typing import Any, Callable, Iterator, Sequence
 from iredldap.model.accounts import ALIAS, DOMAIN, USER, MiB
 from iredldap.config import Settings
 from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded
-from iredldap.directory.search import search_filter, searched
 from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
+from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry
 from iredldap.directory.domains import DeletedMailbox
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
@@ -82,12 +81,10 @@ class UserStore:
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = USER.filter(("(accountStatus=disabled)" if disabled_only else "") + search_filter(search, ("mail", "cn")))
-        yield from searched(self.dir.paged_search(self.tree.container(domain, USER.container), flt, scope=LEVEL,
-                                                  attrs=attrs), search, ("mail", "cn"))
+        yield from self.addresses.scan(domain, USER, disabled_only=disabled_only, search=search, attrs=attrs)
 
     def count(self, domain: str) -> int:
-        return sum(1 for _ in self.list(domain, attrs=("1.1",)))
+        return self.addresses.count(domain, USER)
 
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfUsers, held after the write (ceilings.py)."""
