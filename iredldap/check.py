@@ -39,6 +39,7 @@ from iredldap.directory.journal import COUNTERS, WriteJournal, domain_of_dn
 from iredldap.directory.references import MULTI_VALUED, SINGLE_VALUED
 from iredldap.directory.tree import CONTAINERS, Tree
 from iredldap.errors import IredldapError
+from iredldap.model.accounts import ADDRESS_TYPES, ADMIN
 from iredldap.model.templates import load
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ KINDS = {
     "mailbox_without_row": "mailboxes of deleted users without a deleted_mailboxes row",
 }
 
-_ACCOUNT_CLASSES = {"mailuser", "maillist", "mailalias"}
+_ACCOUNT_CLASSES = {t.object_class.lower() for t in ADDRESS_TYPES}
+# What tells the counted types apart besides their object class (AccountType.matches).
+_DISTINCT_ATTRS = tuple(dict.fromkeys(h.attr for _, account, _ in COUNTERS.values() for h in account.distinct))
 _REF_ATTRS = MULTI_VALUED + SINGLE_VALUED
 
 
@@ -117,9 +120,9 @@ class Checker:
         self._journal(report, repair, only)
         entries = list(self.dir.paged_search(self.tree.domains_dn, "(objectClass=*)", scope=SUBTREE,
                                              attrs=("objectClass", "mail", "shadowAddress", "domainName",
-                                                    "domainAliasName", *COUNTERS, *_REF_ATTRS)))
+                                                    "domainAliasName", *COUNTERS, *_REF_ATTRS, *_DISTINCT_ATTRS)))
         admins = {e.first("mail").lower() for e in self.dir.paged_search(
-            self.tree.admins_dn, "(objectClass=mailAdmin)", scope=LEVEL, attrs=("mail",)) if e.get("mail")}
+            self.tree.admins_dn, ADMIN.filter(), scope=LEVEL, attrs=("mail",)) if e.get("mail")}
         hosted: set[str] = set()
         by_domain: dict[str, list[Entry]] = defaultdict(list)
         owners: dict[str, list[str]] = defaultdict(list)
@@ -184,12 +187,11 @@ class Checker:
                 if repair:
                     self._try(finding, lambda: self.dir.add(*load("container").render(
                         ou=ou, domain=domain, domains_dn=self.tree.domains_dn)))
-        for attr, (ou, cls, _) in COUNTERS.items():
+        for attr, (ou, account, _) in COUNTERS.items():
             if not entry.get(attr):
                 continue
             container = self.tree.container(domain, ou).lower()
-            real = sum(1 for e in below if e.dn.lower().endswith("," + container)
-                       and cls.lower() in _classes(e) and not e.first("mail").startswith("@"))
+            real = sum(1 for e in below if e.dn.lower().endswith("," + container) and account.matches(e.attrs))
             if entry.first(attr) != str(real):
                 finding = report.add("counter", entry.dn, f"{attr} is {entry.first(attr)}, the real count is {real}",
                                      repairable=True)

@@ -4,16 +4,18 @@ address."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
-from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount, ValueAlreadyPresent
+from iredldap.errors import AlreadyExists, InvalidInput, ValueAlreadyPresent
 from iredldap.directory import references
+from iredldap.directory.search import search_filter, searched
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
 from iredldap.directory.connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
 from iredldap.directory.tree import Tree, f
+from iredldap.model.accounts import ADDRESS_TYPES, DOMAIN, AccountType, any_class
 
 # Every kind of entry whose addresses Postfix resolves.
-ADDRESS_CLASSES = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+ADDRESS_CLASSES = any_class(ADDRESS_TYPES)
 
 _OPERATIONAL = {"entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname",
                 "modifiersname", "structuralobjectclass", "entrydn", "subschemasubentry",
@@ -25,12 +27,14 @@ class Addresses:
         self.dir = directory
         self.tree = tree
 
+    def _holding(self, address: str, attrs, size_limit: int = 0) -> list[Entry]:
+        return self.dir.search(self.tree.domains_dn,
+                               f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
+                               attrs=attrs, size_limit=size_limit)
+
     def taken(self, address: str) -> bool:
         """Is `address` the mail or a shadow address of any user, list or alias?"""
-        found = self.dir.search(self.tree.domains_dn,
-                                f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                                attrs=("1.1",), size_limit=1)
-        return bool(found)
+        return bool(self._holding(address, ("1.1",), size_limit=1))
 
     def require_free(self, address: str) -> None:
         if self.taken(address):
@@ -38,11 +42,7 @@ class Addresses:
 
     def ceiling(self, address: str) -> Ceiling:
         """`address` belongs to one user, list or alias at most."""
-        def holders() -> list[Entry]:
-            return self.dir.search(self.tree.domains_dn,
-                                   f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                                   attrs=ORDER_ATTRS)
-        return Ceiling(1, holders, lambda: AlreadyExists(f"{address} is already used by another account"))
+        return Ceiling(1, lambda: self._holding(address, ORDER_ATTRS), lambda: AlreadyExists(f"{address} is already used by another account"))
 
     def claim(self, mine: str, addresses: list[str], *more: Ceiling) -> None:
         """After writing `addresses` into the entry `mine` (inside a batch):
@@ -52,15 +52,13 @@ class Addresses:
 
     def owner(self, address: str, attrs=("*",)) -> Entry | None:
         """The user, list or alias that has `address` as mail or shadow address."""
-        found = self.dir.search(self.tree.domains_dn,
-                                f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                                attrs=attrs)
+        found = self._holding(address, attrs)
         return found[0] if found else None
 
     def domain_entry(self, domain: str) -> Entry:
-        entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+        entry = self.dir.get(self.tree.domain(domain), filterstr=DOMAIN.filter())
         if entry is None:
-            raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+            raise DOMAIN.missing(domain)
         return entry
 
     @staticmethod
@@ -68,9 +66,18 @@ class Addresses:
         """`local` in each alias domain: the shadow addresses the domain maintains."""
         return [f"{local}@{a.lower()}" for a in domain_entry.get("domainAliasName")]
 
-    def count(self, domain: str, ou: str, flt: str) -> int:
-        return sum(1 for _ in self.dir.paged_search(self.tree.container(domain, ou), flt, scope=LEVEL,
-                                                    attrs=("1.1",)))
+    def scan(self, domain: str, account: AccountType, *, disabled_only: bool = False, search: str = "",
+             attrs=("*",)) -> Iterator[Entry]:
+        """The domain's accounts of the type, read page by page (LDAP paged
+        results); `search`: address or name contains it."""
+        flt = account.filter(("(accountStatus=disabled)" if disabled_only else "")
+                             + search_filter(search, ("mail", "cn")))
+        yield from searched(self.dir.paged_search(self.tree.container(domain, account.container), flt, scope=LEVEL,
+                                                  attrs=attrs), search, ("mail", "cn"))
+
+    def count(self, domain: str, account: AccountType) -> int:
+        """How many of `account` type the domain holds."""
+        return sum(1 for _ in self.scan(domain, account, attrs=("1.1",)))
 
     def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
                       entry: Entry | None = None) -> None:

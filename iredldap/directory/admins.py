@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
-                        ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, MAX_QUOTA_MB, QUOTA_UNITS)
+                        ADMIN_QUOTA_UNIT, ADMIN_ROLE, ADMIN_SETTINGS, DOMAIN, MAX_QUOTA_MB, QUOTA_UNITS, USER,
+                        any_class)
 from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount
 from iredldap.directory.search import search_filter, searched
 from iredldap.model.mailbox import days_since_epoch
@@ -87,13 +88,12 @@ class AdminStore:
     def find(self, mail: str, attrs: tuple[str, ...] = _ADMIN_ATTRS) -> Entry | None:
         """The admin entry for `mail` (mail user first, as iRedAdmin does), active or not."""
         domain = mail.rpartition("@")[2]
-        user = self.dir.get(self.tree.user(mail), attrs=tuple(attrs) + ("domainStatus",),
-                            filterstr="(objectClass=mailUser)")
+        user = self.dir.get(self.tree.user(mail), attrs=tuple(attrs) + ("domainStatus",), filterstr=USER.filter())
         if user is not None and (user.has_value("domainGlobalAdmin", "yes")
                                  or user.has_value("enabledService", "domainadmin")):
             return user
         if domain:
-            admin = self.dir.get(self.tree.admin(mail), attrs=attrs, filterstr="(objectClass=mailAdmin)")
+            admin = self.dir.get(self.tree.admin(mail), attrs=attrs, filterstr=ADMIN.filter())
             if admin is not None:
                 return admin
         return None
@@ -102,21 +102,21 @@ class AdminStore:
         """Every admin, read page by page: the standalone ones, then the mail
         users that are admins.  `search`: address or name contains it."""
         extra = ("(accountStatus=disabled)" if disabled_only else "") + search_filter(search, ("mail", "cn"))
-        yield from searched(self.dir.paged_search(self.tree.admins_dn, f"(&(objectClass=mailAdmin){extra})",
-                                                  scope=LEVEL, attrs=attrs), search, ("mail", "cn"))
-        users = "(&(objectClass=mailUser)(|(domainGlobalAdmin=yes)(enabledService=domainadmin))" + extra + ")"
-        yield from searched(self.dir.paged_search(self.tree.domains_dn, users, scope=SUBTREE, attrs=attrs),
+        yield from searched(self.dir.paged_search(self.tree.admins_dn, ADMIN.filter(extra), scope=LEVEL, attrs=attrs),
+                            search, ("mail", "cn"))
+        yield from searched(self.dir.paged_search(self.tree.domains_dn, USER.filter(ADMIN_ROLE + extra), scope=SUBTREE,
+                                                  attrs=attrs),
                             search, ("mail", "cn"))
 
     def find_user(self, mail: str) -> Entry | None:
         return self.dir.get(self.tree.user(mail), attrs=("mail", "enabledService", "domainGlobalAdmin"),
-                            filterstr="(objectClass=mailUser)")
+                            filterstr=USER.filter())
 
     def rights_of(self, mail: str) -> Rights:
         """The admin rights `mail` holds or would hold (see `Rights`), in one search."""
-        found = self.dir.search(self.tree.suffix, f(
-            "(|(&(objectClass=mailDomain)(domainAdmin=%s))"
-            "(&(|(objectClass=mailUser)(objectClass=mailAdmin))(mail=%s)))", mail, mail),
+        found = self.dir.search(
+            self.tree.suffix,
+            "(|" + DOMAIN.filter("(domainAdmin=%s)", mail) + f("(&" + any_class((USER, ADMIN)) + "(mail=%s))", mail) + ")",
             attrs=("objectClass", "domainName", "domainGlobalAdmin", "accountSetting"))
         domains, is_global, may_create = set(), False, False
         for entry in found:
@@ -131,8 +131,8 @@ class AdminStore:
         """Admin addresses in `domain`: standalone admins' and those some domain
         names in `domainAdmin` (sorted)."""
         at = "@" + domain
-        found = self.dir.search(self.tree.suffix, f(
-            "(|(&(objectClass=mailAdmin)(mail=*%s))(&(objectClass=mailDomain)(domainAdmin=*%s)))", at, at),
+        found = self.dir.search(self.tree.suffix,
+                                "(|" + ADMIN.filter("(mail=*%s)", at) + DOMAIN.filter("(domainAdmin=*%s)", at) + ")",
             attrs=("mail", "domainAdmin"))
         return sorted({v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
                        if v.lower().endswith(at)})
@@ -147,15 +147,14 @@ class AdminStore:
         if principal.is_global:
             return []
         at = "@" + domain
-        found = self.dir.search(self.tree.suffix, f(
-            "(|(&(objectClass=mailUser)(mail=*%s)(|(domainGlobalAdmin=yes)(enabledService=domainadmin)))"
-            "(&(objectClass=mailAdmin)(mail=*%s))(&(objectClass=mailDomain)(domainAdmin=*%s)))", at, at, at),
+        found = self.dir.search(self.tree.suffix, "(|" + USER.filter("(mail=*%s)" + ADMIN_ROLE, at)
+                                + ADMIN.filter("(mail=*%s)", at) + DOMAIN.filter("(domainAdmin=*%s)", at) + ")",
             attrs=("mail", "domainAdmin"))
         candidates = {v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
                       if v.lower().endswith(at)}
         users = {e.first("mail").lower() for e in self.dir.search(
-            self.tree.container(domain, "Users"),
-            "(&(objectClass=mailUser)(|" + "".join(f("(mail=%s)", c) for c in sorted(candidates)) + "))",
+            self.tree.container(domain, USER.container),
+            USER.filter("(|" + "".join(f("(mail=%s)", c) for c in sorted(candidates)) + ")"),
             scope=LEVEL, attrs=("mail",))} if candidates else set()
         return sorted(u for u in users if self.rights_of(u).exceed(principal, managed))
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from iredldap.model import accounts
-from iredldap.model.accounts import DOMAIN
-from iredldap.errors import AlreadyExists, Conflict, InvalidInput, NoSuchAccount
+from iredldap.model.accounts import ADDRESS_TYPES, CATCHALL, DOMAIN, GROUP_TYPES, USER, any_class
+from iredldap.errors import AlreadyExists, Conflict, InvalidInput
 from iredldap.directory.search import search_filter, searched
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
@@ -23,20 +23,21 @@ from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, 
 from iredldap.directory.tree import CONTAINERS, Tree, f
 from iredldap.directory.values import diff as values_diff, wanted as wanted_list
 
-# Entries below a domain that carry `domainStatus` while it is disabled.
-_ACCOUNT_CLASSES = ("mailUser", "mailList", "mailAlias", "mailExternalUser")
-_ACCOUNTS_FILTER = "(|" + "".join(f"(objectClass={c})" for c in _ACCOUNT_CLASSES) + ")"
 # Entries that receive `<local>@<alias domain>` shadow addresses.
-_ADDRESS_FILTER = "(|(objectClass=mailUser)(objectClass=mailList)(objectClass=mailAlias))"
+_ADDRESS_FILTER = any_class(ADDRESS_TYPES)
+# Entries below a domain that carry `domainStatus` while it is disabled: the
+# addresses, and the entries holding members of lists.
+_ACCOUNTS_FILTER = any_class(ADDRESS_TYPES, *(c for t in GROUP_TYPES if t.members_template
+                                              for c in load(t.members_template).object_classes))
 
 
 def _domain_filter(admin: str | None, disabled_only: bool, search: str = "") -> str:
-    parts = ["(objectClass=mailDomain)", search_filter(search, ("domainName", "cn"))]
+    parts = [search_filter(search, ("domainName", "cn"))]
     if admin is not None:
         parts.append(f("(domainAdmin=%s)", admin))
     if disabled_only:
         parts.append("(accountStatus=disabled)")
-    return "(&" + "".join(parts) + ")"
+    return DOMAIN.filter("".join(parts))
 
 
 @dataclass(frozen=True)
@@ -56,28 +57,27 @@ class DomainStore:
 
     def find(self, domain: str) -> Entry | None:
         """The domain whose primary name is `domain`."""
-        return self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+        return self.dir.get(self.tree.domain(domain), filterstr=DOMAIN.filter())
 
     def get(self, domain: str) -> Entry:
         entry = self.find(domain)
         if entry is None:
-            raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+            raise DOMAIN.missing(domain)
         return entry
+
+    def _named(self, name: str, attrs) -> list[Entry]:
+        """The domains that have `name` as their name or an alias domain."""
+        return self.dir.search(self.tree.domains_dn, DOMAIN.filter("(|(domainName=%s)(domainAliasName=%s))", name, name),
+                               scope=LEVEL, attrs=attrs)
 
     def owner_of_name(self, name: str) -> str | None:
         """The primary domain that uses `name` as its name or as an alias domain."""
-        found = self.dir.search(self.tree.domains_dn,
-                                f("(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))", name, name),
-                                scope=LEVEL, attrs=("domainName",))
+        found = self._named(name, ("domainName",))
         return found[0].first("domainName").lower() if found else None
 
     def name_ceiling(self, name: str, *, param: str | None = None) -> Ceiling:
         """`name` is the domainName or a domainAliasName of one domain at most."""
-        def holders() -> list[Entry]:
-            return self.dir.search(self.tree.domains_dn,
-                                   f("(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))", name, name),
-                                   scope=LEVEL, attrs=ORDER_ATTRS)
-        return Ceiling(1, holders, lambda: AlreadyExists(
+        return Ceiling(1, lambda: self._named(name, ORDER_ATTRS), lambda: AlreadyExists(
             f"domain {name} already exists (as a domain or an alias domain)", param=param))
 
     def list(self, *, admin: str | None = None, disabled_only: bool = False,
@@ -161,7 +161,7 @@ class DomainStore:
             hold(dn, [self.name_ceiling(n) for n in [domain, *alias_domains]] + list(limits))
 
     def _create_catchall(self, batch: Batch, domain: str, targets: builtins.list[str]) -> None:
-        dn, attrs = load("catchall").render(domain=domain, domains_dn=self.tree.domains_dn)
+        dn, attrs = CATCHALL.template.render(domain=domain, domains_dn=self.tree.domains_dn)
         attrs["mailForwardingAddress"] = targets
         batch.plan_add(dn, attrs)
 
@@ -289,7 +289,7 @@ class DomainStore:
         tools) would keep the old route after the domain's transport or
         backup-MX change.  Without it the user follows the domain, as users
         made by iRedAdmin do.  mlmmj lists (mlmmj:...) are not mail users."""
-        filterstr = f("(&(objectClass=mailUser)(mtaTransport=%s))", old_transport)
+        filterstr = USER.filter("(mtaTransport=%s)", old_transport)
         for user in self.dir.paged_search(self.tree.domain(domain), filterstr, scope=SUBTREE,
                                           attrs=("mtaTransport",)):
             batch.modify(user.dn, {"mtaTransport": [(DELETE, [])]}, before=user)
@@ -350,7 +350,7 @@ class DomainStore:
         with self.dir.batch(kind="delete", targets=[f"domain:{domain}"], resume="forward") as batch:
             removed = batch.plan_delete_subtree(self.tree.domain(domain))
             batch.record(final=True)
-            users_dn = self.tree.container(domain, "Users").lower()
+            users_dn = self.tree.container(domain, USER.container).lower()
             mailboxes = [DeletedMailbox(e.first("mail").lower(), domain, e.first("homeDirectory"))
                          for e in removed
                          if e.dn.lower().endswith("," + users_dn)

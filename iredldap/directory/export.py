@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator
 
 from iredldap.model import ldif
+from iredldap.model.accounts import ACCOUNT_TYPES, ADMIN, ADMIN_ROLE, DOMAIN, USER, AccountType
+from iredldap.model.templates import load
 from iredldap.errors import IredldapError, NoSuchAccount
 from iredldap.model.tenant_view import hide_foreign
 from iredldap.directory.connection import BASE, LEVEL, SUBTREE, Directory, Entry
@@ -36,7 +38,8 @@ from iredldap.directory.tree import Tree
 PAGE_SIZE = 500
 CHUNK_SIZE = 64 * 1024
 
-KINDS = ("domain", "catchall", "user", "maillist", "alias", "admin")
+# What can be exported alone: every account type (model/accounts.py).
+KINDS = tuple(t.name for t in ACCOUNT_TYPES)
 
 # Returned only when asked for, but a server may add some of them anyway.
 OPERATIONAL = frozenset({
@@ -99,51 +102,40 @@ class Exporter:
 
     # -- what to export -------------------------------------------------------------
 
-    def _require(self, dn: str, filterstr: str, missing: NoSuchAccount) -> str:
-        if self.dir.get(dn, attrs=("1.1",), filterstr=filterstr) is None:
-            raise missing
-        return dn
+    def _found(self, account: AccountType, name: str, filterstr: str = "") -> str | None:
+        """The DN of the `account` type's entry `name`, if it is there."""
+        dn = self.tree.dn(account, name)
+        found = self.dir.get(dn, attrs=("1.1",), filterstr=filterstr or account.filter())
+        return None if found is None else dn
 
-    def _domain_dn(self, domain: str) -> str:
-        return self._require(self.tree.domain(domain), "(objectClass=mailDomain)",
-                             NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN"))
+    def _require(self, account: AccountType, name: str) -> str:
+        dn = self._found(account, name)
+        if dn is None:
+            raise account.missing(name)
+        return dn
 
     def plan(self, kind: str, name: str) -> ExportPlan:
         """The plan for `kind` (one of KINDS) named `name` (a domain or an address, already validated)."""
-        tree = self.tree
-        if kind == "domain":
-            roots = [self._domain_dn(name)]
-        elif kind == "catchall":
-            self._domain_dn(name)
-            roots = [self._require(tree.catchall(name), "(objectClass=mailUser)",
-                                   NoSuchAccount(f"domain {name} has no catch-all address"))]
-        elif kind == "user":
-            roots = [self._require(tree.user(name), "(objectClass=mailUser)",
-                                   NoSuchAccount(f"user {name} does not exist"))]
-        elif kind == "alias":
-            roots = [self._require(tree.alias(name), "(objectClass=mailAlias)",
-                                   NoSuchAccount(f"alias {name} does not exist"))]
-        elif kind == "maillist":
-            roots = [self._require(tree.maillist(name), "(objectClass=mailList)",
-                                   NoSuchAccount(f"mailing list {name} does not exist"))]
-            # Its external members live in their own entry under ou=Externals.
-            if self.dir.exists(tree.externals(name)):
-                roots.append(tree.externals(name))
-        elif kind == "admin":
+        account = next((t for t in ACCOUNT_TYPES if t.name == kind), None)
+        if account is None:
+            raise ValueError(f"unknown export kind {kind!r}")
+        if account is ADMIN:
             roots = [self._admin_dn(name)]
         else:
-            raise ValueError(f"unknown export kind {kind!r}")
+            if account.url_part == "domain" and account is not DOMAIN:
+                self._require(DOMAIN, name)  # a missing domain is named as such
+            roots = [self._require(account, name)]
+            if account.members_template:
+                # Its members not hosted here live in an entry of their own (ou=Externals).
+                members = self.tree.dn(load(account.members_template), name)
+                if self.dir.exists(members):
+                    roots.append(members)
         return ExportPlan(title=f"{kind} {name}", filename=f"{kind}-{name}.ldif",
                           roots=tuple((dn, BASE) for dn in roots))
 
     def _admin_dn(self, mail: str) -> str:
         # As AdminStore.find: a mail user with an admin role first, then a standalone admin.
-        user = self.tree.user(mail)
-        if self.dir.get(user, attrs=("1.1",), filterstr="(&(objectClass=mailUser)"
-                        "(|(domainGlobalAdmin=yes)(enabledService=domainadmin)))") is not None:
-            return user
-        return self._require(self.tree.admin(mail), "(objectClass=mailAdmin)",
-                             NoSuchAccount(f"admin {mail} does not exist"))
+        return self._found(USER, mail, USER.filter(ADMIN_ROLE)) or self._require(ADMIN, mail)
 
     def plan_all(self) -> ExportPlan:
         """Everything below the domains and admins containers (they themselves are made by `iredldap init`)."""
@@ -156,13 +148,12 @@ class Exporter:
             return self.plan("catchall", target[1:])
         if "@" not in target:
             return self.plan("domain", target)
-        for kind, dn, flt in (("user", self.tree.user(target), "(objectClass=mailUser)"),
-                              ("maillist", self.tree.maillist(target), "(objectClass=mailList)"),
-                              ("alias", self.tree.alias(target), "(objectClass=mailAlias)"),
-                              ("admin", self.tree.admin(target), "(objectClass=mailAdmin)")):
-            if self.dir.get(dn, attrs=("1.1",), filterstr=flt) is not None:
-                return self.plan(kind, target)
-        raise NoSuchAccount(f"{target} is no user, mailing list, alias or admin")
+        by_mail = [t for t in ACCOUNT_TYPES if t.url_part == "mail"]
+        for account in by_mail:
+            if self._found(account, target) is not None:
+                return self.plan(account.name, target)
+        labels = [t.label for t in by_mail]
+        raise NoSuchAccount(f"{target} is no {', '.join(labels[:-1])} or {labels[-1]}")
 
     # -- reading and writing ----------------------------------------------------------
 

@@ -8,79 +8,64 @@ and members outside the server are `mail` values of the list's one
 virtual_alias_maps and lists with virtual_group_maps.
 
 Both kinds share creation (domain limit, free address, alias-domain twins,
-counter), update of the declared fields, delete and rename; the member
-handling differs.
+counter), update of the declared fields, delete and rename, all derived from
+their declarations (model/accounts.py); the member handling differs: one
+class for each way of storing members (`STORES`).
 """
 
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from iredldap.model.accounts import ALIAS, MAILLIST, AccountType
-from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded, NoSuchAccount
-from iredldap.directory.search import search_filter, searched
+from iredldap.model.accounts import ALIAS, DOMAIN, MAILLIST, MEMBERS_IN_ENTRY, MEMBERS_POINT_TO_IT, AccountType
+from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
-from iredldap.directory.addresses import Addresses, attr_of, copy_attrs, with_attr
+from iredldap.directory.addresses import ADDRESS_CLASSES, Addresses, attr_of, copy_attrs, with_attr
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
 from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import diff, field_attrs, field_changes, wanted
 
 
-@dataclass(frozen=True)
-class Kind:
-    account: AccountType
-    ou: str
-    object_class: str
-    limit_key: str       # accountSetting key of the domain's limit
-    counter: str         # domainCurrent*Number attribute
-    label: str
-
-
-ALIAS_KIND = Kind(ALIAS, "Aliases", "mailAlias", "numberOfAliases", "domainCurrentAliasNumber", "alias")
-LIST_KIND = Kind(MAILLIST, "Groups", "mailList", "numberOfLists", "domainCurrentListNumber", "mailing list")
-
-
 class GroupStore:
     """What aliases and lists have in common; subclasses say where members live."""
 
-    kind: Kind
+    account: AccountType
 
-    def __init__(self, directory: Directory, tree: Tree):
+    def __init__(self, directory: Directory, tree: Tree, account: AccountType | None = None):
+        """`account`: the type it stores (default: the class's own)."""
         self.dir = directory
         self.tree = tree
         self.addresses = Addresses(directory, tree)
+        if account is not None:
+            self.account = account
 
     def dn(self, mail: str) -> str:
-        raise NotImplementedError
+        return self.tree.dn(self.account, mail)
 
     def find(self, mail: str, attrs=("*",)) -> Entry | None:
-        return self.dir.get(self.dn(mail), attrs=attrs, filterstr=f"(objectClass={self.kind.object_class})")
+        return self.dir.get(self.dn(mail), attrs=attrs, filterstr=self.account.filter())
 
     def get(self, mail: str, attrs=("*",)) -> Entry:
         entry = self.find(mail, attrs)
         if entry is None:
-            raise NoSuchAccount(f"{self.kind.label} {mail} does not exist")
+            raise self.account.missing(mail)
         return entry
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = f"(objectClass={self.kind.object_class})"
-        if disabled_only or search:
-            flt = f"(&{flt}{'(accountStatus=disabled)' if disabled_only else ''}{search_filter(search, ('mail', 'cn'))})"
-        yield from searched(self.dir.paged_search(self.tree.container(domain, self.kind.ou), flt, scope=LEVEL,
-                                                  attrs=attrs), search, ("mail", "cn"))
+        yield from self.addresses.scan(domain, self.account, disabled_only=disabled_only, search=search, attrs=attrs)
 
     def count(self, domain: str) -> int:
-        return self.addresses.count(domain, self.kind.ou, f"(objectClass={self.kind.object_class})")
+        return self.addresses.count(domain, self.account)
 
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfAliases or numberOfLists, held after the write (ceilings.py)."""
         return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
-                       lambda: LimitExceeded(f"{domain} may have at most {most} of them", param=self.kind.limit_key),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} of them",
+                                             param=self.account.domain_limit),
                        by_creation=True)
 
     # -- create ---------------------------------------------------------------
@@ -92,12 +77,12 @@ class GroupStore:
         domain_entry = self.addresses.domain_entry(domain)
         if domain_entry.has_value("domainBackupMX", "yes"):
             raise InvalidInput(f"{domain} is a backup MX domain: it has no accounts", code="DOMAIN_IS_BACKUP_MX")
-        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.kind.limit_key)
+        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
         if limit == -1:
-            raise LimitExceeded(f"{domain} may not have any {self.kind.label}", param=self.kind.limit_key)
-        dn, attrs = load(self.kind.account.template_name).render(
+            raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
+        dn, attrs = self.account.template.render(
             mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn)
-        attrs.update(field_attrs(self.kind.account.fields, values, skip=("name",)))
+        attrs.update(field_attrs(self.account.fields, values, skip=("name",)))
         twins = self.addresses.twins(domain_entry, local)
         if twins:
             attrs["shadowAddress"] = twins
@@ -110,12 +95,12 @@ class GroupStore:
             # Checked after adding, so of creates racing for the same address
             # or the last free places only the winners stay; a loser's add is undone.
             self.addresses.claim(dn, [mail, *twins], *ceilings)
-            self.addresses.bump(batch, domain, self.kind.counter, +1, entry=domain_entry,
+            self.addresses.bump(batch, domain, self.account.counter, +1, entry=domain_entry,
                                 recount=lambda: self.count(domain))
         return dn
 
     def _start_counter(self, domain: str, entry: Entry | None = None) -> None:
-        self.addresses.start_counter(domain, self.kind.counter, entry=entry, recount=lambda: self.count(domain))
+        self.addresses.start_counter(domain, self.account.counter, entry=entry, recount=lambda: self.count(domain))
 
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: builtins.list[str]) -> None:
         raise NotImplementedError
@@ -125,7 +110,7 @@ class GroupStore:
     def update(self, mail: str, values: dict[str, Any]) -> None:
         entry = self.get(mail)
         local = mail.partition("@")[0]
-        changes = field_changes(entry, self.kind.account.fields, values, empty_defaults={"name": local})
+        changes = field_changes(entry, self.account.fields, values, empty_defaults={"name": local})
         with self.dir.batch(kind="update", targets=[f"mail:{mail}"]) as batch:
             batch.modify(entry.dn, changes, before=entry)
             self._change_members(batch, entry, mail, values)
@@ -148,7 +133,7 @@ class GroupStore:
         with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self._remove_members(batch, mail)
             self.addresses.remove(batch, entry, mail)
-            self.addresses.bump(batch, domain, self.kind.counter, -1, recount=lambda: self.count(domain))
+            self.addresses.bump(batch, domain, self.account.counter, -1, recount=lambda: self.count(domain))
             batch.record(final=True)
             if after is not None:
                 after()
@@ -184,8 +169,8 @@ class GroupStore:
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
             self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")])
             if new_domain != old_domain:
-                self.addresses.bump(batch, old_domain, self.kind.counter, -1, recount=lambda: self.count(old_domain))
-                self.addresses.bump(batch, new_domain, self.kind.counter, +1, recount=lambda: self.count(new_domain))
+                self.addresses.bump(batch, old_domain, self.account.counter, -1, recount=lambda: self.count(old_domain))
+                self.addresses.bump(batch, new_domain, self.account.counter, +1, recount=lambda: self.count(new_domain))
             if after is not None:
                 after()
 
@@ -194,10 +179,9 @@ class GroupStore:
 
 
 class AliasStore(GroupStore):
-    kind = ALIAS_KIND
+    """Members in the entry's own mailForwardingAddress (MEMBERS_IN_ENTRY)."""
 
-    def dn(self, mail: str) -> str:
-        return self.tree.alias(mail)
+    account = ALIAS
 
     def _add_entry(self, batch: Batch, dn: str, attrs: dict, mail: str, members: list[str]) -> None:
         if members:
@@ -222,13 +206,14 @@ class AliasStore(GroupStore):
 
 
 class ListStore(GroupStore):
-    kind = LIST_KIND
+    """Members carry `memberOfGroup: <list>`; members not hosted here are the
+    `mail` values of the list's entry made from `members_template`
+    (MEMBERS_POINT_TO_IT)."""
 
-    def dn(self, mail: str) -> str:
-        return self.tree.maillist(mail)
+    account = MAILLIST
 
     def externals_dn(self, mail: str) -> str:
-        return self.tree.externals(mail)
+        return self.tree.dn(load(self.account.members_template), mail)
 
     def _split(self, members: list[str]) -> tuple[dict[str, Entry], list[str]]:
         """Hosted members (address → their entry) and external addresses.
@@ -241,9 +226,8 @@ class ListStore(GroupStore):
         if not members:
             return internal, external
         parts = "".join(f("(mail=%s)(shadowAddress=%s)", m, m) for m in members)
-        found = self.dir.search(self.tree.domains_dn,
-                                "(&(|(objectClass=mailUser)(objectClass=mailAlias)(objectClass=mailList))"
-                                f"(|{parts}))", scope=SUBTREE, attrs=("mail", "shadowAddress", "memberOfGroup"))
+        found = self.dir.search(self.tree.domains_dn, f"(&{ADDRESS_CLASSES}(|{parts}))", scope=SUBTREE,
+                                attrs=("mail", "shadowAddress", "memberOfGroup"))
         by_address = {}
         for e in found:
             for address in e.get("mail") + e.get("shadowAddress"):
@@ -251,9 +235,9 @@ class ListStore(GroupStore):
         for member in members:
             if member in by_address:
                 internal[member] = by_address[member]
-            elif self.dir.search(self.tree.domains_dn, f(
-                    "(&(objectClass=mailDomain)(|(domainName=%s)(domainAliasName=%s)))",
-                    member.rpartition("@")[2], member.rpartition("@")[2]), scope=LEVEL, attrs=("1.1",)):
+            elif self.dir.search(self.tree.domains_dn, DOMAIN.filter(
+                    "(|(domainName=%s)(domainAliasName=%s))", member.rpartition("@")[2], member.rpartition("@")[2]),
+                    scope=LEVEL, attrs=("1.1",)):
                 raise InvalidInput(f"members: {member} is in a hosted domain but no such account exists",
                                    code="NO_SUCH_ACCOUNT", param="members")
             else:
@@ -271,8 +255,8 @@ class ListStore(GroupStore):
         if external:
             dn = self.externals_dn(mail)
             if self.dir.get(dn, attrs=("1.1",)) is None:
-                _, attrs = load("externals").render(list=mail, domain=mail.partition("@")[2],
-                                                    domains_dn=self.tree.domains_dn)
+                _, attrs = load(self.account.members_template).render(
+                    list=mail, domain=mail.partition("@")[2], domains_dn=self.tree.domains_dn)
                 attrs["mail"] = external
                 try:
                     batch.add(dn, attrs)
@@ -295,9 +279,7 @@ class ListStore(GroupStore):
 
     def _holders(self, mail: str) -> list[Entry]:
         """Hosted entries that are members (they carry memberOfGroup=<list>)."""
-        return self.dir.search(self.tree.domains_dn,
-                               f("(&(memberOfGroup=%s)(|(objectClass=mailUser)(objectClass=mailAlias)"
-                                 "(objectClass=mailList)))", mail),
+        return self.dir.search(self.tree.domains_dn, f("(&(memberOfGroup=%s)" + ADDRESS_CLASSES + ")", mail),
                                scope=SUBTREE, attrs=("mail", "shadowAddress", "memberOfGroup"))
 
     def members(self, entry: Entry, mail: str) -> list[str]:
@@ -333,7 +315,17 @@ class ListStore(GroupStore):
         ext = self.dir.get(self.externals_dn(old))
         if ext is None:
             return
-        _, attrs = load("externals").render(list=new, domain=new.partition("@")[2], domains_dn=self.tree.domains_dn)
+        _, attrs = load(self.account.members_template).render(list=new, domain=new.partition("@")[2],
+                                                               domains_dn=self.tree.domains_dn)
         attrs["mail"] = ext.get("mail")
         batch.plan_delete(ext.dn, snapshot=ext)
         batch.plan_add(self.externals_dn(new), attrs)
+
+
+# The class for each way of storing members (AccountType.members).
+STORES: dict[str, type[GroupStore]] = {MEMBERS_IN_ENTRY: AliasStore, MEMBERS_POINT_TO_IT: ListStore}
+
+
+def group_store(directory: Directory, tree: Tree, account: AccountType) -> GroupStore:
+    """The store of an alias-like type (one of accounts.GROUP_TYPES)."""
+    return STORES[account.members](directory, tree, account)

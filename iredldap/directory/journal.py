@@ -43,6 +43,7 @@ from ldap3.utils.dn import parse_dn
 
 from iredldap.errors import AlreadyExists, DirectoryUnavailable, IredldapError, NoSuchAccount, ValueAlreadyPresent, \
     ValueMissing
+from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, Attrs, Changes, Directory, Entry, without_operational
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,9 @@ INCREMENT = "MODIFY_INCREMENT"
 # A `running` row of another host whose heartbeat is older than this is taken
 # for dead (a request never runs this long between two steps).
 STALE_AFTER = timedelta(minutes=10)
-# Counter attribute of a domain -> (container, object class, filter) of what
-# it counts.  The catch-all (`mail=@domain`, a mailUser) is no user.
-COUNTERS = {
-    "domainCurrentUserNumber": ("Users", "mailUser", "(&(objectClass=mailUser)(!(mail=@*)))"),
-    "domainCurrentAliasNumber": ("Aliases", "mailAlias", "(objectClass=mailAlias)"),
-    "domainCurrentListNumber": ("Groups", "mailList", "(objectClass=mailList)"),
-}
+# Counter attribute of a domain -> (container, account type, filter) of what
+# it counts (model/accounts.py: the catch-all, a mailUser too, is no user).
+COUNTERS = {t.counter: (t.container, t, t.filter()) for t in ACCOUNT_TYPES if t.counter}
 
 
 # -- steps ---------------------------------------------------------------------
@@ -198,7 +195,7 @@ class Applier:
 
     def recount(self, domain_dn: str, attrs: Iterable[str] | None = None) -> None:
         """Set the domain's counters to the real count (those it has, or `attrs`)."""
-        entry = self.dir.get(domain_dn, attrs=tuple(COUNTERS), filterstr="(objectClass=mailDomain)")
+        entry = self.dir.get(domain_dn, attrs=tuple(COUNTERS), filterstr=DOMAIN.filter())
         if entry is None:
             return
         wanted = set(attrs or ()) | {a for a in COUNTERS if entry.get(a)}

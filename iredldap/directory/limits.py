@@ -14,10 +14,12 @@ Unset or 0 means unlimited, -1 means none at all.  The counts are shared by
 all the domains the admin manages (`domainAdmin: <admin>`), whoever created
 the accounts in them.  Global admins are never limited.
 
-Every create calls the matching `check_*` before writing, to refuse early
-with the count in the message, and hands the matching `*_ceilings` to the
-store, which checks them again after writing (ceilings.py): only then do
-parallel creates by one admin stop at the limit.  A refusal is a
+Every create calls `check` for its account type (the type declares which
+limit is its own: `admin_limit`, model/accounts.py) before writing, to
+refuse early with the count in the message, and hands the type's
+`ceilings` (users: `user_ceilings`, with maxQuota) to the store, which
+checks them again after writing (ceilings.py): only then do parallel
+creates by one admin stop at the limit.  A refusal is a
 `LimitExceeded` naming the API parameter (maxUsers, maxQuota ...).
 """
 
@@ -26,11 +28,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, QUOTA_UNITS, MiB
+from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, ALIAS, MAILLIST, QUOTA_UNITS, USER, AccountType, \
+    MiB
 from iredldap.errors import LimitExceeded
 from iredldap.directory.admins import Principal
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import LEVEL, Entry
+from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.users import UserStore
 
@@ -84,26 +87,15 @@ class AdminLimits:
     def __init__(self, domains: DomainStore, users: UserStore):
         self.domains = domains
         self.users = users
-        self.dir = domains.dir
-        self.tree = domains.tree
 
     # -- counting -----------------------------------------------------------
 
     def managed(self, principal: Principal) -> list[str]:
         return self.domains.managed_by(principal.mail)
 
-    def _count(self, domains: list[str], ou: str, flt: str) -> int:
-        return sum(1 for d in domains
-                   for _ in self.dir.paged_search(self.tree.container(d, ou), flt, scope=LEVEL, attrs=("1.1",)))
-
-    def count_users(self, domains: list[str]) -> int:
-        return sum(self.users.count(d) for d in domains)  # the catch-all is no user
-
-    def count_aliases(self, domains: list[str]) -> int:
-        return self._count(domains, "Aliases", "(objectClass=mailAlias)")
-
-    def count_lists(self, domains: list[str]) -> int:
-        return self._count(domains, "Groups", "(objectClass=mailList)")
+    def count(self, domains: list[str], account: AccountType) -> int:
+        """How many accounts of the type `domains` hold."""
+        return sum(self.users.addresses.count(d, account) for d in domains)
 
     def used_quota_mb(self, domains: list[str], *, exclude: str = "") -> int:
         """The quotas of the users of `domains` added up (users without a quota count 0)."""
@@ -120,22 +112,26 @@ class AdminLimits:
 
     def usage(self, principal: Principal) -> Usage:
         domains = self.managed(principal)
-        return Usage(domains=len(domains), users=self.count_users(domains), aliases=self.count_aliases(domains),
-                     lists=self.count_lists(domains), quota_mb=self.used_quota_mb(domains))
+        return Usage(domains=len(domains), users=self.count(domains, USER), aliases=self.count(domains, ALIAS),
+                     lists=self.count(domains, MAILLIST), quota_mb=self.used_quota_mb(domains))
 
     # -- checking -----------------------------------------------------------
 
     def check_domains(self, principal: Principal, adding: int = 1) -> None:
         self._check(principal, "maxDomains", "domains", adding, lambda domains: len(domains))
 
+    def check(self, principal: Principal, account: AccountType, adding: int = 1) -> None:
+        """May `principal` create `adding` more accounts of the type (its `admin_limit`)?"""
+        self._check(principal, account.admin_limit, account.plural, adding, lambda domains: self.count(domains, account))
+
     def check_users(self, principal: Principal, adding: int = 1) -> None:
-        self._check(principal, "maxUsers", "mail users", adding, self.count_users)
+        self.check(principal, USER, adding)
 
     def check_aliases(self, principal: Principal, adding: int = 1) -> None:
-        self._check(principal, "maxAliases", "mail aliases", adding, self.count_aliases)
+        self.check(principal, ALIAS, adding)
 
     def check_lists(self, principal: Principal, adding: int = 1) -> None:
-        self._check(principal, "maxLists", "mailing lists", adding, self.count_lists)
+        self.check(principal, MAILLIST, adding)
 
     def check_quota(self, principal: Principal, quota_mb: int, *, replacing: str = "") -> None:
         """May `principal` give one mailbox `quota_mb` MB (0: unlimited)?
@@ -161,12 +157,16 @@ class AdminLimits:
 
     # -- holding after the write (ceilings.py) --------------------------------
 
+    def ceilings(self, principal: Principal, account: AccountType, domains: list[str] | None = None) -> list[Ceiling]:
+        """The admin's limit of the type (maxAliases ...), for an account just added."""
+        domains = self.managed(principal) if domains is None else domains
+        return self._ceilings(principal, account.admin_limit, account.plural,
+                              lambda: self._entries(domains, account, ORDER_ATTRS))
+
     def user_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxUsers and maxQuota, for a user just added."""
         domains = self.managed(principal)
-        return self._ceilings(principal, "maxUsers", "mail users",
-                              lambda: self._entries(domains, "Users", ORDER_ATTRS, users=True)) \
-            + self.quota_ceilings(principal, domains)
+        return self.ceilings(principal, USER, domains) + self.quota_ceilings(principal, domains)
 
     def quota_ceilings(self, principal: Principal, domains: list[str] | None = None, *,
                        changed: bool = False) -> list[Ceiling]:
@@ -179,20 +179,10 @@ class AdminLimits:
         if not most_mb or most_mb < 0:
             return []
         domains = self.managed(principal) if domains is None else domains
-        return [Ceiling(most_mb, lambda: self._entries(domains, "Users", (*ORDER_ATTRS, "mailQuota"), users=True),
+        return [Ceiling(most_mb, lambda: self._entries(domains, USER, (*ORDER_ATTRS, "mailQuota")),
                         lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
                                               "its domains", param="maxQuota"),
                         by_creation=not changed, weight=_quota_mb)]
-
-    def alias_ceilings(self, principal: Principal) -> list[Ceiling]:
-        domains = self.managed(principal)
-        return self._ceilings(principal, "maxAliases", "mail aliases",
-                              lambda: self._entries(domains, "Aliases", ORDER_ATTRS, flt="(objectClass=mailAlias)"))
-
-    def list_ceilings(self, principal: Principal) -> list[Ceiling]:
-        domains = self.managed(principal)
-        return self._ceilings(principal, "maxLists", "mailing lists",
-                              lambda: self._entries(domains, "Groups", ORDER_ATTRS, flt="(objectClass=mailList)"))
 
     def domain_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxDomains, for a domain just added with the admin in its domainAdmin."""
@@ -206,11 +196,8 @@ class AdminLimits:
         return [Ceiling(most, holders, lambda: LimitExceeded(
             f"this admin may have at most {most} {what} over all its domains", param=param), by_creation=True)]
 
-    def _entries(self, domains: list[str], ou: str, attrs, *, flt: str = "", users: bool = False) -> list[Entry]:
-        if users:
-            return [e for d in domains for e in self.users.list(d, attrs=attrs)]
-        return [e for d in domains
-                for e in self.dir.paged_search(self.tree.container(d, ou), flt, scope=LEVEL, attrs=attrs)]
+    def _entries(self, domains: list[str], account: AccountType, attrs) -> list[Entry]:
+        return [e for d in domains for e in self.users.addresses.scan(d, account, attrs=attrs)]
 
     def _check(self, principal: Principal, param: str, what: str, adding: int, count) -> None:
         if principal.is_global or adding <= 0:

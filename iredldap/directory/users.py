@@ -11,17 +11,15 @@ import builtins
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from iredldap.model.accounts import USER, MiB
+from iredldap.model.accounts import ALIAS, DOMAIN, USER, MiB
 from iredldap.config import Settings
-from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded, NoSuchAccount
-from iredldap.directory.search import search_filter, searched
+from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded
 from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from iredldap.model.password_policy import PasswordPolicy
-from iredldap.model.templates import load
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import DELETE, LEVEL, REPLACE, Batch, Changes, Directory, Entry
+from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry
 from iredldap.directory.domains import DeletedMailbox
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
@@ -60,10 +58,6 @@ def _held_paths(entry: Entry, storage: str) -> list[str]:
     return paths
 
 
-def _non_catchall(domain: str) -> str:
-    return "(&(objectClass=mailUser)" + f("(!(mail=@%s))", domain) + ")"
-
-
 class UserStore:
     def __init__(self, directory: Directory, tree: Tree, settings: Settings, *,
                  kept_maildirs: Callable[[list[str]], set[str]] | None = None):
@@ -78,29 +72,25 @@ class UserStore:
     # -- reading ------------------------------------------------------------
 
     def find(self, mail: str, attrs=("*",)) -> Entry | None:
-        return self.dir.get(self.tree.user(mail), attrs=attrs, filterstr="(objectClass=mailUser)")
+        return self.dir.get(self.tree.user(mail), attrs=attrs, filterstr=USER.filter())
 
     def get(self, mail: str, attrs=("*",)) -> Entry:
         entry = self.find(mail, attrs)
         if entry is None:
-            raise NoSuchAccount(f"user {mail} does not exist")
+            raise USER.missing(mail)
         return entry
 
     def list(self, domain: str, *, disabled_only: bool = False, search: str = "", attrs=("*",)) -> Iterator[Entry]:
         """Read page by page (LDAP paged results); `search`: address or name contains it."""
-        flt = _non_catchall(domain)
-        if disabled_only or search:
-            flt = f"(&{flt}{'(accountStatus=disabled)' if disabled_only else ''}{search_filter(search, ('mail', 'cn'))})"
-        yield from searched(self.dir.paged_search(self.tree.container(domain, "Users"), flt, scope=LEVEL, attrs=attrs),
-                            search, ("mail", "cn"))
+        yield from self.addresses.scan(domain, USER, disabled_only=disabled_only, search=search, attrs=attrs)
 
     def count(self, domain: str) -> int:
-        return sum(1 for _ in self.list(domain, attrs=("1.1",)))
+        return self.addresses.count(domain, USER)
 
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfUsers, held after the write (ceilings.py)."""
         return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
-                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param="numberOfUsers"),
+                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit),
                        by_creation=True)
 
     def address_taken(self, address: str) -> bool:
@@ -110,8 +100,8 @@ class UserStore:
         """Aliases forwarding to the user, and the domains it administers."""
         found = self.dir.search(
             self.tree.domains_dn,
-            f("(|(&(objectClass=mailAlias)(mailForwardingAddress=%s))(&(objectClass=mailDomain)(domainAdmin=%s)))",
-              mail, mail), attrs=("mail", "domainName", "objectClass"))
+            "(|" + ALIAS.filter("(mailForwardingAddress=%s)", mail) + DOMAIN.filter("(domainAdmin=%s)", mail) + ")",
+            attrs=("mail", "domainName", "objectClass"))
         aliases = sorted(e.first("mail").lower() for e in found if e.get("mail"))
         domains = sorted(e.first("domainName").lower() for e in found if e.get("domainName"))
         return {"mailing_aliases": aliases, "managed_domains": domains}
@@ -119,14 +109,12 @@ class UserStore:
     # -- rules --------------------------------------------------------------
 
     def rules(self, domain: str) -> DomainRules:
-        entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
-        if entry is None:
-            raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
+        entry = self.addresses.domain_entry(domain)
         values = entry.get("accountSetting")
         s = self.settings
         return DomainRules(
             entry=entry,
-            max_users=settings_attr.int_of(values, "numberOfUsers"),
+            max_users=settings_attr.int_of(values, USER.domain_limit),
             max_user_quota_mb=settings_attr.int_of(values, "maxUserQuota"),
             domain_quota_mb=settings_attr.int_of(values, "domainQuota"),
             default_quota_mb=settings_attr.int_of(values, "defaultQuota"),
@@ -162,13 +150,13 @@ class UserStore:
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
-            raise LimitExceeded(f"{domain} may not have mail users", param="numberOfUsers")
+            raise LimitExceeded(f"{domain} may not have mail users", param=USER.domain_limit)
         quota_mb = values.get("quota", rules.default_quota_mb)
         self._check_quota(rules, domain, quota_mb)
 
         storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
             or self.settings.storage_base_directory
-        dn, attrs = load("user").render(
+        dn, attrs = USER.template.render(
             mail=mail, local_part=local, domain=domain, name=values.get("name") or local,
             domains_dn=self.tree.domains_dn,
             home_directory=values.get("maildir") or self._free_home_directory(mail, str(storage)),
@@ -222,10 +210,10 @@ class UserStore:
                        f"try again later")
 
     def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
-        self.addresses.start_counter(domain, "domainCurrentUserNumber", entry=entry, recount=lambda: self.count(domain))
+        self.addresses.start_counter(domain, USER.counter, entry=entry, recount=lambda: self.count(domain))
 
     def _bump_counter(self, batch: Batch, domain: str, delta: int, *, entry: Entry | None = None) -> None:
-        self.addresses.bump(batch, domain, "domainCurrentUserNumber", delta, entry=entry,
+        self.addresses.bump(batch, domain, USER.counter, delta, entry=entry,
                             recount=lambda: self.count(domain))
 
     def create_global_admin(self, mail: str, *, password_hash: str, name: str = "") -> str:
@@ -386,7 +374,7 @@ class UserStore:
             raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")
         if new_domain != old_domain:
             if new_rules.max_users == -1 or (new_rules.max_users > 0 and self.count(new_domain) >= new_rules.max_users):
-                raise LimitExceeded(f"{new_domain} has no room for another user", param="numberOfUsers")
+                raise LimitExceeded(f"{new_domain} has no room for another user", param=USER.domain_limit)
             self._check_quota(new_rules, new_domain, int(entry.first("mailQuota") or 0) // MiB)
         old_rules = self.rules(old_domain)
 

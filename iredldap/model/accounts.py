@@ -1,25 +1,31 @@
 """Account types, declared once.
 
 Each declaration names the template the entry is created from (object
-classes, RDN and parent come from the template's `dn:` line), and the
-fields: an API parameter and where it goes in LDAP (an attribute, or an
-`accountSetting` key).  Create, update, GET and the API document are derived
-from these declarations; parameters whose effect is more than "set one
-value" (catch-all, alias domains, services ...) are declared here too, and
-the store implements them.
+classes, RDN and parent come from the template's `dn:` line), what tells
+its entries apart from every other type's (`object_class` and `distinct`:
+`filter()` for LDAP, `matches()` in memory), its counter and limits, where
+its members live, its routes, and the fields: an API parameter and where it
+goes in LDAP (an attribute, or an `accountSetting` key).  Create, update,
+GET, the filters and DNs of the stores, the limits checks, the LDIF export,
+the access rules of its routes and the API document are derived from these
+declarations; parameters whose effect is more than "set one value"
+(catch-all, alias domains, services ...) are declared here too, and the
+store implements them.  `ACCOUNT_TYPES` (at the end) is the registry.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ldap3.utils.conv import escape_filter_chars
 
 from iredldap.model import validators
-from iredldap.errors import InvalidInput
+from iredldap.errors import InvalidInput, NoSuchAccount
 from iredldap.model.listing import list_params
 from iredldap.model.params import (ACCOUNT_STATUS, INT64_MAX, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
-                     JoinedList, NameList, Param, ParamSet, Secret, Text)
+                     JoinedList, NameList, NO_PARAMS, Param, ParamSet, Secret, Text)
 from iredldap.model.templates import Template, load
 
 
@@ -47,15 +53,74 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Has:
+    """A test that tells a type apart from other types of its object class:
+    the entry has `value` in `attr` (a trailing `*`: a value starting so) --
+    or, with `absent`, has no such value."""
+
+    attr: str
+    value: str
+    absent: bool = False
+
+    def ldap(self) -> str:
+        value = self.value
+        escaped = escape_filter_chars(value[:-1]) + "*" if value.endswith("*") else escape_filter_chars(value)
+        test = f"({self.attr}={escaped})"
+        return f"(!{test})" if self.absent else test
+
+    def holds(self, attrs: Mapping[str, Sequence[Any]]) -> bool:
+        want = self.value.lower()
+        found = any(v.startswith(want[:-1]) if want.endswith("*") else v == want
+                    for v in _values(attrs, self.attr))
+        return found != self.absent
+
+
+def _values(attrs: Mapping[str, Sequence[Any]], name: str) -> list[str]:
+    """The values of `name` (any spelling), lower-cased text."""
+    return [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).lower()
+            for key, values in attrs.items() if key.lower() == name.lower() for v in values]
+
+
+# Where a type's members live (the store class for each: directory/groups.py).
+MEMBERS_IN_ENTRY = "mailForwardingAddress"   # in the entry's own mailForwardingAddress
+MEMBERS_POINT_TO_IT = "memberOfGroup"        # on the members: `memberOfGroup: <its address>`; members
+                                             # not hosted here in the entry of its `members_template`
+
+
+@dataclass(frozen=True)
+class Routes:
+    """A type's URI templates (empty: it has none)."""
+
+    item: str = ""            # one account: /api/alias/{mail}
+    collection: str = ""      # the accounts of a domain (or all): /api/aliases/{domain}
+    change_email: str = ""    # a new address: /api/alias/{mail}/change_email/{new_mail}
+
+
+@dataclass(frozen=True)
 class AccountType:
     name: str
     template_name: str
-    fields: tuple[Field, ...]
+    fields: tuple[Field, ...] = ()
     # Parameters handled by the store's own code.
     extra_update: tuple[Param, ...] = ()
     extra_create: tuple[Param, ...] = ()
+    extra_delete: tuple[Param, ...] = ()
     conflicts: tuple[tuple[str, ...], ...] = ()
     requires: tuple[tuple[str, str], ...] = ()
+    # -- what it is in the directory --------------------------------------------
+    label: str = ""           # one of them, in messages: "mailing list"
+    plural: str = ""          # several: "mailing lists"
+    object_class: str = ""    # the template's object class that tells it apart ...
+    distinct: tuple[Has, ...] = ()   # ... with these, from the other types of that class
+    not_found: str = "{label} {name} does not exist"
+    not_found_code: str = ""  # NoSuchAccount's code when it is not there (default NO_SUCH_ACCOUNT)
+    counter: str = ""         # its domain's domainCurrent*Number attribute
+    domain_limit: str = ""    # accountSetting key of its domain's limit (numberOfLists)
+    admin_limit: str = ""     # API parameter of a normal admin's limit (maxLists; ADMIN_SETTINGS)
+    members: str = ""         # where its members live: MEMBERS_IN_ENTRY, MEMBERS_POINT_TO_IT, or none
+    members_template: str = ""  # the template of the entry holding members not hosted here
+    routes: Routes = Routes()
+    export_summary: str = ""  # what its LDIF export holds ("a mailing list and ...")
 
     @property
     def template(self) -> Template:
@@ -67,7 +132,43 @@ class AccountType:
 
     @property
     def rdn_attr(self) -> str:
-        return self.template.dn.split("=", 1)[0]
+        return self.template.rdn_attr
+
+    @property
+    def url_part(self) -> str:
+        """What names one of them in a URL: `domain` or `mail`."""
+        return "domain" if self.template.key == "domain" else "mail"
+
+    @property
+    def container(self) -> str:
+        """The `ou` below its domain it lives in ("" for none)."""
+        return self.template.container
+
+    @property
+    def below_domain(self) -> bool:
+        """An entry inside a domain (an address Postfix resolves), not the domain or an admin."""
+        return "domainName=$domain," in self.template.parent
+
+    @property
+    def ldif_route(self) -> str:
+        return f"/api/ldif/{self.name}/{{{self.url_part}}}"
+
+    def filter(self, extra: str = "", *values: str) -> str:
+        """The LDAP filter selecting exactly the entries of this type; with
+        `extra`, only those of them matching it too (`%s` in `extra` stand
+        for `values`, escaped here)."""
+        if values:
+            extra = extra % tuple(escape_filter_chars(v) for v in values)
+        parts = [f"(objectClass={self.object_class})", *(h.ldap() for h in self.distinct), extra]
+        parts = [p for p in parts if p]
+        return parts[0] if len(parts) == 1 else "(&" + "".join(parts) + ")"
+
+    def matches(self, attrs: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether an entry (its attributes) is of this type: `filter()`, in memory."""
+        return self.object_class.lower() in _values(attrs, "objectClass") and all(h.holds(attrs) for h in self.distinct)
+
+    def missing(self, name: str) -> NoSuchAccount:
+        return NoSuchAccount(self.not_found.format(label=self.label, name=name), code=self.not_found_code or None)
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.param.name == name)
@@ -78,6 +179,15 @@ class AccountType:
 
     def update_params(self) -> ParamSet:
         return ParamSet(tuple(f.param for f in self.fields) + self.extra_update, self.conflicts, self.requires)
+
+    def delete_params(self) -> ParamSet:
+        return ParamSet(self.extra_delete) if self.extra_delete else NO_PARAMS
+
+
+def any_class(types: Iterable[AccountType], *more: str) -> str:
+    """A filter for every entry of one of `types` or of the object classes `more`."""
+    classes = dict.fromkeys([t.object_class for t in types] + list(more))
+    return "(|" + "".join(f"(objectClass={c})" for c in classes) + ")"
 
 
 MiB = 1024 * 1024
@@ -127,8 +237,10 @@ _DOMAIN_EXTRA = (
 )
 
 DOMAIN = AccountType(
-    name="domain",
-    template_name="domain",
+    name="domain", template_name="domain", label="domain", plural="domains",
+    object_class="mailDomain", not_found_code="NO_SUCH_DOMAIN",
+    routes=Routes(item="/api/domain/{domain}", collection="/api/domains"),
+    export_summary="a domain and every entry under it",
     fields=(
         Field(Param("name", Text(255), "Short description of the domain (company name)", aliases=("cn",)), attr="cn"),
         Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the domain: active, disabled"),
@@ -231,17 +343,29 @@ _MEMBERS = (
 _MEMBER_CONFLICTS = (("members", "addMember"), ("members", "removeMember"))
 
 ALIAS = AccountType(
-    name="alias",
-    template_name="alias",
+    name="alias", template_name="alias", label="alias", plural="mail aliases",
+    object_class="mailAlias",
+    counter="domainCurrentAliasNumber", domain_limit="numberOfAliases", admin_limit="maxAliases",
+    members=MEMBERS_IN_ENTRY,
+    routes=Routes(item="/api/alias/{mail}", collection="/api/aliases/{domain}",
+                  change_email="/api/alias/{mail}/change_email/{new_mail}"),
+    export_summary="an alias",
     fields=_GROUP_FIELDS,
     extra_create=_MEMBERS[:1],
     extra_update=_MEMBERS,
     conflicts=_MEMBER_CONFLICTS,
 )
 
+# Subscribable (mlmmj) lists are mailList entries too: `enabledService:
+# mlmmj` marks them (iredmail-ldap-model, mlmmj.md); these lists are the others.
 MAILLIST = AccountType(
-    name="maillist",
-    template_name="maillist",
+    name="maillist", template_name="maillist", label="mailing list", plural="mailing lists",
+    object_class="mailList", distinct=(Has("enabledService", "mlmmj", absent=True),),
+    counter="domainCurrentListNumber", domain_limit="numberOfLists", admin_limit="maxLists",
+    members=MEMBERS_POINT_TO_IT, members_template="externals",
+    routes=Routes(item="/api/maillist/{mail}", collection="/api/maillists/{domain}",
+                  change_email="/api/maillist/{mail}/change_email/{new_mail}"),
+    export_summary="a mailing list and the entry of its external members",
     fields=_GROUP_FIELDS + (
         Field(Param("owner", _address_list("comma-separated addresses"), "Owners of the list",
                     aliases=("owners", "listOwner")), attr="listOwner", multi=True),
@@ -253,6 +377,8 @@ MAILLIST = AccountType(
     ),
     extra_create=_MEMBERS[:1],
     extra_update=_MEMBERS,
+    # `archive` only means something for mlmmj lists; accepted and ignored here.
+    extra_delete=(Param("archive", Boolean(), "Archive an mlmmj list first (ignored here)"),),
     conflicts=_MEMBER_CONFLICTS,
 )
 
@@ -287,8 +413,13 @@ def _phone(value: str, *, param: str) -> str:
 
 
 USER = AccountType(
-    name="user",
-    template_name="user",
+    name="user", template_name="user", label="user", plural="mail users",
+    # The catch-all (`mail=@domain`) is a mailUser too, and no user.
+    object_class="mailUser", distinct=(Has("mail", "@*", absent=True),),
+    counter="domainCurrentUserNumber", domain_limit="numberOfUsers", admin_limit="maxUsers",
+    routes=Routes(item="/api/user/{mail}", collection="/api/users/{domain}",
+                  change_email="/api/user/{mail}/change_email/{new_mail}"),
+    export_summary="a mail user",
     fields=(
         Field(Param("name", Text(255), "Display name (empty: the local part)", aliases=("cn",)), attr="cn"),
         Field(Param("gn", Text(255), "Given name", aliases=("givenName",)), attr="givenName"),
@@ -412,8 +543,10 @@ ADMIN_LIST_PARAMS = ParamSet((
 )) + list_params(("mail", "name"), (("cn", "name"),))
 
 ADMIN = AccountType(
-    name="admin",
-    template_name="admin",
+    name="admin", template_name="admin", label="admin", plural="admins",
+    object_class="mailAdmin",
+    routes=Routes(item="/api/admin/{mail}", collection="/api/admins"),
+    export_summary="an admin (a standalone admin, or the mail user holding the role)",
     fields=(
         Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
         Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the admin: active, disabled"),
@@ -431,3 +564,27 @@ ADMIN = AccountType(
     extra_update=_admin_extra(create=False),
     requires=(("maxQuota", "quotaUnit"), ("quotaUnit", "maxQuota")),
 )
+
+# The per-domain catch-all: the mailUser `mail=@<domain>` (no parameters of its
+# own: PUT /api/domain/<domain> sets it).
+CATCHALL = AccountType(
+    name="catchall", template_name="catchall", label="catch-all", plural="catch-alls",
+    object_class="mailUser", distinct=(Has("mail", "@*"),),
+    not_found="domain {name} has no catch-all address",
+    export_summary="a domain's catch-all entry",
+)
+
+# -- the registry ---------------------------------------------------------------
+
+# Every type, in the order exports and their routes are listed.
+ACCOUNT_TYPES = (DOMAIN, CATCHALL, USER, MAILLIST, ALIAS, ADMIN)
+# The entries below a domain: their addresses share one space.
+ADDRESS_TYPES = tuple(t for t in ACCOUNT_TYPES if t.below_domain)
+# Addresses that stand for other addresses (aliases, lists).
+GROUP_TYPES = tuple(t for t in ACCOUNT_TYPES if t.members)
+# A mail user holding an admin role (as iRedAdmin marks it).
+ADMIN_ROLE = "(|(domainGlobalAdmin=yes)(enabledService=domainadmin))"
+
+
+def account_type(name: str) -> AccountType:
+    return next(t for t in ACCOUNT_TYPES if t.name == name)

@@ -26,6 +26,28 @@ class Template:
     def object_classes(self) -> tuple[str, ...]:
         return tuple(v for k, v in self.lines if k.lower() == "objectclass")
 
+    @property
+    def rdn_attr(self) -> str:
+        return self.dn.split("=", 1)[0]
+
+    @property
+    def key(self) -> str:
+        """The placeholder that names the entry: the one in its RDN value
+        (`mail` for `mail=$mail,...`, `domain` for `mail=@$domain,...`)."""
+        rdn_value = self.dn.split(",", 1)[0].split("=", 1)[1]
+        return next(named or braced for _, named, braced, _ in string.Template.pattern.findall(rdn_value))
+
+    @property
+    def parent(self) -> str:
+        """The `dn:` line without its RDN: the container formula."""
+        return self.dn.split(",", 1)[1]
+
+    @property
+    def container(self) -> str:
+        """The `ou` the entries live in below their domain ("" when not in one)."""
+        first = self.parent.split(",", 1)[0]
+        return first[3:] if first.lower().startswith("ou=") else ""
+
     def placeholders(self) -> set[str]:
         found = set()
         for text in [self.dn, *(v for _, v in self.lines)]:

@@ -5,7 +5,7 @@ Every route, store and error handler is wired here and nowhere else.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import falcon
 
@@ -16,7 +16,7 @@ from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.export import Exporter
-from iredldap.directory.groups import AliasStore, ListStore
+from iredldap.directory.groups import group_store
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.users import UserStore
 from iredldap.web import openapi
@@ -35,7 +35,7 @@ from iredldap.db.sessions import SessionStore
 from iredldap.startup import prepare_databases
 from iredldap.web.audit import AuditLog
 from iredldap.metrics import RequestMetrics
-from iredldap.model import params
+from iredldap.model import accounts, params
 from iredldap.db.tokens import ScopedDomains, TokenStore
 
 
@@ -48,8 +48,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     domain_store = DomainStore(backends.directory, tree, default_transport=settings.default_mta_transport)
     admin_store = AdminStore(backends.directory, tree)
     user_store = UserStore(backends.directory, tree, settings, kept_maildirs=backends.iredadmin.kept_maildirs)
-    alias_store = AliasStore(backends.directory, tree)
-    list_store = ListStore(backends.directory, tree)
+    # Aliases and mailing lists: one store per declared type (model/accounts.py).
+    group_stores = [group_store(backends.directory, tree, account) for account in accounts.GROUP_TYPES]
     admin_limits = AdminLimits(domain_store, user_store)
     # What the access check and the responders see: narrowed under a
     # domain-limited API token (iredldap.db.tokens); the limits count all.
@@ -89,7 +89,15 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
                                      limits=admin_limits)
     user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
                                policies=policy_accounts, sessions=sessions)
-    routes = [
+    group_routes: list[tuple[str, Any, dict]] = []
+    for store in group_stores:
+        group_routes += [
+            (store.account.routes.item, groups.GroupItem(store, domain_store, backends.iredadmin, limits=admin_limits,
+                                                         policies=policy_accounts), {}),
+            (store.account.routes.change_email, change_email.ChangeEmail(
+                store, store.account.label, domain_store, backends.iredadmin, policy_accounts), {}),
+            (store.account.routes.collection, groups.GroupCollection(store, domain_store), {})]
+    routes: list[tuple[str, Any, dict]] = [
         ("/api/login", login.Login(settings, admin_store, sessions, backends.iredadmin), {}),
         ("/api/logout", login.Logout(settings, sessions), {}),
         ("/api/domains", domains.DomainCollection(domain_store), {}),
@@ -103,22 +111,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
          change_email.ChangeEmail(user_store, "user", domain_store, backends.iredadmin, policy_accounts), {}),
         ("/api/users/{domain}", users.UserCollection(user_store, settings, backends.iredadmin, sessions=sessions), {}),
         ("/api/verify_password/user/{mail}", users.UserPasswordCheck(user_store), {}),
-        # Aliases and mailing lists
-        ("/api/alias/{mail}", groups.GroupItem(alias_store, domain_store, backends.iredadmin,
-                                               check_admin_limit=admin_limits.check_aliases,
-                                               admin_ceilings=admin_limits.alias_ceilings,
-                                               policies=policy_accounts), {}),
-        ("/api/alias/{mail}/change_email/{new_mail}",
-         change_email.ChangeEmail(alias_store, "alias", domain_store, backends.iredadmin, policy_accounts), {}),
-        ("/api/aliases/{domain}", groups.GroupCollection(alias_store, domain_store), {}),
-        ("/api/maillist/{mail}", groups.GroupItem(list_store, domain_store, backends.iredadmin,
-                                                  check_admin_limit=admin_limits.check_lists,
-                                                  admin_ceilings=admin_limits.list_ceilings,
-                                                  policies=policy_accounts), {}),
-        ("/api/maillist/{mail}/change_email/{new_mail}",
-         change_email.ChangeEmail(list_store, "mailing list", domain_store, backends.iredadmin, policy_accounts),
-         {}),
-        ("/api/maillists/{domain}", groups.GroupCollection(list_store, domain_store), {}),
+        # Aliases and mailing lists, at the routes their types declare
+        *group_routes,
         # Admins
         ("/api/admins", admins.AdminCollection(admin_store, domain_store), {}),
         ("/api/admin/{mail}",

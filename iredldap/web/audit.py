@@ -47,6 +47,7 @@ import falcon
 from iredldap.web import authz
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.errors import DatabaseUnavailable
+from iredldap.model.accounts import ACCOUNT_TYPES
 from iredldap.model.params import Blankable, Boolean, Choice, Integer, Number, ParamSet, Secret
 from iredldap.web.common import raw_params
 
@@ -132,8 +133,8 @@ def resource_params(resource: Any) -> frozenset[str]:
 
 # -- the row ------------------------------------------------------------------------
 
-_ITEM_ROUTES = ("/api/domain/{domain}", "/api/user/{mail}", "/api/alias/{mail}", "/api/maillist/{mail}",
-                "/api/admin/{mail}")
+# POST there creates an account (each type declares its item route).
+_ITEM_ROUTES = tuple(t.routes.item for t in ACCOUNT_TYPES if t.routes.item)
 _ENABLED = {"active", "enable", "enabled"}
 _DISABLED = {"disabled", "disable", "inactive"}
 

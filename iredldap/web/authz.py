@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import enum
 from iredldap.model import validators
+from iredldap.model.accounts import GROUP_TYPES, AccountType
 from iredldap.directory.admins import AdminStore, Principal, Rights
 from iredldap.errors import LoginRequired, NotAuthorized
 from iredldap.model.policy_addresses import account_of
@@ -66,6 +67,17 @@ A = Rule.ACCOUNT
 U = Rule.MAIL_ACCOUNT
 W = Rule.ACCOUNT_CHANGE
 X = Rule.DELETE_DOMAIN
+
+
+def _group_rules(account: AccountType) -> dict[tuple[str, str], Rule]:
+    """The rules of the routes an alias-like type declares (accounts.GROUP_TYPES):
+    the domain of `{mail}` must be the admin's; creating one checks the
+    address as MAIL_ACCOUNT does (a standalone admin may have it).  Such an
+    account holds no admin rights itself, so changing it needs no more."""
+    routes = account.routes
+    return {(routes.item, "GET"): M, (routes.item, "POST"): U, (routes.item, "PUT"): M, (routes.item, "DELETE"): M,
+            (routes.change_email, "POST"): M, (routes.collection, "GET"): D, (account.ldif_route, "GET"): M}
+
 
 RULES: dict[tuple[str, str], Rule] = {
     ("/api/login", "POST"): P,
@@ -97,19 +109,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/users/{domain}", "GET"): D,
     ("/api/users/{domain}", "PUT"): D,
     ("/api/verify_password/user/{mail}", "POST"): G,
-    # Aliases and mailing lists
-    ("/api/alias/{mail}", "GET"): M,
-    ("/api/alias/{mail}", "POST"): U,
-    ("/api/alias/{mail}", "PUT"): M,
-    ("/api/alias/{mail}", "DELETE"): M,
-    ("/api/alias/{mail}/change_email/{new_mail}", "POST"): M,
-    ("/api/aliases/{domain}", "GET"): D,
-    ("/api/maillist/{mail}", "GET"): M,
-    ("/api/maillist/{mail}", "POST"): U,
-    ("/api/maillist/{mail}", "PUT"): M,
-    ("/api/maillist/{mail}", "DELETE"): M,
-    ("/api/maillist/{mail}/change_email/{new_mail}", "POST"): M,
-    ("/api/maillists/{domain}", "GET"): D,
+    # Aliases and mailing lists (and their LDIF exports), from their declarations
+    **{key: rule for account in GROUP_TYPES for key, rule in _group_rules(account).items()},
     # Admins
     ("/api/admins", "GET"): G,
     ("/api/admin/{mail}", "GET"): G,
@@ -121,8 +122,6 @@ RULES: dict[tuple[str, str], Rule] = {
     ("/api/ldif/domain/{domain}", "GET"): D,
     ("/api/ldif/catchall/{domain}", "GET"): D,
     ("/api/ldif/user/{mail}", "GET"): M,
-    ("/api/ldif/maillist/{mail}", "GET"): M,
-    ("/api/ldif/alias/{mail}", "GET"): M,
     ("/api/ldif/admin/{mail}", "GET"): G,
     # Spam policy, throttling, greylisting, white/blacklists (SQL)
     ("/api/spampolicy/global", "GET"): G,

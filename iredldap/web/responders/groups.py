@@ -8,27 +8,24 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import falcon
 
 from iredldap.model import accounts, validators
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
-from iredldap.directory.admins import Principal
-from iredldap.directory.ceilings import Ceiling
 from iredldap.directory.domains import DomainStore
-from iredldap.directory.groups import GroupStore, ListStore
+from iredldap.directory.groups import GroupStore
+from iredldap.directory.limits import AdminLimits
 from iredldap.errors import NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import ENTRY, LISTING
-from iredldap.model.params import NO_PARAMS, Boolean, Operation, Param, ParamSet
+from iredldap.model.accounts import MEMBERS_POINT_TO_IT
+from iredldap.model.params import Operation
 from iredldap.web.common import entry_as_seen, ok, ok_page, principal, read_params
 from iredldap.web.responders.domains import restrict_for_normal_admin
 from iredldap.web.responders.users import SORT_ATTRS
-
-# `archive` only means something for mlmmj lists; accepted and ignored here.
-LIST_DELETE_PARAMS = ParamSet((Param("archive", Boolean(), "Archive an mlmmj list first (ignored here)"),))
 
 
 def _mail(raw: str, param: str = "mail") -> str:
@@ -36,21 +33,19 @@ def _mail(raw: str, param: str = "mail") -> str:
 
 
 class GroupItem:
-    def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *,
-                 check_admin_limit: Callable[[Principal], None],
-                 admin_ceilings: Callable[[Principal], list[Ceiling]], policies: PolicyAccounts | None = None):
+    def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *, limits: AdminLimits,
+                 policies: PolicyAccounts | None = None):
         self.store = store
+        self.account = store.account
         self.policies = policies
         self.domains = domains
         self.db = db
         # The creating admin's own limit (maxAliases or maxLists), across its domains.
-        self.check_admin_limit = check_admin_limit
-        # The same limit, held again after the write against parallel creates.
-        self.admin_ceilings = admin_ceilings
-        self.create_params = store.kind.account.create_params()
-        self.update_params = store.kind.account.update_params()
-        self.delete_params = LIST_DELETE_PARAMS if isinstance(store, ListStore) else NO_PARAMS
-        label = store.kind.label
+        self.limits = limits
+        self.create_params = self.account.create_params()
+        self.update_params = self.account.update_params()
+        self.delete_params = self.account.delete_params()
+        label = self.account.label
         self.operations = {
             "GET": Operation(f"Show a {label} and its members", data=ENTRY),
             "POST": Operation(f"Create a {label}", self.create_params, status=201),
@@ -65,7 +60,7 @@ class GroupItem:
         refused, whether an account has it or not: the answer must not tell
         which addresses exist at other customers.
         """
-        if principal(req).is_global or not isinstance(self.store, ListStore):
+        if principal(req).is_global or self.account.members != MEMBERS_POINT_TO_IT:
             return
         managed = set(req.context.access.managed_domains())
         added = values.get("members", []) + values.get("addMember", [])
@@ -89,8 +84,9 @@ class GroupItem:
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         self._check_members(req, values)
-        self.check_admin_limit(who)
-        self.store.create(mail, values, limits=self.admin_ceilings(who))
+        self.limits.check(who, self.account)
+        # The same limit, held again after the write against parallel creates.
+        self.store.create(mail, values, limits=self.limits.ceilings(who, self.account))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -113,8 +109,7 @@ class GroupCollection:
     def __init__(self, store: GroupStore, domains: DomainStore):
         self.store = store
         self.domains = domains
-        plural = "aliases" if store.kind.ou == "Aliases" else "mailing lists"
-        self.operations = {"GET": Operation(f"List the {plural} of a domain", accounts.GROUP_LIST_PARAMS,
+        self.operations = {"GET": Operation(f"List the {store.account.plural} of a domain", accounts.GROUP_LIST_PARAMS,
                                             data=LISTING, listing=True)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:

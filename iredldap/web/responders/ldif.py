@@ -18,6 +18,7 @@ from __future__ import annotations
 import falcon
 
 from iredldap.model import validators
+from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN, USER, AccountType
 from iredldap.config import Settings
 from iredldap.directory.admins import Principal
 from iredldap.directory.export import Exporter
@@ -25,16 +26,6 @@ from iredldap.model.params import Operation
 from iredldap.web.common import principal, read_params
 
 CONTENT_TYPE = "text/ldif"
-
-_WHAT = {
-    "domain": "a domain and every entry under it",
-    "catchall": "a domain's catch-all entry",
-    "user": "a mail user",
-    "maillist": "a mailing list and the entry of its external members",
-    "alias": "an alias",
-    "admin": "an admin (a standalone admin, or the mail user holding the role)",
-}
-
 
 def include_passwords(setting: str, who: Principal) -> bool:
     if setting == "always":
@@ -45,21 +36,22 @@ def include_passwords(setting: str, who: Principal) -> bool:
 
 
 class LdifExport:
-    """One instance per kind: `domain` and `catchall` take {domain}, the others {mail}."""
+    """One instance per account type: `domain` and `catchall` take {domain}, the others {mail}."""
 
-    def __init__(self, exporter: Exporter, kind: str, settings: Settings):
+    def __init__(self, exporter: Exporter, account: AccountType, settings: Settings):
         self.exporter = exporter
-        self.kind = kind
+        self.account = account
+        self.kind = account.name
         self.settings = settings
         self.operations = {"GET": Operation(
-            f"LDIF export of {_WHAT[kind]}",
+            f"LDIF export of {account.export_summary}",
             description="RFC 2849 LDIF, streamed, as a download; password hashes per LDIF_EXPORT_PASSWORDS.",
             content={CONTENT_TYPE: {"type": "string"}})}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str | None = None,
                mail: str | None = None) -> None:
         read_params(req, self.operations["GET"].params)
-        if self.kind in ("domain", "catchall"):
+        if self.account.url_part == "domain":
             name = validators.domain_name(domain or "", param="domain")
         else:
             name = validators.email(mail or "", param="mail")
@@ -74,14 +66,13 @@ class LdifExport:
         above: list[str] = []
         if passwords and not who.is_global:
             access = req.context.access
-            above = access.outranking(name) if self.kind == "domain" else (
-                [name] if self.kind == "user" and access.outranks(name) else [])
+            above = access.outranking(name) if self.account is DOMAIN else (
+                [name] if self.account is USER and access.outranks(name) else [])
         resp.stream = self.exporter.stream(
             plan, passwords=passwords, domains=None if who.is_global else req.context.access.managed_domains(),
             no_hash_for=frozenset(above))
 
 
 def routes(exporter: Exporter, settings: Settings) -> list[tuple[str, object, dict]]:
-    return [(f"/api/ldif/{kind}/{{{'domain' if kind in ('domain', 'catchall') else 'mail'}}}",
-             LdifExport(exporter, kind, settings), {})
-            for kind in ("domain", "catchall", "user", "maillist", "alias", "admin")]
+    """One export route per account type (model/accounts.py)."""
+    return [(account.ldif_route, LdifExport(exporter, account, settings), {}) for account in ACCOUNT_TYPES]
