@@ -117,8 +117,10 @@ class UserStore:
 
     # -- rules --------------------------------------------------------------
 
-    def rules(self, domain: str) -> DomainRules:
-        entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
+    def rules(self, domain: str, *, entry: Entry | None = None) -> DomainRules:
+        """The rules of `domain`; `entry`: its entry, when the request has read it already."""
+        if entry is None or not entry.has_value("objectClass", "mailDomain"):
+            entry = self.dir.get(self.tree.domain(domain), filterstr="(objectClass=mailDomain)")
         if entry is None:
             raise NoSuchAccount(f"domain {domain} does not exist", code="NO_SUCH_DOMAIN")
         values = entry.get("accountSetting")
@@ -235,15 +237,22 @@ class UserStore:
     # -- updating -----------------------------------------------------------
 
     def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
-               quota_limits: Sequence[Ceiling] = ()) -> None:
-        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota)."""
-        entry = self.get(mail)
+               quota_limits: Sequence[Ceiling] = (), entry: Entry | None = None,
+               rules: DomainRules | None = None) -> None:
+        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota).
+
+        `entry` and `rules`: the user's entry and its domain's rules, when the
+        request has read them already.
+        """
+        if entry is None or not entry.has_value("objectClass", "mailUser"):
+            entry = self.get(mail)
         local, _, domain = mail.partition("@")
+        rules = rules or self.rules(domain)
         changes: Changes = {}
         services = {s.lower(): s for s in entry.get("enabledService")}
 
         if "quota" in values:
-            self._check_quota(self.rules(domain), domain, values["quota"], exclude=entry.dn)
+            self._check_quota(rules, domain, values["quota"], exclude=entry.dn)
         # iRedAdmin: an empty display name or surname falls back to the local part.
         changes.update(field_changes(entry, USER.fields, values, empty_defaults={"name": local, "sn": local}))
 
@@ -270,7 +279,7 @@ class UserStore:
             if forwarding:
                 services.setdefault("forward", "forward")
 
-        aliases = self._wanted_aliases(entry, domain, local, values)
+        aliases = self._wanted_aliases(entry, domain, rules, local, values)
         claimed: list[str] = []
         if aliases is not None:
             ops = values_diff(entry.get("shadowAddress"), aliases)
@@ -301,12 +310,13 @@ class UserStore:
         current = int(entry.first("mailQuota") or 0)
         return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
-    def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> list[str] | None:
+    def _wanted_aliases(self, entry: Entry, domain: str, rules: DomainRules, local: str,
+                        values: dict[str, Any]) -> list[str] | None:
         """The shadowAddress values after the change; checks each new one."""
         if not any(k in values for k in ("aliases", "addAlias", "removeAlias")):
             return None
         current = [v.lower() for v in entry.get("shadowAddress")]
-        alias_domains = [a.lower() for a in self.rules(domain).entry.get("domainAliasName")]
+        alias_domains = [a.lower() for a in rules.entry.get("domainAliasName")]
         # The user's twins in the alias domains are kept by the domain, not by this list.
         twins = {f"{local}@{a}" for a in alias_domains}
         wanted = wanted_list([v for v in current if v not in twins], values, "aliases", "addAlias", "removeAlias")

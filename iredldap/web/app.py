@@ -19,7 +19,7 @@ from iredldap.directory.export import Exporter
 from iredldap.directory.groups import AliasStore, ListStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.users import UserStore
-from iredldap.web import openapi
+from iredldap.web import authz, openapi
 from iredldap.web.responders import admins, change_email, docs, domains, groups, login, policies, users
 from iredldap.web import errors
 from iredldap.web.responders import health, log as log_resource, tokens as token_resources
@@ -36,7 +36,7 @@ from iredldap.startup import prepare_databases
 from iredldap.web.audit import AuditLog
 from iredldap.metrics import RequestMetrics
 from iredldap.model import params
-from iredldap.db.tokens import ScopedDomains, TokenStore
+from iredldap.db.tokens import TokenStore
 
 
 def create_app(settings: Settings, backends: Backends | None = None) -> falcon.App:
@@ -51,9 +51,6 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
     alias_store = AliasStore(backends.directory, tree)
     list_store = ListStore(backends.directory, tree)
     admin_limits = AdminLimits(domain_store, user_store)
-    # What the access check and the responders see: narrowed under a
-    # domain-limited API token (iredldap.db.tokens); the limits count all.
-    domain_store = ScopedDomains(domain_store)
     api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
     # Engines of these are made on first use (see iredldap.db.live.EngineSource).
@@ -71,7 +68,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> falcon.A
         BodyLimit(settings.max_request_body),
         ClientAccess(settings),
         audit_log,
-        Authentication(settings, sessions, admin_store, domain_store, api_tokens),
+        Authentication(settings, sessions, admin_store, domain_store, api_tokens, rules=authz.RULES),
         SettleJournal(journal),
     ])
     # Clients send `catchall=` to mean "none": keep blank values everywhere.

@@ -36,16 +36,19 @@ those above the caller, which it skips and names in its answer
 (`Access.outranking`, the same test as MAIL_ACCOUNT).
 
 An API token may narrow this further (read-only, or some domains only):
-see iredldap.db.tokens.
+see iredldap.web.scope.
 """
 
 from __future__ import annotations
 
 import enum
-from iredldap.model import validators
-from iredldap.directory.admins import AdminStore, Principal, Rights
+from typing import Any, Iterable, Mapping, Sequence
+
+from iredldap.directory.admins import AdminStore, Lookup, Principal, Rights
+from iredldap.directory.connection import Entry
 from iredldap.errors import LoginRequired, NotAuthorized
-from iredldap.model.policy_addresses import account_of
+from iredldap.web.scope import Scope, rdn_value
+from iredldap.web.url import UrlParts
 
 
 class Rule(enum.Enum):
@@ -164,26 +167,38 @@ RULES: dict[tuple[str, str], Rule] = {
 
 
 class Access:
-    """What the access decisions of one request need to know, each read once:
-    the caller, the domains it manages, the rights of accounts it acts on.
+    """What the access decisions of one request need to know, read once by
+    the authentication middleware: the caller, the domains it manages
+    (narrowed by a domain-limited token, see iredldap.web.scope), and what
+    the same search found of the account the URL names (`lookup`).
 
-    Built by the authentication middleware; responders that must apply the
-    same rules to many accounts (the bulk user update) use it too.
+    Responders that must apply the same rules to more accounts (aliases
+    given, the bulk user update) use it too.
     """
 
-    def __init__(self, principal: Principal | None, admins: AdminStore, managed_by):
+    def __init__(self, principal: Principal | None, admins: AdminStore | None,
+                 managed: Sequence[str] | None = None, *, lookup: Lookup | None = None,
+                 scope: Scope | None = None):
         self.principal = principal
         self._admins = admins
-        self._managed_by = managed_by
-        self._managed: list[str] | None = None
+        self._managed = list(managed) if managed is not None else None
+        self.lookup = lookup
+        self.scope = scope
 
     def managed_domains(self) -> list[str]:
-        if self._managed is None:
-            assert self.principal is not None
-            self._managed = self._managed_by(self.principal.mail)
+        """The domains a normal admin manages (read for every normal admin's request)."""
+        assert self._managed is not None, "a global admin manages every domain"
         return self._managed
 
+    def entry_at(self, dn: str) -> Entry | None:
+        """The entry at `dn` if the request's lookup read it (the account at the
+        URL's {mail}, the URL's domain); None: not read, look it up."""
+        return self.lookup.entry_at(dn) if self.lookup is not None else None
+
     def rights_of(self, mail: str) -> Rights:
+        if self.lookup is not None and self.lookup.account == mail.lower():
+            return self.lookup.account_rights()
+        assert self._admins is not None
         return self._admins.rights_of(mail)
 
     def outranks(self, mail: str) -> bool:
@@ -198,11 +213,29 @@ class Access:
         assert self.principal is not None
         if self.principal.is_global:
             return []
+        assert self._admins is not None
         return self._admins.outranking(domain, self.principal, self.managed_domains())
 
+    def listing_admin(self) -> str | None:
+        """Whose domains a domain listing shows: None for all (then `visible`
+        narrows them under a global admin's domain-limited token)."""
+        assert self.principal is not None
+        if self.principal.is_global or (self.scope is not None and self.scope.admin_is_global):
+            return None
+        return self.principal.mail
 
-def check(rule: Rule | None, access: Access, url_params: dict[str, str]) -> None:
-    """Raise LoginRequired or NotAuthorized unless the rule lets the request through."""
+    def visible(self, domain_entries: Iterable[Entry]) -> Iterable[Entry]:
+        """The domains of a listing the caller may see under its token."""
+        scope = self.scope
+        if scope is None:
+            return domain_entries
+        return (e for e in domain_entries if scope.allows(rdn_value(e.dn)))
+
+
+def check(rule: Rule | None, access: Access, url: UrlParts | Mapping[str, Any]) -> None:
+    """Raise LoginRequired or NotAuthorized unless the rule lets the request
+    through (or the InvalidInput of a URL part the rule needs)."""
+    parts = url if isinstance(url, UrlParts) else UrlParts(url)
     principal = access.principal
     if rule is None:
         raise NotAuthorized("this endpoint has no access rule")
@@ -222,16 +255,16 @@ def check(rule: Rule | None, access: Access, url_params: dict[str, str]) -> None
         raise NotAuthorized("only admins allowed to create domains may delete one")
     mail = ""
     if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN):
-        domain = validators.domain_name(url_params.get("domain", ""))
+        domain = parts["domain"]
     elif rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
-        account = account_of(url_params.get("account", ""))
+        account = parts["account"]
         if account.kind == "global":
             raise NotAuthorized("only global admins may change global settings")
         domain = account.name.rpartition("@")[2]
         if rule is Rule.ACCOUNT_CHANGE and "@" in account.name:
             mail = account.name
     else:
-        mail = validators.email(url_params.get("mail", ""))
+        mail = parts["mail"]
         domain = mail.rpartition("@")[2]
     if domain not in access.managed_domains():
         raise NotAuthorized(f"not an admin of domain {domain}")

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import falcon
 
-from iredldap.model import accounts, validators
+from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import Principal
@@ -28,10 +28,6 @@ from iredldap.web.responders.users import SORT_ATTRS
 
 # `archive` only means something for mlmmj lists; accepted and ignored here.
 LIST_DELETE_PARAMS = ParamSet((Param("archive", Boolean(), "Archive an mlmmj list first (ignored here)"),))
-
-
-def _mail(raw: str, param: str = "mail") -> str:
-    return validators.email(raw, param=param)
 
 
 class GroupItem:
@@ -76,14 +72,12 @@ class GroupItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["GET"])
-        mail = _mail(mail)
         entry = self.store.get(mail)
         data = entry_as_seen(req, entry)
         data["members"] = self.store.members(entry, mail)
         ok(resp, data)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
@@ -93,7 +87,6 @@ class GroupItem:
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, self.update_params, values, [])
@@ -103,7 +96,6 @@ class GroupItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["DELETE"])
-        mail = _mail(mail)
         self.store.delete(mail, after=(lambda: self.policies.forget(mail)) if self.policies else None)
         ok(resp)
 
@@ -118,7 +110,6 @@ class GroupCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
-        domain = validators.domain_name(domain)
         self.domains.get(domain)  # 404 for an unknown domain
         listing = Listing.of(values, "mail")
         emails_only = values.get("email_only", False)

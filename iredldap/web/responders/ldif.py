@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import falcon
 
-from iredldap.model import validators
 from iredldap.config import Settings
 from iredldap.directory.admins import Principal
 from iredldap.directory.export import Exporter
@@ -59,10 +58,7 @@ class LdifExport:
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str | None = None,
                mail: str | None = None) -> None:
         read_params(req, self.operations["GET"].params)
-        if self.kind in ("domain", "catchall"):
-            name = validators.domain_name(domain or "", param="domain")
-        else:
-            name = validators.email(mail or "", param="mail")
+        name = domain if self.kind in ("domain", "catchall") else mail
         plan = self.exporter.plan(self.kind, name)
         resp.content_type = CONTENT_TYPE
         resp.downloadable_as = plan.filename
