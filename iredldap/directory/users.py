@@ -79,7 +79,10 @@ class UserStore:
     def find(self, mail: str, attrs=("*",)) -> Entry | None:
         return self.dir.get(self.tree.user(mail), attrs=attrs, filterstr="(objectClass=mailUser)")
 
-    def get(self, mail: str, attrs=("*",)) -> Entry:
+    def get(self, mail: str, attrs=("*",), *, read: Entry | None = None) -> Entry:
+        """The user at `mail`; `read`: its entry as the request has read it already, if it has."""
+        if read is not None and read.has_value("objectClass", "mailUser"):
+            return read
         entry = self.find(mail, attrs)
         if entry is None:
             raise NoSuchAccount(f"user {mail} does not exist")
@@ -152,14 +155,16 @@ class UserStore:
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
+               extra: dict[str, list[str]] | None = None, limits: Sequence[Ceiling] = (),
+               rules: DomainRules | None = None) -> str:
         """Add a user; `values` are parsed API parameters (USER fields).
 
         `limits`: more ceilings the new user must fit in (the creating admin's).
+        `rules`: the domain's, when the request has read them already.
         """
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
-        rules = self.rules(domain)
+        rules = rules or self.rules(domain)
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
@@ -244,8 +249,7 @@ class UserStore:
         `entry` and `rules`: the user's entry and its domain's rules, when the
         request has read them already.
         """
-        if entry is None or not entry.has_value("objectClass", "mailUser"):
-            entry = self.get(mail)
+        entry = self.get(mail, read=entry)
         local, _, domain = mail.partition("@")
         rules = rules or self.rules(domain)
         changes: Changes = {}

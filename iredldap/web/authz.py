@@ -1,8 +1,11 @@
-"""Who may call what: one table for every endpoint of the service.
+"""Who may call what: the rules, and the check of one request against its rule.
 
-`RULES` maps (URI template, HTTP method) to a rule.  The web layer looks up
-every request here before the responder runs; a route missing from the table
-is refused, so a new endpoint cannot be reachable by accident.
+Each route of the service declares the rule of each of its methods
+(iredldap.web.app.ROUTES, from which `app.RULES` maps (URI template, HTTP
+method) to a rule).  The web layer looks up every request there before the
+responder runs; a route missing from the table is refused, and create_app
+refuses a responder method without a rule, so a new endpoint cannot be
+reachable by accident.
 
 Rules:
     PUBLIC          no login needed (login itself, health, metrics)
@@ -62,108 +65,6 @@ class Rule(enum.Enum):
     ACCOUNT = "account"
     ACCOUNT_CHANGE = "account_change"
     MAIL_ACCOUNT = "mail_account"
-
-
-P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
-A = Rule.ACCOUNT
-U = Rule.MAIL_ACCOUNT
-W = Rule.ACCOUNT_CHANGE
-X = Rule.DELETE_DOMAIN
-
-RULES: dict[tuple[str, str], Rule] = {
-    ("/api/login", "POST"): P,
-    # Public so that an expired cookie can still be cleared.
-    ("/api/logout", "POST"): P,
-    # The API document and its docs page: they describe the API (what the
-    # source and iRedAdmin-Pro's published API tell anyway), no account data.
-    ("/api/openapi.json", "GET"): P,
-    ("/api/docs", "GET"): P,
-    ("/api/docs/{name}", "GET"): P,
-    ("/api", "GET"): P,
-    ("/api/domains", "GET"): L,
-    ("/api/domain/{domain}", "GET"): D,
-    ("/api/domain/{domain}", "POST"): C,
-    ("/api/domain/{domain}", "PUT"): D,
-    ("/api/domain/{domain}", "DELETE"): X,
-    ("/api/domain/{domain}/keep_mailbox_days/{days}", "DELETE"): X,
-    ("/api/domain/admins/{domain}", "GET"): D,
-    ("/api/domain/admins/{domain}", "PUT"): D,
-    ("/api/domain/services/{domain}", "GET"): D,
-    ("/api/domain/services/{domain}", "PUT"): G,
-    # Mail users
-    ("/api/user/{mail}", "GET"): M,
-    ("/api/user/{mail}", "POST"): U,
-    ("/api/user/{mail}", "PUT"): U,
-    ("/api/user/{mail}", "DELETE"): U,
-    ("/api/user/{mail}/keep_mailbox_days/{days}", "DELETE"): U,
-    ("/api/user/{mail}/change_email/{new_mail}", "POST"): U,
-    ("/api/users/{domain}", "GET"): D,
-    ("/api/users/{domain}", "PUT"): D,
-    ("/api/verify_password/user/{mail}", "POST"): G,
-    # Aliases and mailing lists
-    ("/api/alias/{mail}", "GET"): M,
-    ("/api/alias/{mail}", "POST"): U,
-    ("/api/alias/{mail}", "PUT"): M,
-    ("/api/alias/{mail}", "DELETE"): M,
-    ("/api/alias/{mail}/change_email/{new_mail}", "POST"): M,
-    ("/api/aliases/{domain}", "GET"): D,
-    ("/api/maillist/{mail}", "GET"): M,
-    ("/api/maillist/{mail}", "POST"): U,
-    ("/api/maillist/{mail}", "PUT"): M,
-    ("/api/maillist/{mail}", "DELETE"): M,
-    ("/api/maillist/{mail}/change_email/{new_mail}", "POST"): M,
-    ("/api/maillists/{domain}", "GET"): D,
-    # Admins
-    ("/api/admins", "GET"): G,
-    ("/api/admin/{mail}", "GET"): G,
-    ("/api/admin/{mail}", "POST"): G,
-    ("/api/admin/{mail}", "PUT"): G,
-    ("/api/admin/{mail}", "DELETE"): G,
-    ("/api/verify_password/admin/{mail}", "POST"): G,
-    # LDIF export
-    ("/api/ldif/domain/{domain}", "GET"): D,
-    ("/api/ldif/catchall/{domain}", "GET"): D,
-    ("/api/ldif/user/{mail}", "GET"): M,
-    ("/api/ldif/maillist/{mail}", "GET"): M,
-    ("/api/ldif/alias/{mail}", "GET"): M,
-    ("/api/ldif/admin/{mail}", "GET"): G,
-    # Spam policy, throttling, greylisting, white/blacklists (SQL)
-    ("/api/spampolicy/global", "GET"): G,
-    ("/api/spampolicy/global", "PUT"): G,
-    ("/api/spampolicy/global", "DELETE"): G,
-    ("/api/spampolicy/domain/{domain}", "GET"): D,
-    ("/api/spampolicy/domain/{domain}", "PUT"): D,
-    ("/api/spampolicy/domain/{domain}", "DELETE"): D,
-    ("/api/spampolicy/user/{mail}", "GET"): M,
-    ("/api/spampolicy/user/{mail}", "PUT"): U,
-    ("/api/spampolicy/user/{mail}", "DELETE"): U,
-    ("/api/throttle/{account}/{direction}", "GET"): A,
-    ("/api/throttle/{account}/{direction}", "POST"): W,
-    ("/api/throttle/{account}/{direction}", "DELETE"): W,
-    ("/api/greylisting/all", "GET"): G,
-    ("/api/greylisting/whitelist_spf_domains", "GET"): G,
-    ("/api/greylisting/whitelist_spf_domains", "POST"): G,
-    ("/api/greylisting/{account}", "GET"): A,
-    ("/api/greylisting/{account}", "POST"): W,
-    ("/api/greylisting/{account}", "DELETE"): W,
-    ("/api/greylisting/{account}/whitelists", "GET"): A,
-    ("/api/greylisting/{account}/whitelists", "POST"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "GET"): A,
-    ("/api/wblist/{direction}/{listname}/{account}", "POST"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "PUT"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): W,
-    # API tokens and the activity log
-    ("/api/tokens", "GET"): G,
-    ("/api/tokens", "POST"): G,
-    ("/api/token/{token_id}", "GET"): G,
-    ("/api/token/{token_id}", "DELETE"): G,
-    ("/api/log", "GET"): G,
-    ("/api/check", "GET"): G,
-    # Health and metrics, outside /api (resources/health.py)
-    ("/healthz", "GET"): P,
-    ("/readyz", "GET"): P,
-    ("/metrics", "GET"): P,
-}
 
 
 class Access:

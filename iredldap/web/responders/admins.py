@@ -1,4 +1,4 @@
-"""Domain admin endpoints (global admins only, see authz.RULES).
+"""Domain admin endpoints (global admins only, see the route table in iredldap.web.app).
 
     GET|POST|PUT|DELETE /api/admin/<mail>                 AdminItem
     POST   /api/verify_password/admin/<mail>              AdminPasswordCheck

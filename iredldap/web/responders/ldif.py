@@ -75,9 +75,3 @@ class LdifExport:
         resp.stream = self.exporter.stream(
             plan, passwords=passwords, domains=None if who.is_global else req.context.access.managed_domains(),
             no_hash_for=frozenset(above))
-
-
-def routes(exporter: Exporter, settings: Settings) -> list[tuple[str, object, dict]]:
-    return [(f"/api/ldif/{kind}/{{{'domain' if kind in ('domain', 'catchall') else 'mail'}}}",
-             LdifExport(exporter, kind, settings), {})
-            for kind in ("domain", "catchall", "user", "maillist", "alias", "admin")]

@@ -449,21 +449,5 @@ class WBList:
         ok(resp)
 
 
-def routes(amavisd: AmavisdDB, iredapd: IredapdDB, accounts: Accounts) -> list[tuple[str, Any, dict]]:
-    """(URI template, resource, add_route options) of every endpoint here."""
-    greylisting = Greylisting(iredapd, accounts)
-    return [
-        ("/api/spampolicy/global", SpamPolicy(amavisd, accounts, "global"), {}),
-        ("/api/spampolicy/domain/{domain}", SpamPolicy(amavisd, accounts, "domain"), {}),
-        ("/api/spampolicy/user/{mail}", SpamPolicy(amavisd, accounts, "user"), {}),
-        ("/api/throttle/{account}/{direction}", Throttle(iredapd, accounts), {}),
-        ("/api/greylisting/all", GreylistingAll(iredapd), {}),
-        ("/api/greylisting/whitelist_spf_domains", GreylistingSpfDomains(iredapd), {}),
-        ("/api/greylisting/{account}", greylisting, {}),
-        ("/api/greylisting/{account}/whitelists", GreylistingWhitelists(iredapd, accounts), {}),
-        ("/api/wblist/{direction}/{listname}/{account}", WBList(amavisd, accounts), {}),
-    ]
-
-
-__all__ = ["Accounts", "routes", "SPAM_POLICY_PARAMS", "THROTTLE_PARAMS", "GREYLISTING_PARAMS",
+__all__ = ["Accounts", "SPAM_POLICY_PARAMS", "THROTTLE_PARAMS", "GREYLISTING_PARAMS",
            "WHITELIST_PARAMS", "SPF_DOMAINS_PARAMS", "WBLIST_PARAMS"]

@@ -99,7 +99,7 @@ class UserItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["GET"])
-        entry = self.users.get(mail)
+        entry = self.users.get(mail, read=req.context.access.entry_at(self.users.tree.user(mail)))
         data: dict[str, Any] = entry_as_dict(entry)
         data.update(self.users.memberships(mail))
         data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
@@ -117,12 +117,11 @@ class UserItem:
         restrict_for_normal_admin(who, self.create_params, values, [])
         if "password" not in values and "password_hash" not in values:
             raise MissingParameter("password: required (or password_hash)", param="password")
-        domain = mail.partition("@")[2]
-        rules = self.users.rules(domain)
+        _, rules = self._read(req, mail)
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
-        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
+        self.users.create(mail, values, password_hash=stored, rules=rules, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
