@@ -165,6 +165,5 @@ class Authentication:
         return found
 
     def _find(self, admin: str, url: UrlParts) -> Lookup | None:
-        account = url["mail"] if "mail" in url and "mail" not in url.errors else ""
-        domain = url["domain"] if "domain" in url and "domain" not in url.errors else account.rpartition("@")[2]
-        return self.admins.lookup(admin, account=account, domain=domain)
+        account = url.valid("mail") or ""
+        return self.admins.lookup(admin, account=account, domain=url.valid("domain") or account.rpartition("@")[2])

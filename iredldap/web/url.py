@@ -41,6 +41,10 @@ class UrlParts:
             raise self.errors[name]
         return self.values[name]
 
+    def valid(self, name: str) -> Any:
+        """The parsed value of `name`; None when the URL has no such part or it did not parse."""
+        return None if name in self.errors else self.values.get(name)
+
     def require_valid(self) -> None:
         """Raise the error of the first part (in URL order) that did not parse."""
         for name in self.raw:
