@@ -225,14 +225,15 @@ class AdminStore:
         if domain:
             terms.append(f("(&(objectClass=mailDomain)(domainName=%s))", domain))
         found = self.dir.search(self.tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))
-        user = next((e for e in found if _same_dn(e.dn, self.tree.user(mail)) and e.has_value("objectClass", "mailUser")), None)
-        if user is None or not (user.has_value("domainGlobalAdmin", "yes")
-                                or user.has_value("enabledService", "domainadmin")):
-            user = next((e for e in found if mail.rpartition("@")[2] and _same_dn(e.dn, self.tree.admin(mail))
-                         and e.has_value("objectClass", "mailAdmin")), None)
-        if user is None or not _is_active(user):
+        admin = next((e for e in found if _same_dn(e.dn, self.tree.user(mail))
+                      and e.has_value("objectClass", "mailUser")), None)
+        if admin is None or not (admin.has_value("domainGlobalAdmin", "yes")
+                                 or admin.has_value("enabledService", "domainadmin")):
+            admin = next((e for e in found if mail.rpartition("@")[2] and _same_dn(e.dn, self.tree.admin(mail))
+                          and e.has_value("objectClass", "mailAdmin")), None)
+        if admin is None or not _is_active(admin):
             return None
-        return Lookup(principal=_principal_of(user), entry=user, account=account.lower(), entries=tuple(found))
+        return Lookup(principal=_principal_of(admin), entry=admin, account=account.lower(), entries=tuple(found))
 
     def create_standalone(self, mail: str, *, password_hash: str, name: str = "", is_global: bool = False,
                           language: str = "") -> str:

@@ -17,6 +17,7 @@ from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import AdminStore, Principal
+from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DeletedMailbox, DomainStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.settings_attr import parse as parse_settings
@@ -92,7 +93,7 @@ class DomainItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["GET"])
-        ok(resp, entry_as_dict(self.domains.get(domain)))
+        ok(resp, entry_as_dict(self._entry(req, domain)))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["POST"])
@@ -108,8 +109,9 @@ class DomainItem:
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
+        entry = self._entry(req, domain)
         if not who.is_global:
-            locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
+            locked = parse_settings(entry.get("accountSetting")).get("disabledDomainProfile", [])
             restrict_for_normal_admin(who, self.update_params, values, locked)
             if values.get("accountStatus") == "disabled":
                 # Disabling the domain disables every account in it (domainStatus).
@@ -118,8 +120,12 @@ class DomainItem:
                     raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
                                         f"yours: {', '.join(above)}", param="accountStatus")
             self._check_admin_names(req, values.get("aliasDomains", []) + values.get("addAliasDomain", []))
-        self.domains.update(domain, values)
+        self.domains.update(domain, values, entry=entry)
         ok(resp)
+
+    def _entry(self, req: falcon.Request, domain: str) -> Entry:
+        """The domain's entry, as the request's lookup read it if it did."""
+        return self.domains.get(domain, read=req.context.access.entry_at(self.domains.tree.domain(domain)))
 
     def _check_admin_names(self, req: falcon.Request, names: list[str]) -> None:
         """A normal admin may not host a domain (or alias domain) in which
