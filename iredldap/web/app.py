@@ -53,8 +53,9 @@ class MissingAccessRule(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    """A URI template: the responder answering it (made from the wired
-    stores, `Wired`) and who may call each of its HTTP methods."""
+    """A URI template: the responder answering it (made from the stores
+    create_app wires, its `wired` namespace) and who may call each of its
+    HTTP methods."""
 
     template: str
     responder: Callable[[Any], Any]
@@ -155,13 +156,13 @@ ROUTES: tuple[Route, ...] = (
     route("/api/docs/{name}", lambda w: w.docs.asset, GET=P),
 )
 
-#: (URI template, HTTP method) -> who may call it: the access table the
-#: authentication middleware applies (iredldap.web.authz); a request to a
-#: route missing from it is refused.
 def rules_of(routes: Iterable[Route]) -> dict[tuple[str, str], Rule]:
     return {(r.template, method): rule for r in routes for method, rule in r.rules.items()}
 
 
+#: (URI template, HTTP method) -> who may call it: the access table the
+#: authentication middleware applies (iredldap.web.authz); a request to a
+#: route missing from it is refused.
 RULES = rules_of(ROUTES)
 
 
