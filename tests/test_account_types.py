@@ -20,7 +20,7 @@ from iredldap.directory.tree import CONTAINERS
 from iredldap.model import accounts
 from iredldap.model.accounts import ACCOUNT_TYPES, ADDRESS_TYPES, GROUP_TYPES, MAILLIST, USER
 from iredldap.model.templates import load
-from iredldap.web import authz
+from iredldap.web.app import RULES
 
 DOMAIN = "types.test"
 METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -143,4 +143,4 @@ def test_every_route_of_every_type_is_mounted_with_an_access_rule(app, settings,
         methods = [m for m in METHODS if hasattr(resource, f"on_{m.lower()}")]
         assert methods, template
         for method in methods:
-            assert (template, method) in authz.RULES, f"{method} {template} has no access rule"
+            assert (template, method) in RULES, f"{method} {template} has no access rule"

@@ -2,7 +2,7 @@
 
 Every write endpoint of the access table leaves exactly one row in iRedAdmin's
 `log` table, with the right admin, domain and account, and no secret in it:
-the endpoints are generated from `authz.RULES`, so a new one is covered the
+the endpoints are generated from `web_app.RULES`, so a new one is covered the
 moment it gets its rule.
 """
 
@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from iredldap.web import authz
+from iredldap.web import app as web_app
 from iredldap.web.audit import AuditLog, event_of
 from iredldap.db import tables as t
 from iredldap.errors import DatabaseUnavailable
@@ -38,7 +38,7 @@ ACCOUNTS = ("user@own.test", "own.test", "global")
 SELF_LOGGING = {"/api/login", "/api/logout"}
 
 WRITES = [(template, method, account)
-          for (template, method), _ in sorted(authz.RULES.items())
+          for (template, method), _ in sorted(web_app.RULES.items())
           if method in ("POST", "PUT", "DELETE") and template not in SELF_LOGGING
           for account in (ACCOUNTS if "{account}" in template else (None,))]
 

@@ -1,6 +1,6 @@
 """Every endpoint in the access table, called by every kind of caller.
 
-The cases are generated from `iredldap.web.authz.RULES` itself, so a new endpoint
+The cases are generated from `iredldap.web.web_app.RULES` itself, so a new endpoint
 is covered the moment it gets its rule.  Where a call is refused, nothing may
 have changed: the whole directory and the SQL tables are compared before and
 after.
@@ -13,7 +13,7 @@ import re
 import pytest
 from sqlalchemy import MetaData, select
 
-from iredldap.web import authz
+from iredldap.web import app as web_app
 from iredldap.web.authz import Rule
 from iredldap.db.engine import make_engine
 from iredldap.directory.connection import SUBTREE
@@ -53,7 +53,7 @@ def concrete(template: str, **overrides: str) -> str:
 ABOVE = ("boss@own.test", "coadmin@own.test")
 
 CASES = [(template, method, rule, account)
-         for (template, method), rule in sorted(authz.RULES.items())
+         for (template, method), rule in sorted(web_app.RULES.items())
          for account in (ACCOUNTS if "{account}" in template else (None,))]
 
 
@@ -157,7 +157,7 @@ def test_every_endpoint_for_every_caller(case, world, factory, iredadmin, settin
         assert result.status_code not in (401, 403), (role, method, path, result.text)
 
 
-ABOVE_CASES = [(template, method, target) for (template, method), rule in sorted(authz.RULES.items())
+ABOVE_CASES = [(template, method, target) for (template, method), rule in sorted(web_app.RULES.items())
                if rule in (Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE) for target in ABOVE]
 
 

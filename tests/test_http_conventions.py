@@ -241,11 +241,11 @@ class _Boom:
 
 def test_unexpected_error_has_the_envelope_and_hides_details(monkeypatch, settings, directory, iredadmin,
                                                              global_admin):
-    from iredldap.web import authz
+    from iredldap.web import app as web_app, authz
     from iredldap.backends import Backends
     from iredldap.web.app import create_app
 
-    monkeypatch.setitem(authz.RULES, ("/api/boom", "GET"), authz.Rule.LOGGED_IN)
+    monkeypatch.setitem(web_app.RULES, ("/api/boom", "GET"), authz.Rule.LOGGED_IN)
     app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin))
     app.add_route("/api/boom", _Boom())
     client = ApiClient(app, settings)

@@ -13,7 +13,7 @@ refused (401) like a session.  A token can be narrowed:
 * read-only: only GET (and HEAD) requests; anything else is 403.
 * limited to domains: the token's admin acts as a normal admin that manages
   only those of the listed domains it may manage itself (a global admin: the
-  listed domains).  Concretely (see `Scope`):
+  listed domains).  Concretely (see iredldap.web.scope):
     - the access table runs with a non-global view of the admin, whose
       managed domains are that intersection: endpoints for global admins
       only (admins, tokens, the log, global policies) are 403;
@@ -35,8 +35,6 @@ this service, in UTC.
 
 from __future__ import annotations
 
-import contextvars
-import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -44,19 +42,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from iredldap.model import validators
 from iredldap.db.iredadmin import IredadminDB
-from iredldap.directory.admins import Principal
-from iredldap.errors import InvalidInput, LoginRequired, NotAuthorized
+from iredldap.errors import InvalidInput, LoginRequired
 
 #: Tokens start with this, so that secret scanners and people recognise them.
 PREFIX = "irdl_"
 
 #: `last_used` is written at most this often (seconds): not a write per request.
 TOUCH_INTERVAL = 60
-
-#: Methods a read-only token may use.
-READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -173,120 +166,3 @@ def parse_time(raw: str, *, param: str, end_of_day: bool = False) -> datetime:
         return _naive_utc(value)
     except OverflowError:
         raise InvalidInput(f"{param}: {raw!r} is out of range", param=param) from None
-
-
-# -- domain-limited tokens ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Scope:
-    """What a domain-limited token may reach: `domains`, of which an admin
-    that is not global manages only those in its own list."""
-
-    domains: frozenset[str]
-    admin_is_global: bool
-
-    def allows(self, domain: str) -> bool:
-        return domain.lower() in self.domains
-
-
-_current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("iredldap_token_scope",
-                                                                             default=None)
-
-
-def set_scope(scope: Scope | None) -> None:
-    """Set by the authentication middleware at the start of every request."""
-    _current_scope.set(scope)
-
-
-def current_scope() -> Scope | None:
-    return _current_scope.get()
-
-
-# URL fields that name a domain or an address, and how to get the domain.
-_URL_DOMAIN_FIELDS = ("domain", "mail", "new_mail", "account")
-
-
-def _domain_of(field: str, raw: str) -> str | None:
-    """The domain a URL field names; None for `global`."""
-    raw = raw.strip().lower()
-    if field == "account" and raw == "global":
-        return None
-    try:
-        if "@" in raw:
-            return validators.email(raw, param=field).rpartition("@")[2]
-        return validators.domain_name(raw, param=field)
-    except InvalidInput:
-        if "@" in raw:
-            return raw.rpartition("@")[2]
-        return raw
-
-
-def narrow(token: ApiToken, principal: Principal, method: str, url_params: dict[str, str]) -> Principal:
-    """Apply the token's limits to a request; returns the principal the rest
-    of the request sees, and sets the request's `Scope`.
-
-    Raises NotAuthorized for a write with a read-only token and for a URL
-    outside a domain-limited token's domains.
-    """
-    set_scope(None)
-    if token.read_only and method.upper() not in READ_METHODS:
-        raise NotAuthorized("this API token is read-only")
-    if token.domains is None:
-        return principal
-    scope = Scope(domains=token.domains, admin_is_global=principal.is_global)
-    set_scope(scope)
-    for field in _URL_DOMAIN_FIELDS:
-        if field not in url_params:
-            continue
-        domain = _domain_of(field, str(url_params[field]))
-        if domain is None:
-            raise NotAuthorized("this API token is limited to some domains; global settings need an "
-                                "unrestricted token")
-        if not scope.allows(domain):
-            raise NotAuthorized(f"this API token is not valid for domain {domain}")
-    # A normal admin of the listed domains, as far as everything else is concerned.
-    return dataclasses.replace(principal, is_global=False)
-
-
-class ScopedDomains:
-    """The domain store as the access check and the responders see it.
-
-    Without a domain-limited token (the usual case) it is the store itself.
-    Under one, the admin "manages" only the token's domains (see `Scope`):
-    `managed_by` and `list(admin=...)` answer accordingly.  Everything else
-    is passed through.
-    """
-
-    def __init__(self, store):
-        self._store = store
-
-    def __getattr__(self, name: str):
-        return getattr(self._store, name)
-
-    def managed_by(self, admin: str) -> list[str]:
-        scope = current_scope()
-        if scope is None:
-            return self._store.managed_by(admin)
-        if scope.admin_is_global:
-            return sorted(scope.domains)
-        return [d for d in self._store.managed_by(admin) if scope.allows(d)]
-
-    def list(self, *, admin: str | None = None, **kwargs):
-        return self._scoped("list", admin, kwargs)
-
-    def scan(self, *, admin: str | None = None, **kwargs):
-        return self._scoped("scan", admin, kwargs)
-
-    def _scoped(self, method: str, admin: str | None, kwargs: dict):
-        scope = current_scope()
-        read = getattr(self._store, method)
-        if scope is None or admin is None:
-            return read(admin=admin, **kwargs)
-        entries = read(admin=None if scope.admin_is_global else admin, **kwargs)
-        found = (e for e in entries if scope.allows(_rdn_value(e.dn)))
-        return list(found) if method == "list" else found
-
-
-def _rdn_value(dn: str) -> str:
-    """`example.com` of `domainName=example.com,o=domains,...`."""
-    return dn.split(",", 1)[0].partition("=")[2].strip().lower()

@@ -36,6 +36,8 @@ class Principal:
     is_global: bool
     is_mail_user: bool
     settings: dict = field(default_factory=dict, compare=False)
+    # The domains it manages (`domainAdmin`), when read; None: not read.
+    domains: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def may_create_domains(self) -> bool:
@@ -80,6 +82,62 @@ def _is_active(entry: Entry) -> bool:
     return entry.first("accountStatus").lower() == "active" and not entry.has_value("domainStatus", "disabled")
 
 
+def _same_dn(a: str, b: str) -> bool:
+    return a.replace(", ", ",").lower() == b.replace(", ", ",").lower()
+
+
+def _rights_in(entries: list[Entry], mail: str) -> Rights:
+    """The rights of `mail` (see `Rights`) as the entries found tell them:
+    the domains naming it in `domainAdmin`, its mail user and standalone admin."""
+    domains, is_global, may_create = set(), False, False
+    for entry in entries:
+        if entry.has_value("objectClass", "mailDomain"):
+            if any(a.lower() == mail for a in entry.get("domainAdmin")):
+                domains.add(entry.first("domainName").lower())
+        elif (entry.has_value("objectClass", "mailUser") or entry.has_value("objectClass", "mailAdmin")) \
+                and any(m.lower() == mail for m in entry.get("mail")):
+            is_global = is_global or entry.has_value("domainGlobalAdmin", "yes")
+            may_create = may_create or "create_new_domains" in settings_attr.parse(entry.get("accountSetting"))
+    return Rights(is_global=is_global, may_create_domains=may_create, domains=frozenset(domains))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What one search finds for a request: the admin making it and, when
+    the URL names them, the account at an address and a domain's entry."""
+
+    principal: Principal
+    entry: Entry                    # the admin's own entry (with its password hash)
+    account: str = ""
+    entries: tuple[Entry, ...] = ()  # every entry found, with all their attributes
+
+    def entry_at(self, dn: str) -> Entry | None:
+        return next((e for e in self.entries if _same_dn(e.dn, dn)), None)
+
+    def account_rights(self) -> Rights:
+        """The rights of `account` (its entries and the domains naming it are among those found)."""
+        return _rights_in(list(self.entries), self.account)
+
+
+def _rights_filter(mail: str) -> str:
+    return "(|" + DOMAIN.filter("(domainAdmin=%s)", mail) + _account_filter(mail) + ")"
+
+
+def _account_filter(mail: str) -> str:
+    """The mail user or standalone admin at `mail`."""
+    return f("(&" + any_class((USER, ADMIN)) + "(mail=%s))", mail)
+
+
+def _principal_of(entry: Entry) -> Principal:
+    return Principal(
+        mail=entry.first("mail").lower(),
+        dn=entry.dn,
+        is_global=entry.has_value("domainGlobalAdmin", "yes"),
+        is_mail_user=entry.has_value("objectClass", "mailUser"),
+        settings=settings_attr.parse(entry.get("accountSetting")),
+    )
+
+
 class AdminStore:
     def __init__(self, directory: Directory, tree: Tree):
         self.dir = directory
@@ -114,18 +172,10 @@ class AdminStore:
 
     def rights_of(self, mail: str) -> Rights:
         """The admin rights `mail` holds or would hold (see `Rights`), in one search."""
-        found = self.dir.search(
-            self.tree.suffix,
-            "(|" + DOMAIN.filter("(domainAdmin=%s)", mail) + f("(&" + any_class((USER, ADMIN)) + "(mail=%s))", mail) + ")",
-            attrs=("objectClass", "domainName", "domainGlobalAdmin", "accountSetting"))
-        domains, is_global, may_create = set(), False, False
-        for entry in found:
-            if entry.get("domainName"):
-                domains.add(entry.first("domainName").lower())
-                continue
-            is_global = is_global or entry.has_value("domainGlobalAdmin", "yes")
-            may_create = may_create or "create_new_domains" in settings_attr.parse(entry.get("accountSetting"))
-        return Rights(is_global=is_global, may_create_domains=may_create, domains=frozenset(domains))
+        found = self.dir.search(self.tree.suffix, _rights_filter(mail),
+                                attrs=("objectClass", "domainName", "domainAdmin", "mail", "domainGlobalAdmin",
+                                       "accountSetting"))
+        return _rights_in(found, mail.lower())
 
     def addresses_at(self, domain: str) -> list[str]:
         """Admin addresses in `domain`: standalone admins' and those some domain
@@ -160,16 +210,33 @@ class AdminStore:
 
     def principal_for(self, mail: str) -> tuple[Principal, Entry] | None:
         """The active admin `mail` and its entry (which holds the password hash)."""
-        entry = self.find(mail)
-        if entry is None or not _is_active(entry):
+        found = self.lookup(mail)
+        return (found.principal, found.entry) if found is not None else None
+
+    def lookup(self, mail: str, *, account: str = "", domain: str = "") -> Lookup | None:
+        """The active admin `mail` (None if there is none), and in the same
+        search the entries of the address `account` with what its rights
+        depend on (see `rights_of`), and the entry of `domain`.
+
+        The admin is the mail user at its address if that is marked as an
+        admin, else the standalone admin (as iRedAdmin looks them up).
+        """
+        terms = [_account_filter(mail)]
+        if account:
+            terms.append(_rights_filter(account))
+            terms.append(f("(mail=%s)", account))
+        if domain:
+            terms.append(DOMAIN.filter("(domainName=%s)", domain))
+        found = self.dir.search(self.tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))
+        admin = next((e for e in found if _same_dn(e.dn, self.tree.user(mail))
+                      and e.has_value("objectClass", "mailUser")), None)
+        if admin is None or not (admin.has_value("domainGlobalAdmin", "yes")
+                                 or admin.has_value("enabledService", "domainadmin")):
+            admin = next((e for e in found if mail.rpartition("@")[2] and _same_dn(e.dn, self.tree.admin(mail))
+                          and e.has_value("objectClass", "mailAdmin")), None)
+        if admin is None or not _is_active(admin):
             return None
-        return Principal(
-            mail=entry.first("mail").lower(),
-            dn=entry.dn,
-            is_global=entry.has_value("domainGlobalAdmin", "yes"),
-            is_mail_user=any(c.lower() == "mailuser" for c in entry.get("objectClass")),
-            settings=settings_attr.parse(entry.get("accountSetting")),
-        ), entry
+        return Lookup(principal=_principal_of(admin), entry=admin, account=account.lower(), entries=tuple(found))
 
     def create_standalone(self, mail: str, *, password_hash: str, name: str = "", is_global: bool = False,
                           language: str = "") -> str:

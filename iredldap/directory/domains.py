@@ -59,7 +59,10 @@ class DomainStore:
         """The domain whose primary name is `domain`."""
         return self.dir.get(self.tree.domain(domain), filterstr=DOMAIN.filter())
 
-    def get(self, domain: str) -> Entry:
+    def get(self, domain: str, *, read: Entry | None = None) -> Entry:
+        """The domain `domain`; `read`: its entry as the request has read it already, if it has."""
+        if read is not None and read.has_value("objectClass", "mailDomain"):
+            return read
         entry = self.find(domain)
         if entry is None:
             raise DOMAIN.missing(domain)
@@ -187,9 +190,11 @@ class DomainStore:
 
     # -- updating -----------------------------------------------------------
 
-    def update(self, domain: str, values: dict[str, Any]) -> None:
-        """Apply a PUT: one modify on the domain entry plus the entries it implies."""
-        entry = self.get(domain)
+    def update(self, domain: str, values: dict[str, Any], *, entry: Entry | None = None) -> None:
+        """Apply a PUT: one modify on the domain entry plus the entries it implies.
+
+        `entry`: the domain's entry as the request has read it already, if it has."""
+        entry = self.get(domain, read=entry)
         changes: Changes = {}
         services = {s.lower(): s for s in entry.get("enabledService")}
 

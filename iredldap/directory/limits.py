@@ -91,6 +91,9 @@ class AdminLimits:
     # -- counting -----------------------------------------------------------
 
     def managed(self, principal: Principal) -> list[str]:
+        """All the domains the admin manages (as read for its request, else read now)."""
+        if principal.domains is not None:
+            return list(principal.domains)
         return self.domains.managed_by(principal.mail)
 
     def count(self, domains: list[str], account: AccountType) -> int:

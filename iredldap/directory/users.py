@@ -74,7 +74,10 @@ class UserStore:
     def find(self, mail: str, attrs=("*",)) -> Entry | None:
         return self.dir.get(self.tree.user(mail), attrs=attrs, filterstr=USER.filter())
 
-    def get(self, mail: str, attrs=("*",)) -> Entry:
+    def get(self, mail: str, attrs=("*",), *, read: Entry | None = None) -> Entry:
+        """The user at `mail`; `read`: its entry as the request has read it already, if it has."""
+        if read is not None and read.has_value("objectClass", "mailUser"):
+            return read
         entry = self.find(mail, attrs)
         if entry is None:
             raise USER.missing(mail)
@@ -108,8 +111,10 @@ class UserStore:
 
     # -- rules --------------------------------------------------------------
 
-    def rules(self, domain: str) -> DomainRules:
-        entry = self.addresses.domain_entry(domain)
+    def rules(self, domain: str, *, entry: Entry | None = None) -> DomainRules:
+        """The rules of `domain`; `entry`: its entry, when the request has read it already."""
+        if entry is None or not DOMAIN.matches(entry.attrs):
+            entry = self.addresses.domain_entry(domain)
         values = entry.get("accountSetting")
         s = self.settings
         return DomainRules(
@@ -139,14 +144,16 @@ class UserStore:
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, builtins.list[str]] | None = None, limits: Sequence[Ceiling] = ()) -> str:
+               extra: dict[str, builtins.list[str]] | None = None, limits: Sequence[Ceiling] = (),
+               rules: DomainRules | None = None) -> str:
         """Add a user; `values` are parsed API parameters (USER fields).
 
         `limits`: more ceilings the new user must fit in (the creating admin's).
+        `rules`: the domain's, when the request has read them already.
         """
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
-        rules = self.rules(domain)
+        rules = rules or self.rules(domain)
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
@@ -224,15 +231,21 @@ class UserStore:
     # -- updating -----------------------------------------------------------
 
     def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
-               quota_limits: Sequence[Ceiling] = ()) -> None:
-        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota)."""
-        entry = self.get(mail)
+               quota_limits: Sequence[Ceiling] = (), entry: Entry | None = None,
+               rules: DomainRules | None = None) -> None:
+        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota).
+
+        `entry` and `rules`: the user's entry and its domain's rules, when the
+        request has read them already.
+        """
+        entry = self.get(mail, read=entry)
         local, _, domain = mail.partition("@")
+        rules = rules or self.rules(domain)
         changes: Changes = {}
         services = {s.lower(): s for s in entry.get("enabledService")}
 
         if "quota" in values:
-            self._check_quota(self.rules(domain), domain, values["quota"], exclude=entry.dn)
+            self._check_quota(rules, domain, values["quota"], exclude=entry.dn)
         # iRedAdmin: an empty display name or surname falls back to the local part.
         changes.update(field_changes(entry, USER.fields, values, empty_defaults={"name": local, "sn": local}))
 
@@ -259,7 +272,7 @@ class UserStore:
             if forwarding:
                 services.setdefault("forward", "forward")
 
-        aliases = self._wanted_aliases(entry, domain, local, values)
+        aliases = self._wanted_aliases(entry, domain, rules, local, values)
         claimed: list[str] = []
         if aliases is not None:
             ops = values_diff(entry.get("shadowAddress"), aliases)
@@ -290,12 +303,13 @@ class UserStore:
         current = int(entry.first("mailQuota") or 0)
         return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
 
-    def _wanted_aliases(self, entry: Entry, domain: str, local: str, values: dict[str, Any]) -> builtins.list[str] | None:
+    def _wanted_aliases(self, entry: Entry, domain: str, rules: DomainRules, local: str,
+                        values: dict[str, Any]) -> builtins.list[str] | None:
         """The shadowAddress values after the change; checks each new one."""
         if not any(k in values for k in ("aliases", "addAlias", "removeAlias")):
             return None
         current = [v.lower() for v in entry.get("shadowAddress")]
-        alias_domains = [a.lower() for a in self.rules(domain).entry.get("domainAliasName")]
+        alias_domains = [a.lower() for a in rules.entry.get("domainAliasName")]
         # The user's twins in the alias domains are kept by the domain, not by this list.
         twins = {f"{local}@{a}" for a in alias_domains}
         wanted = wanted_list([v for v in current if v not in twins], values, "aliases", "addAlias", "removeAlias") or []

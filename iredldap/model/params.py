@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from iredldap.model import validators
+from iredldap.model.policy_addresses import account_of
 from iredldap.errors import ConflictingParameters, InvalidInput, MissingParameter, UnknownParameters
 
 Raw = str | int | float | bool | list | None
@@ -499,13 +500,66 @@ class Operation:
     content: dict | None = None
 
 
+# -- parts of URL templates -------------------------------------------------------
+#
+# A URL part is checked as it arrived (its message names it so); the
+# authentication middleware (iredldap.web.url) parses every part with these
+# before the access check, and responders receive the results.
+
+class UrlEmail(Email):
+    def parse(self, raw: Raw, name: str) -> str:
+        return validators.email(str(raw), param=name)
+
+
+class UrlDomain(Domain):
+    def parse(self, raw: Raw, name: str) -> str:
+        return validators.domain_name(str(raw), param=name)
+
+
+@dataclass(frozen=True)
+class UrlChoice(Choice):
+    # The name the message gives it, when not the URL part's.
+    label: str = ""
+
+    def parse(self, raw: Raw, name: str) -> str:
+        value = str(raw).strip().lower()
+        if value not in self.choices:
+            param = self.label or name
+            raise InvalidInput(f"{param}: {raw!r} is not one of {', '.join(self.choices)}", param=param)
+        return value
+
+
+class KeepDays(Integer):
+    """The <n> of `.../keep_mailbox_days/<n>`."""
+
+    def parse(self, raw: Raw, name: str) -> int:
+        try:
+            days = int(str(raw))
+        except ValueError:
+            raise InvalidInput(f"keep_mailbox_days: {raw!r} is not a whole number",
+                               param="keep_mailbox_days") from None
+        if not 0 <= days <= KEEP_DAYS_MAX:
+            raise InvalidInput(f"keep_mailbox_days: must be between 0 and {KEEP_DAYS_MAX}", param="keep_mailbox_days")
+        return days
+
+
+class AccountPart(Text):
+    """`global`, a domain name or a mail address, as a policy_addresses.Account."""
+
+    def parse(self, raw: Raw, name: str) -> Any:
+        return account_of(str(raw), param=name)
+
+
+#: Mailboxes of deleted accounts are kept at most this many days (100 years).
+KEEP_DAYS_MAX = 36500
+
 # Parts of URL templates ({domain}, {mail}, ...): how they are checked.
 URL_PARAMS: dict[str, Param] = {p.name: p for p in (
-    Param("domain", Domain(), "Domain name (Unicode names are converted to punycode)"),
-    Param("mail", Email(), "Email address"),
-    Param("new_mail", Email(), "The new email address"),
-    Param("days", Integer(minimum=0, maximum=36500), "Keep the mailboxes this many days (0: no removal date)"),
-    Param("account", Text(320, allow_empty=False), "`global`, a domain name or an email address"),
-    Param("direction", Choice(("inbound", "outbound")), "inbound or outbound"),
-    Param("listname", Choice(("whitelist", "blacklist")), "whitelist or blacklist"),
+    Param("domain", UrlDomain(), "Domain name (Unicode names are converted to punycode)"),
+    Param("mail", UrlEmail(), "Email address"),
+    Param("new_mail", UrlEmail(), "The new email address"),
+    Param("days", KeepDays(minimum=0, maximum=KEEP_DAYS_MAX), "Keep the mailboxes this many days (0: no removal date)"),
+    Param("account", AccountPart(320, allow_empty=False), "`global`, a domain name or an email address"),
+    Param("direction", UrlChoice(("inbound", "outbound")), "inbound or outbound"),
+    Param("listname", UrlChoice(("whitelist", "blacklist"), label="list"), "whitelist or blacklist"),
 )}

@@ -2,7 +2,7 @@
 through the API.
 
 `AuditLog` is a middleware.  After every POST, PUT or DELETE that reached an
-endpoint of the access table (`authz.RULES`) with a known caller, it writes
+endpoint of the access table (`app.RULES`) with a known caller, it writes
 one row -- whatever the outcome, success or refusal:
 
     admin     the admin who made the request (with an API token: the token's
@@ -40,11 +40,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import falcon
 
-from iredldap.web import authz
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.errors import DatabaseUnavailable
 from iredldap.model.accounts import ACCOUNT_TYPES
@@ -211,9 +210,12 @@ def _text(value: Any, depth: int = 0) -> str:
 class AuditLog:
     """The middleware (see the module's doc)."""
 
-    def __init__(self, db: IredadminDB, url_prefix: str = "", resources: Iterable[Any] = ()):
+    def __init__(self, db: IredadminDB, url_prefix: str = "", resources: Iterable[Any] = (), *,
+                 rules: Mapping[tuple[str, str], Any] | None = None):
         self.db = db
         self.url_prefix = url_prefix
+        # The access table (iredldap.web.app.RULES): only its endpoints are logged.
+        self.rules = rules if rules is not None else {}
         self._by_resource: dict[int, frozenset[str]] = {}
         self.learn(resources)
 
@@ -255,7 +257,7 @@ class AuditLog:
         if req.method not in WRITE_METHODS or resource is None:
             return
         template = (req.uri_template or "")[len(self.url_prefix):]
-        if template in SELF_LOGGING or (template, req.method) not in authz.RULES:
+        if template in SELF_LOGGING or (template, req.method) not in self.rules:
             return
         principal = getattr(req.context, "principal", None)
         if principal is None:

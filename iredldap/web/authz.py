@@ -1,8 +1,11 @@
-"""Who may call what: one table for every endpoint of the service.
+"""Who may call what: the rules, and the check of one request against its rule.
 
-`RULES` maps (URI template, HTTP method) to a rule.  The web layer looks up
-every request here before the responder runs; a route missing from the table
-is refused, so a new endpoint cannot be reachable by accident.
+Each route of the service declares the rule of each of its methods
+(iredldap.web.app.ROUTES, from which `app.RULES` maps (URI template, HTTP
+method) to a rule).  The web layer looks up every request there before the
+responder runs; a route missing from the table is refused, and create_app
+refuses a responder method without a rule, so a new endpoint cannot be
+reachable by accident.
 
 Rules:
     PUBLIC          no login needed (login itself, health, metrics)
@@ -36,17 +39,19 @@ those above the caller, which it skips and names in its answer
 (`Access.outranking`, the same test as MAIL_ACCOUNT).
 
 An API token may narrow this further (read-only, or some domains only):
-see iredldap.db.tokens.
+see iredldap.web.scope.
 """
 
 from __future__ import annotations
 
 import enum
-from iredldap.model import validators
-from iredldap.model.accounts import GROUP_TYPES, AccountType
-from iredldap.directory.admins import AdminStore, Principal, Rights
+from typing import Any, Iterable, Mapping, Sequence
+
+from iredldap.directory.admins import AdminStore, Lookup, Principal, Rights
+from iredldap.directory.connection import Entry
 from iredldap.errors import LoginRequired, NotAuthorized
-from iredldap.model.policy_addresses import account_of
+from iredldap.web.scope import Scope, rdn_value
+from iredldap.web.url import UrlParts
 
 
 class Rule(enum.Enum):
@@ -62,127 +67,39 @@ class Rule(enum.Enum):
     MAIL_ACCOUNT = "mail_account"
 
 
-P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
-A = Rule.ACCOUNT
-U = Rule.MAIL_ACCOUNT
-W = Rule.ACCOUNT_CHANGE
-X = Rule.DELETE_DOMAIN
-
-
-def _group_rules(account: AccountType) -> dict[tuple[str, str], Rule]:
-    """The rules of the routes an alias-like type declares (accounts.GROUP_TYPES):
-    the domain of `{mail}` must be the admin's; creating one checks the
-    address as MAIL_ACCOUNT does (a standalone admin may have it).  Such an
-    account holds no admin rights itself, so changing it needs no more."""
-    routes = account.routes
-    return {(routes.item, "GET"): M, (routes.item, "POST"): U, (routes.item, "PUT"): M, (routes.item, "DELETE"): M,
-            (routes.change_email, "POST"): M, (routes.collection, "GET"): D, (account.ldif_route, "GET"): M}
-
-
-RULES: dict[tuple[str, str], Rule] = {
-    ("/api/login", "POST"): P,
-    # Public so that an expired cookie can still be cleared.
-    ("/api/logout", "POST"): P,
-    # The API document and its docs page: they describe the API (what the
-    # source and iRedAdmin-Pro's published API tell anyway), no account data.
-    ("/api/openapi.json", "GET"): P,
-    ("/api/docs", "GET"): P,
-    ("/api/docs/{name}", "GET"): P,
-    ("/api", "GET"): P,
-    ("/api/domains", "GET"): L,
-    ("/api/domain/{domain}", "GET"): D,
-    ("/api/domain/{domain}", "POST"): C,
-    ("/api/domain/{domain}", "PUT"): D,
-    ("/api/domain/{domain}", "DELETE"): X,
-    ("/api/domain/{domain}/keep_mailbox_days/{days}", "DELETE"): X,
-    ("/api/domain/admins/{domain}", "GET"): D,
-    ("/api/domain/admins/{domain}", "PUT"): D,
-    ("/api/domain/services/{domain}", "GET"): D,
-    ("/api/domain/services/{domain}", "PUT"): G,
-    # Mail users
-    ("/api/user/{mail}", "GET"): M,
-    ("/api/user/{mail}", "POST"): U,
-    ("/api/user/{mail}", "PUT"): U,
-    ("/api/user/{mail}", "DELETE"): U,
-    ("/api/user/{mail}/keep_mailbox_days/{days}", "DELETE"): U,
-    ("/api/user/{mail}/change_email/{new_mail}", "POST"): U,
-    ("/api/users/{domain}", "GET"): D,
-    ("/api/users/{domain}", "PUT"): D,
-    ("/api/verify_password/user/{mail}", "POST"): G,
-    # Aliases and mailing lists (and their LDIF exports), from their declarations
-    **{key: rule for account in GROUP_TYPES for key, rule in _group_rules(account).items()},
-    # Admins
-    ("/api/admins", "GET"): G,
-    ("/api/admin/{mail}", "GET"): G,
-    ("/api/admin/{mail}", "POST"): G,
-    ("/api/admin/{mail}", "PUT"): G,
-    ("/api/admin/{mail}", "DELETE"): G,
-    ("/api/verify_password/admin/{mail}", "POST"): G,
-    # LDIF export
-    ("/api/ldif/domain/{domain}", "GET"): D,
-    ("/api/ldif/catchall/{domain}", "GET"): D,
-    ("/api/ldif/user/{mail}", "GET"): M,
-    ("/api/ldif/admin/{mail}", "GET"): G,
-    # Spam policy, throttling, greylisting, white/blacklists (SQL)
-    ("/api/spampolicy/global", "GET"): G,
-    ("/api/spampolicy/global", "PUT"): G,
-    ("/api/spampolicy/global", "DELETE"): G,
-    ("/api/spampolicy/domain/{domain}", "GET"): D,
-    ("/api/spampolicy/domain/{domain}", "PUT"): D,
-    ("/api/spampolicy/domain/{domain}", "DELETE"): D,
-    ("/api/spampolicy/user/{mail}", "GET"): M,
-    ("/api/spampolicy/user/{mail}", "PUT"): U,
-    ("/api/spampolicy/user/{mail}", "DELETE"): U,
-    ("/api/throttle/{account}/{direction}", "GET"): A,
-    ("/api/throttle/{account}/{direction}", "POST"): W,
-    ("/api/throttle/{account}/{direction}", "DELETE"): W,
-    ("/api/greylisting/all", "GET"): G,
-    ("/api/greylisting/whitelist_spf_domains", "GET"): G,
-    ("/api/greylisting/whitelist_spf_domains", "POST"): G,
-    ("/api/greylisting/{account}", "GET"): A,
-    ("/api/greylisting/{account}", "POST"): W,
-    ("/api/greylisting/{account}", "DELETE"): W,
-    ("/api/greylisting/{account}/whitelists", "GET"): A,
-    ("/api/greylisting/{account}/whitelists", "POST"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "GET"): A,
-    ("/api/wblist/{direction}/{listname}/{account}", "POST"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "PUT"): W,
-    ("/api/wblist/{direction}/{listname}/{account}", "DELETE"): W,
-    # API tokens and the activity log
-    ("/api/tokens", "GET"): G,
-    ("/api/tokens", "POST"): G,
-    ("/api/token/{token_id}", "GET"): G,
-    ("/api/token/{token_id}", "DELETE"): G,
-    ("/api/log", "GET"): G,
-    ("/api/check", "GET"): G,
-    # Health and metrics, outside /api (resources/health.py)
-    ("/healthz", "GET"): P,
-    ("/readyz", "GET"): P,
-    ("/metrics", "GET"): P,
-}
-
-
 class Access:
-    """What the access decisions of one request need to know, each read once:
-    the caller, the domains it manages, the rights of accounts it acts on.
+    """What the access decisions of one request need to know, read once by
+    the authentication middleware: the caller, the domains it manages
+    (narrowed by a domain-limited token, see iredldap.web.scope), and what
+    the same search found of the account the URL names (`lookup`).
 
-    Built by the authentication middleware; responders that must apply the
-    same rules to many accounts (the bulk user update) use it too.
+    Responders that must apply the same rules to more accounts (aliases
+    given, the bulk user update) use it too.
     """
 
-    def __init__(self, principal: Principal | None, admins: AdminStore, managed_by):
+    def __init__(self, principal: Principal | None, admins: AdminStore | None,
+                 managed: Sequence[str] | None = None, *, lookup: Lookup | None = None,
+                 scope: Scope | None = None):
         self.principal = principal
         self._admins = admins
-        self._managed_by = managed_by
-        self._managed: list[str] | None = None
+        self._managed = list(managed) if managed is not None else None
+        self.lookup = lookup
+        self.scope = scope
 
     def managed_domains(self) -> list[str]:
-        if self._managed is None:
-            assert self.principal is not None
-            self._managed = self._managed_by(self.principal.mail)
+        """The domains a normal admin manages (read for every normal admin's request)."""
+        assert self._managed is not None, "a global admin manages every domain"
         return self._managed
 
+    def entry_at(self, dn: str) -> Entry | None:
+        """The entry at `dn` if the request's lookup read it (the account at the
+        URL's {mail}, the URL's domain); None: not read, look it up."""
+        return self.lookup.entry_at(dn) if self.lookup is not None else None
+
     def rights_of(self, mail: str) -> Rights:
+        if self.lookup is not None and self.lookup.account == mail.lower():
+            return self.lookup.account_rights()
+        assert self._admins is not None
         return self._admins.rights_of(mail)
 
     def outranks(self, mail: str) -> bool:
@@ -197,11 +114,29 @@ class Access:
         assert self.principal is not None
         if self.principal.is_global:
             return []
+        assert self._admins is not None
         return self._admins.outranking(domain, self.principal, self.managed_domains())
 
+    def listing_admin(self) -> str | None:
+        """Whose domains a domain listing shows: None for all (then `visible`
+        narrows them under a global admin's domain-limited token)."""
+        assert self.principal is not None
+        if self.principal.is_global or (self.scope is not None and self.scope.admin_is_global):
+            return None
+        return self.principal.mail
 
-def check(rule: Rule | None, access: Access, url_params: dict[str, str]) -> None:
-    """Raise LoginRequired or NotAuthorized unless the rule lets the request through."""
+    def visible(self, domain_entries: Iterable[Entry]) -> Iterable[Entry]:
+        """The domains of a listing the caller may see under its token."""
+        scope = self.scope
+        if scope is None:
+            return domain_entries
+        return (e for e in domain_entries if scope.allows(rdn_value(e.dn)))
+
+
+def check(rule: Rule | None, access: Access, url: UrlParts | Mapping[str, Any]) -> None:
+    """Raise LoginRequired or NotAuthorized unless the rule lets the request
+    through (or the InvalidInput of a URL part the rule needs)."""
+    parts = url if isinstance(url, UrlParts) else UrlParts(url)
     principal = access.principal
     if rule is None:
         raise NotAuthorized("this endpoint has no access rule")
@@ -221,16 +156,16 @@ def check(rule: Rule | None, access: Access, url_params: dict[str, str]) -> None
         raise NotAuthorized("only admins allowed to create domains may delete one")
     mail = ""
     if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN):
-        domain = validators.domain_name(url_params.get("domain", ""))
+        domain = parts["domain"]
     elif rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
-        account = account_of(url_params.get("account", ""))
+        account = parts["account"]
         if account.kind == "global":
             raise NotAuthorized("only global admins may change global settings")
         domain = account.name.rpartition("@")[2]
         if rule is Rule.ACCOUNT_CHANGE and "@" in account.name:
             mail = account.name
     else:
-        mail = validators.email(url_params.get("mail", ""))
+        mail = parts["mail"]
         domain = mail.rpartition("@")[2]
     if domain not in access.managed_domains():
         raise NotAuthorized(f"not an admin of domain {domain}")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
+from typing import Mapping
 
 import falcon
 
 from iredldap.web import authz
 from iredldap.config import Settings
-from iredldap.directory.admins import AdminStore
+from iredldap.directory.admins import AdminStore, Lookup
 from iredldap.directory.domains import DomainStore
 from iredldap.errors import LoginRequired, NotAuthorized, NotFound
 from iredldap.db.sessions import SessionStore
-from iredldap.db.tokens import TokenStore, narrow, set_scope
+from iredldap.db.tokens import TokenStore
+from iredldap.web.scope import narrow
+from iredldap.web.url import UrlParts
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +86,30 @@ class ClientAccess:
 
 
 class Authentication:
-    """Finds the admin behind the session cookie or the API token (`Authorization:
-    Bearer`, see iredldap.db.tokens) and applies the access table."""
+    """Builds the request's context once: parses the URL parts (iredldap.web.url),
+    finds the admin behind the session cookie or the API token (`Authorization:
+    Bearer`, see iredldap.web.scope) with the domains it manages, applies the
+    access table, and leaves the result in `req.context.access`.
+
+    Nothing is kept between requests: a logout, a revoked token or a disabled
+    admin counts from the next request on.
+    """
 
     def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore,
-                 tokens: TokenStore | None = None):
+                 tokens: TokenStore | None = None, *, rules: Mapping[tuple[str, str], authz.Rule]):
         self.settings = settings
         self.sessions = sessions
         self.admins = admins
         self.domains = domains
         self.tokens = tokens
+        self.rules = rules
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        set_scope(None)
         req.context.token = None
         if resource is None:
             return
         template = (req.uri_template or "")[len(self.settings.url_prefix):]
-        rule = authz.RULES.get((template, req.method))
+        rule = self.rules.get((template, req.method))
         if rule is None:
             if not _may_have_responder(resource, req.method):
                 # No responder for this method: Falcon answers 405 (or its
@@ -107,38 +117,53 @@ class Authentication:
                 # it; refusing here would turn every wrong method into a 403.
                 return
             log.error("no access rule for %s %s", req.method, template)
-        principal = None
+        url = UrlParts(params)
+        lookup = None
         if rule is not authz.Rule.PUBLIC:
-            principal = self._principal(req)
-        req.context.principal = principal
+            lookup = self._lookup(req, url)
+        req.context.principal = principal = lookup.principal if lookup is not None else None
+        scope = None
         if principal is not None and req.context.token is not None:
             # Read-only and domain-limited tokens (may raise NotAuthorized).
-            req.context.principal = principal = narrow(req.context.token, principal, req.method, params)
-        req.context.access = access = authz.Access(principal, self.admins, self.domains.managed_by)
-        authz.check(rule, access, params)
+            principal, scope = narrow(req.context.token, principal, req.method, url)
+        managed = None
+        if principal is not None and not principal.is_global:
+            own = principal.domains
+            if own is None:
+                own = tuple(self.domains.managed_by(principal.mail))
+                principal = dataclasses.replace(principal, domains=own)
+            managed = scope.managed(own) if scope is not None else list(own)
+        req.context.principal = principal
+        req.context.access = access = authz.Access(principal, self.admins, managed, lookup=lookup, scope=scope)
+        authz.check(rule, access, url)
+        # What the responder would have refused the URL for, now that it may be called at all.
+        url.require_valid()
+        params.update(url.values)
 
-    def _principal(self, req: falcon.Request):
+    def _lookup(self, req: falcon.Request, url: UrlParts) -> Lookup | None:
+        """The caller (None: not logged in), with the account and domain the URL names, in one search."""
         scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
         if scheme.lower() == "bearer" and self.tokens is not None:
-            return self._token_principal(req, self.tokens, credentials.strip())
-        token = req.cookies.get(self.settings.session_cookie_name)
-        if not token:
+            token = self.tokens.resolve(credentials.strip())     # LoginRequired if unknown, revoked or expired
+            found = self._find(token.admin, url)
+            if found is None:
+                raise LoginRequired("the admin of this API token is no longer active")
+            req.context.token = token
+            return found
+        cookie = req.cookies.get(self.settings.session_cookie_name)
+        if not cookie:
             return None
-        session = self.sessions.resolve(token)
+        session = self.sessions.resolve(cookie)
         if session is None:
             raise LoginRequired("the session has expired or ended; log in again")
-        found = self.admins.principal_for(session.admin)
+        found = self._find(session.admin, url)
         if found is None:
             # The admin was deleted, disabled or demoted since logging in.
             self.sessions.end(session)
             raise LoginRequired("this admin account is no longer active")
         req.context.session = session
-        return found[0]
+        return found
 
-    def _token_principal(self, req: falcon.Request, tokens: TokenStore, credentials: str):
-        token = tokens.resolve(credentials)     # LoginRequired if unknown, revoked or expired
-        found = self.admins.principal_for(token.admin)
-        if found is None:
-            raise LoginRequired("the admin of this API token is no longer active")
-        req.context.token = token
-        return found[0]
+    def _find(self, admin: str, url: UrlParts) -> Lookup | None:
+        account = url.valid("mail") or ""
+        return self.admins.lookup(admin, account=account, domain=url.valid("domain") or account.rpartition("@")[2])

@@ -4,7 +4,7 @@ Nothing here is written beside the code it describes: the paths come from
 the route list of `create_app`, the methods from the responders the
 resources have, each operation from the resource's ``operations``
 declaration (`iredldap.model.params.Operation`: the same `ParamSet` the responder
-validates with), the access rules from `iredldap.web.authz.RULES`, the error
+validates with), the access rules from `iredldap.web.app.RULES`, the error
 statuses from `iredldap.web.errors.STATUS` and the error codes from
 the exception classes.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Mapping
 
 from iredldap import __version__
 from iredldap.web import authz
@@ -272,10 +272,10 @@ def _operation_id(method: str, template: str) -> str:
     return method.lower() + "_" + "_".join(words).replace("-", "_")
 
 
-def build(routes: Iterable[tuple[str, Any, dict]], *, url_prefix: str = "",
-          cookie_name: str = "iRedAdmin-LDAP", rules: dict | None = None) -> dict:
-    """The whole document, for `routes` as given to `create_app` ((template, resource, options))."""
-    rules = authz.RULES if rules is None else rules
+def build(routes: Iterable[tuple[str, Any, dict]], *, rules: Mapping[tuple[str, str], authz.Rule],
+          url_prefix: str = "", cookie_name: str = "iRedAdmin-LDAP") -> dict:
+    """The whole document, for the routes as added to the app ((template,
+    resource, options)) and their access rules (iredldap.web.app.RULES)."""
     paths: dict[str, dict] = {}
     used_statuses: set[int] = set()
     for template, method, resource, op in operations_of(routes):

@@ -7,7 +7,7 @@
 Swagger UI comes from the `swagger-ui-py` package installed beside the
 service (its ``swagger_ui/static`` folder), never from a CDN: the page
 works on a server without Internet access.  Only its files are used, not
-its Python code.  All three are public (authz.RULES): the document describes
+its Python code.  All three are public (iredldap.web.app.ROUTES): the document describes
 what the source code and iRedAdmin-Pro's published API already tell, and no
 account data; the client-address restriction and ENABLE_RESTFUL_API still
 apply, as to every /api URL.
@@ -171,11 +171,11 @@ class ApiIndex:
                   "endpoints": endpoints})
 
 
-def routes(url_prefix: str, build: Callable[[], dict]) -> list[tuple[str, Any, dict]]:
-    document = OpenApiDocument(build)
-    return [
-        ("/api", ApiIndex(url_prefix, document), {}),
-        ("/api/openapi.json", document, {}),
-        ("/api/docs", DocsPage(url_prefix), {}),
-        ("/api/docs/{name}", DocsAsset(), {}),
-    ]
+class Responders:
+    """The responders of the API's description, sharing one document (routes: iredldap.web.app)."""
+
+    def __init__(self, url_prefix: str, build: Callable[[], dict]):
+        self.document = OpenApiDocument(build)
+        self.index = ApiIndex(url_prefix, self.document)
+        self.page = DocsPage(url_prefix)
+        self.asset = DocsAsset()

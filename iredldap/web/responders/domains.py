@@ -13,38 +13,24 @@ from typing import Any
 
 import falcon
 
-from iredldap.model import accounts, validators
+from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import AdminStore, Principal
+from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DeletedMailbox, DomainStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.settings_attr import parse as parse_settings
-from iredldap.errors import InvalidInput, NoSuchAccount, NotAuthorized
+from iredldap.errors import NoSuchAccount, NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import ENTRY, LISTING, STRINGS
-from iredldap.model.params import Operation, ParamSet
+from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
 from iredldap.web.common import entry_as_dict, ok, ok_page, principal, read_params
 
 
 # Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
 # API documents; 0 records it with no removal date at all.
-DEFAULT_KEEP_DAYS = 36500
-
-
-def _domain(raw: str) -> str:
-    return validators.domain_name(raw, param="domain")
-
-
-def keep_days_of(raw: str) -> int:
-    """The <n> of `.../keep_mailbox_days/<n>`."""
-    try:
-        days = int(raw)
-    except ValueError:
-        raise InvalidInput(f"keep_mailbox_days: {raw!r} is not a whole number", param="keep_mailbox_days") from None
-    if not 0 <= days <= DEFAULT_KEEP_DAYS:
-        raise InvalidInput(f"keep_mailbox_days: must be between 0 and {DEFAULT_KEEP_DAYS}", param="keep_mailbox_days")
-    return days
+DEFAULT_KEEP_DAYS = KEEP_DAYS_MAX
 
 
 def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
@@ -73,12 +59,13 @@ class DomainCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         values = read_params(req, self.operations["GET"])
-        who = principal(req)
+        access = req.context.access
         listing = Listing.of(values, "domain")
         names_only = values.get("name_only", False)
-        entries = self.domains.scan(admin=None if who.is_global else who.mail,
-                                    disabled_only=values.get("disabled_only", False), search=listing.search,
-                                    attrs=("domainName", "cn") if names_only else ("*",))
+        entries = access.visible(self.domains.scan(admin=access.listing_admin(),
+                                                   disabled_only=values.get("disabled_only", False),
+                                                   search=listing.search,
+                                                   attrs=("domainName", "cn") if names_only else ("*",)))
         page = select(entries, entry_key(listing.sort, self.SORT_ATTRS, "domainName"), listing)
         if names_only:
             ok_page(resp, page, [e.first("domainName").lower() for e in page.items])
@@ -106,10 +93,9 @@ class DomainItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["GET"])
-        ok(resp, entry_as_dict(self.domains.get(_domain(domain))))
+        ok(resp, entry_as_dict(self._entry(req, domain)))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        domain = _domain(domain)
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
@@ -121,11 +107,11 @@ class DomainItem:
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        domain = _domain(domain)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
+        entry = self._entry(req, domain)
         if not who.is_global:
-            locked = parse_settings(self.domains.get(domain).get("accountSetting")).get("disabledDomainProfile", [])
+            locked = parse_settings(entry.get("accountSetting")).get("disabledDomainProfile", [])
             restrict_for_normal_admin(who, self.update_params, values, locked)
             if values.get("accountStatus") == "disabled":
                 # Disabling the domain disables every account in it (domainStatus).
@@ -134,8 +120,12 @@ class DomainItem:
                     raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
                                         f"yours: {', '.join(above)}", param="accountStatus")
             self._check_admin_names(req, values.get("aliasDomains", []) + values.get("addAliasDomain", []))
-        self.domains.update(domain, values)
+        self.domains.update(domain, values, entry=entry)
         ok(resp)
+
+    def _entry(self, req: falcon.Request, domain: str) -> Entry:
+        """The domain's entry, as the request's lookup read it if it did."""
+        return self.domains.get(domain, read=req.context.access.entry_at(self.domains.tree.domain(domain)))
 
     def _check_admin_names(self, req: falcon.Request, names: list[str]) -> None:
         """A normal admin may not host a domain (or alias domain) in which
@@ -150,12 +140,12 @@ class DomainItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["DELETE"])
-        self._delete(req, _domain(domain), keep_days=DEFAULT_KEEP_DAYS)
+        self._delete(req, domain, keep_days=DEFAULT_KEEP_DAYS)
         ok(resp)
 
-    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: str) -> None:
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, domain: str, days: int) -> None:
         read_params(req, self.operations["DELETE_keep"])
-        self._delete(req, _domain(domain), keep_days=keep_days_of(days))
+        self._delete(req, domain, keep_days=days)
         ok(resp)
 
     def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
@@ -194,16 +184,15 @@ class DomainAdmins:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["GET"])
-        ok(resp, self.domains.admins(_domain(domain)))
+        ok(resp, self.domains.admins(domain))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        domain = _domain(domain)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         domain_entry = self.domains.get(domain)
         add = values.get("addAdmin", [])
         user_entries = {}
-        managed = None if who.is_global else set(self.domains.managed_by(who.mail))
+        managed = None if who.is_global else set(req.context.access.managed_domains())
         for mail in add:
             entry = self.admins.find(mail)
             if entry is None:
@@ -253,10 +242,9 @@ class DomainServices:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         read_params(req, self.operations["GET"])
-        ok(resp, sorted(self.domains.services(_domain(domain))))
+        ok(resp, sorted(self.domains.services(domain)))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        domain = _domain(domain)
         values = read_params(req, self.operations["PUT"])
         self.domains.update(domain, values)
         ok(resp)

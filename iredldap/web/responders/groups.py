@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from iredldap.model import accounts, validators
+from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.domains import DomainStore
@@ -26,10 +26,6 @@ from iredldap.model.params import Operation
 from iredldap.web.common import entry_as_seen, ok, ok_page, principal, read_params
 from iredldap.web.responders.domains import restrict_for_normal_admin
 from iredldap.web.responders.users import SORT_ATTRS
-
-
-def _mail(raw: str, param: str = "mail") -> str:
-    return validators.email(raw, param=param)
 
 
 class GroupItem:
@@ -72,14 +68,12 @@ class GroupItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["GET"])
-        mail = _mail(mail)
         entry = self.store.get(mail)
         data = entry_as_seen(req, entry)
         data["members"] = self.store.members(entry, mail)
         ok(resp, data)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
@@ -90,7 +84,6 @@ class GroupItem:
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, self.update_params, values, [])
@@ -100,7 +93,6 @@ class GroupItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["DELETE"])
-        mail = _mail(mail)
         self.store.delete(mail, after=functools.partial(self.policies.forget, mail) if self.policies else None)
         ok(resp)
 
@@ -114,7 +106,6 @@ class GroupCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
-        domain = validators.domain_name(domain)
         self.domains.get(domain)  # 404 for an unknown domain
         listing = Listing.of(values, "mail")
         emails_only = values.get("email_only", False)

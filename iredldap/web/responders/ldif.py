@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import falcon
 
-from iredldap.model import validators
-from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN, USER, AccountType
+from iredldap.model.accounts import DOMAIN, USER, AccountType
 from iredldap.config import Settings
 from iredldap.directory.admins import Principal
 from iredldap.directory.export import Exporter
@@ -51,10 +50,7 @@ class LdifExport:
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str | None = None,
                mail: str | None = None) -> None:
         read_params(req, self.operations["GET"].params)
-        if self.account.url_part == "domain":
-            name = validators.domain_name(domain or "", param="domain")
-        else:
-            name = validators.email(mail or "", param="mail")
+        name = (domain if self.account.url_part == "domain" else mail) or ""   # parsed by the URL declaration
         plan = self.exporter.plan(self.kind, name)
         resp.content_type = CONTENT_TYPE
         resp.downloadable_as = plan.filename
@@ -71,8 +67,3 @@ class LdifExport:
         resp.stream = self.exporter.stream(
             plan, passwords=passwords, domains=None if who.is_global else req.context.access.managed_domains(),
             no_hash_for=frozenset(above))
-
-
-def routes(exporter: Exporter, settings: Settings) -> list[tuple[str, object, dict]]:
-    """One export route per account type (model/accounts.py)."""
-    return [(account.ldif_route, LdifExport(exporter, account, settings), {}) for account in ACCOUNT_TYPES]

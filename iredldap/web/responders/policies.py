@@ -53,7 +53,7 @@ from typing import Any, Callable
 import falcon
 
 from iredldap.db.amavisd import POLICY_PARAMS, AmavisdDB, policy_columns, policy_view
-from iredldap.db.iredapd import KINDS, IredapdDB
+from iredldap.db.iredapd import IredapdDB
 from iredldap.directory.admins import Principal
 from iredldap.directory.connection import Directory
 from iredldap.directory.domains import DomainStore
@@ -64,7 +64,7 @@ from iredldap.web.openapi import OBJECT, OBJECTS, STRINGS
 from iredldap.model.params import (Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
                       Operation, Param, ParamSet)
 from iredldap.model.params import ListKind, _dedupe
-from iredldap.model.policy_addresses import (GLOBAL, Account, account_of, domain_account, greylist_sender, user_account,
+from iredldap.model.policy_addresses import (GLOBAL, Account, domain_account, greylist_sender, user_account,
                                 wblist_address)
 from iredldap.web.common import ok, principal, read_params
 
@@ -173,13 +173,6 @@ def _ok_with_discarded(resp: falcon.Response, discarded: list[str]) -> None:
         resp.media["_discarded"] = discarded
 
 
-def _choice(raw: str, choices: tuple[str, ...], param: str) -> str:
-    value = (raw or "").strip().lower()
-    if value not in choices:
-        raise InvalidInput(f"{param}: {raw!r} is not one of {', '.join(choices)}", param=param)
-    return value
-
-
 def _require_some(values: dict, spec: ParamSet) -> None:
     if not values:
         names = list(spec.by_name)
@@ -209,8 +202,8 @@ class Accounts:
             raise NoSuchAccount(f"mail user {account.name} does not exist")
         return account
 
-    def any(self, raw: str) -> Account:
-        account = account_of(raw)
+    def any(self, account: Account) -> Account:
+        """The URL's {account} (parsed from its declaration), if it exists."""
         if account.kind == "domain":
             return self.domain(account.name, param="account")
         if account.kind == "user":
@@ -289,25 +282,24 @@ class Throttle:
         self.db = db
         self.accounts = accounts
 
-    def _target(self, req: falcon.Request, account: str, direction: str) -> tuple[Account, str]:
-        kind = _choice(direction, KINDS, "direction")
+    def _target(self, req: falcon.Request, account: Account, direction: str) -> tuple[Account, str]:
         found = self.accounts.any(account)
         self.accounts.check_unlocked(principal(req), found, "throttle")
-        return found, kind
+        return found, direction
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, account: Account, direction: str) -> None:
         read_params(req, self.operations["GET"])
         found, kind = self._target(req, account, direction)
         ok(resp, self.db.get_throttle(found, kind) or {})
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, account: Account, direction: str) -> None:
         values = read_params(req, self.operations["POST"])
         found, kind = self._target(req, account, direction)
         period = values.pop("period")
         self.db.set_throttle(found, kind, period=period, limits=values)
         ok(resp)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, account: str, direction: str) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, account: Account, direction: str) -> None:
         read_params(req, self.operations["DELETE"])
         found, kind = self._target(req, account, direction)
         self.db.delete_throttle(found, kind)
@@ -332,8 +324,8 @@ class _GreylistingOf:
         self.db = db
         self.accounts = accounts
 
-    def _account(self, req: falcon.Request, raw: str) -> Account:
-        found = self.accounts.any(raw)
+    def _account(self, req: falcon.Request, account: Account) -> Account:
+        found = self.accounts.any(account)
         self.accounts.check_unlocked(principal(req), found, "greylisting")
         return found
 
@@ -345,19 +337,19 @@ class Greylisting(_GreylistingOf):
         "DELETE": Operation("Remove an account's greylisting setting (inherit)"),
     }
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         read_params(req, self.operations["GET"])
         found = self._account(req, account)
         active = self.db.get_greylisting(found)
         ok(resp, {} if active is None else {"account": found.key, "status": "enable" if active else "disable"})
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         values = read_params(req, self.operations["POST"])
         found = self._account(req, account)
         self.db.set_greylisting(found, values["status"] == "enable")
         ok(resp)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         read_params(req, self.operations["DELETE"])
         self.db.delete_greylisting(self._account(req, account))
         ok(resp)
@@ -369,11 +361,11 @@ class GreylistingWhitelists(_GreylistingOf):
         "POST": Operation("Change the senders never greylisted for an account", WHITELIST_PARAMS),
     }
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         read_params(req, self.operations["GET"])
         ok(resp, self.db.whitelisted_senders(self._account(req, account)))
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, account: str) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         values = read_params(req, self.operations["POST"])
         _require_some(values, WHITELIST_PARAMS)
         add, remove = values.get("addWhitelistSenders", []), values.get("removeWhitelistSenders", [])
@@ -425,54 +417,37 @@ class WBList:
         self.db = db
         self.accounts = accounts
 
-    def _target(self, req: falcon.Request, direction: str, listname: str, account: str) -> tuple[Account, str, str]:
-        direction = _choice(direction, ("inbound", "outbound"), "direction")
-        listname = _choice(listname, ("whitelist", "blacklist"), "list")
+    def _target(self, req: falcon.Request, direction: str, listname: str,
+                account: Account) -> tuple[Account, str, str]:
         found = self.accounts.any(account)
         self.accounts.check_unlocked(principal(req), found, "wblist")
         return found, direction, listname
 
-    def on_get(self, req, resp, direction: str, listname: str, account: str) -> None:
+    def on_get(self, req, resp, direction: str, listname: str, account: Account) -> None:
         read_params(req, self.operations["GET"])
         found, direction, listname = self._target(req, direction, listname, account)
         ok(resp, self.db.list_addresses(found, direction, listname))
 
-    def on_post(self, req, resp, direction: str, listname: str, account: str) -> None:
+    def on_post(self, req, resp, direction: str, listname: str, account: Account) -> None:
         values = read_params(req, self.operations["POST"])
         found, direction, listname = self._target(req, direction, listname, account)
         valid, discarded = values["addresses"]
         self.db.add_addresses(found, direction, listname, valid)
         _ok_with_discarded(resp, discarded)
 
-    def on_put(self, req, resp, direction: str, listname: str, account: str) -> None:
+    def on_put(self, req, resp, direction: str, listname: str, account: Account) -> None:
         values = read_params(req, self.operations["PUT"])
         found, direction, listname = self._target(req, direction, listname, account)
         valid, discarded = values["addresses"]
         self.db.remove_addresses(found, direction, listname, valid)
         _ok_with_discarded(resp, discarded)
 
-    def on_delete(self, req, resp, direction: str, listname: str, account: str) -> None:
+    def on_delete(self, req, resp, direction: str, listname: str, account: Account) -> None:
         read_params(req, self.operations["DELETE"])
         found, direction, listname = self._target(req, direction, listname, account)
         self.db.remove_addresses(found, direction, listname, None)
         ok(resp)
 
 
-def routes(amavisd: AmavisdDB, iredapd: IredapdDB, accounts: Accounts) -> list[tuple[str, Any, dict]]:
-    """(URI template, resource, add_route options) of every endpoint here."""
-    greylisting = Greylisting(iredapd, accounts)
-    return [
-        ("/api/spampolicy/global", SpamPolicy(amavisd, accounts, "global"), {}),
-        ("/api/spampolicy/domain/{domain}", SpamPolicy(amavisd, accounts, "domain"), {}),
-        ("/api/spampolicy/user/{mail}", SpamPolicy(amavisd, accounts, "user"), {}),
-        ("/api/throttle/{account}/{direction}", Throttle(iredapd, accounts), {}),
-        ("/api/greylisting/all", GreylistingAll(iredapd), {}),
-        ("/api/greylisting/whitelist_spf_domains", GreylistingSpfDomains(iredapd), {}),
-        ("/api/greylisting/{account}", greylisting, {}),
-        ("/api/greylisting/{account}/whitelists", GreylistingWhitelists(iredapd, accounts), {}),
-        ("/api/wblist/{direction}/{listname}/{account}", WBList(amavisd, accounts), {}),
-    ]
-
-
-__all__ = ["Accounts", "routes", "SPAM_POLICY_PARAMS", "THROTTLE_PARAMS", "GREYLISTING_PARAMS",
+__all__ = ["Accounts", "SPAM_POLICY_PARAMS", "THROTTLE_PARAMS", "GREYLISTING_PARAMS",
            "WHITELIST_PARAMS", "SPF_DOMAINS_PARAMS", "WBLIST_PARAMS"]

@@ -1,4 +1,4 @@
-"""API tokens (global admins only, see authz.RULES and iredldap.db.tokens).
+"""API tokens (global admins only, see the route table in iredldap.web.app and iredldap.db.tokens).
 
     GET    /api/tokens                    TokenCollection: list (`admin` filter)
     POST   /api/tokens                    TokenCollection: create; the token is in the answer, once

@@ -14,7 +14,7 @@ from typing import Any
 
 import falcon
 
-from iredldap.model import accounts, passwords, validators
+from iredldap.model import accounts, passwords
 from iredldap.web import audit
 from iredldap.config import Settings
 from iredldap.db.iredadmin import IredadminDB
@@ -22,7 +22,8 @@ from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.domains import DeletedMailbox, DomainStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.settings_attr import parse as parse_settings
-from iredldap.directory.users import UserStore
+from iredldap.directory.connection import Entry
+from iredldap.directory.users import DomainRules, UserStore
 from iredldap.errors import InvalidInput, MissingParameter, NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import LISTING, STRINGS, entry_with
@@ -30,7 +31,7 @@ from iredldap.model.params import Operation
 from iredldap.db.sessions import SessionStore
 from iredldap.model.tenant_view import hide_foreign, own_values
 from iredldap.web.common import entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params
-from iredldap.web.responders.domains import DEFAULT_KEEP_DAYS, keep_days_of, restrict_for_normal_admin
+from iredldap.web.responders.domains import DEFAULT_KEEP_DAYS, restrict_for_normal_admin
 from iredldap.web.responders.login import end_sessions_in, end_sessions_of
 
 # Sort fields of listings -> the attribute sorted by.
@@ -38,10 +39,6 @@ SORT_ATTRS = {"mail": "mail", "name": "cn"}
 BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
 USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
                        last_login={"type": "string", "description": "ISO 8601, or empty: never"})
-
-
-def _mail(raw: str, param: str = "mail") -> str:
-    return validators.email(raw, param=param)
 
 
 class PasswordHashing:
@@ -92,14 +89,17 @@ class UserItem:
             "DELETE_keep": Operation("Delete a mail user, keeping the mailbox <days> days"),
         }
 
-    def _locked_profiles(self, domain: str) -> list[str]:
-        settings = parse_settings(self.domains.get(domain).get("accountSetting"))
-        return settings.get("disabledUserProfile", [])
+    def _read(self, req: falcon.Request, mail: str) -> tuple[Entry | None, DomainRules]:
+        """The user's entry (None: not read yet) and its domain's rules, from
+        what the request's lookup found where it could (404 for an unknown domain)."""
+        access = req.context.access
+        domain = mail.partition("@")[2]
+        rules = self.users.rules(domain, entry=access.entry_at(self.users.tree.domain(domain)))
+        return access.entry_at(self.users.tree.user(mail)), rules
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["GET"])
-        mail = _mail(mail)
-        entry = self.users.get(mail)
+        entry = self.users.get(mail, read=req.context.access.entry_at(self.users.tree.user(mail)))
         data: dict[str, Any] = entry_as_dict(entry)
         data.update(self.users.memberships(mail))
         data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
@@ -112,28 +112,25 @@ class UserItem:
         ok(resp, data)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         if "password" not in values and "password_hash" not in values:
             raise MissingParameter("password: required (or password_hash)", param="password")
-        domain = mail.partition("@")[2]
-        rules = self.users.rules(domain)
+        _, rules = self._read(req, mail)
         self.limits.check_users(who)
         self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
         assert stored is not None   # a password or a hash was given (checked above)
-        self.users.create(mail, values, password_hash=stored, limits=self.limits.user_ceilings(who))
+        self.users.create(mail, values, password_hash=stored, rules=rules, limits=self.limits.user_ceilings(who))
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        mail = _mail(mail)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
-        domain = mail.partition("@")[2]
-        restrict_for_normal_admin(who, self.update_params, values,
-                                  [] if who.is_global else self._locked_profiles(domain))
+        entry, rules = self._read(req, mail)
+        locked = parse_settings(rules.entry.get("accountSetting")).get("disabledUserProfile", [])
+        restrict_for_normal_admin(who, self.update_params, values, [] if who.is_global else locked)
         if not who.is_global and mail == who.mail and "accountStatus" in values:
             raise NotAuthorized("accountStatus: an admin cannot disable itself", param="accountStatus")
         for alias in values.get("aliases", []) + values.get("addAlias", []):
@@ -142,8 +139,8 @@ class UserItem:
                 raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
         if "quota" in values:
             self.limits.check_quota(who, values["quota"], replacing=mail)
-        stored = self.hashing.stored_value(values, self.users.rules(domain).policy)
-        self.users.update(mail, values, password_hash=stored,
+        stored = self.hashing.stored_value(values, rules.policy)
+        self.users.update(mail, values, password_hash=stored, entry=entry, rules=rules,
                           quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
         if stored is not None:
             end_sessions_of(self.sessions, req, mail)
@@ -151,12 +148,12 @@ class UserItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         read_params(req, self.operations["DELETE"])
-        self._delete(req, _mail(mail), DEFAULT_KEEP_DAYS)
+        self._delete(req, mail, DEFAULT_KEEP_DAYS)
         ok(resp)
 
-    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, mail: str, days: str) -> None:
+    def on_delete_keep(self, req: falcon.Request, resp: falcon.Response, mail: str, days: int) -> None:
         read_params(req, self.operations["DELETE_keep"])
-        self._delete(req, _mail(mail), keep_days_of(days))
+        self._delete(req, mail, days)
         ok(resp)
 
     def _delete(self, req: falcon.Request, mail: str, keep_days: int) -> None:
@@ -197,7 +194,6 @@ class UserCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
-        domain = validators.domain_name(domain)
         self.users.rules(domain)  # 404 for an unknown domain
         listing = Listing.of(values, "mail")
         emails_only = values.get("email_only", False)
@@ -210,7 +206,6 @@ class UserCollection:
             ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        domain = validators.domain_name(domain)
         values = read_params(req, self.operations["PUT"])
         who = principal(req)
         restrict_for_normal_admin(who, accounts.USERS_BULK_PARAMS, values, [])
@@ -235,7 +230,7 @@ class UserPasswordCheck:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
         values = read_params(req, self.operations["POST"])
-        entry = self.users.get(_mail(mail), attrs=("userPassword",))
+        entry = self.users.get(mail, attrs=("userPassword",))
         if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
             raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
         ok(resp)
