@@ -73,3 +73,10 @@ def test_the_model_talks_to_no_server():
                      or m.split(".")[0] == "sqlalchemy"
                      or m.startswith(("iredldap.directory", "iredldap.db")))
         assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "web" / "responders").glob("*.py")), ids=lambda p: p.name)
+def test_responder_modules_do_not_import_each_other(path):
+    # What several responders share lives in iredldap/web/common.py.
+    bad = sorted(m for m in _imports(path) if m.startswith("iredldap.web.responders."))
+    assert not bad, f"{path.name} imports {bad}"

@@ -10,7 +10,7 @@ from iredldap.errors import AlreadyExists, InvalidInput, ValueAlreadyPresent
 from iredldap.directory import references
 from iredldap.directory.search import search_filter, searched
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
-from iredldap.directory.connection import ADD, LEVEL, REPLACE, Attrs, Batch, Directory, Entry
+from iredldap.directory.connection import ADD, LEVEL, Attrs, Batch, Directory, Entry
 from iredldap.directory.tree import Tree, f
 from iredldap.model.accounts import ADDRESS_TYPES, DOMAIN, AccountType, any_class
 

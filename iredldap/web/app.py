@@ -17,8 +17,6 @@ import falcon
 
 from iredldap.backends import Backends, attach_journal, connect, resume_unfinished, tree_of
 from iredldap.config import Settings
-from iredldap.db.amavisd import AmavisdDB
-from iredldap.db.iredapd import IredapdDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.domains import DomainStore

@@ -6,10 +6,13 @@ from typing import Any
 
 import falcon
 
+from iredldap.config import Settings
+from iredldap.db.sessions import Session, SessionStore
 from iredldap.directory.admins import Principal
-from iredldap.errors import InvalidInput
+from iredldap.errors import InvalidInput, NotAuthorized
+from iredldap.model import passwords
 from iredldap.model.listing import Page
-from iredldap.model.params import Operation, ParamSet
+from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
 from iredldap.model.tenant_view import hide_foreign
 
 
@@ -79,3 +82,78 @@ def entry_as_seen(req: falcon.Request, entry) -> dict[str, list[str]]:
     if principal(req).is_global:
         return data
     return hide_foreign(data, req.context.access.managed_domains())
+
+
+# Sort fields of listings -> the attribute sorted by.
+SORT_ATTRS = {"mail": "mail", "name": "cn"}
+
+# Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
+# API documents; 0 records it with no removal date at all.
+DEFAULT_KEEP_DAYS = KEEP_DAYS_MAX
+
+
+def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
+                              disabled_profiles: list[str]) -> None:
+    """Normal admins may not touch limits and switches, nor profiles the global admin hid,
+    and some values are narrower for them (`Param.normal_admin_check`)."""
+    if who.is_global:
+        return
+    for name in values:
+        param = spec.by_name[name]
+        if param.global_only:
+            raise NotAuthorized(f"{name}: only global admins may change it", param=name)
+        if param.profile and param.profile in disabled_profiles:
+            raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
+        if param.normal_admin_check is not None:
+            param.normal_admin_check(values[name], name)
+
+
+class PasswordHashing:
+    """Turns the password parameters into the value stored in userPassword."""
+
+    def __init__(self, settings: Settings):
+        self.scheme = settings.default_password_scheme
+
+    def stored_value(self, values: dict[str, Any], policy) -> str | None:
+        if "password" in values:
+            policy.check(values["password"])
+            try:
+                return passwords.hash_password(values["password"], self.scheme)
+            except ValueError as exc:
+                raise InvalidInput(f"password: {exc}", param="password") from None
+        if "password_hash" in values:
+            value = values["password_hash"]
+            if not passwords.is_supported_hash(value):
+                raise InvalidInput("password_hash: expected {SCHEME}hash with a scheme Dovecot knows",
+                                   code="INVALID_PASSWORD_SCHEME", param="password_hash")
+            # Dovecot has no {BCRYPT} scheme; bcrypt hashes are {CRYPT}$2b$...
+            if value[:8].upper() == "{BCRYPT}":
+                value = "{CRYPT}" + value[8:]
+            return value
+        return None
+
+
+# -- a password changed: who logged in with the old one is out ---------------------
+
+def _own_session(req: falcon.Request, admin: str) -> Session | None:
+    """The request's session when it is `admin`'s own (changing one's own
+    password keeps one logged in); None under an API token or another admin."""
+    session = getattr(req.context, "session", None)
+    return session if session is not None and session.admin.lower() == admin.lower() else None
+
+
+def end_sessions_of(sessions: SessionStore | None, req: falcon.Request, admin: str) -> None:
+    """`admin`'s password changed: end its sessions, but the request's own."""
+    if sessions is not None:
+        sessions.end_all_of(admin, keep=_own_session(req, admin))
+
+
+def end_sessions_in(sessions: SessionStore | None, req: falcon.Request, domain: str, domain_dn: str, *,
+                    skip: frozenset[str] = frozenset()) -> None:
+    """Every mail user of `domain` but those in `skip` got a new password:
+    end the sessions of those that are admins, but the request's own."""
+    if sessions is None:
+        return
+    own = getattr(req.context, "session", None)
+    keep = own if own is not None and own.admin.lower().endswith("@" + domain.lower()) else None
+    sessions.end_all_in(domain, domain_dn, keep=keep, skip=skip)

@@ -31,9 +31,8 @@ from iredldap.web.openapi import entry_with
 from iredldap.model.params import Operation
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.db.sessions import SessionStore
-from iredldap.web.common import entry_as_dict, ok, ok_page, principal, read_params
-from iredldap.web.responders.login import end_sessions_of
-from iredldap.web.responders.users import SORT_ATTRS, PasswordHashing
+from iredldap.web.common import (SORT_ATTRS, PasswordHashing, end_sessions_of, entry_as_dict, ok, ok_page, principal,
+                                 read_params)
 
 # What GET shows of a mail user that is an admin: its admin side, not its mailbox.
 _USER_ADMIN_VIEW = ("mail", "objectClass", "cn", "accountStatus", "preferredLanguage", "domainGlobalAdmin",

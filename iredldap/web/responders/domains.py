@@ -16,7 +16,7 @@ import falcon
 from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
-from iredldap.directory.admins import AdminStore, Principal
+from iredldap.directory.admins import AdminStore
 from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DeletedMailbox, DomainStore
 from iredldap.directory.limits import AdminLimits
@@ -24,29 +24,8 @@ from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.errors import NoSuchAccount, NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import ENTRY, LISTING, STRINGS
-from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
-from iredldap.web.common import entry_as_dict, ok, ok_page, principal, read_params
-
-
-# Without keep_mailbox_days a mailbox is kept "forever" (100 years), as the
-# API documents; 0 records it with no removal date at all.
-DEFAULT_KEEP_DAYS = KEEP_DAYS_MAX
-
-
-def restrict_for_normal_admin(who: Principal, spec: ParamSet, values: dict[str, Any],
-                              disabled_profiles: list[str]) -> None:
-    """Normal admins may not touch limits and switches, nor profiles the global admin hid,
-    and some values are narrower for them (`Param.normal_admin_check`)."""
-    if who.is_global:
-        return
-    for name in values:
-        param = spec.by_name[name]
-        if param.global_only:
-            raise NotAuthorized(f"{name}: only global admins may change it", param=name)
-        if param.profile and param.profile in disabled_profiles:
-            raise NotAuthorized(f"{name}: the '{param.profile}' settings of this domain are locked", param=name)
-        if param.normal_admin_check is not None:
-            param.normal_admin_check(values[name], name)
+from iredldap.model.params import Operation
+from iredldap.web.common import DEFAULT_KEEP_DAYS, entry_as_dict, ok, ok_page, principal, read_params, restrict_for_normal_admin
 
 
 class DomainCollection:

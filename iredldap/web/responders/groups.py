@@ -23,9 +23,7 @@ from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import ENTRY, LISTING
 from iredldap.model.accounts import MEMBERS_POINT_TO_IT
 from iredldap.model.params import Operation
-from iredldap.web.common import entry_as_seen, ok, ok_page, principal, read_params
-from iredldap.web.responders.domains import restrict_for_normal_admin
-from iredldap.web.responders.users import SORT_ATTRS
+from iredldap.web.common import SORT_ATTRS, entry_as_seen, ok, ok_page, principal, read_params, restrict_for_normal_admin
 
 
 class GroupItem:

@@ -13,7 +13,7 @@ from iredldap.directory.admins import AdminStore
 from iredldap.db.login_throttle import ATTEMPT_MSG, LoginThrottle, ThrottleRules
 from iredldap.errors import InvalidInput, LoginFailed, TooManyAttempts
 from iredldap.model.params import Operation, Param, ParamSet, Secret, Text
-from iredldap.db.sessions import Session, SessionStore
+from iredldap.db.sessions import SessionStore
 from iredldap.web.common import client_ip, ok, read_params
 
 LOGIN_PARAMS = ParamSet((
@@ -101,29 +101,3 @@ class Logout:
             self.sessions.end(session)
         resp.unset_cookie(self.settings.session_cookie_name, path="/")
         ok(resp)
-
-
-# -- a password changed: who logged in with the old one is out ---------------------
-
-def _own_session(req: falcon.Request, admin: str) -> Session | None:
-    """The request's session when it is `admin`'s own (changing one's own
-    password keeps one logged in); None under an API token or another admin."""
-    session = getattr(req.context, "session", None)
-    return session if session is not None and session.admin.lower() == admin.lower() else None
-
-
-def end_sessions_of(sessions: SessionStore | None, req: falcon.Request, admin: str) -> None:
-    """`admin`'s password changed: end its sessions, but the request's own."""
-    if sessions is not None:
-        sessions.end_all_of(admin, keep=_own_session(req, admin))
-
-
-def end_sessions_in(sessions: SessionStore | None, req: falcon.Request, domain: str, domain_dn: str, *,
-                    skip: frozenset[str] = frozenset()) -> None:
-    """Every mail user of `domain` but those in `skip` got a new password:
-    end the sessions of those that are admins, but the request's own."""
-    if sessions is None:
-        return
-    own = getattr(req.context, "session", None)
-    keep = own if own is not None and own.admin.lower().endswith("@" + domain.lower()) else None
-    sessions.end_all_in(domain, domain_dn, keep=keep, skip=skip)

@@ -48,7 +48,7 @@ address at all is a 400 and writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import falcon
 

@@ -30,40 +30,13 @@ from iredldap.web.openapi import LISTING, STRINGS, entry_with
 from iredldap.model.params import Operation
 from iredldap.db.sessions import SessionStore
 from iredldap.model.tenant_view import hide_foreign, own_values
-from iredldap.web.common import entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params
-from iredldap.web.responders.domains import DEFAULT_KEEP_DAYS, restrict_for_normal_admin
-from iredldap.web.responders.login import end_sessions_in, end_sessions_of
+from iredldap.web.common import (DEFAULT_KEEP_DAYS, SORT_ATTRS, PasswordHashing, end_sessions_in, end_sessions_of,
+                                 entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params,
+                                 restrict_for_normal_admin)
 
-# Sort fields of listings -> the attribute sorted by.
-SORT_ATTRS = {"mail": "mail", "name": "cn"}
 BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
 USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
                        last_login={"type": "string", "description": "ISO 8601, or empty: never"})
-
-
-class PasswordHashing:
-    """Turns the password parameters into the value stored in userPassword."""
-
-    def __init__(self, settings: Settings):
-        self.scheme = settings.default_password_scheme
-
-    def stored_value(self, values: dict[str, Any], policy) -> str | None:
-        if "password" in values:
-            policy.check(values["password"])
-            try:
-                return passwords.hash_password(values["password"], self.scheme)
-            except ValueError as exc:
-                raise InvalidInput(f"password: {exc}", param="password") from None
-        if "password_hash" in values:
-            value = values["password_hash"]
-            if not passwords.is_supported_hash(value):
-                raise InvalidInput("password_hash: expected {SCHEME}hash with a scheme Dovecot knows",
-                                   code="INVALID_PASSWORD_SCHEME", param="password_hash")
-            # Dovecot has no {BCRYPT} scheme; bcrypt hashes are {CRYPT}$2b$...
-            if value[:8].upper() == "{BCRYPT}":
-                value = "{CRYPT}" + value[8:]
-            return value
-        return None
 
 
 class UserItem:
