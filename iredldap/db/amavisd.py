@@ -50,38 +50,21 @@ A parameter given with an empty value sets its columns back to NULL.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from sqlalchemy import (
-    CHAR,
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    cast,
-    delete,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import (CHAR, Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String,
+                        Table, Text, cast, delete, insert, or_, select, text, update)
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
 from iredldap.db.engine import inserted_id
+from iredldap.db.columns import MYSQL, chunks
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
 from iredldap.model.policy_addresses import AMAVISD_PRIORITY, Account, form_of
 
 metadata = MetaData()
-_MYSQL = ("mysql", "mariadb")
 
 
 class Address(TypeDecorator):
@@ -91,7 +74,7 @@ class Address(TypeDecorator):
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
-        if dialect.name in _MYSQL:
+        if dialect.name in MYSQL:
             return dialect.type_descriptor(mysql.VARBINARY(255))
         if dialect.name == "postgresql":
             return dialect.type_descriptor(postgresql.BYTEA())
@@ -109,7 +92,7 @@ class Address(TypeDecorator):
 
 
 def _uint():
-    return Integer().with_variant(mysql.INTEGER(unsigned=True), *_MYSQL)
+    return Integer().with_variant(mysql.INTEGER(unsigned=True), *MYSQL)
 
 
 _FLAGS = ("virus_lover", "spam_lover", "unchecked_lover", "banned_files_lover", "bad_header_lover",
@@ -153,23 +136,18 @@ mailaddr = Table(
     mysql_engine="InnoDB",
 )
 
-wblist = Table(
-    "wblist", metadata,
-    Column("rid", _uint(), nullable=False),
-    Column("sid", _uint(), nullable=False),
-    Column("wb", String(10), nullable=False),
-    PrimaryKeyConstraint("rid", "sid"),
-    mysql_engine="InnoDB",
-)
+def _wblist_table(name: str) -> Table:
+    """wblist (inbound) and outbound_wblist: recipient id, sender id, W or B."""
+    return Table(name, metadata,
+                 Column("rid", _uint(), nullable=False),
+                 Column("sid", _uint(), nullable=False),
+                 Column("wb", String(10), nullable=False),
+                 PrimaryKeyConstraint("rid", "sid"),
+                 mysql_engine="InnoDB")
 
-outbound_wblist = Table(
-    "outbound_wblist", metadata,
-    Column("rid", _uint(), nullable=False),
-    Column("sid", _uint(), nullable=False),
-    Column("wb", String(10), nullable=False),
-    PrimaryKeyConstraint("rid", "sid"),
-    mysql_engine="InnoDB",
-)
+
+wblist = _wblist_table("wblist")
+outbound_wblist = _wblist_table("outbound_wblist")
 
 # direction -> (table, column holding users.id, column holding mailaddr.id)
 _LISTS = {
@@ -285,16 +263,11 @@ def _is_listed(conn: Connection, user_id: int) -> bool:
     return False
 
 
-def _chunks(items: list, size: int = 500) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
 def _matching(conn: Connection, column, emails: Iterable[str], domains: Iterable[str]) -> list[tuple]:
     """(id, value) of rows whose `column` is one of `emails` or ends with
     ``@<domain>`` (``@domain`` itself included) for one of `domains`."""
     emails, domains = sorted(set(emails)), sorted(set(domains))
-    conds = [column.in_(chunk) for chunk in _chunks(emails)]
+    conds = [column.in_(chunk) for chunk in chunks(emails)]
     if conn.dialect.name == "sqlite":
         # SQLite's LIKE never matches a BLOB: compare its text.
         conds += [cast(column, Text).like("%@" + d) for d in domains]
@@ -321,13 +294,13 @@ def forget_rows(conn: Connection, live: LiveSchema, *, emails: Iterable[str], do
         ids = [i for i, _ in found]
         for table, local, _remote in _LISTS.values():
             if live.table(table.name) is not None:
-                for chunk in _chunks(ids):
+                for chunk in chunks(ids):
                     conn.execute(delete(table).where(table.c[local].in_(chunk)))
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             conn.execute(delete(users).where(users.c.id.in_(chunk)))
     if live.table("policy") is not None:
         policies = [i for i, _ in _matching(conn, policy.c.policy_name, emails, domains)]
-        for chunk in _chunks(policies):
+        for chunk in chunks(policies):
             conn.execute(delete(policy).where(policy.c.id.in_(chunk)))
             if live.table("users") is not None:
                 conn.execute(update(users).where(users.c.policy_id.in_(chunk)).values(policy_id=0))
@@ -460,7 +433,7 @@ class AmavisdDB(ForeignDatabase):
             uid = _ensure_user(conn, account.key, account.amavisd_priority)
             ids = self._address_ids(conn, addresses, create=True)
             id_list = list(ids.values())
-            for chunk in _chunks(id_list):
+            for chunk in chunks(id_list):
                 conn.execute(delete(table).where(table.c[local] == uid, table.c[remote].in_(chunk)))
             conn.execute(insert(table), [{local: uid, remote: i, "wb": WB[listname]} for i in id_list])
 
@@ -481,13 +454,13 @@ class AmavisdDB(ForeignDatabase):
                 conn.execute(base)
                 return
             ids = list(self._address_ids(conn, addresses, create=False).values())
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(base.where(table.c[remote].in_(chunk)))
 
     @staticmethod
     def _address_ids(conn: Connection, addresses: list[str], *, create: bool) -> dict[str, int]:
         ids: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(addresses))):
+        for chunk in chunks(sorted(set(addresses))):
             for id_, email in conn.execute(select(mailaddr.c.id, mailaddr.c.email)
                                            .where(mailaddr.c.email.in_(chunk))):
                 ids[email] = id_

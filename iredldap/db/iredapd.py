@@ -30,53 +30,28 @@ PostgreSQL does not: the store never relies on it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    UniqueConstraint,
-    delete,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import (BigInteger, Column, Index, MetaData, SmallInteger, String, Table, UniqueConstraint,
+                        delete, insert, or_, select, text, update)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
+from iredldap.db.columns import MYSQL, chunks, id_type, number_column, text_column
 from iredldap.db.live import ForeignDatabase, LiveSchema
 from iredldap.errors import InvalidInput
 from iredldap.model.policy_addresses import Account
 
 metadata = MetaData()
-_MYSQL = ("mysql", "mariadb")
-
-
-def _id():
-    return BigInteger().with_variant(mysql.BIGINT(unsigned=True), *_MYSQL).with_variant(Integer(), "sqlite")
-
-
-def _str(name: str, length: int = 255, **kw) -> Column:
-    kw.setdefault("nullable", False)
-    kw.setdefault("server_default", "")
-    return Column(name, String(length), **kw)
+_id, _str = id_type, text_column
 
 
 def _limit(name: str) -> Column:
-    return Column(name, BigInteger(), nullable=False, server_default=text("-1"))
+    return number_column(name, -1)
 
 
 def _uint(name: str) -> Column:
-    return Column(name, BigInteger().with_variant(mysql.INTEGER(unsigned=True), *_MYSQL),
-                  nullable=False, server_default=text("0"))
+    return number_column(name, 0, BigInteger().with_variant(mysql.INTEGER(unsigned=True), *MYSQL))
 
 
 throttle = Table(
@@ -84,13 +59,10 @@ throttle = Table(
     Column("id", _id(), primary_key=True, autoincrement=True),
     Column("account", String(255), nullable=False),
     _str("kind", 10, server_default="outbound"),
-    Column("priority", BigInteger().with_variant(mysql.TINYINT(unsigned=True), *_MYSQL),
+    Column("priority", BigInteger().with_variant(mysql.TINYINT(unsigned=True), *MYSQL),
            nullable=False, server_default=text("0")),
     _uint("period"),
-    _limit("msg_size"),
-    _limit("max_msgs"),
-    _limit("max_quota"),
-    _limit("max_rcpts"),
+    *map(_limit, ("msg_size", "max_msgs", "max_quota", "max_rcpts")),
     UniqueConstraint("account", "kind", name="account_kind"),
     mysql_engine="InnoDB",
 )
@@ -100,12 +72,7 @@ throttle_tracking = Table(
     Column("id", _id(), primary_key=True, autoincrement=True),
     Column("tid", BigInteger(), nullable=False, server_default=text("0")),
     _str("account"),
-    _uint("period"),
-    _uint("cur_msgs"),
-    _uint("cur_quota"),
-    _uint("init_time"),
-    _uint("last_time"),
-    _uint("last_notify_time"),
+    *map(_uint, ("period", "cur_msgs", "cur_quota", "init_time", "last_time", "last_notify_time")),
     UniqueConstraint("tid", "account", name="tid_account"),
     mysql_engine="InnoDB",
 )
@@ -156,15 +123,10 @@ AUTO_UPDATE_COMMENT = "AUTO-UPDATE: {domain}"
 ANY_SENDER = "@."
 
 
-def _chunks(items: list, size: int = 500) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
 def _matching(conn: Connection, table: Table, emails: Iterable[str], domains: Iterable[str]) -> list[tuple]:
     emails, domains = sorted(set(emails)), sorted(set(domains))
     col = table.c.account
-    conds = [col.in_(chunk) for chunk in _chunks(emails)]
+    conds = [col.in_(chunk) for chunk in chunks(emails)]
     conds += [col.like("%@" + d) for d in domains]
     if not conds:
         return []
@@ -183,7 +145,7 @@ def forget_rows(conn: Connection, live: LiveSchema, *, emails: Iterable[str], do
         if live.table(table.name) is None:
             continue
         ids = [i for i, _ in _matching(conn, table, emails, domains)]
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             if table is throttle and live.table("throttle_tracking") is not None:
                 conn.execute(delete(throttle_tracking).where(throttle_tracking.c.tid.in_(chunk)))
             conn.execute(delete(table).where(table.c.id.in_(chunk)))
@@ -271,7 +233,7 @@ class IredapdDB(ForeignDatabase):
         self.database.write_retrying(work)
 
     def _delete_throttle_ids(self, conn: Connection, ids: Sequence[int]) -> None:
-        for chunk in _chunks(list(ids)):
+        for chunk in chunks(list(ids)):
             if self.live.table("throttle_tracking") is not None:
                 conn.execute(delete(throttle_tracking).where(throttle_tracking.c.tid.in_(chunk)))
             conn.execute(delete(throttle).where(throttle.c.id.in_(chunk)))
@@ -349,7 +311,7 @@ class IredapdDB(ForeignDatabase):
             else:
                 wanted = (current | set(add)) - set(remove)
             gone = sorted(current - wanted)
-            for chunk in _chunks(gone):
+            for chunk in chunks(gone):
                 conn.execute(delete(w).where(w.c.account == account.key, w.c.sender.in_(chunk)))
             new = sorted(wanted - current)
             if new:
@@ -374,14 +336,14 @@ class IredapdDB(ForeignDatabase):
         def work(conn: Connection) -> None:
             current = set(conn.execute(select(d.c.domain)).scalars().all())
             wanted = set(reset) if reset is not None else (current | set(add)) - set(remove)
-            for chunk in _chunks(sorted(current - wanted)):
+            for chunk in chunks(sorted(current - wanted)):
                 conn.execute(delete(d).where(d.c.domain.in_(chunk)))
             dropped = (current - wanted) | (set(remove) - wanted)
             comments = [AUTO_UPDATE_COMMENT.format(domain=x) for x in sorted(dropped)]
             for table in (greylisting_whitelists, greylisting_whitelist_domain_spf):
                 if self.live.table(table.name) is None:
                     continue
-                for chunk in _chunks(comments):
+                for chunk in chunks(comments):
                     conn.execute(delete(table).where(table.c.comment.in_(chunk)))
             new = sorted(wanted - current)
             if new:

@@ -18,59 +18,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    CHAR,
-    BigInteger,
-    Column,
-    Date,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    text,
-)
+from sqlalchemy import (CHAR, BigInteger, Column, Date, DateTime, Index, Integer, MetaData, String, Table,
+                        Text, func, text)
 from sqlalchemy.dialects import mysql
+
+from iredldap.db.columns import MYSQL, id_type, number_column, text_column
 
 metadata = MetaData()
 
-_MYSQL = ("mysql", "mariadb")
-
-
-def _id_type():
-    """BIGINT UNSIGNED on MySQL (as iRedMail), BIGINT on PostgreSQL and
-    INTEGER on SQLite (only ``INTEGER PRIMARY KEY`` auto-increments there)."""
-    return (
-        BigInteger()
-        .with_variant(mysql.BIGINT(unsigned=True), *_MYSQL)
-        .with_variant(Integer(), "sqlite")
-    )
+_id_type, _str = id_type, text_column
 
 
 def _timestamp_type():
     """TIMESTAMP on MySQL (stored as UTC, converted to the session time zone),
     TIMESTAMP WITHOUT TIME ZONE on PostgreSQL; values are naive UTC."""
-    return DateTime().with_variant(mysql.TIMESTAMP(), *_MYSQL)
+    return DateTime().with_variant(mysql.TIMESTAMP(), *MYSQL)
 
 
 def _now_default():
     return func.current_timestamp()
 
 
-def _str(name: str, length: int = 255, **kw) -> Column:
-    kw.setdefault("nullable", False)
-    kw.setdefault("server_default", "")
-    return Column(name, String(length), **kw)
-
-
 def _count(name: str) -> Column:
-    return Column(name, BigInteger(), nullable=False, server_default=text("0"))
+    return number_column(name, 0)
 
 
 _table_kw: dict[str, Any] = {"mysql_engine": "InnoDB"}
+
+
+def _indexes(table: str, *columns: str) -> list[Index]:
+    """One index per column, named as iRedAdmin's PostgreSQL schema names them."""
+    return [Index(f"idx_{table}_{column}", column) for column in columns]
 
 
 # web.py-style session store (iRedAdmin keeps its own sessions here too).
@@ -96,13 +74,7 @@ log = Table(
     _str("event", 20),
     _str("loglevel", 10, server_default="info"),
     Column("msg", Text()),
-    Index("idx_log_timestamp", "timestamp"),
-    Index("idx_log_admin", "admin"),
-    Index("idx_log_ip", "ip"),
-    Index("idx_log_domain", "domain"),
-    Index("idx_log_username", "username"),
-    Index("idx_log_event", "event"),
-    Index("idx_log_loglevel", "loglevel"),
+    *_indexes("log", "timestamp", "admin", "ip", "domain", "username", "event", "loglevel"),
     **_table_kw,
 )
 
@@ -121,11 +93,7 @@ deleted_mailboxes = Table(
     Column("delete_date", Date(), nullable=True),
     _count("bytes"),
     _count("messages"),
-    Index("idx_deleted_mailboxes_timestamp", "timestamp"),
-    Index("idx_deleted_mailboxes_username", "username"),
-    Index("idx_deleted_mailboxes_domain", "domain"),
-    Index("idx_deleted_mailboxes_admin", "admin"),
-    Index("idx_deleted_mailboxes_delete_date", "delete_date"),
+    *_indexes("deleted_mailboxes", "timestamp", "username", "domain", "admin", "delete_date"),
     **_table_kw,
 )
 
@@ -151,10 +119,7 @@ last_login = Table(
     Column("imap", Integer(), nullable=True),
     Column("pop3", Integer(), nullable=True),
     Column("lda", Integer(), nullable=True),
-    Index("idx_last_login_domain", "domain"),
-    Index("idx_last_login_imap", "imap"),
-    Index("idx_last_login_pop3", "pop3"),
-    Index("idx_last_login_lda", "lda"),
+    *_indexes("last_login", "domain", "imap", "pop3", "lda"),
     **_table_kw,
 )
 
@@ -212,10 +177,10 @@ write_journal = Table(
 write_journal_steps = Table(
     "write_journal_steps",
     metadata,
-    Column("journal_id", BigInteger().with_variant(mysql.BIGINT(unsigned=True), *_MYSQL), primary_key=True,
+    Column("journal_id", BigInteger().with_variant(mysql.BIGINT(unsigned=True), *MYSQL), primary_key=True,
            autoincrement=False),
     Column("seq", Integer(), primary_key=True, autoincrement=False),
-    Column("step", Text().with_variant(mysql.LONGTEXT(), *_MYSQL), nullable=False),
+    Column("step", Text().with_variant(mysql.LONGTEXT(), *MYSQL), nullable=False),
     **_table_kw,
 )
 

@@ -21,7 +21,7 @@ from iredldap.directory import settings_attr
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
 from iredldap.directory.tree import CONTAINERS, Tree, f
-from iredldap.directory.values import diff as values_diff, wanted as wanted_list
+from iredldap.directory.values import diff as values_diff, wanted as wanted_list, wanted_services
 
 # Entries that receive `<local>@<alias domain>` shadow addresses.
 _ADDRESS_FILTER = any_class(ADDRESS_TYPES)
@@ -231,12 +231,7 @@ class DomainStore:
         # Services: the explicit parameters first, then what the fields imply.
         if "removeAllServices" in values:
             services = {}
-        if "services" in values:
-            services = {s.lower(): s for s in values["services"]}
-        for name in values.get("addService", []):
-            services.setdefault(name.lower(), name)
-        for name in values.get("removeService", []):
-            services.pop(name.lower(), None)
+        services = wanted_services(services, values)
 
         alias_before = [a.lower() for a in entry.get("domainAliasName")]
         alias_after = self._wanted_alias_domains(alias_before, values)

@@ -22,7 +22,8 @@ from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
 from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry
 from iredldap.directory.domains import DeletedMailbox
 from iredldap.directory.tree import Tree, f
-from iredldap.directory.values import diff as values_diff, field_attrs, field_changes, wanted as wanted_list
+from iredldap.directory.values import (diff as values_diff, field_attrs, field_changes, wanted as wanted_list,
+                                      wanted_services)
 
 
 
@@ -281,12 +282,7 @@ class UserStore:
             have = {v.lower() for v in entry.get("shadowAddress")}
             claimed = [a for a in aliases if a.lower() not in have]
 
-        if "services" in values:
-            services = {s.lower(): s for s in values["services"]}
-        for name in values.get("addService", []):
-            services.setdefault(name.lower(), name)
-        for name in values.get("removeService", []):
-            services.pop(name.lower(), None)
+        services = wanted_services(services, values)
         ops = values_diff(entry.get("enabledService"), services.values())
         if ops:
             changes["enabledService"] = ops

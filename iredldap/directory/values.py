@@ -76,3 +76,17 @@ def field_changes(entry, fields, values: dict[str, Any], *,
         elif new is not None and [new] != current:
             changes[field.attr] = [(REPLACE, [new])]
     return changes
+
+
+def wanted_services(services: dict[str, str], values: dict) -> dict[str, str]:
+    """enabledService after `services` (replace all), `addService`, `removeService`:
+    lower-cased name -> the value as spelled."""
+    if "services" in values:
+        services = {s.lower(): s for s in values["services"]}
+    else:
+        services = dict(services)
+    for name in values.get("addService", []):
+        services.setdefault(name.lower(), name)
+    for name in values.get("removeService", []):
+        services.pop(name.lower(), None)
+    return services

@@ -190,6 +190,14 @@ def any_class(types: Iterable[AccountType], *more: str) -> str:
     return "(|" + "".join(f"(objectClass={c})" for c in classes) + ")"
 
 
+def _name_status_language(name: str, status_of: str, language: str) -> tuple[Field, ...]:
+    """The display name, accountStatus and preferredLanguage fields most types have."""
+    return (Field(Param("name", Text(255), name, aliases=("cn",)), attr="cn"),
+            Field(Param("accountStatus", ACCOUNT_STATUS, f"Enable or disable {status_of}: active, disabled"),
+                  attr="accountStatus"),
+            Field(Param("language", LANGUAGE, language, aliases=("preferredLanguage",)), attr="preferredLanguage"))
+
+
 MiB = 1024 * 1024
 # Quotas in MB: mailQuota holds bytes (an LDAP Integer that Dovecot reads as
 # a signed 64-bit number), so MB × MiB must fit in 64 bits.
@@ -205,6 +213,12 @@ DOMAIN_PROFILES = ("bcc", "relay", "catchall", "aliases", "throttle", "greylisti
                    "backupmx", "password_policies", "advanced")
 USER_PROFILES = ("bcc", "forwarding", "relay", "aliases", "throttle", "greylisting", "wblist", "spampolicy")
 USER_PREFERENCES = ("personal_info", "forwarding", "wblist", "quarantine", "rcvd_mails", "spampolicy")
+
+def _hide_and_show(name: str, choices: tuple[str, ...], what: str, whom: str) -> tuple[Param, Param]:
+    """disable<name> / enable<name>: the global admin hides or shows `what` from `whom`."""
+    return (Param(f"disable{name}", NameList(choices), f"Hide {what} from {whom}", global_only=True),
+            Param(f"enable{name}", NameList(choices), f"Show {what} to {whom}", global_only=True))
+
 
 # Parameters of PUT /api/domain/<domain> that need more than one attribute set.
 _DOMAIN_EXTRA = (
@@ -222,18 +236,9 @@ _DOMAIN_EXTRA = (
           global_only=True),
     Param("removeAllServices", Text(16), "Disable every service, mail included (value ignored)",
           global_only=True),
-    Param("disableDomainProfile", NameList(DOMAIN_PROFILES), "Hide domain profile tabs from normal admins",
-          global_only=True),
-    Param("enableDomainProfile", NameList(DOMAIN_PROFILES), "Show domain profile tabs to normal admins",
-          global_only=True),
-    Param("disableUserProfile", NameList(USER_PROFILES), "Hide user profile tabs from normal admins",
-          global_only=True),
-    Param("enableUserProfile", NameList(USER_PROFILES), "Show user profile tabs to normal admins",
-          global_only=True),
-    Param("disableUserPreference", NameList(USER_PREFERENCES), "Hide self-service preferences from users",
-          global_only=True),
-    Param("enableUserPreference", NameList(USER_PREFERENCES), "Show self-service preferences to users",
-          global_only=True),
+    *_hide_and_show("DomainProfile", DOMAIN_PROFILES, "domain profile tabs", "normal admins"),
+    *_hide_and_show("UserProfile", USER_PROFILES, "user profile tabs", "normal admins"),
+    *_hide_and_show("UserPreference", USER_PREFERENCES, "self-service preferences", "users"),
 )
 
 DOMAIN = AccountType(
@@ -242,11 +247,8 @@ DOMAIN = AccountType(
     routes=Routes(item="/api/domain/{domain}", collection="/api/domains"),
     export_summary="a domain and every entry under it",
     fields=(
-        Field(Param("name", Text(255), "Short description of the domain (company name)", aliases=("cn",)), attr="cn"),
-        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the domain: active, disabled"),
-              attr="accountStatus"),
-        Field(Param("language", LANGUAGE, "Default preferred language of new users", aliases=("preferredLanguage",)),
-              attr="preferredLanguage"),
+        *_name_status_language("Short description of the domain (company name)", "the domain",
+                               "Default preferred language of new users"),
         Field(Param("transport", Converted(check=validators.transport, allow_empty=False,
                                            description="Postfix transport"),
                     "Transport program (mtaTransport)", aliases=("mtaTransport",), global_only=True),
@@ -548,11 +550,7 @@ ADMIN = AccountType(
     routes=Routes(item="/api/admin/{mail}", collection="/api/admins"),
     export_summary="an admin (a standalone admin, or the mail user holding the role)",
     fields=(
-        Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
-        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable the admin: active, disabled"),
-              attr="accountStatus"),
-        Field(Param("language", LANGUAGE, "Preferred language of the web UI", aliases=("preferredLanguage",)),
-              attr="preferredLanguage"),
+        *_name_status_language("Display name", "the admin", "Preferred language of the web UI"),
         Field(Param("maxUsers", ADMIN_LIMIT, "Mail users over all its domains (0: unlimited, -1: none)"),
               setting=ADMIN_SETTINGS["maxUsers"], encode=_admin_limit),
         Field(Param("maxAliases", ADMIN_LIMIT, "Mail aliases over all its domains (0: unlimited, -1: none)"),

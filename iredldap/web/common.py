@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import falcon
 
 from iredldap.config import Settings
 from iredldap.db.sessions import Session, SessionStore
 from iredldap.directory.admins import Principal
+from iredldap.directory.connection import Entry
 from iredldap.errors import InvalidInput, NotAuthorized
 from iredldap.model import passwords
-from iredldap.model.listing import Page
+from iredldap.model.listing import Listing, Page, entry_key, select
 from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
 from iredldap.model.tenant_view import hide_foreign
 
@@ -157,3 +158,18 @@ def end_sessions_in(sessions: SessionStore | None, req: falcon.Request, domain: 
     own = getattr(req.context, "session", None)
     keep = own if own is not None and own.admin.lower().endswith("@" + domain.lower()) else None
     sessions.end_all_in(domain, domain_dn, keep=keep, skip=skip)
+
+
+def answer_addresses(req: falcon.Request, resp: falcon.Response, values: dict[str, Any],
+                     scan: Callable[..., Iterable[Entry]]) -> None:
+    """Answer a listing of a domain's addresses (users, aliases, lists):
+    `scan(disabled_only=, search=, attrs=)` reads them; `email_only` gives just the addresses."""
+    listing = Listing.of(values, "mail")
+    emails_only = values.get("email_only", False)
+    entries = scan(disabled_only=values.get("disabled_only", False), search=listing.search,
+                   attrs=("mail", "cn") if emails_only else ("*",))
+    page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
+    if emails_only:
+        ok_page(resp, page, [e.first("mail").lower() for e in page.items])
+    else:
+        ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])

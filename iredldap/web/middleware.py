@@ -85,6 +85,7 @@ class ClientAccess:
             raise NotAuthorized(f"API access is not allowed from {req.context.client_ip}")
 
 
+@dataclasses.dataclass(eq=False)
 class Authentication:
     """Builds the request's context once: parses the URL parts (iredldap.web.url),
     finds the admin behind the session cookie or the API token (`Authorization:
@@ -95,14 +96,13 @@ class Authentication:
     admin counts from the next request on.
     """
 
-    def __init__(self, settings: Settings, sessions: SessionStore, admins: AdminStore, domains: DomainStore,
-                 tokens: TokenStore | None = None, *, rules: Mapping[tuple[str, str], authz.Rule]):
-        self.settings = settings
-        self.sessions = sessions
-        self.admins = admins
-        self.domains = domains
-        self.tokens = tokens
-        self.rules = rules
+    settings: Settings
+    sessions: SessionStore
+    admins: AdminStore
+    domains: DomainStore
+    tokens: TokenStore | None = None
+    _: dataclasses.KW_ONLY
+    rules: Mapping[tuple[str, str], authz.Rule]
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         req.context.token = None

@@ -13,6 +13,7 @@ takes away its admin role and keeps the mailbox.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import falcon
@@ -109,16 +110,18 @@ class AdminCollection:
                                  for e in page.items])
 
 
+@dataclass(eq=False)
 class AdminItem:
-    def __init__(self, admins: AdminStore, domains: DomainStore, users: UserStore, db: IredadminDB,
-                 settings: Settings, *, sessions: SessionStore | None = None):
-        self.admins = admins
-        self.sessions = sessions
-        self.domains = domains
-        self.users = users
-        self.db = db
-        self.settings = settings
-        self.hashing = PasswordHashing(settings)
+    admins: AdminStore
+    domains: DomainStore
+    users: UserStore
+    db: IredadminDB
+    settings: Settings
+    _: KW_ONLY
+    sessions: SessionStore | None = None
+
+    def __post_init__(self) -> None:
+        self.hashing = PasswordHashing(self.settings)
         self.create_params = accounts.ADMIN.create_params()
         self.update_params = accounts.ADMIN.update_params()
         self.operations = {

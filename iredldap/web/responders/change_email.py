@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import falcon
@@ -18,15 +19,16 @@ class Renamable(Protocol):
     def rename(self, old: str, new: str, *, after=None): ...
 
 
+@dataclass(eq=False)
 class ChangeEmail:
-    def __init__(self, store: Renamable, label: str, domains: DomainStore, db: IredadminDB,
-                 policies: PolicyAccounts | None = None):
-        self.store = store
-        self.label = label
-        self.domains = domains
-        self.db = db
-        self.policies = policies
-        self.operations = {"POST": Operation(f"Change the address of a {label} (its settings follow)")}
+    store: Renamable
+    label: str
+    domains: DomainStore
+    db: IredadminDB
+    policies: PolicyAccounts | None = None
+
+    def __post_init__(self) -> None:
+        self.operations = {"POST": Operation(f"Change the address of a {self.label} (its settings follow)")}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
         read_params(req, self.operations["POST"])

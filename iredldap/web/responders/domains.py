@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import falcon
@@ -52,14 +53,16 @@ class DomainCollection:
             ok_page(resp, page, [entry_as_dict(e) for e in page.items])
 
 
+@dataclass(eq=False)
 class DomainItem:
-    def __init__(self, domains: DomainStore, admins: AdminStore, db: IredadminDB, *,
-                 policies: PolicyAccounts | None = None, limits: AdminLimits):
-        self.domains = domains
-        self.limits = limits
-        self.admins = admins
-        self.db = db
-        self.policies = policies
+    domains: DomainStore
+    admins: AdminStore
+    db: IredadminDB
+    _: KW_ONLY
+    policies: PolicyAccounts | None = None
+    limits: AdminLimits
+
+    def __post_init__(self) -> None:
         self.create_params = accounts.DOMAIN.create_params()
         self.update_params = accounts.DOMAIN.update_params()
         self.operations = {

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import falcon
@@ -19,23 +20,25 @@ from iredldap.directory.domains import DomainStore
 from iredldap.directory.groups import GroupStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.errors import NotAuthorized
-from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import ENTRY, LISTING
 from iredldap.model.accounts import MEMBERS_POINT_TO_IT
 from iredldap.model.params import Operation
-from iredldap.web.common import SORT_ATTRS, entry_as_seen, ok, ok_page, principal, read_params, restrict_for_normal_admin
+from iredldap.web.common import (answer_addresses, entry_as_seen, ok, principal, read_params,
+                                 restrict_for_normal_admin)
 
 
+@dataclass(eq=False)
 class GroupItem:
-    def __init__(self, store: GroupStore, domains: DomainStore, db: IredadminDB, *, limits: AdminLimits,
-                 policies: PolicyAccounts | None = None):
-        self.store = store
-        self.account = store.account
-        self.policies = policies
-        self.domains = domains
-        self.db = db
-        # The creating admin's own limit (maxAliases or maxLists), across its domains.
-        self.limits = limits
+    store: GroupStore
+    domains: DomainStore
+    db: IredadminDB
+    _: KW_ONLY
+    # The creating admin's own limit (maxAliases or maxLists), across its domains.
+    limits: AdminLimits
+    policies: PolicyAccounts | None = None
+
+    def __post_init__(self) -> None:
+        self.account = self.store.account
         self.create_params = self.account.create_params()
         self.update_params = self.account.update_params()
         self.delete_params = self.account.delete_params()
@@ -105,12 +108,4 @@ class GroupCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
         self.domains.get(domain)  # 404 for an unknown domain
-        listing = Listing.of(values, "mail")
-        emails_only = values.get("email_only", False)
-        entries = self.store.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
-                                  attrs=("mail", "cn") if emails_only else ("*",))
-        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
-        if emails_only:
-            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
-        else:
-            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
+        answer_addresses(req, resp, values, functools.partial(self.store.list, domain))

@@ -429,17 +429,17 @@ class WBList:
         ok(resp, self.db.list_addresses(found, direction, listname))
 
     def on_post(self, req, resp, direction: str, listname: str, account: Account) -> None:
-        values = read_params(req, self.operations["POST"])
-        found, direction, listname = self._target(req, direction, listname, account)
-        valid, discarded = values["addresses"]
-        self.db.add_addresses(found, direction, listname, valid)
-        _ok_with_discarded(resp, discarded)
+        self._change(req, resp, "POST", self.db.add_addresses, direction, listname, account)
 
     def on_put(self, req, resp, direction: str, listname: str, account: Account) -> None:
-        values = read_params(req, self.operations["PUT"])
+        self._change(req, resp, "PUT", self.db.remove_addresses, direction, listname, account)
+
+    def _change(self, req, resp, method: str, change, direction: str, listname: str, account: Account) -> None:
+        """Add (POST) or remove (PUT) the valid addresses given; the invalid ones are named as discarded."""
+        values = read_params(req, self.operations[method])
         found, direction, listname = self._target(req, direction, listname, account)
         valid, discarded = values["addresses"]
-        self.db.remove_addresses(found, direction, listname, valid)
+        change(found, direction, listname, valid)
         _ok_with_discarded(resp, discarded)
 
     def on_delete(self, req, resp, direction: str, listname: str, account: Account) -> None:

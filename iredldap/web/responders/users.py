@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import functools
+from dataclasses import KW_ONLY, InitVar, dataclass
 from typing import Any
 
 import falcon
@@ -25,30 +27,30 @@ from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.directory.connection import Entry
 from iredldap.directory.users import DomainRules, UserStore
 from iredldap.errors import InvalidInput, MissingParameter, NotAuthorized
-from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import LISTING, STRINGS, entry_with
 from iredldap.model.params import Operation
 from iredldap.db.sessions import SessionStore
 from iredldap.model.tenant_view import hide_foreign, own_values
-from iredldap.web.common import (DEFAULT_KEEP_DAYS, SORT_ATTRS, PasswordHashing, end_sessions_in, end_sessions_of,
-                                 entry_as_dict, entry_as_seen, ok, ok_page, principal, read_params,
-                                 restrict_for_normal_admin)
+from iredldap.web.common import (DEFAULT_KEEP_DAYS, PasswordHashing, answer_addresses, end_sessions_in,
+                                 end_sessions_of, entry_as_dict, ok, principal, read_params, restrict_for_normal_admin)
 
 BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
 USER_VIEW = entry_with(stored_bytes={"type": "integer"}, stored_messages={"type": "integer"},
                        last_login={"type": "string", "description": "ISO 8601, or empty: never"})
 
 
+@dataclass(eq=False)
 class UserItem:
-    def __init__(self, users: UserStore, domains: DomainStore, db: IredadminDB, settings: Settings, *,
-                 limits: AdminLimits, policies: PolicyAccounts | None = None,
-                 sessions: SessionStore | None = None):
-        self.users = users
-        self.sessions = sessions
-        self.policies = policies
-        self.domains = domains
-        self.limits = limits
-        self.db = db
+    users: UserStore
+    domains: DomainStore
+    db: IredadminDB
+    settings: InitVar[Settings]
+    _: KW_ONLY
+    limits: AdminLimits
+    policies: PolicyAccounts | None = None
+    sessions: SessionStore | None = None
+
+    def __post_init__(self, settings: Settings) -> None:
         self.hashing = PasswordHashing(settings)
         self.create_params = accounts.USER.create_params()
         self.update_params = accounts.USER.update_params()
@@ -168,15 +170,7 @@ class UserCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
         self.users.rules(domain)  # 404 for an unknown domain
-        listing = Listing.of(values, "mail")
-        emails_only = values.get("email_only", False)
-        entries = self.users.list(domain, disabled_only=values.get("disabled_only", False), search=listing.search,
-                                  attrs=("mail", "cn") if emails_only else ("*",))
-        page = select(entries, entry_key(listing.sort, SORT_ATTRS, "mail"), listing)
-        if emails_only:
-            ok_page(resp, page, [e.first("mail").lower() for e in page.items])
-        else:
-            ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
+        answer_addresses(req, resp, values, functools.partial(self.users.list, domain))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["PUT"])
