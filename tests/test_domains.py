@@ -395,6 +395,9 @@ def test_delete_removes_subtree_and_records_mailboxes(api, factory, iredadmin):
     rows = _deleted_rows(iredadmin)
     users = [row for row in rows if row["username"] != "@a.test"]
     assert [row["username"] for row in users] == ["u1@a.test", "u2@a.test"]
+    # The catch-all (a mailUser entry with no mailbox) is no mailbox to remove:
+    # a row with an empty maildir would point a clean-up job at the storage root.
+    assert all(row["maildir"] for row in rows) and len(rows) == 2
     assert all(row["maildir"].startswith("/var/vmail/vmail1/a.test/u/") for row in users)
     assert all(row["domain"] == "a.test" and row["admin"] == "root@admins.test" for row in rows)
     assert all(row["delete_date"] is not None for row in users)

@@ -353,8 +353,7 @@ class DomainStore:
             users_dn = self.tree.container(domain, USER.container).lower()
             mailboxes = [DeletedMailbox(e.first("mail").lower(), domain, e.first("homeDirectory"))
                          for e in removed
-                         if e.dn.lower().endswith("," + users_dn)
-                         and any(c.lower() == "mailuser" for c in e.get("objectClass"))]
+                         if e.dn.lower().endswith("," + users_dn) and USER.matches(e.attrs)]
             if after is not None:
                 undo = after(mailboxes)
                 if callable(undo):

@@ -32,7 +32,6 @@ from iredldap.web.responders import health, log as log_resource, tokens as token
 from iredldap.web.responders import ldif as ldif_resources
 from iredldap.web.responders import check as check_resource
 from iredldap.check import Checker
-from iredldap.web.journal import SettleJournal
 from iredldap.web.bounds import BodyLimit, Methods, json_dumps, json_loads
 from iredldap.web.middleware import Authentication, ClientAccess
 from iredldap.web.forms import FormOrJsonHandler
@@ -214,8 +213,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
         BodyLimit(settings.max_request_body),
         ClientAccess(settings),
         audit_log,
-        Authentication(settings, sessions, admin_store, domain_store, api_tokens, rules=rules),
-        SettleJournal(journal),
+        Authentication(settings, sessions, admin_store, domain_store, api_tokens, rules=rules, journal=journal),
     ])
     # Clients send `catchall=` to mean "none": keep blank values everywhere.
     app.req_options.keep_blank_qs_values = True

@@ -4,14 +4,14 @@ A request that lost the directory part-way leaves its journal row open (see
 `iredldap.directory.journal`).  Before any later request on the same domain
 or address runs, that row is finished -- rolled forward or back -- so the
 request sees every object whole or absent: a retried create of a half-written
-domain then succeeds instead of answering 409.
+domain then succeeds instead of answering 409.  The authentication middleware
+calls `settle_unfinished` once it knows who asks and before it reads the
+entries the request needs.
 """
 
 from __future__ import annotations
 
 import logging
-
-import falcon
 
 from iredldap.errors import IredldapError
 
@@ -30,20 +30,13 @@ def targets_of(params: dict) -> list[str]:
     return out
 
 
-class SettleJournal:
-    """Runs after authentication: anonymous requests finish nothing."""
-
-    def __init__(self, journal):
-        self.journal = journal
-
-    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if resource is None or not params:
-            return
-        targets = targets_of(params)
-        if not targets:
-            return
-        try:
-            self.journal.settle(targets)
-        except IredldapError as err:
-            # The request itself will meet the same trouble and say so.
-            log.warning("unfinished writes on %s not finished yet: %s", " ".join(targets), err.code)
+def settle_unfinished(journal, params: dict) -> None:
+    """Finish the unfinished writes on what the URL names (before the request reads it)."""
+    targets = targets_of(params) if journal is not None else []
+    if not targets:
+        return
+    try:
+        journal.settle(targets)
+    except IredldapError as err:
+        # The request itself will meet the same trouble and say so.
+        log.warning("unfinished writes on %s not finished yet: %s", " ".join(targets), err.code)

@@ -9,7 +9,9 @@ from typing import Mapping
 
 import falcon
 
+from iredldap.directory.journal import WriteJournal
 from iredldap.web import authz
+from iredldap.web.journal import settle_unfinished
 from iredldap.config import Settings
 from iredldap.directory.admins import AdminStore, Lookup
 from iredldap.directory.domains import DomainStore
@@ -103,6 +105,7 @@ class Authentication:
     tokens: TokenStore | None = None
     _: dataclasses.KW_ONLY
     rules: Mapping[tuple[str, str], authz.Rule]
+    journal: WriteJournal | None = None
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         req.context.token = None
@@ -120,7 +123,7 @@ class Authentication:
         url = UrlParts(params)
         lookup = None
         if rule is not authz.Rule.PUBLIC:
-            lookup = self._lookup(req, url)
+            lookup = self._lookup(req, url, params)
         req.context.principal = principal = lookup.principal if lookup is not None else None
         scope = None
         if principal is not None and req.context.token is not None:
@@ -140,11 +143,17 @@ class Authentication:
         url.require_valid()
         params.update(url.values)
 
-    def _lookup(self, req: falcon.Request, url: UrlParts) -> Lookup | None:
-        """The caller (None: not logged in), with the account and domain the URL names, in one search."""
+    def _lookup(self, req: falcon.Request, url: UrlParts, params: dict) -> Lookup | None:
+        """The caller (None: not logged in), with the account and domain the URL names, in one search.
+
+        Between telling who asks (SQL only) and that search, writes left
+        unfinished on the URL's objects are finished (web/journal.py), so the
+        entries the search reads are whole; anonymous requests finish nothing.
+        """
         scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
         if scheme.lower() == "bearer" and self.tokens is not None:
             token = self.tokens.resolve(credentials.strip())     # LoginRequired if unknown, revoked or expired
+            settle_unfinished(self.journal, params)
             found = self._find(token.admin, url)
             if found is None:
                 raise LoginRequired("the admin of this API token is no longer active")
@@ -156,6 +165,7 @@ class Authentication:
         session = self.sessions.resolve(cookie)
         if session is None:
             raise LoginRequired("the session has expired or ended; log in again")
+        settle_unfinished(self.journal, params)
         found = self._find(session.admin, url)
         if found is None:
             # The admin was deleted, disabled or demoted since logging in.
