@@ -339,6 +339,7 @@ def test_object_where_a_string_is_expected(world, settings):
     assert snapshot(factory, settings) == before
 
 
+@pytest.mark.servers
 def test_audit_row_of_an_accepted_change_survives_a_narrow_log_column(request, tmp_path, directory):
     """A log table in latin1 (an old server's) cannot hold 😀: the change is
     accepted, so its row must be written all the same, the text escaped.

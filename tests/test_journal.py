@@ -73,14 +73,6 @@ class StoppingDirectory(Directory):
 
 
 @pytest.fixture
-def own_slapd(tmp_path):
-    server = LocalSlapd(tmp_path / "slapd", suffix=SUFFIX, root_password="secret")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def world(own_slapd, settings, iredadmin):
     directory = StoppingDirectory(own_slapd)
     tree = tree_of(settings)

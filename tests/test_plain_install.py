@@ -25,6 +25,9 @@ from .support import Factory
 from .test_own_tables import _fresh_database
 from .fixtures_policy import run_sql_file, SQL_DIR
 
+# a venv made with pip, serving on MariaDB and PostgreSQL
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

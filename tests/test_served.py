@@ -29,7 +29,8 @@ from iredldap.backends import tree_of
 
 from .conftest import make_settings
 
-pytestmark = pytest.mark.slapd
+# gunicorn processes on the session's slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.servers]
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
