@@ -5,7 +5,8 @@ The behaviour tests of the API run twice: on ldap3's MOCK_SYNC strategy
 Ask for `directory` to get both; `slapd_directory` for the real one only.
 
 Markers are set here from what a test uses (`pytest_collection_modifyitems`),
-so `pytest -m "not slapd"` is the fast loop without anyone marking by hand:
+so `pytest -m "not slapd and not servers"` is the fast loop (MOCK_SYNC and
+SQLite only) without anyone marking by hand:
 
 * ``slapd`` -- the test uses a real slapd: the ``[slapd]`` case of
   `directory`, or any fixture built on ``slapd`` / ``own_slapd``;
@@ -58,11 +59,18 @@ SERVER_PARAMS = frozenset({"mariadb", "postgresql"})
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        # schemathesis' items (one per API operation) all get the id of their
+        # test function on pytest 9, their names differ; pytest-xdist tells
+        # tests apart by id and would run one of them: give each its name.
+        last = item.nodeid.rpartition("::")[2]
+        if item.name != last and item.name.startswith(last + "[") and item.name.endswith("]"):
+            item._id = item.id.with_params(item.name[len(last) + 1:-1])
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SLAPD_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("backend") == "slapd":
             item.add_marker(pytest.mark.slapd)
         if any(isinstance(v, str) and v in SERVER_PARAMS for v in params.values()):
             item.add_marker(pytest.mark.servers)
+
 
 SUFFIX = "dc=example,dc=com"
 ROOT_DN = f"cn=Manager,{SUFFIX}"
