@@ -3,12 +3,30 @@
 The behaviour tests of the API run twice: on ldap3's MOCK_SYNC strategy
 (fast) and on a real slapd started by the tests (what production sees).
 Ask for `directory` to get both; `slapd_directory` for the real one only.
+
+Markers are set here from what a test uses (`pytest_collection_modifyitems`),
+so `pytest -m "not slapd and not servers"` is the fast loop (MOCK_SYNC and
+SQLite only) without anyone marking by hand:
+
+* ``slapd`` -- the test uses a real slapd: the ``[slapd]`` case of
+  `directory`, or any fixture built on ``slapd`` / ``own_slapd``;
+* ``servers`` -- the test uses MariaDB or PostgreSQL (a ``mariadb`` or
+  ``postgresql`` parameter, e.g. `sql_url`, `policy_sql`), or runs a
+  service or pip in a subprocess (gunicorn, nginx, a venv, a wheel: marked
+  in its module).
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
 import ldap3
 import pytest
+from sqlalchemy.engine import make_url
 
 from iredldap.backends import Backends, tree_of
 from iredldap.web.app import create_app
@@ -20,10 +38,39 @@ from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
 from iredldap.directory.mock import mock_server
+from iredldap.private_files import create_private
 
 from .support import ApiClient, Factory
 
 pytest_plugins = ["tests.fixtures_slapd", "tests.fixtures_sql", "tests.fixtures_policy"]
+
+# SQLite and slapd's mdb sync every commit to the disk; the tests need no
+# durability, and on a shared disk the syncs cost more than the tests: their
+# temporary folders (tmp_path, the session's slapd) go to memory where the
+# machine has a tmpfs.  PYTEST_DEBUG_TEMPROOT is pytest's own setting for it;
+# one given by the caller wins.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", "/dev/shm")
+
+# Fixtures that stand for a real slapd (see the module's doc).
+SLAPD_FIXTURES = frozenset({"slapd", "own_slapd"})
+SERVER_PARAMS = frozenset({"mariadb", "postgresql"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # schemathesis' items (one per API operation) all get the id of their
+        # test function on pytest 9, their names differ; pytest-xdist tells
+        # tests apart by id and would run one of them: give each its name.
+        last = item.nodeid.rpartition("::")[2]
+        if item.name != last and item.name.startswith(last + "[") and item.name.endswith("]"):
+            item._id = item.id.with_params(item.name[len(last) + 1:-1])
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SLAPD_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("backend") == "slapd":
+            item.add_marker(pytest.mark.slapd)
+        if any(isinstance(v, str) and v in SERVER_PARAMS for v in params.values()):
+            item.add_marker(pytest.mark.servers)
+
 
 SUFFIX = "dc=example,dc=com"
 ROOT_DN = f"cn=Manager,{SUFFIX}"
@@ -87,21 +134,116 @@ def slapd_directory(slapd_clean, settings) -> Directory:
     directory.close()
 
 
+SQLITE_FILES = {"iredadmin": "iredadmin.sqlite", "amavisd": "amavisd.sqlite", "iredapd": "iredapd.sqlite"}
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory) -> dict[str, Path]:
+    """iRedAdmin's, Amavisd's and iRedAPD's SQLite files with all their tables,
+    made once a session by the stores' own `create_tables`; each test gets
+    copies (`sqlite_copy`), which is much cheaper than creating the tables."""
+    folder = tmp_path_factory.mktemp("sqlite-templates")
+    settings = make_settings(folder)
+    engine = make_engine(settings.sql_iredadmin_url)
+    IredadminDB(engine).create_tables()
+    engine.dispose()
+    for db in (AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)):
+        db.create_tables()
+        db.engine.dispose()
+    templates = {kind: folder / name for kind, name in SQLITE_FILES.items()}
+    # The last connection's close folded the write-ahead log into the file.
+    leftovers = [p for p in folder.iterdir() if p.name.endswith(("-wal", "-shm"))]
+    assert not leftovers, leftovers
+    return templates
+
+
+def sqlite_copy(templates: dict[str, Path], kind: str, url: str) -> bool:
+    """Put a copy of the `kind` template where `url` (an SQLite file) points;
+    False (nothing done) when `url` is not a missing SQLite file."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database.startswith("file:") \
+            or u.database == ":memory:" or Path(u.database).exists():
+        return False
+    target = Path(u.database)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    create_private(target)      # 0600, as the engine makes a new file (iredldap.db.engine)
+    shutil.copyfile(templates[kind], target)
+    return True
+
+
 @pytest.fixture
-def iredadmin(settings) -> IredadminDB:
+def iredadmin(settings, sqlite_templates) -> IredadminDB:
+    copied = sqlite_copy(sqlite_templates, "iredadmin", settings.sql_iredadmin_url)
     db = IredadminDB(make_engine(settings.sql_iredadmin_url))
-    db.create_tables()
+    if not copied:
+        db.create_tables()
     return db
 
 
-@pytest.fixture
-def app(settings, directory, iredadmin):
-    # Amavisd's and iRedAPD's embedded SQLite files, with their tables, in tmp_path.
+def build_app(settings: Settings, directory: Directory, iredadmin: IredadminDB, templates: dict[str, Path]):
+    """The API on `directory`, `iredadmin` and Amavisd's and iRedAPD's embedded
+    SQLite files (copies of the templates, with their tables) beside it."""
     amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
-    amavisd.create_tables()
-    iredapd.create_tables()
+    for kind, db in (("amavisd", amavisd), ("iredapd", iredapd)):
+        if not sqlite_copy(templates, kind, getattr(settings, f"sql_{kind}_url")):
+            db.create_tables()
     return create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd,
                                          iredapd=iredapd))
+
+
+@pytest.fixture
+def app(settings, directory, iredadmin, sqlite_templates):
+    return build_app(settings, directory, iredadmin, sqlite_templates)
+
+
+# -- a world built once, laid down again for each test ------------------------------
+
+class SavedState:
+    """What the directory (ldap3's mock) and the three SQLite files held at one
+    moment.  A module whose tests each need the same costly world builds it
+    once, saves it, and `restore`s it before each test's app opens the files:
+    every test still starts on its own copy, as if it had built the world."""
+
+    def __init__(self, directory: Directory, settings: Settings):
+        dit = getattr(directory._server, "dit", None)
+        if dit is None:
+            raise TypeError("SavedState keeps ldap3 MOCK_SYNC directories only")
+        self.entries = copy.deepcopy(dit)
+        self.databases: dict[str, sqlite3.Connection] = {}
+        for kind in SQLITE_FILES:
+            live = sqlite3.connect(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
+            kept = sqlite3.connect(":memory:")
+            try:
+                live.backup(kept)       # what readers see, the write-ahead log included
+            finally:
+                live.close()
+            self.databases[kind] = kept
+
+    def restore(self, directory: Directory, settings: Settings) -> None:
+        """Into a fresh mock `directory` and SQLite files not opened yet."""
+        dit = directory._server.dit
+        dit.clear()
+        dit.update(copy.deepcopy(self.entries))
+        for kind, kept in self.databases.items():
+            path = Path(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
+            if path.exists():
+                raise RuntimeError(f"{path} is open already: restore before the app is made")
+            create_private(path)
+            target = sqlite3.connect(path)
+            try:
+                kept.backup(target)
+            finally:
+                target.close()
+
+    def close(self) -> None:
+        for kept in self.databases.values():
+            kept.close()
+
+
+def _sqlite_path(url: str) -> str:
+    u = make_url(url)
+    assert u.get_backend_name() == "sqlite" and u.database, url
+    return u.database
 
 
 @pytest.fixture

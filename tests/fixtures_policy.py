@@ -163,11 +163,3 @@ def iredapd_db(policy_dbs) -> IredapdDB:
 def policy_app(settings, directory, iredadmin, policy_dbs):
     return create_app(settings, Backends(directory=directory, iredadmin=iredadmin,
                                          amavisd=policy_dbs.amavisd, iredapd=policy_dbs.iredapd))
-
-
-def rows(engine: Engine, sql: str, **params) -> list[dict]:
-    """Rows of a query, as dicts; bytes (Amavisd's binary columns) decoded."""
-    with engine.connect() as conn:
-        found = conn.execute(text(sql), params).mappings().all()
-    return [{k: (bytes(v).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in r.items()}
-            for r in found]

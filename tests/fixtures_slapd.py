@@ -13,6 +13,9 @@
 * ``slapd_conn`` (function) -- an ldap3 ``Connection`` bound as the rootdn to
   the emptied server (``slapd.connection()``, no schema loaded: send
   booleans as ``"TRUE"``); unbound after the test.
+* ``own_slapd`` (function) -- a slapd of this test alone (same suffix and
+  password, its own folder and port), started; the test may stop and start
+  it.  Stopped after the test.
 * ``wipe_tree(conn, base)`` -- the helper behind ``slapd_clean``: deletes
   ``base`` and everything below it, deepest entries first.
 
@@ -33,7 +36,7 @@ from iredldap.directory.localslapd import SLAPD, LocalSlapd, slapd_available
 SUFFIX = "dc=example,dc=com"
 ROOT_PASSWORD = "secret"
 
-__all__ = ["ROOT_PASSWORD", "SUFFIX", "require_slapd", "slapd", "slapd_clean", "slapd_conn", "wipe_tree"]
+__all__ = ["ROOT_PASSWORD", "SUFFIX", "require_slapd", "slapd", "slapd_clean", "slapd_conn", "own_slapd", "wipe_tree"]
 
 
 def require_slapd() -> None:
@@ -93,3 +96,14 @@ def slapd_conn(slapd_clean: LocalSlapd) -> Iterator[ldap3.Connection]:
         yield conn
     finally:
         conn.unbind()
+
+
+@pytest.fixture
+def own_slapd(tmp_path: Path) -> Iterator[LocalSlapd]:
+    require_slapd()
+    server = LocalSlapd(tmp_path / "slapd", suffix=SUFFIX, root_password=ROOT_PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

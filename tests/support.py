@@ -1,4 +1,6 @@
-"""Test helpers: an API client that keeps the session cookie, and entry factories."""
+"""Test helpers: an API client that keeps the session cookie, entry factories,
+the checks of an error answer and of rows written, and the preamble of the
+policy tests (spam policy, throttling, greylisting, white/blacklists)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import falcon.testing
+import pytest
 from click.testing import CliRunner
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 
 from iredldap.model import passwords
 from iredldap.backends import tree_of
@@ -134,3 +139,64 @@ class Clock:
 
     def advance(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def assert_error(result, status: int, code: str, param: str | None = None) -> dict:
+    """The answer is our JSON error: `status`, `_msg` == `code` with a reason
+    (and the parameter named, when `param` is given); its body is returned."""
+    assert result.status_code == status, result.text
+    assert result.headers["content-type"].startswith("application/json"), result.headers
+    body = result.json
+    assert body["_success"] is False, body
+    assert body["_msg"] == code, result.text
+    assert isinstance(body.get("reason"), str) and body["reason"], body
+    if param:
+        assert body.get("param") == param, result.text
+    return body
+
+
+def rows(db, table, *order_by) -> list[dict]:
+    """The rows of `table` in the database of store `db` (`db.engine`), as dicts."""
+    with db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order_by))]
+
+
+def query_rows(engine: Engine, sql: str, **params) -> list[dict]:
+    """Rows of a query, as dicts; bytes (Amavisd's binary columns) decoded."""
+    with engine.connect() as conn:
+        found = conn.execute(text(sql), params).mappings().all()
+    return [{k: (bytes(v).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in r.items()}
+            for r in found]
+
+
+# -- the policy tests' preamble ---------------------------------------------------
+# test_spampolicy, test_throttle, test_greylisting and test_wblist import these;
+# the three fixtures then apply to that module only.
+
+POLICY_DOMAIN, POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER = (
+    "example.com", "alice@example.com", "bob@example.com", "carol@other.test")
+
+
+def all_policy_dbs():
+    """Parametrize a test over the policy databases (SQLite, MariaDB, PostgreSQL)."""
+    from .fixtures_policy import POLICY_BACKENDS
+    return pytest.mark.parametrize("policy_sql", POLICY_BACKENDS, indirect=True)
+
+
+@pytest.fixture(params=["mock"])
+def backend(request):
+    """The policies live in SQL: the directory's fast kind suffices."""
+    return request.param
+
+
+@pytest.fixture
+def app(policy_app):
+    return policy_app
+
+
+@pytest.fixture
+def accounts(factory):
+    factory.domain(POLICY_DOMAIN)
+    factory.domain("other.test")
+    for mail in (POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER):
+        factory.user(mail)

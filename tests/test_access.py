@@ -17,21 +17,7 @@ from iredldap.directory.admins import Principal
 from iredldap.errors import LoginRequired, NotAuthorized
 
 from .conftest import make_settings
-from .support import ApiClient
-
-
-def assert_error(result, status: int, code: str) -> dict:
-    assert result.status_code == status, result.text
-    body = result.json
-    assert body["_success"] is False
-    assert body["_msg"] == code
-    assert body.get("reason")
-    return body
-
-
-def rows(db, table) -> list[dict]:
-    with db.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(table))]
+from .support import ApiClient, assert_error, rows
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from iredldap.db import tables as t
 from iredldap.errors import DatabaseUnavailable
 
 from .support import ApiClient
+from .support import rows as table_rows
 
 ROOT = "root@admins.test"
 SECRET = "Sup3r#Secret-value-42"
@@ -67,8 +68,8 @@ def expected_subject(template: str, account: str | None) -> tuple[str, str]:
 
 
 def rows(db) -> list[dict]:
-    with db.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(t.log).order_by(t.log.c.id))]
+    """The log table's rows, oldest first."""
+    return table_rows(db, t.log, t.log.c.id)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Every endpoint in the access table, called by every kind of caller.
 
-The cases are generated from `iredldap.web.web_app.RULES` itself, so a new endpoint
+The cases are generated from `iredldap.web.app.RULES` itself, so a new endpoint
 is covered the moment it gets its rule.  Where a call is refused, nothing may
 have changed: the whole directory and the SQL tables are compared before and
 after.
@@ -13,12 +13,16 @@ import re
 import pytest
 from sqlalchemy import MetaData, select
 
+from iredldap.backends import tree_of
+from iredldap.db.engine import make_engine
+from iredldap.db.iredadmin import IredadminDB
+from iredldap.directory.base import init_tree
+from iredldap.directory.connection import SUBTREE
 from iredldap.web import app as web_app
 from iredldap.web.authz import Rule
-from iredldap.db.engine import make_engine
-from iredldap.directory.connection import SUBTREE
 
-from .support import ApiClient
+from .conftest import SavedState, build_app, make_settings, mock_directory, sqlite_copy
+from .support import ApiClient, Factory
 
 PW = "Secr3t#pass"
 
@@ -63,8 +67,38 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="module")
+def saved_world(tmp_path_factory, sqlite_templates):
+    """The world, built once for the module: each test gets its own copy (`world`)."""
+    settings = make_settings(tmp_path_factory.mktemp("authz-world"))
+    directory = mock_directory()
+    init_tree(directory, tree_of(settings))
+    sqlite_copy(sqlite_templates, "iredadmin", settings.sql_iredadmin_url)
+    app = build_app(settings, directory, IredadminDB(make_engine(settings.sql_iredadmin_url)), sqlite_templates)
+    factory = Factory(directory, settings)
+    api = ApiClient(app, settings)
+    api.login(*factory.global_admin("root@admins.test", "R00t#secret"))
+    clients = build_world(app, settings, factory, api, directory)
+    saved = SavedState(directory, settings), {role: client.cookie for role, client in clients.items()}
+    directory.close()
+    yield saved
+    saved[0].close()
+
+
 @pytest.fixture
-def world(app, settings, factory, api, directory):
+def world(saved_world, settings, directory, request):
+    """A client per kind of caller, on a copy of the saved world (sessions included)."""
+    state, cookies = saved_world
+    state.restore(directory, settings)
+    app = request.getfixturevalue("app")
+    clients = {}
+    for role, cookie in cookies.items():
+        clients[role] = ApiClient(app, settings)
+        clients[role].cookie = cookie
+    return clients
+
+
+def build_world(app, settings, factory, api, directory):
     """Two customers, their admins, a disabled admin, and objects to act on."""
     factory.domain("own.test")
     factory.domain("other.test")

@@ -13,26 +13,18 @@ from sqlalchemy import create_engine, event as sa_event, inspect, select, text
 
 from iredldap.model import params
 from iredldap.model.accounts import MAX_QUOTA_MB, MiB
-from iredldap.backends import Backends
-from iredldap.web.app import create_app
 from iredldap.db import tables as t
-from iredldap.db.amavisd import AmavisdDB
-from iredldap.db.iredapd import IredapdDB
 from iredldap.directory.connection import SUBTREE
 
-from .conftest import SUFFIX, make_settings
+from .conftest import SUFFIX, build_app, make_settings
 from .support import ApiClient, Factory
 
 ROOT = ("root@admins.test", "R00t#secret")
 USER = "u@ex.test"
 
 
-def build(settings, directory, iredadmin):
-    amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
-    amavisd.create_tables()
-    iredapd.create_tables()
-    app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd,
-                                        iredapd=iredapd))
+def build(settings, directory, iredadmin, templates):
+    app = build_app(settings, directory, iredadmin, templates)
     factory = Factory(directory, settings)
     factory.global_admin(*ROOT)
     factory.domain("ex.test")
@@ -43,15 +35,15 @@ def build(settings, directory, iredadmin):
 
 
 @pytest.fixture
-def world(settings, directory, iredadmin):
-    return build(settings, directory, iredadmin)
+def world(settings, directory, iredadmin, sqlite_templates):
+    return build(settings, directory, iredadmin, sqlite_templates)
 
 
 @pytest.fixture
-def small_world(tmp_path, directory, iredadmin):
+def small_world(tmp_path, directory, iredadmin, sqlite_templates):
     """Limits small enough to test their edges: 3 list values, 4 KiB bodies."""
     settings = make_settings(tmp_path, max_list_items=3, max_request_body=4096)
-    client, factory = build(settings, directory, iredadmin)
+    client, factory = build(settings, directory, iredadmin, sqlite_templates)
     yield client, factory, settings
     params.set_max_list_items(params.DEFAULT_MAX_LIST_ITEMS)
 
@@ -339,7 +331,9 @@ def test_object_where_a_string_is_expected(world, settings):
     assert snapshot(factory, settings) == before
 
 
-def test_audit_row_of_an_accepted_change_survives_a_narrow_log_column(request, tmp_path, directory):
+@pytest.mark.servers
+def test_audit_row_of_an_accepted_change_survives_a_narrow_log_column(request, tmp_path, directory,
+                                                                     sqlite_templates):
     """A log table in latin1 (an old server's) cannot hold 😀: the change is
     accepted, so its row must be written all the same, the text escaped.
     (A 3-byte `utf8` table is handled by IredadminDB itself: U+FFFD.)"""
@@ -362,7 +356,7 @@ def test_audit_row_of_an_accepted_change_survives_a_narrow_log_column(request, t
         conn.execute(text("ALTER TABLE log CONVERT TO CHARACTER SET latin1"))
     try:
         settings = make_settings(tmp_path, sql_iredadmin_url=url)
-        client, factory = build(settings, directory, db)
+        client, factory = build(settings, directory, db, sqlite_templates)
         assert client.put(f"/api/user/{USER}", json_body={"name": "Smile 😀"}).status_code == 200
         assert user_entry(factory).get("cn") == ["Smile 😀"]
         (row,) = log_rows(db)

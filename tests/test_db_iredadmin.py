@@ -14,6 +14,8 @@ from iredldap.db.engine import make_engine, translate_db_errors
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.errors import DatabaseError, DatabaseUnavailable, InvalidInput
 
+from .support import rows
+
 # Makes this module runnable on its own; a no-op once tests/conftest.py
 # registers the same plugin.
 
@@ -40,12 +42,6 @@ def clock() -> FakeClock:
 def db(iredadmin_db, clock) -> IredadminDB:
     """The fixture's store, with a controllable clock."""
     return IredadminDB(iredadmin_db.engine, clock=clock)
-
-
-def rows(db: IredadminDB, table, *order_by) -> list[dict]:
-    with db.engine.connect() as conn:
-        result = conn.execute(select(table).order_by(*order_by))
-        return [dict(r._mapping) for r in result]
 
 
 # -- schema --------------------------------------------------------------------

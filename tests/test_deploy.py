@@ -31,6 +31,9 @@ from .conftest import make_settings
 from .servers import free_port, stop, wait_http
 from .support import Factory
 
+# nginx and gunicorn processes
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

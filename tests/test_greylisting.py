@@ -8,40 +8,24 @@ from sqlalchemy import text
 
 from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
-from .fixtures_policy import POLICY_BACKENDS, SQL_DIR, rows, run_sql_file
+from .fixtures_policy import SQL_DIR, run_sql_file
 from .policy_consumers import iredapd_greylisted
-from .support import ApiClient
+from .support import ApiClient, POLICY_DOMAIN, POLICY_OTHER_USER, POLICY_STRANGER, POLICY_USER, all_policy_dbs, \
+    query_rows
+from .support import accounts, app, backend  # noqa: F401  (this module's fixtures)
 
-ALL_DBS = pytest.mark.parametrize("policy_sql", POLICY_BACKENDS, indirect=True)
-DOMAIN, USER, OTHER_USER, STRANGER = "example.com", "alice@example.com", "bob@example.com", "carol@other.test"
+ALL_DBS = all_policy_dbs()
+DOMAIN, USER, OTHER_USER, STRANGER = POLICY_DOMAIN, POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER
 SENDER, IP = "someone@sender.test", "198.51.100.7"
 
 
-@pytest.fixture(params=["mock"])
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def app(policy_app):
-    return policy_app
-
-
-@pytest.fixture
-def accounts(factory):
-    factory.domain(DOMAIN)
-    factory.domain("other.test")
-    for mail in (USER, OTHER_USER, STRANGER):
-        factory.user(mail)
-
-
 def settings_rows(db):
-    return rows(db.engine, "SELECT account, priority, sender, sender_priority, active FROM greylisting "
+    return query_rows(db.engine, "SELECT account, priority, sender, sender_priority, active FROM greylisting "
                            "ORDER BY priority DESC")
 
 
 def whitelist_rows(db, table="greylisting_whitelists"):
-    return sorted((r["account"], r["sender"]) for r in rows(db.engine, f"SELECT account, sender FROM {table}"))
+    return sorted((r["account"], r["sender"]) for r in query_rows(db.engine, f"SELECT account, sender FROM {table}"))
 
 
 def greylisted(db, recipient, sender=SENDER, ip=IP):
@@ -201,7 +185,7 @@ def test_spf_domains(api, iredapd_db):
     assert api.post(path, {"domains": "iredmail.org,Gmail.com"}).status_code == 200
     assert api.post(path, {"addDomains": "outlook.com", "removeDomains": "iredmail.org"}).status_code == 200
     assert api.get(path).json["_data"] == ["gmail.com", "outlook.com"]
-    assert rows(iredapd_db.engine, "SELECT domain FROM greylisting_whitelist_domains ORDER BY domain") == [
+    assert query_rows(iredapd_db.engine, "SELECT domain FROM greylisting_whitelist_domains ORDER BY domain") == [
         {"domain": "gmail.com"}, {"domain": "outlook.com"}]
     for bad in ({"domains": "not a domain"}, {"domains": "a.test", "addDomains": "b.test"}, {},
                 {"addDomains": "x'--.test"}):

@@ -121,16 +121,6 @@ def test_readyz_directory_recovers(own_slapd, settings, make_client):
     assert client.get("/readyz").status_code == 200
 
 
-@pytest.fixture
-def own_slapd(tmp_path):
-    from iredldap.directory.localslapd import LocalSlapd
-
-    server = LocalSlapd(tmp_path / "slapd", suffix="dc=example,dc=com", root_password="secret")
-    server.start()
-    yield server
-    server.stop()
-
-
 # -- /metrics ---------------------------------------------------------------------------
 
 def requests_of(endpoint: str, method: str, status: str) -> float:

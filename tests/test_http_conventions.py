@@ -11,17 +11,7 @@ import pytest
 
 from iredldap.backends import tree_of
 
-from .support import ApiClient
-
-
-def assert_error(result, status: int, code: str) -> dict:
-    assert result.status_code == status, result.text
-    assert result.headers["content-type"].startswith("application/json")
-    body = result.json
-    assert body["_success"] is False
-    assert body["_msg"] == code
-    assert isinstance(body.get("reason"), str) and body["reason"]
-    return body
+from .support import ApiClient, assert_error
 
 
 @pytest.fixture

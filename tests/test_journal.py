@@ -19,16 +19,14 @@ import pytest
 from sqlalchemy import select
 
 from iredldap.model import passwords
-from iredldap.backends import Backends, tree_of
-from iredldap.web.app import create_app
+from iredldap.backends import tree_of
 from iredldap.db import tables as t
-from iredldap.db.amavisd import AmavisdDB
-from iredldap.db.iredapd import IredapdDB
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import SUBTREE, Directory
 from iredldap.directory.localslapd import LocalSlapd
 from iredldap.directory.users import UserStore
 
+from .conftest import build_app
 from .support import ApiClient
 
 pytestmark = pytest.mark.slapd
@@ -73,25 +71,14 @@ class StoppingDirectory(Directory):
 
 
 @pytest.fixture
-def own_slapd(tmp_path):
-    server = LocalSlapd(tmp_path / "slapd", suffix=SUFFIX, root_password="secret")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def world(own_slapd, settings, iredadmin):
+def world(own_slapd, settings, iredadmin, sqlite_templates):
     directory = StoppingDirectory(own_slapd)
     tree = tree_of(settings)
     init_tree(directory, tree)
     from iredldap.directory.admins import AdminStore
     AdminStore(directory, tree).create_standalone(ADMIN, password_hash=passwords.hash_password(ADMIN_PW, "SSHA"),
                                                  is_global=True)
-    amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
-    amavisd.create_tables()
-    iredapd.create_tables()
-    app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd, iredapd=iredapd))
+    app = build_app(settings, directory, iredadmin, sqlite_templates)
     client = ApiClient(app, settings)
     client.login(ADMIN, ADMIN_PW)
     return directory, client, tree

@@ -20,18 +20,13 @@ from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
 
 from .conftest import make_settings
-from .support import ApiClient, Clock
+from .support import ApiClient, Clock, assert_error, rows
 
 PW = "Pa55#wörd"          # non-ASCII on purpose: hashed as UTF-8
 WRONG = "Pa55#word"
 
 
 # -- helpers -----------------------------------------------------------------
-
-def rows(db: IredadminDB, table) -> list[dict]:
-    with db.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(table))]
-
 
 def sessions(db: IredadminDB) -> list[dict]:
     return rows(db, t.sessions)
@@ -53,15 +48,6 @@ def utcnow() -> datetime:
 def set_atime(db: IredadminDB, when: datetime) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(t.sessions).values(atime=when))
-
-
-def assert_error(result, status: int, code: str) -> dict:
-    assert result.status_code == status, result.text
-    body = result.json
-    assert body["_success"] is False
-    assert body["_msg"] == code
-    assert body.get("reason")
-    return body
 
 
 def other_client(tmp_path, directory, iredadmin=None, **overrides) -> ApiClient:

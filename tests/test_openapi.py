@@ -25,12 +25,10 @@ from iredldap.web import authz, openapi
 from iredldap.web import app as web_app
 from iredldap.backends import Backends
 from iredldap.web.app import create_app
-from iredldap.db.amavisd import AmavisdDB
-from iredldap.db.iredapd import IredapdDB
 from iredldap.model.params import URL_PARAMS
 from iredldap.web.responders import docs
 
-from .conftest import make_settings
+from .conftest import build_app, make_settings
 from .support import ApiClient, Factory
 
 ROOT = ("root@admins.test", "R00t#secret")
@@ -219,13 +217,9 @@ def test_a_token_id_beyond_64_bits_is_400_not_500(api):
 # -- schemathesis ----------------------------------------------------------------
 
 @pytest.fixture
-def served(settings, slapd_directory, iredadmin):
+def served(settings, slapd_directory, iredadmin, sqlite_templates):
     """The app on the real slapd and SQLite, some accounts to find, a global admin's session."""
-    amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
-    amavisd.create_tables()
-    iredapd.create_tables()
-    app = create_app(settings, Backends(directory=slapd_directory, iredadmin=iredadmin, amavisd=amavisd,
-                                        iredapd=iredapd))
+    app = build_app(settings, slapd_directory, iredadmin, sqlite_templates)
     factory = Factory(slapd_directory, settings)
     factory.global_admin(*ROOT)
     client = ApiClient(app, settings)

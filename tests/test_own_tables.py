@@ -147,6 +147,7 @@ def test_init_sql_on_iredmail_database_keeps_its_tables(iredmail_iredadmin_url, 
     assert after - before <= set(tables.metadata.tables)
 
 
+@pytest.mark.servers
 def test_start_fails_in_one_line_when_own_tables_cannot_be_made(tmp_path):
     """A database user that may read and write but not create tables."""
     url, drop = _fresh_database("mariadb", tmp_path)

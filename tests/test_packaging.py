@@ -7,6 +7,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+# a wheel built with pip
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

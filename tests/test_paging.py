@@ -13,17 +13,12 @@ from iredldap.model import listing as listing_module
 from iredldap.directory.connection import Directory, Entry
 from iredldap.model.listing import Listing, select
 
+from .support import assert_error
+
 PW = "Secr3t#pass"
 # (local part, display name): names sort differently from addresses.
 PEOPLE = [("anna", "Zoe Anna"), ("bert", "Yves Bert"), ("carl", "Xena Carl"), ("dora", "Walter Dora"),
           ("emil", "Victor Emil"), ("fritz", "Ulla Fritz"), ("gina", "Tom Gina")]
-
-
-def assert_error(result, status, code, param=None):
-    assert result.status_code == status, result.text
-    assert result.json["_msg"] == code, result.text
-    if param:
-        assert result.json.get("param") == param, result.text
 
 
 @pytest.fixture

@@ -25,6 +25,10 @@ from .support import Factory
 from .test_own_tables import _fresh_database
 from .fixtures_policy import run_sql_file, SQL_DIR
 
+# a venv made with pip, serving on MariaDB and PostgreSQL; under pytest-xdist one
+# worker runs the module, so the venv is made once
+pytestmark = [pytest.mark.servers, pytest.mark.xdist_group("plain_install")]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -22,6 +22,9 @@ from iredldap.directory.connection import Directory
 
 from .servers import free_port, stop, wait_http
 
+# the demo: a slapd and a gunicorn
+pytestmark = [pytest.mark.slapd, pytest.mark.servers]
+
 ROOT = Path(__file__).resolve().parent.parent
 IREDLDAP = str(Path(sys.executable).parent / "iredldap")
 

@@ -29,7 +29,9 @@ from iredldap.backends import tree_of
 
 from .conftest import make_settings
 
-pytestmark = pytest.mark.slapd
+# gunicorn processes on the session's slapd; under pytest-xdist one worker runs
+# the module, so its gunicorn is started once
+pytestmark = [pytest.mark.slapd, pytest.mark.servers, pytest.mark.xdist_group("served")]
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"

@@ -12,38 +12,22 @@ from iredldap.db.iredapd import IredapdDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
-from .fixtures_policy import POLICY_BACKENDS, SQL_DIR, rows, run_sql_file
+from .fixtures_policy import SQL_DIR, run_sql_file
 from .policy_consumers import amavisd_policy, amavisd_wblist, iredapd_greylisted, iredapd_throttle
-from .support import ApiClient
+from .support import ApiClient, POLICY_DOMAIN, POLICY_OTHER_USER, POLICY_STRANGER, POLICY_USER, all_policy_dbs, \
+    query_rows
+from .support import accounts, app, backend  # noqa: F401  (this module's fixtures)
 
-ALL_DBS = pytest.mark.parametrize("policy_sql", POLICY_BACKENDS, indirect=True)
-DOMAIN, USER, OTHER_USER, STRANGER = "example.com", "alice@example.com", "bob@example.com", "carol@other.test"
-
-
-@pytest.fixture(params=["mock"])
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def app(policy_app):
-    return policy_app
-
-
-@pytest.fixture
-def accounts(factory):
-    factory.domain(DOMAIN)
-    factory.domain("other.test")
-    for mail in (USER, OTHER_USER, STRANGER):
-        factory.user(mail)
+ALL_DBS = all_policy_dbs()
+DOMAIN, USER, OTHER_USER, STRANGER = POLICY_DOMAIN, POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER
 
 
 def users_rows(db):
-    return rows(db.engine, "SELECT email, priority, policy_id FROM users ORDER BY email")
+    return query_rows(db.engine, "SELECT email, priority, policy_id FROM users ORDER BY email")
 
 
 def policy_rows(db):
-    return rows(db.engine, "SELECT * FROM policy ORDER BY policy_name")
+    return query_rows(db.engine, "SELECT * FROM policy ORDER BY policy_name")
 
 
 # -- the store, on SQLite, MariaDB and PostgreSQL ---------------------------------
@@ -291,15 +275,15 @@ def _fill(policy_dbs):
 def _accounts_in(policy_dbs) -> dict[str, set[str]]:
     am, apd = policy_dbs.amavisd.engine, policy_dbs.iredapd.engine
     return {
-        "users": {r["email"] for r in rows(am, "SELECT email FROM users")},
-        "policy": {r["policy_name"] for r in rows(am, "SELECT policy_name FROM policy")},
-        "wblist": {r["email"] for r in rows(am, "SELECT email FROM users JOIN wblist ON rid = users.id")},
-        "outbound_wblist": {r["email"] for r in rows(am, "SELECT email FROM users "
+        "users": {r["email"] for r in query_rows(am, "SELECT email FROM users")},
+        "policy": {r["policy_name"] for r in query_rows(am, "SELECT policy_name FROM policy")},
+        "wblist": {r["email"] for r in query_rows(am, "SELECT email FROM users JOIN wblist ON rid = users.id")},
+        "outbound_wblist": {r["email"] for r in query_rows(am, "SELECT email FROM users "
                                                          "JOIN outbound_wblist ON sid = users.id")},
-        "throttle": {r["account"] for r in rows(apd, "SELECT account FROM throttle")},
-        "throttle_tracking": {r["account"] for r in rows(apd, "SELECT account FROM throttle_tracking")},
-        "greylisting": {r["account"] for r in rows(apd, "SELECT account FROM greylisting")},
-        "greylisting_whitelists": {r["account"] for r in rows(apd, "SELECT account FROM greylisting_whitelists")},
+        "throttle": {r["account"] for r in query_rows(apd, "SELECT account FROM throttle")},
+        "throttle_tracking": {r["account"] for r in query_rows(apd, "SELECT account FROM throttle_tracking")},
+        "greylisting": {r["account"] for r in query_rows(apd, "SELECT account FROM greylisting")},
+        "greylisting_whitelists": {r["account"] for r in query_rows(apd, "SELECT account FROM greylisting_whitelists")},
     }
 
 
@@ -342,7 +326,7 @@ def test_rename_moves_every_row(policy_dbs):
     for table in ("users", "policy", "wblist", "outbound_wblist", "throttle", "greylisting",
                   "greylisting_whitelists"):
         assert found[table] == EVERYONE - {USER} | {new}, table
-    assert rows(policy_dbs.iredapd.engine, "SELECT kind FROM throttle WHERE account = :a", a=new) == \
+    assert query_rows(policy_dbs.iredapd.engine, "SELECT kind FROM throttle WHERE account = :a", a=new) == \
         [{"kind": "outbound"}]
     assert amavisd_policy(policy_dbs.amavisd.engine, new)["spam_kill_level"] == 5
     assert amavisd_wblist(policy_dbs.amavisd.engine, "inbound", new, "x@spam.test") == "B"

@@ -10,34 +10,17 @@ from iredldap.web.app import create_app
 from iredldap.db.iredapd import IredapdDB
 from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
-from .fixtures_policy import POLICY_BACKENDS, rows
 from .policy_consumers import iredapd_throttle
-from .support import ApiClient
+from .support import ApiClient, POLICY_DOMAIN, POLICY_OTHER_USER, POLICY_STRANGER, POLICY_USER, all_policy_dbs, \
+    query_rows
+from .support import accounts, app, backend  # noqa: F401  (this module's fixtures)
 
-ALL_DBS = pytest.mark.parametrize("policy_sql", POLICY_BACKENDS, indirect=True)
-DOMAIN, USER, OTHER_USER, STRANGER = "example.com", "alice@example.com", "bob@example.com", "carol@other.test"
-
-
-@pytest.fixture(params=["mock"])
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def app(policy_app):
-    return policy_app
-
-
-@pytest.fixture
-def accounts(factory):
-    factory.domain(DOMAIN)
-    factory.domain("other.test")
-    for mail in (USER, OTHER_USER, STRANGER):
-        factory.user(mail)
+ALL_DBS = all_policy_dbs()
+DOMAIN, USER, OTHER_USER, STRANGER = POLICY_DOMAIN, POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER
 
 
 def throttle_rows(db):
-    return rows(db.engine, "SELECT account, kind, priority, period, msg_size, max_msgs, max_quota, max_rcpts "
+    return query_rows(db.engine, "SELECT account, kind, priority, period, msg_size, max_msgs, max_quota, max_rcpts "
                            "FROM throttle ORDER BY priority DESC, kind")
 
 
@@ -79,19 +62,19 @@ def test_user_beats_domain_beats_global_limit_by_limit(iredapd_db):
 def test_update_keeps_unnamed_limits_and_the_row(iredapd_db):
     user = user_account(USER)
     iredapd_db.set_throttle(user, "inbound", period=60, limits={"msg_size": 5, "max_quota": 7})
-    (before,) = rows(iredapd_db.engine, "SELECT id FROM throttle")
+    (before,) = query_rows(iredapd_db.engine, "SELECT id FROM throttle")
     # iRedAPD keeps counters per throttle row: the row survives an update.
     with iredapd_db.engine.begin() as conn:
         conn.execute(text("INSERT INTO throttle_tracking (tid, account, period) VALUES (:t, :a, 60)"),
                      {"t": before["id"], "a": USER})
     iredapd_db.set_throttle(user, "inbound", period=120, limits={"msg_size": -1})
-    assert rows(iredapd_db.engine, "SELECT id FROM throttle") == [before]
+    assert query_rows(iredapd_db.engine, "SELECT id FROM throttle") == [before]
     assert iredapd_db.get_throttle(user, "inbound") == {
         "account": USER, "kind": "inbound", "priority": 100, "period": 120, "msg_size": -1, "max_msgs": -1,
         "max_quota": 7, "max_rcpts": -1}
     # Deleting goes through the counters first (a foreign key on MySQL).
     assert iredapd_db.delete_throttle(user, "inbound")
-    assert rows(iredapd_db.engine, "SELECT * FROM throttle_tracking") == []
+    assert query_rows(iredapd_db.engine, "SELECT * FROM throttle_tracking") == []
 
 
 @pytest.mark.parametrize("policy_sql", ["postgresql"], indirect=True)

@@ -12,18 +12,8 @@ from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
-from iredldap.directory.localslapd import LocalSlapd
 
 from .support import ApiClient
-
-
-@pytest.fixture
-def own_slapd(tmp_path):
-    """A slapd of this test alone, so it can be stopped."""
-    server = LocalSlapd(tmp_path / "slapd", suffix="dc=example,dc=com", root_password="secret")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_directory_down_is_503_and_recovers(own_slapd, settings, iredadmin):

@@ -7,30 +7,13 @@ import pytest
 
 from iredldap.model.policy_addresses import GLOBAL, domain_account, user_account
 
-from .fixtures_policy import POLICY_BACKENDS, rows
 from .policy_consumers import amavisd_wblist
-from .support import ApiClient
+from .support import ApiClient, POLICY_DOMAIN, POLICY_OTHER_USER, POLICY_STRANGER, POLICY_USER, all_policy_dbs, \
+    query_rows
+from .support import accounts, app, backend  # noqa: F401  (this module's fixtures)
 
-ALL_DBS = pytest.mark.parametrize("policy_sql", POLICY_BACKENDS, indirect=True)
-DOMAIN, USER, OTHER_USER, STRANGER = "example.com", "alice@example.com", "bob@example.com", "carol@other.test"
-
-
-@pytest.fixture(params=["mock"])
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def app(policy_app):
-    return policy_app
-
-
-@pytest.fixture
-def accounts(factory):
-    factory.domain(DOMAIN)
-    factory.domain("other.test")
-    for mail in (USER, OTHER_USER, STRANGER):
-        factory.user(mail)
+ALL_DBS = all_policy_dbs()
+DOMAIN, USER, OTHER_USER, STRANGER = POLICY_DOMAIN, POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER
 
 
 def entries(db, direction="inbound"):
@@ -41,11 +24,11 @@ def entries(db, direction="inbound"):
     else:
         sql = ("SELECT u.email AS account, m.email AS address, w.wb FROM outbound_wblist w "
                "JOIN users u ON w.sid = u.id JOIN mailaddr m ON w.rid = m.id")
-    return sorted((r["account"], r["address"], r["wb"]) for r in rows(db.engine, sql))
+    return sorted((r["account"], r["address"], r["wb"]) for r in query_rows(db.engine, sql))
 
 
 def table_rows(db, table):
-    return rows(db.engine, f"SELECT * FROM {table}")
+    return query_rows(db.engine, f"SELECT * FROM {table}")
 
 
 def decide(db, direction, local, remote, ip=""):
@@ -88,8 +71,8 @@ def test_outbound_uses_its_own_table_the_other_way_round(amavisd_db):
     db.add_addresses(user_account(USER), "outbound", "blacklist", ["@competitor.test"])
     db.add_addresses(GLOBAL, "outbound", "whitelist", ["@competitor.test"])
     (row,) = [r for r in table_rows(db, "outbound_wblist") if r["wb"] == "B"]
-    user_id = rows(db.engine, "SELECT id FROM users WHERE email = :e", e=USER.encode())[0]["id"]
-    address_id = rows(db.engine, "SELECT id FROM mailaddr WHERE email = :e", e=b"@competitor.test")[0]["id"]
+    user_id = query_rows(db.engine, "SELECT id FROM users WHERE email = :e", e=USER.encode())[0]["id"]
+    address_id = query_rows(db.engine, "SELECT id FROM mailaddr WHERE email = :e", e=b"@competitor.test")[0]["id"]
     assert (row["sid"], row["rid"]) == (user_id, address_id)
     assert table_rows(db, "wblist") == []
     assert decide(db, "outbound", USER, "boss@competitor.test") == "B"

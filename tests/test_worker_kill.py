@@ -34,7 +34,8 @@ from iredldap.directory.users import UserStore
 
 from .conftest import make_settings
 
-pytestmark = pytest.mark.slapd
+# gunicorn workers on a private slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.servers]
 
 HASH = passwords.hash_password("Us3r#secret", "SSHA")
 

@@ -37,6 +37,7 @@ goes to the service's error log instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -86,21 +87,38 @@ def _param_sets(value: Any, depth: int = 0) -> Iterable[ParamSet]:
 def declared_params(resources: Iterable[Any] = ()) -> tuple[set[str], set[str]]:
     """(every declared name, the secret ones), from the ParamSets of the
     `resources` (their attributes) and of every loaded iredldap module."""
+    loaded = tuple((name, id(module)) for name, module in list(sys.modules.items())
+                   if name == "iredldap" or name.startswith("iredldap."))
+    module_names, module_secret = _module_params(loaded)
+    names, secret = _names_and_secrets([s for resource in resources for s in _resource_param_sets(resource)])
+    return names | module_names, secret | module_secret
+
+
+@functools.lru_cache(maxsize=4)
+def _module_params(loaded: tuple[tuple[str, int], ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The names and secret names declared by these modules: the walk over
+    every module's values is the slow part of `create_app`, and its answer
+    changes only when another iredldap module is loaded."""
     sets: list[ParamSet] = []
-    for name, module in list(sys.modules.items()):
-        if name == "iredldap" or name.startswith("iredldap."):
-            for value in list(vars(module).values()):
-                sets.extend(_param_sets(value))
-            account_types = [v for v in vars(module).values() if hasattr(v, "create_params")
-                             and hasattr(v, "update_params") and not isinstance(v, type)]
-            for account in account_types:
-                for make in (account.create_params, account.update_params):
-                    try:
-                        sets.extend(_param_sets(make()))
-                    except Exception:     # not an account type after all
-                        pass
-    for resource in resources:
-        sets.extend(_resource_param_sets(resource))
+    for name, _ in loaded:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for value in list(vars(module).values()):
+            sets.extend(_param_sets(value))
+        account_types = [v for v in vars(module).values() if hasattr(v, "create_params")
+                         and hasattr(v, "update_params") and not isinstance(v, type)]
+        for account in account_types:
+            for make in (account.create_params, account.update_params):
+                try:
+                    sets.extend(_param_sets(make()))
+                except Exception:     # not an account type after all
+                    pass
+    names, secret = _names_and_secrets(sets)
+    return frozenset(names), frozenset(secret)
+
+
+def _names_and_secrets(sets: Iterable[ParamSet]) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     secret: set[str] = set()
     for spec in sets:
