@@ -265,26 +265,6 @@ class ListKind(Kind):
 
 
 @dataclass(frozen=True)
-class EmailList(ListKind):
-    """Comma-separated addresses; empty means 'none'."""
-
-    def parse(self, raw: Raw, name: str) -> list[str]:
-        return _dedupe(validators.email(item, param=name) for item in self.items(raw, name))
-
-    def schema(self) -> dict:
-        return self.list_schema("comma-separated email addresses")
-
-
-@dataclass(frozen=True)
-class DomainList(ListKind):
-    def parse(self, raw: Raw, name: str) -> list[str]:
-        return _dedupe(validators.domain_name(item, param=name) for item in self.items(raw, name))
-
-    def schema(self) -> dict:
-        return self.list_schema("comma-separated domain names")
-
-
-@dataclass(frozen=True)
 class NameList(ListKind):
     """Comma-separated names, optionally from a fixed vocabulary."""
 
@@ -381,6 +361,20 @@ class CheckedList(_CheckedItems):
 
     def parse(self, raw: Raw, name: str) -> list[str]:
         return self.checked(raw, name)
+
+
+@dataclass(frozen=True)
+class EmailList(CheckedList):
+    """Comma-separated addresses; empty means 'none'."""
+
+    check: Any = validators.email
+    description: str = "comma-separated email addresses"
+
+
+@dataclass(frozen=True)
+class DomainList(CheckedList):
+    check: Any = validators.domain_name
+    description: str = "comma-separated domain names"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from iredldap.web.responders import health, log as log_resource, tokens as token
 from iredldap.web.responders import ldif as ldif_resources
 from iredldap.web.responders import check as check_resource
 from iredldap.check import Checker
+from iredldap.web.common import PasswordCheck
 from iredldap.web.bounds import BodyLimit, Methods, json_dumps, json_loads
 from iredldap.web.middleware import Authentication, ClientAccess
 from iredldap.web.forms import FormOrJsonHandler
@@ -111,7 +112,8 @@ ROUTES: tuple[Route, ...] = (
           lambda w: change_email.ChangeEmail(w.users, "user", w.domains, w.iredadmin, w.policy_accounts), POST=U),
     route("/api/users/{domain}",
           lambda w: users.UserCollection(w.users, w.settings, w.iredadmin, sessions=w.sessions), GET=D, PUT=D),
-    route("/api/verify_password/user/{mail}", lambda w: users.UserPasswordCheck(w.users), POST=G),
+    route("/api/verify_password/user/{mail}", lambda w: PasswordCheck(
+        "a mail user's", lambda mail: w.users.get(mail, attrs=("userPassword",))), POST=G),
     # Aliases and mailing lists, at the routes their types declare
     *(r for account in GROUP_TYPES for r in _group_routes(account)),
     # Admins
@@ -119,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
     route("/api/admin/{mail}",
           lambda w: admins.AdminItem(w.admins, w.domains, w.users, w.iredadmin, w.settings, sessions=w.sessions),
           GET=G, POST=G, PUT=G, DELETE=G),
-    route("/api/verify_password/admin/{mail}", lambda w: admins.AdminPasswordCheck(w.admins), POST=G),
+    route("/api/verify_password/admin/{mail}", lambda w: PasswordCheck("an admin's", w.admins.require), POST=G),
     # Spam policy, throttling, greylisting, white/blacklists (SQL)
     route("/api/spampolicy/global", lambda w: policies.SpamPolicy(w.amavisd, w.policy_targets, "global"),
           GET=G, PUT=G, DELETE=G),

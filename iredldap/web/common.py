@@ -12,6 +12,7 @@ from iredldap.directory.admins import Principal
 from iredldap.directory.connection import Entry
 from iredldap.errors import InvalidInput, NotAuthorized
 from iredldap.model import passwords
+from iredldap.model.accounts import PASSWORD_PARAMS
 from iredldap.model.listing import Listing, Page, entry_key, select
 from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
 from iredldap.model.tenant_view import hide_foreign
@@ -173,3 +174,21 @@ def answer_addresses(req: falcon.Request, resp: falcon.Response, values: dict[st
         ok_page(resp, page, [e.first("mail").lower() for e in page.items])
     else:
         ok_page(resp, page, [entry_as_seen(req, e) for e in page.items])
+
+
+class PasswordCheck:
+    """POST /api/verify_password/{user,admin}/<mail>: 200 when the password
+    matches one of the account's userPassword values, 400 PW_MISMATCH if not."""
+
+    def __init__(self, whose: str, read: Callable[[str], Entry]):
+        # `read(mail)`: the account's entry with userPassword (NoSuchAccount if there is none).
+        self.read = read
+        self.operations = {"POST": Operation(f"Check {whose} password (400 PW_MISMATCH when wrong)",
+                                             PASSWORD_PARAMS)}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
+        values = read_params(req, self.operations["POST"])
+        entry = self.read(mail)
+        if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
+            raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
+        ok(resp)

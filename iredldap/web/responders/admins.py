@@ -1,7 +1,7 @@
 """Domain admin endpoints (global admins only, see the route table in iredldap.web.app).
 
     GET|POST|PUT|DELETE /api/admin/<mail>                 AdminItem
-    POST   /api/verify_password/admin/<mail>              AdminPasswordCheck
+    POST   /api/verify_password/admin/<mail>              common.PasswordCheck
 
 POST creates a standalone admin (`mailAdmin` under o=domainAdmins).  Its
 address may be in a hosted domain (iRedAdmin-Pro's API documents it as an
@@ -18,7 +18,7 @@ from typing import Any
 
 import falcon
 
-from iredldap.model import accounts, passwords
+from iredldap.model import accounts
 from iredldap.config import Settings
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.directory.admins import AdminStore, is_mail_user
@@ -26,7 +26,7 @@ from iredldap.directory.domains import DomainStore
 from iredldap.directory.limits import quota_limit_mb, quota_unit, setting_int
 from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.directory.users import UserStore
-from iredldap.errors import InvalidInput, NotAuthorized
+from iredldap.errors import NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
 from iredldap.web.openapi import entry_with
 from iredldap.model.params import Operation
@@ -175,16 +175,3 @@ class AdminItem:
         ok(resp)
 
 
-class AdminPasswordCheck:
-    operations = {"POST": Operation("Check an admin's password (400 PW_MISMATCH when wrong)",
-                                    accounts.PASSWORD_PARAMS)}
-
-    def __init__(self, admins: AdminStore):
-        self.admins = admins
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        values = read_params(req, self.operations["POST"])
-        entry = self.admins.require(mail)
-        if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
-            raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
-        ok(resp)

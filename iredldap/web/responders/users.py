@@ -4,7 +4,7 @@
     DELETE /api/user/<mail>/keep_mailbox_days/<n>         UserItem (on_delete_keep)
     POST   /api/user/<mail>/change_email/<new_mail>       change_email.ChangeEmail
     GET|PUT /api/users/<domain>                           UserCollection
-    POST   /api/verify_password/user/<mail>               UserPasswordCheck
+    POST   /api/verify_password/user/<mail>               common.PasswordCheck
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import falcon
 
-from iredldap.model import accounts, passwords
+from iredldap.model import accounts
 from iredldap.web import audit
 from iredldap.config import Settings
 from iredldap.db.iredadmin import IredadminDB
@@ -26,7 +26,7 @@ from iredldap.directory.limits import AdminLimits
 from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.directory.connection import Entry
 from iredldap.directory.users import DomainRules, UserStore
-from iredldap.errors import InvalidInput, MissingParameter, NotAuthorized
+from iredldap.errors import MissingParameter, NotAuthorized
 from iredldap.web.openapi import LISTING, STRINGS, entry_with
 from iredldap.model.params import Operation
 from iredldap.db.sessions import SessionStore
@@ -186,21 +186,6 @@ class UserCollection:
             end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
         audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
         ok(resp, {"updated": count, "skipped": skipped})
-
-
-class UserPasswordCheck:
-    operations = {"POST": Operation("Check a mail user's password (400 PW_MISMATCH when wrong)",
-                                    accounts.PASSWORD_PARAMS)}
-
-    def __init__(self, users: UserStore):
-        self.users = users
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
-        values = read_params(req, self.operations["POST"])
-        entry = self.users.get(mail, attrs=("userPassword",))
-        if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
-            raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
-        ok(resp)
 
 
 def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
