@@ -247,3 +247,30 @@ def test_a_revoked_limited_token_fails_at_once(world, tenant_token, api, factory
     assert caller.put("/api/user/plain@own.test", {"name": "After"}).status_code == 401
     assert snapshot(factory) == before
     assert passwords.verify_password(PW, factory.entry(factory.tree.user("plain@own.test")).get("userPassword")[0])
+
+
+@pytest.mark.parametrize("how", ["deleted", "renamed", "admin role removed"])
+def test_the_session_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_address(
+        world, api, app, settings, factory, how):
+    """ann@own.test, an admin of own.test, is logged in.  Her account goes
+    (deleted, renamed, or her admin role removed) before her browser sends
+    another request; the tenant then makes a new ann@own.test and promotes it.
+    Ann's old cookie must not act as the new account."""
+    assert api.post("/api/user/ann@own.test", {"password": "Ann#0ld-passw"}).status_code == 201
+    assert api.put("/api/domain/admins/own.test", {"addAdmin": "ann@own.test"}).status_code == 200
+    old_ann = ApiClient(app, settings)
+    old_ann.login("ann@own.test", "Ann#0ld-passw")
+    if how == "deleted":
+        assert api.delete("/api/user/ann@own.test").status_code == 200
+    elif how == "renamed":
+        assert api.post("/api/user/ann@own.test/change_email/ann.left@own.test").status_code == 200
+    else:
+        assert api.delete("/api/admin/ann@own.test").status_code == 200
+        assert api.delete("/api/user/ann@own.test").status_code == 200
+    tenant = world["tenant"]
+    assert tenant.post("/api/user/ann@own.test", {"password": "Ann#n3w-passw"}).status_code == 201
+    assert tenant.put("/api/domain/admins/own.test", {"addAdmin": "ann@own.test"}).status_code == 200
+    before = snapshot(factory)
+    revived = old_ann.put("/api/user/plain@own.test", {"name": "By old Ann"})
+    assert revived.status_code == 401, revived.text
+    assert snapshot(factory) == before

@@ -8,6 +8,7 @@ import falcon
 
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.db.sessions import SessionStore
 from iredldap.directory.domains import DomainStore
 from iredldap.errors import NotAuthorized
 from iredldap.model.params import Operation
@@ -20,8 +21,10 @@ class Renamable(Protocol):
 
 class ChangeEmail:
     def __init__(self, store: Renamable, label: str, domains: DomainStore, db: IredadminDB,
-                 policies: PolicyAccounts | None = None):
+                 policies: PolicyAccounts | None = None, *, sessions: SessionStore | None = None):
         self.store = store
+        # Mail users' only: an admin's sessions end with its old address.
+        self.sessions = sessions
         self.label = label
         self.domains = domains
         self.db = db
@@ -46,9 +49,11 @@ class ChangeEmail:
             # the address; if the databases refuse, the rename is undone.
             if self.policies is not None:
                 self.policies.rename(old, new)
-            # Tokens do not follow: they were given to the old address, which
-            # somebody else may get next.  Aliases and lists have none.
+            # Tokens and sessions do not follow: they were given to the old
+            # address, which somebody else may get next.  Aliases and lists have none.
             self.db.revoke_tokens_of([old])
+            if self.sessions is not None:
+                self.sessions.end_all_of(old)
 
         self.store.rename(old, new, after=move_policies)
         ok(resp)

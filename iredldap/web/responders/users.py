@@ -166,8 +166,10 @@ class UserItem:
                 self.policies.forget(mail)
             since = self.db.now()
             # Before the rows that would stay wrong if this refused: a
-            # later ann@ must not inherit the tokens of this one.
+            # later ann@ must not inherit the tokens or sessions of this one.
             self.db.revoke_tokens_of([mail])
+            if self.sessions is not None:
+                self.sessions.end_all_of(mail)
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
