@@ -274,3 +274,18 @@ def test_the_session_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_
     revived = old_ann.put("/api/user/plain@own.test", {"name": "By old Ann"})
     assert revived.status_code == 401, revived.text
     assert snapshot(factory) == before
+
+
+def test_the_session_of_an_admin_ends_with_its_domain(world, api, app, settings, factory):
+    assert api.post("/api/domain/gone.test").status_code == 201
+    assert api.post("/api/user/ann@gone.test", {"password": "Ann#0ld-passw"}).status_code == 201
+    assert api.put("/api/domain/admins/gone.test", {"addAdmin": "ann@gone.test"}).status_code == 200
+    old_ann = ApiClient(app, settings)
+    old_ann.login("ann@gone.test", "Ann#0ld-passw")
+    assert api.delete("/api/domain/gone.test").status_code == 200
+    assert api.post("/api/domain/gone.test").status_code == 201
+    assert api.post("/api/user/ann@gone.test", {"password": "Ann#n3w-passw"}).status_code == 201
+    assert api.put("/api/domain/admins/gone.test", {"addAdmin": "ann@gone.test"}).status_code == 200
+    before = snapshot(factory)
+    assert old_ann.put("/api/domain/gone.test", {"name": "By old Ann"}).status_code == 401
+    assert snapshot(factory) == before
