@@ -23,13 +23,13 @@ class ChangeEmail:
     def __init__(self, store: Renamable, label: str, domains: DomainStore, db: IredadminDB,
                  policies: PolicyAccounts | None = None, *, sessions: SessionStore | None = None):
         self.store = store
-        # Mail users' only: an admin's sessions end with its old address.
-        self.sessions = sessions
         self.label = label
         self.domains = domains
         self.db = db
         self.policies = policies
         self.operations = {"POST": Operation(f"Change the address of a {label} (its settings follow)")}
+        # Mail users' only (an admin's sessions end with its old address).
+        self.sessions = sessions
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str, new_mail: str) -> None:
         read_params(req, self.operations["POST"])
