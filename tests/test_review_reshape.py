@@ -322,3 +322,17 @@ def test_odd_url_parts_on_every_route(backend, world, tenant_token, factory, set
                 elif before is not None and r.status_code >= 300 and snapshot(factory) != before:
                     problems.append(("changed by a refusal", how, method, path, r.status_code))
     assert not problems, "\n".join(map(str, problems))
+
+
+def test_a_mail_user_admin_cannot_disable_itself_through_the_bulk_update(world, app, settings, factory):
+    """PUT /api/user/<own address> refuses accountStatus; the bulk update of
+    its domain must not lock the admin out either: its account is skipped."""
+    peer = ApiClient(app, settings)
+    peer.login("peer@own.test", PW)
+    r = peer.put("/api/users/own.test", {"accountStatus": "disabled"})
+    assert r.status_code == 200, r.text
+    assert r.json["_data"] == {"updated": 1,
+                               "skipped": ["boss@own.test", "coadmin@own.test", "peer@own.test", "stale@own.test"]}
+    assert factory.entry(factory.tree.user("peer@own.test")).get("accountStatus") == ["active"]
+    assert factory.entry(factory.tree.user("plain@own.test")).get("accountStatus") == ["disabled"]
+    assert peer.get("/api/users/own.test").status_code == 200

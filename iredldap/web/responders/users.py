@@ -184,7 +184,8 @@ class UserCollection:
         "GET": Operation("List the mail users of a domain", accounts.USER_LIST_PARAMS, data=LISTING, listing=True),
         "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS, data=BULK_RESULT,
                          description="Accounts holding admin rights beyond a normal admin's own are left "
-                                     "unchanged and listed in `skipped`."),
+                                     "unchanged and listed in `skipped`, and so is the admin's own "
+                                     "account when accountStatus is given."),
     }
 
     def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
@@ -216,6 +217,10 @@ class UserCollection:
         # Accounts above a normal admin are left alone (authz.Rule.MAIL_ACCOUNT
         # for one user) and named in the answer.
         skipped = req.context.access.outranking(domain)
+        if (not who.is_global and who.is_mail_user and "accountStatus" in values
+                and who.mail.endswith("@" + domain) and who.mail not in skipped):
+            # As for one user (UserItem.on_put): an admin cannot disable itself.
+            skipped = sorted([*skipped, who.mail])
         count = self.users.bulk_update(domain, values, password_hash=stored, skip=frozenset(skipped))
         if stored is not None:
             end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
