@@ -44,6 +44,7 @@ see iredldap.web.scope.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -85,6 +86,13 @@ class Access:
         self._managed = list(managed) if managed is not None else None
         self.lookup = lookup
         self.scope = scope
+
+    def forget_found(self) -> None:
+        """The directory changed after the lookup (an unfinished write was
+        finished, iredldap.web.journal): what it found of the URL's account
+        and domain is read again where it is needed."""
+        if self.lookup is not None:
+            self.lookup = dataclasses.replace(self.lookup, account="", entries=())
 
     def managed_domains(self) -> list[str]:
         """The domains a normal admin manages (read for every normal admin's request)."""

@@ -43,7 +43,14 @@ class SettleJournal:
         if not targets:
             return
         try:
-            self.journal.settle(targets)
+            settled = self.journal.settle(targets)
         except IredldapError as err:
             # The request itself will meet the same trouble and say so.
             log.warning("unfinished writes on %s not finished yet: %s", " ".join(targets), err.code)
+            return
+        access = getattr(req.context, "access", None)
+        if settled and access is not None:
+            # The request's context was read before: its entries of these
+            # objects are stale, and so may be the access decision made on them.
+            access.forget_found()
+            req.context.recheck_access()

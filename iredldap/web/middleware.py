@@ -136,6 +136,8 @@ class Authentication:
         req.context.principal = principal
         req.context.access = access = authz.Access(principal, self.admins, managed, lookup=lookup, scope=scope)
         authz.check(rule, access, url)
+        # Made again should the journal finish a write on the URL's objects (iredldap.web.journal).
+        req.context.recheck_access = lambda: authz.check(rule, access, url)
         # What the responder would have refused the URL for, now that it may be called at all.
         url.require_valid()
         params.update(url.values)
