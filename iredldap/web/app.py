@@ -109,7 +109,8 @@ ROUTES: tuple[Route, ...] = (
     route("/api/user/{mail}", lambda w: w.user_item, GET=M, POST=U, PUT=U, DELETE=U),
     route("/api/user/{mail}/keep_mailbox_days/{days}", lambda w: w.user_item, suffix="keep", DELETE=U),
     route("/api/user/{mail}/change_email/{new_mail}",
-          lambda w: change_email.ChangeEmail(w.users, "user", w.domains, w.iredadmin, w.policy_accounts), POST=U),
+          lambda w: change_email.ChangeEmail(w.users, "user", w.domains, w.iredadmin, w.policy_accounts,
+                                             sessions=w.sessions), POST=U),
     route("/api/users/{domain}",
           lambda w: users.UserCollection(w.users, w.settings, w.iredadmin, sessions=w.sessions), GET=D, PUT=D),
     route("/api/verify_password/user/{mail}", lambda w: PasswordCheck(
@@ -250,7 +251,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
     )
     # Responders answering more than one URI template.
     wired.domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin, policies=policy_accounts,
-                                           limits=admin_limits)
+                                           limits=admin_limits, sessions=sessions)
     wired.user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
                                      policies=policy_accounts, sessions=sessions)
     built = [(declared, declared.responder(wired)) for declared in routes]

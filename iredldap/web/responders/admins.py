@@ -168,10 +168,15 @@ class AdminItem:
         who = principal(req)
         if mail == who.mail:
             raise NotAuthorized("an admin cannot delete itself")
-        # Deleted or no longer an admin: its tokens end with it (and if the
-        # database refuses, the directory change is undone).
+        # Deleted or no longer an admin: its tokens and sessions end with it
+        # (and if the database refuses, the directory change is undone).
         self.admins.delete(mail, managed=self.domains.list(admin=mail, attrs=("domainAdmin",)),
-                           after=lambda: self.db.revoke_tokens_of([mail]))
+                           after=lambda: self._end_access_of(mail))
         ok(resp)
+
+    def _end_access_of(self, mail: str) -> None:
+        self.db.revoke_tokens_of([mail])
+        if self.sessions is not None:
+            self.sessions.end_all_of(mail)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 import falcon
 
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.db.sessions import SessionStore
 from iredldap.directory.domains import DomainStore
 from iredldap.errors import NotAuthorized
 from iredldap.model.params import Operation
@@ -26,6 +27,9 @@ class ChangeEmail:
     domains: DomainStore
     db: IredadminDB
     policies: PolicyAccounts | None = None
+    _: KW_ONLY
+    # Mail users' only (an admin's sessions end with its old address).
+    sessions: SessionStore | None = None
 
     def __post_init__(self) -> None:
         self.operations = {"POST": Operation(f"Change the address of a {self.label} (its settings follow)")}
@@ -48,9 +52,11 @@ class ChangeEmail:
             # the address; if the databases refuse, the rename is undone.
             if self.policies is not None:
                 self.policies.rename(old, new)
-            # Tokens do not follow: they were given to the old address, which
-            # somebody else may get next.  Aliases and lists have none.
+            # Tokens and sessions do not follow: they were given to the old
+            # address, which somebody else may get next.  Aliases and lists have none.
             self.db.revoke_tokens_of([old])
+            if self.sessions is not None:
+                self.sessions.end_all_of(old)
 
         self.store.rename(old, new, after=move_policies)
         ok(resp)

@@ -17,6 +17,7 @@ import falcon
 from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
+from iredldap.db.sessions import SessionStore
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DeletedMailbox, DomainStore
@@ -61,6 +62,7 @@ class DomainItem:
     _: KW_ONLY
     policies: PolicyAccounts | None = None
     limits: AdminLimits
+    sessions: SessionStore | None = None
 
     def __post_init__(self) -> None:
         self.create_params = accounts.DOMAIN.create_params()
@@ -142,8 +144,10 @@ class DomainItem:
                 # is recorded for mailboxes that stay.
                 self.policies.forget(domain)
             since = self.db.now()
-            # Its mail users go, the admins among them too: their tokens end.
+            # Its mail users go, the admins among them too: their tokens and sessions end.
             self.db.revoke_tokens_of([m.username for m in mailboxes])
+            if self.sessions is not None:
+                self.sessions.end_all_in(domain, self.domains.tree.domain(domain))
             self.db.record_deleted_mailboxes(
                 [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
                 admin=who.mail, keep_days=keep_days or None)

@@ -141,8 +141,10 @@ class UserItem:
                 self.policies.forget(mail)
             since = self.db.now()
             # Before the rows that would stay wrong if this refused: a
-            # later ann@ must not inherit the tokens of this one.
+            # later ann@ must not inherit the tokens or sessions of this one.
             self.db.revoke_tokens_of([mail])
+            if self.sessions is not None:
+                self.sessions.end_all_of(mail)
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
@@ -157,7 +159,8 @@ class UserCollection:
         "GET": Operation("List the mail users of a domain", accounts.USER_LIST_PARAMS, data=LISTING, listing=True),
         "PUT": Operation("Change every mail user of a domain", accounts.USERS_BULK_PARAMS, data=BULK_RESULT,
                          description="Accounts holding admin rights beyond a normal admin's own are left "
-                                     "unchanged and listed in `skipped`."),
+                                     "unchanged and listed in `skipped`, and so is the admin's own "
+                                     "account when accountStatus is given."),
     }
 
     def __init__(self, users: UserStore, settings: Settings, db: IredadminDB, *,
@@ -181,6 +184,10 @@ class UserCollection:
         # Accounts above a normal admin are left alone (authz.Rule.MAIL_ACCOUNT
         # for one user) and named in the answer.
         skipped = req.context.access.outranking(domain)
+        if (not who.is_global and who.is_mail_user and "accountStatus" in values
+                and who.mail.endswith("@" + domain) and who.mail not in skipped):
+            # As for one user (UserItem.on_put): an admin cannot disable itself.
+            skipped = sorted([*skipped, who.mail])
         count = self.users.bulk_update(domain, values, password_hash=stored, skip=frozenset(skipped))
         if stored is not None:
             end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
