@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 import falcon
 
 from iredldap.config import Settings
+from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.sessions import Session, SessionStore
 from iredldap.directory.admins import Principal
 from iredldap.directory.connection import Entry
@@ -142,6 +143,14 @@ def _own_session(req: falcon.Request, admin: str) -> Session | None:
     password keeps one logged in); None under an API token or another admin."""
     session = getattr(req.context, "session", None)
     return session if session is not None and session.admin.lower() == admin.lower() else None
+
+
+def end_access_of(db: IredadminDB, sessions: SessionStore | None, mail: str) -> None:
+    """The account at `mail` goes (deleted, renamed, no longer an admin): its API
+    tokens and sessions end with it, so a later owner of the address inherits neither."""
+    db.revoke_tokens_of([mail])
+    if sessions is not None:
+        sessions.end_all_of(mail)
 
 
 def end_sessions_of(sessions: SessionStore | None, req: falcon.Request, admin: str) -> None:

@@ -32,8 +32,8 @@ from iredldap.web.openapi import entry_with
 from iredldap.model.params import Operation
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.db.sessions import SessionStore
-from iredldap.web.common import (SORT_ATTRS, PasswordHashing, end_sessions_of, entry_as_dict, ok, ok_page, principal,
-                                 read_params)
+from iredldap.web.common import (SORT_ATTRS, PasswordHashing, end_access_of, end_sessions_of, entry_as_dict, ok,
+                                 ok_page, principal, read_params)
 
 # What GET shows of a mail user that is an admin: its admin side, not its mailbox.
 _USER_ADMIN_VIEW = ("mail", "objectClass", "cn", "accountStatus", "preferredLanguage", "domainGlobalAdmin",
@@ -171,12 +171,7 @@ class AdminItem:
         # Deleted or no longer an admin: its tokens and sessions end with it
         # (and if the database refuses, the directory change is undone).
         self.admins.delete(mail, managed=self.domains.list(admin=mail, attrs=("domainAdmin",)),
-                           after=lambda: self._end_access_of(mail))
+                           after=lambda: end_access_of(self.db, self.sessions, mail))
         ok(resp)
-
-    def _end_access_of(self, mail: str) -> None:
-        self.db.revoke_tokens_of([mail])
-        if self.sessions is not None:
-            self.sessions.end_all_of(mail)
 
 

@@ -13,7 +13,7 @@ from iredldap.db.sessions import SessionStore
 from iredldap.directory.domains import DomainStore
 from iredldap.errors import NotAuthorized
 from iredldap.model.params import Operation
-from iredldap.web.common import ok, principal, read_params
+from iredldap.web.common import end_access_of, ok, principal, read_params
 
 
 class Renamable(Protocol):
@@ -54,9 +54,7 @@ class ChangeEmail:
                 self.policies.rename(old, new)
             # Tokens and sessions do not follow: they were given to the old
             # address, which somebody else may get next.  Aliases and lists have none.
-            self.db.revoke_tokens_of([old])
-            if self.sessions is not None:
-                self.sessions.end_all_of(old)
+            end_access_of(self.db, self.sessions, old)
 
         self.store.rename(old, new, after=move_policies)
         ok(resp)

@@ -31,7 +31,7 @@ from iredldap.web.openapi import LISTING, STRINGS, entry_with
 from iredldap.model.params import Operation
 from iredldap.db.sessions import SessionStore
 from iredldap.model.tenant_view import hide_foreign, own_values
-from iredldap.web.common import (DEFAULT_KEEP_DAYS, PasswordHashing, answer_addresses, end_sessions_in,
+from iredldap.web.common import (DEFAULT_KEEP_DAYS, PasswordHashing, answer_addresses, end_access_of, end_sessions_in,
                                  end_sessions_of, entry_as_dict, ok, principal, read_params, restrict_for_normal_admin)
 
 BULK_RESULT = {"type": "object", "properties": {"updated": {"type": "integer"}, "skipped": STRINGS}}
@@ -142,9 +142,7 @@ class UserItem:
             since = self.db.now()
             # Before the rows that would stay wrong if this refused: a
             # later ann@ must not inherit the tokens or sessions of this one.
-            self.db.revoke_tokens_of([mail])
-            if self.sessions is not None:
-                self.sessions.end_all_of(mail)
+            end_access_of(self.db, self.sessions, mail)
             self.db.record_deleted_mailboxes(
                 [{"username": mailbox.username, "domain": mailbox.domain, "maildir": mailbox.maildir}],
                 admin=who.mail, keep_days=keep_days or None)
