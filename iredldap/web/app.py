@@ -189,7 +189,8 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
                routes: Iterable[Route] = ROUTES) -> falcon.App:
     backends = backends or connect(settings)
     routes = tuple(routes)
-    rules = rules_of(routes)
+    # The module's RULES itself for the standard table (what the middleware and tests read).
+    rules = RULES if routes == ROUTES else rules_of(routes)
     # Our own tables (api_tokens ...) beside iRedAdmin's, made where missing.
     prepare_databases(backends.iredadmin)
     tree = tree_of(settings)
