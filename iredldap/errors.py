@@ -133,3 +133,16 @@ class ConfigError(IredldapError):
     """A setting is missing or wrong; start-up stops with one line naming it."""
 
     code = "CONFIG_ERROR"
+
+
+class ListSpoolUnavailable(IredldapError):
+    """The mlmmj side of subscribable lists (mlmmjadmin or the local spool)
+    cannot be used now."""
+
+    code = "MLMMJ_UNAVAILABLE"
+
+
+class ListSpoolError(IredldapError):
+    """mlmmjadmin (or the spool) refused or failed an operation."""
+
+    code = "MLMMJ_ERROR"

@@ -29,6 +29,9 @@ STATUS: dict[type[e.IredldapError], int] = {
     e.TooManyAttempts: 429,
     e.DirectoryUnavailable: 503,
     e.DatabaseUnavailable: 503,
+    e.ListSpoolUnavailable: 503,
+    # mlmmjadmin answered, but with a failure we have no better status for.
+    e.ListSpoolError: 502,
     e.DirectoryError: 500,
     e.DatabaseError: 500,
     e.IredldapError: 500,

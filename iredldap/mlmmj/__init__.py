@@ -1,0 +1,72 @@
+"""The mlmmj side of subscribable mailing lists: a store, like `directory/`.
+
+A subscribable list is two things (reference mlmmj.md, 1.3): its LDAP entry,
+which Postfix and iRedAPD read and the directory store writes, and its mlmmj
+list directory (settings in `control/`, subscribers, archive), which mlmmj
+reads.  This package writes the second, through one of two backends chosen
+by configuration (`MLMMJ_BACKEND`):
+
+* `mlmmjadmin`: iRedMail's mlmmjadmin HTTP API (`iredldap.mlmmj.mlmmjadmin`);
+* `local`: the spool on this machine, laid out as mlmmjadmin lays it out
+  (`iredldap.mlmmj.spool`).
+
+Both take and give a list's profile in mlmmjadmin's own vocabulary: a form
+of parameter names (`only_subscriber_can_post`, `subject_prefix`, ...) to
+string values (`yes`/`no` for flags, comma- or newline-joined lists), the
+shape mlmmjadmin's POST/PUT take and its GET gives back.  The table of
+those parameters is `iredldap.model.mlmmj_profile`.
+
+Errors are the service's own (`iredldap.errors`): `ListSpoolUnavailable`
+when the backend cannot be reached (503), `NoSuchAccount` for a list that
+has no directory, `InvalidInput` for a value mlmmjadmin refuses,
+`ListSpoolError` for any other failure it reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Protocol, Sequence
+
+SubscriptionKind = Literal["normal", "digest", "nomail"]
+SUBSCRIPTION_KINDS: tuple[SubscriptionKind, ...] = ("normal", "nomail", "digest")  # mlmmjadmin's reading order
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    mail: str
+    subscription: SubscriptionKind
+
+
+class ListSpool(Protocol):
+    """What the web layer needs from the mlmmj side of a list (`mail` is the
+    list's primary address, lower case)."""
+
+    def create(self, mail: str, profile: Mapping[str, str]) -> None:
+        """Make the list directory with mlmmjadmin's defaults, then `profile`."""
+
+    def update(self, mail: str, profile: Mapping[str, str]) -> None:
+        """Write the parameters present in `profile`; others stay."""
+
+    def profile(self, mail: str) -> dict[str, str | list[str]]:
+        """All 43 keys as mlmmjadmin's GET gives them; NoSuchAccount if missing."""
+
+    def exists(self, mail: str) -> bool: ...
+
+    def delete(self, mail: str, *, archive: bool) -> str | None:
+        """Remove the list; with `archive`, move it aside the way mlmmjadmin
+        does and return where it went.  A missing list is not an error."""
+
+    def rename(self, mail: str, new_mail: str) -> None:
+        """The list at `mail` becomes `new_mail`: settings, subscribers (and,
+        where the backend can, archive) go along."""
+
+    def subscribers(self, mail: str) -> list[Subscriber]: ...
+
+    def add_subscribers(self, mail: str, addresses: Sequence[str], *,
+                        subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None: ...
+
+    def remove_subscribers(self, mail: str, addresses: Sequence[str]) -> None:
+        """`addresses` == ["ALL"] removes every subscriber (mlmmjadmin's rule)."""
+
+    def ping(self) -> None:
+        """Raise ListSpoolUnavailable if the backend cannot be used now."""
