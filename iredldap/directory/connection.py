@@ -24,6 +24,7 @@ from ldap3.core import exceptions as lx
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error
+from iredldap.directory.mock import lean
 
 if TYPE_CHECKING:      # the journal module imports this one
     from iredldap.directory.journal import WriteJournal
@@ -143,6 +144,8 @@ class Directory:
         conn = ldap3.Connection(self._server, user=self.bind_dn, password=self._password,
                                 client_strategy=self._strategy, raise_exceptions=True,
                                 receive_timeout=self._timeout, auto_referrals=False)
+        if self._strategy == ldap3.MOCK_SYNC:
+            lean(conn)
         try:
             with self._translated():
                 conn.bind()

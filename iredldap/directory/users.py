@@ -202,20 +202,29 @@ class UserStore:
         at a time past paths in use: a renamed account keeps its path, and
         a deleted one's mailbox may be kept, so an address re-created in the
         same second would otherwise share the old maildir (and lose it to
-        the cleanup of the kept one).  One search and one query for all."""
+        the cleanup of the kept one).  This second's path is asked for first
+        (nearly always free: a small filter), the next seconds' only if it
+        is taken."""
         choices = home_directory_choices(mail, storage, steps=FREE_PATH_STEPS)
-        terms = [f(f"({attr}=%s)", value) for path in choices
+        for batch in (choices[:1], choices[1:]):
+            used = self._paths_in_use(batch, storage)
+            for path in batch:
+                if path.rstrip("/") not in used:
+                    return path
+        raise Conflict(f"every mailbox path for {mail} of the next {FREE_PATH_STEPS} seconds is in use; "
+                       f"try again later")
+
+    def _paths_in_use(self, paths: builtins.list[str], storage: str) -> set[str]:
+        """Those of `paths` an entry holds (in any spelling) or a kept mailbox
+        has: one search and one query."""
+        terms = [f(f"({attr}=%s)", value) for path in paths
                  for attr, values in path_spellings(path, storage).items() for value in values]
         used = {p.rstrip("/") for e in self.dir.search(self.tree.domains_dn, "(|" + "".join(terms) + ")",
                                                        attrs=("homeDirectory", "mailMessageStore"))
                 for p in _held_paths(e, storage)}
         if self.kept_maildirs is not None:
-            used |= {p.rstrip("/") for p in self.kept_maildirs(choices)}
-        for path in choices:
-            if path.rstrip("/") not in used:
-                return path
-        raise Conflict(f"every mailbox path for {mail} of the next {FREE_PATH_STEPS} seconds is in use; "
-                       f"try again later")
+            used |= {p.rstrip("/") for p in self.kept_maildirs(paths)}
+        return used
 
     def _start_counter(self, domain: str, *, entry: Entry | None = None) -> None:
         self.addresses.start_counter(domain, USER.counter, entry=entry, recount=lambda: self.count(domain))
