@@ -483,3 +483,14 @@ def test_list_spool_of_the_settings(tmp_path):
 def test_bad_mlmmj_settings_name_the_setting(tmp_path, setting, value):
     with pytest.raises(ConfigError, match=setting.upper()):
         make_settings(tmp_path, **{setting: value})
+
+
+def test_iredadmins_mlmmjadmin_settings_carry_over():
+    from iredldap.iredadmin_settings import convert
+
+    source = ("mlmmjadmin_api_auth_token = 'tok'\nMLMMJADMIN_API_BASE_URL = 'https://lists.example.com:7790/api'\n"
+              "MLMMJADMIN_API_VERIFY_SSL = True\nMLMMJ_MTA_TRANSPORT_NAME = 'mlmmj2'\n")
+    values = convert(source).values
+    assert {k: v for k, v in values.items() if "mlmmj" in k} == {
+        "mlmmjadmin_api_auth_token": "tok", "mlmmjadmin_api_base_url": "https://lists.example.com:7790/api",
+        "mlmmjadmin_api_verify_ssl": "yes", "mlmmj_mta_transport_name": "mlmmj2"}
