@@ -494,3 +494,34 @@ def test_iredadmins_mlmmjadmin_settings_carry_over():
     assert {k: v for k, v in values.items() if "mlmmj" in k} == {
         "mlmmjadmin_api_auth_token": "tok", "mlmmjadmin_api_base_url": "https://lists.example.com:7790/api",
         "mlmmjadmin_api_verify_ssl": "yes", "mlmmj_mta_transport_name": "mlmmj2"}
+
+
+def test_concurrent_subscriber_changes_lose_nothing(local_spool):
+    import threading
+
+    local_spool.create(LIST, {})
+    local_spool.add_subscribers(LIST, [f"a-old{i}@example.org" for i in range(20)])
+    errors: list[BaseException] = []
+
+    def add(n: int) -> None:
+        try:
+            for i in range(10):
+                local_spool.add_subscribers(LIST, [f"a-{n}-{i}@example.org"])
+        except BaseException as exc:       # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def remove() -> None:
+        try:
+            for i in range(20):
+                local_spool.remove_subscribers(LIST, [f"a-old{i}@example.org"])
+        except BaseException as exc:       # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(6)] + [threading.Thread(target=remove)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
+    stored = (local_spool.list_dir(LIST) / "subscribers.d" / "a").read_text().split()
+    assert sorted(stored) == sorted(f"a-{n}-{i}@example.org" for n in range(6) for i in range(10))
