@@ -13,6 +13,7 @@ Every program gets a timeout; every wait for mail is bounded.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from iredldap.mlmmj import Subscriber
 
-from .fixtures_mlmmj import MLMMJ_BIN
+from .fixtures_mlmmj import MLMMJ_BIN, spool_in
 from .smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
@@ -172,3 +173,24 @@ def test_mlmmjs_own_tools_and_ours_read_each_others_files(local_spool):
     assert not (Path(listdir) / "subscribers.d" / "a").exists()
     mlmmj("mlmmj-maintd", "-F", "-L", listdir)
     assert (Path(listdir) / "mlmmj-maintd.lastrun.log").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_as_root_the_lists_belong_to_the_spools_owner(tmp_path, sink):
+    # iRedMail: the spool belongs to `mlmmj`, and mlmmj's programs (started
+    # as root by cron, or by Postfix as mlmmj) run as the list's owner.
+    owner = 65534
+    spool = spool_in(tmp_path)
+    for folder in (spool.spool_dir, spool.archive_dir):
+        os.chown(folder, owner, owner)
+    spool.create(LIST, {"only_subscriber_can_post": "no", **relay_to(sink)})
+    spool.add_subscribers(LIST, SUBSCRIBERS)
+    spool.remove_subscribers(LIST, ["carol@example.net"])
+    listdir = spool.list_dir(LIST)
+    made = [listdir.parent, *listdir.rglob("*")]
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in made} == {(owner, owner)}
+    assert lines(mlmmj("mlmmj-list", "-L", str(listdir))) == SUBSCRIBERS[:2]
+    post(listdir)
+    assert sorted(r for m in sink.wait_for(2, timeout=20) for r in m.rcpt_to) == SUBSCRIBERS[:2]
+    where = spool.delete(LIST, archive=True)
+    assert where and {Path(where).stat().st_uid, Path(where).parent.stat().st_uid} == {owner}

@@ -525,3 +525,42 @@ def test_concurrent_subscriber_changes_lose_nothing(local_spool):
     assert not errors and not any(t.is_alive() for t in threads)
     stored = (local_spool.list_dir(LIST) / "subscribers.d" / "a").read_text().split()
     assert sorted(stored) == sorted(f"a-{n}-{i}@example.org" for n in range(6) for i in range(10))
+
+
+# -- the local spool's own failures -----------------------------------------------------------------------
+
+def test_local_spool_ping_and_a_missing_spool_or_skel(tmp_path):
+    from iredldap.errors import ListSpoolError, ListSpoolUnavailable
+
+    good = LocalSpool(tmp_path, "", DEBIAN_SKEL)
+    good.ping()
+    gone = LocalSpool(tmp_path / "missing", "", DEBIAN_SKEL)
+    for call in (gone.ping, lambda: gone.create(LIST, {})):
+        with pytest.raises(ListSpoolUnavailable):
+            call()
+    no_texts = LocalSpool(tmp_path, "", tmp_path / "no-skel")
+    with pytest.raises(ListSpoolUnavailable):
+        no_texts.ping()
+    with pytest.raises(ListSpoolError) as caught:
+        no_texts.create(LIST, {})
+    assert caught.value.code == "SKEL_DIR_NOT_EXIST"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_require_confirm_without_mlmmj_sub_is_an_error_and_adds_nobody(tmp_path):
+    from iredldap.errors import ListSpoolError
+
+    spool = LocalSpool(tmp_path, "", DEBIAN_SKEL, mlmmj_sub=str(tmp_path / "no-such-mlmmj-sub"))
+    spool.create(LIST, {})
+    before = tree(tmp_path)
+    with pytest.raises(ListSpoolError) as caught:
+        spool.add_subscribers(LIST, ["alice@example.org"], require_confirm=True)
+    assert caught.value.code == "SUB_COMMAND_NOT_FOUND"
+    assert tree(tmp_path) == before
+
+
+def test_archive_beside_the_list_when_no_archive_dir(tmp_path):
+    spool = LocalSpool(tmp_path, "", DEBIAN_SKEL)
+    spool.create(LIST, {})
+    where = Path(spool.delete(LIST, archive=True) or "")
+    assert where.parent == tmp_path / "example.com" and (where / "sales" / "control" / "listaddress").is_file()
