@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import functools
+import glob
 import os
 import secrets
 import shutil
@@ -250,7 +251,7 @@ class LocalSpool:
     def _remove_stale(domain_dir: Path, local: str) -> None:
         """Half-built copies of this list (a create that crashed), when old."""
         now = time.time()
-        for item in domain_dir.glob(f"{_TMP_PREFIX}{local}.*"):
+        for item in domain_dir.glob(f"{_TMP_PREFIX}{glob.escape(local)}.*"):
             try:
                 if item.is_dir() and now - item.stat().st_mtime > _STALE_SECONDS:
                     shutil.rmtree(item, ignore_errors=True)
