@@ -57,7 +57,7 @@ KINDS = {
 
 _ACCOUNT_CLASSES = {t.object_class.lower() for t in ADDRESS_TYPES}
 # What tells the counted types apart besides their object class (AccountType.matches).
-_DISTINCT_ATTRS = tuple(dict.fromkeys(h.attr for _, account, _ in COUNTERS.values() for h in account.distinct))
+_DISTINCT_ATTRS = tuple(dict.fromkeys(h.attr for _, types, _ in COUNTERS.values() for t in types for h in t.distinct))
 _REF_ATTRS = MULTI_VALUED + SINGLE_VALUED
 
 
@@ -187,11 +187,12 @@ class Checker:
                 if repair:
                     self._try(finding, lambda: self.dir.add(*load("container").render(
                         ou=ou, domain=domain, domains_dn=self.tree.domains_dn)))
-        for attr, (ou, account, _) in COUNTERS.items():
+        for attr, (ou, types, _) in COUNTERS.items():
             if not entry.get(attr):
                 continue
             container = self.tree.container(domain, ou).lower()
-            real = sum(1 for e in below if e.dn.lower().endswith("," + container) and account.matches(e.attrs))
+            real = sum(1 for e in below if e.dn.lower().endswith("," + container)
+                       and any(t.matches(e.attrs) for t in types))
             if entry.first(attr) != str(real):
                 finding = report.add("counter", entry.dn, f"{attr} is {entry.first(attr)}, the real count is {real}",
                                      repairable=True)
