@@ -75,7 +75,8 @@ class SubscribableListStore(GroupStore):
         raise IredldapError("no free mailingListID found")
 
     def create(self, mail: str, values: dict[str, Any], *, limits=()) -> str:
-        # Refused before anything is written when mlmmj cannot be reached.
+        # Refused before anything is written: a bad profile value, mlmmj out of reach.
+        spool_form(values)
         self.spool.ping()
         return super().create(mail, values, limits=limits)
 
@@ -103,6 +104,7 @@ class SubscribableListStore(GroupStore):
     # -- update ---------------------------------------------------------------
 
     def update(self, mail: str, values: dict[str, Any]) -> None:
+        spool_form(values)
         self.spool.ping()
         super().update(mail, values)
 

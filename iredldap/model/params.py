@@ -25,8 +25,6 @@ _FALSE = {"no", "false", "0", "off", "n"}
 # C0 and C1 control characters (tab, CR and LF included: no parameter is
 # multi-line text) and unpaired UTF-16 surrogates, which no store can encode.
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-# The same, but line breaks and tabs are allowed (mail headers, footers).
-_FORBIDDEN_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # Whole numbers as ASCII digits only: int() would also take "１２",
 # "1_000", "+5" and " 5".
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
@@ -58,7 +56,7 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _scalar(raw: Raw, name: str, forbidden: re.Pattern = _FORBIDDEN_CHARS) -> str:
+def _scalar(raw: Raw, name: str) -> str:
     """One value as text; JSON numbers and booleans are accepted as such."""
     if isinstance(raw, list):
         if len(raw) != 1:
@@ -72,7 +70,7 @@ def _scalar(raw: Raw, name: str, forbidden: re.Pattern = _FORBIDDEN_CHARS) -> st
         return str(raw)
     if not isinstance(raw, str):
         raise InvalidInput(f"{name}: expected a text value", param=name)
-    if forbidden.search(raw):
+    if _FORBIDDEN_CHARS.search(raw):
         raise InvalidInput(f"{name}: control characters and unpaired surrogates are not allowed", param=name)
     return raw
 
@@ -118,27 +116,6 @@ class Text(Kind):
         value = _scalar(raw, name).strip()
         if not value and not self.allow_empty:
             raise InvalidInput(f"{name}: must not be empty", param=name)
-        if len(value) > self.max_length:
-            raise InvalidInput(f"{name}: longer than {self.max_length} characters", param=name)
-        return value
-
-    def schema(self) -> dict:
-        return {"type": "string", "maxLength": self.max_length}
-
-
-@dataclass(frozen=True)
-class RawText(Kind):
-    """Text kept as given: leading and trailing spaces stay (a subject
-    prefix `[list] `); with `lines`, line breaks (CRLF read as LF) and tabs
-    are allowed too."""
-
-    max_length: int = 255
-    lines: bool = False
-
-    def parse(self, raw: Raw, name: str) -> str:
-        value = _scalar(raw, name, _FORBIDDEN_IN_TEXT if self.lines else _FORBIDDEN_CHARS).replace("\r\n", "\n")
-        if "\r" in value:
-            raise InvalidInput(f"{name}: a lone carriage return is not allowed", param=name)
         if len(value) > self.max_length:
             raise InvalidInput(f"{name}: longer than {self.max_length} characters", param=name)
         return value
