@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_PASSWORD",
                           # gunicorn.conf.py's (they are gunicorn's, not the app's).
                           *(ENV_PREFIX + name for name in ("BIND", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS"))})
 LDIF_EXPORT_PASSWORDS = ("global-admins", "always", "never")
+MLMMJ_BACKENDS = ("mlmmjadmin", "local")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_TRANSPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5", "PLAIN-MD5", "PLAIN")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -147,6 +151,21 @@ class Settings:
     # iRedAdmin's `mlmmjadmin_api_auth_token`, carried over by
     # `iredldap config-from-iredadmin` for mlmmj (subscribable) lists.
     mlmmjadmin_api_auth_token: str = field(default="", repr=False)
+    # mlmmj (subscribable) lists: which backend writes the list directories
+    # (iredldap.mlmmj.list_spool_of): `mlmmjadmin`, iRedMail's HTTP API,
+    # with iRedAdmin's setting names; or `local`, the spool on this machine.
+    mlmmj_backend: str = "mlmmjadmin"
+    mlmmjadmin_api_base_url: str = "http://127.0.0.1:7790/api"
+    mlmmjadmin_api_auth_header: str = "X-MLMMJADMIN-API-AUTH-TOKEN"
+    mlmmjadmin_api_verify_ssl: bool = False
+    # Seconds a request to mlmmjadmin may take.
+    mlmmjadmin_api_timeout: int = 10
+    # mtaTransport of a list is `<this>:<domain>/<localpart>` (Postfix's pipe transport).
+    mlmmj_mta_transport_name: str = "mlmmj"
+    mlmmj_spool_dir: str = "/var/vmail/mlmmj"
+    # Where a deleted list is kept (empty: beside it in the spool, as mlmmjadmin).
+    mlmmj_archive_dir: str = "/var/vmail/mlmmj-archive"
+    mlmmj_skel_dir: str = "/usr/share/mlmmj/text.skel"
     # Bounded input: a request body larger than this many bytes is refused
     # (413) before it is read; a list parameter takes at most this many values.
     max_request_body: int = 1024 * 1024
@@ -263,8 +282,28 @@ class Settings:
             raise ConfigError("MAX_REQUEST_BODY: must be at least 1024 bytes")
         if self.max_list_items < 1:
             raise ConfigError("MAX_LIST_ITEMS: must be at least 1")
+        self._check_mlmmj()
         if self.restrict_api_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_API_ACCESS is on; nobody could use the API")
         if self.restrict_metrics_access and not self.restful_api_clients:
             raise ConfigError("RESTFUL_API_CLIENTS: empty while RESTRICT_METRICS_ACCESS is on; "
                               "nobody could read /metrics")
+
+    def _check_mlmmj(self) -> None:
+        if self.mlmmj_backend not in MLMMJ_BACKENDS:
+            raise ConfigError(f"MLMMJ_BACKEND: expected one of {', '.join(MLMMJ_BACKENDS)}, got {self.mlmmj_backend!r}")
+        if not self.mlmmjadmin_api_base_url.startswith(("http://", "https://")):
+            raise ConfigError("MLMMJADMIN_API_BASE_URL: expected an http:// or https:// URL such as "
+                              "http://127.0.0.1:7790/api")
+        if not _HEADER_NAME.fullmatch(self.mlmmjadmin_api_auth_header):
+            raise ConfigError(f"MLMMJADMIN_API_AUTH_HEADER: {self.mlmmjadmin_api_auth_header!r} is not an HTTP header name")
+        if self.mlmmjadmin_api_timeout < 1:
+            raise ConfigError("MLMMJADMIN_API_TIMEOUT: must be a positive number of seconds")
+        if not _TRANSPORT_NAME.fullmatch(self.mlmmj_mta_transport_name):
+            raise ConfigError(f"MLMMJ_MTA_TRANSPORT_NAME: {self.mlmmj_mta_transport_name!r} is not a Postfix "
+                              "transport name")
+        for key in ("mlmmj_spool_dir", "mlmmj_skel_dir"):
+            if not getattr(self, key).startswith("/"):
+                raise ConfigError(f"{key.upper()}: must be an absolute path")
+        if self.mlmmj_archive_dir and not self.mlmmj_archive_dir.startswith("/"):
+            raise ConfigError("MLMMJ_ARCHIVE_DIR: must be an absolute path (or empty)")

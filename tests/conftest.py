@@ -42,7 +42,7 @@ from iredldap.private_files import create_private
 
 from .support import ApiClient, Factory
 
-pytest_plugins = ["tests.fixtures_slapd", "tests.fixtures_sql", "tests.fixtures_policy"]
+pytest_plugins = ["tests.fixtures_slapd", "tests.fixtures_sql", "tests.fixtures_policy", "tests.fixtures_mlmmj"]
 
 # SQLite and slapd's mdb sync every commit to the disk; the tests need no
 # durability, and on a shared disk the syncs cost more than the tests: their

@@ -25,7 +25,10 @@ has no directory, `InvalidInput` for a value mlmmjadmin refuses,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from iredldap.config import Settings
 
 SubscriptionKind = Literal["normal", "digest", "nomail"]
 SUBSCRIPTION_KINDS: tuple[SubscriptionKind, ...] = ("normal", "nomail", "digest")  # mlmmjadmin's reading order
@@ -70,3 +73,17 @@ class ListSpool(Protocol):
 
     def ping(self) -> None:
         """Raise ListSpoolUnavailable if the backend cannot be used now."""
+
+
+def list_spool_of(settings: "Settings") -> ListSpool:
+    """The backend the settings choose (`MLMMJ_BACKEND`), for the composition root."""
+    if settings.mlmmj_backend == "local":
+        from iredldap.mlmmj.spool import LocalSpool
+
+        return LocalSpool(settings.mlmmj_spool_dir, settings.mlmmj_archive_dir, settings.mlmmj_skel_dir)
+    from iredldap.mlmmj.mlmmjadmin import MlmmjadminClient
+
+    return MlmmjadminClient(settings.mlmmjadmin_api_base_url, settings.mlmmjadmin_api_auth_token,
+                            header=settings.mlmmjadmin_api_auth_header,
+                            verify_ssl=settings.mlmmjadmin_api_verify_ssl,
+                            timeout=settings.mlmmjadmin_api_timeout)
