@@ -220,7 +220,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
     # The mlmmj half of subscribable lists (MLMMJ_BACKEND: mlmmjadmin or the local spool).
     list_spool = backends.list_spool_of(settings)
     mlmmj_store = SubscribableListStore(backends.directory, tree, list_spool,
-                                        transport_name=getattr(settings, "mlmmj_mta_transport_name", "mlmmj"))
+                                        transport_name=settings.mlmmj_mta_transport_name)
     api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
     # Engines of these are made on first use (see iredldap.db.engine.Database).
