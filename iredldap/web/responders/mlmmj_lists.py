@@ -30,10 +30,13 @@ from iredldap.model import accounts
 from iredldap.model.params import Boolean, Operation, Param, ParamSet
 from iredldap.model.subscribable import shown_profile
 from iredldap.web.common import answer_addresses, entry_as_seen, ok, principal, read_params, restrict_for_normal_admin
-from iredldap.web.openapi import LISTING, OBJECTS, entry_with
+from iredldap.web.openapi import OBJECTS, STRINGS
 
 GET_PARAMS = ParamSet((Param("with_subscribers", Boolean(), "Also return the subscribers"),))
-LIST_ENTRY = entry_with(subscribers=OBJECTS)
+# The entry's attributes (lists of strings) and mlmmj's profile (strings, lists of strings).
+LIST_ENTRY = {"type": "object", "properties": {"subscribers": OBJECTS},
+              "additionalProperties": {"anyOf": [{"type": "string"}, STRINGS]}}
+LISTS = {"type": "array", "items": {"anyOf": [{"type": "string"}, LIST_ENTRY]}}
 
 
 def _profile_of(store: SubscribableListStore, mail: str) -> dict[str, Any]:
@@ -99,7 +102,7 @@ class SubscribableListCollection:
         self.domains = domains
         self.operations = {"GET": Operation(
             "List the subscribable lists of a domain (entries with their mlmmj profile, or addresses)",
-            accounts.GROUP_LIST_PARAMS, data=LISTING, listing=True)}
+            accounts.GROUP_LIST_PARAMS, data=LISTS, listing=True)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         values = read_params(req, self.operations["GET"])
