@@ -20,7 +20,9 @@ What maps:
 * `DEFAULT_PASSWORD_SCHEME`, `storage_base_directory`,
   `default_mta_transport`, `default_language`, `SESSION_TIMEOUT`,
   `min_passwd_length`, `max_passwd_length`, `PASSWORD_HAS_*`;
-* `mlmmjadmin_api_auth_token` (kept for mlmmj lists).
+* `mlmmjadmin_api_auth_token`, and `MLMMJADMIN_API_BASE_URL`,
+  `MLMMJADMIN_API_AUTH_HEADER`, `MLMMJADMIN_API_VERIFY_SSL`,
+  `MLMMJ_MTA_TRANSPORT_NAME` when the file sets them (mlmmj lists).
 
 SECRET_KEY gets a new random value (iRedAdmin's sessions are not ours).
 """
@@ -53,6 +55,11 @@ _DIRECT = {
     "enable_restful_api": "enable_restful_api",
     "restrict_api_access": "restrict_api_access",
     "mlmmjadmin_api_auth_token": "mlmmjadmin_api_auth_token",
+    # iRedAdmin's defaults (libs/default_settings.py), when settings.py overrides them.
+    "mlmmjadmin_api_base_url": "mlmmjadmin_api_base_url",
+    "mlmmjadmin_api_auth_header": "mlmmjadmin_api_auth_header",
+    "mlmmjadmin_api_verify_ssl": "mlmmjadmin_api_verify_ssl",
+    "mlmmj_mta_transport_name": "mlmmj_mta_transport_name",
 }
 _DATABASES = {"iredadmin": "sql_iredadmin_url", "amavisd": "sql_amavisd_url", "iredapd": "sql_iredapd_url"}
 _DB_PARTS = ("host", "port", "name", "user", "password")

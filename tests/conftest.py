@@ -12,8 +12,8 @@ SQLite only) without anyone marking by hand:
   `directory`, or any fixture built on ``slapd`` / ``own_slapd``;
 * ``servers`` -- the test uses MariaDB or PostgreSQL (a ``mariadb`` or
   ``postgresql`` parameter, e.g. `sql_url`, `policy_sql`), or runs a
-  service or pip in a subprocess (gunicorn, nginx, a venv, a wheel: marked
-  in its module).
+  service or pip in a subprocess (gunicorn, nginx, a venv, a wheel, Debian's
+  mlmmj programs: marked in its module).
 """
 
 from __future__ import annotations

@@ -160,6 +160,8 @@ class FakeMlmmjadmin:
         body = environ["wsgi.input"].read(length).decode("utf-8") if length else ""
         form = dict(parse_qsl(body, keep_blank_values=True))
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
         with self._lock:
             self.requests.append(Recorded(method, path, query, headers, form))
         if self.garbage:

@@ -483,3 +483,84 @@ def test_list_spool_of_the_settings(tmp_path):
 def test_bad_mlmmj_settings_name_the_setting(tmp_path, setting, value):
     with pytest.raises(ConfigError, match=setting.upper()):
         make_settings(tmp_path, **{setting: value})
+
+
+def test_iredadmins_mlmmjadmin_settings_carry_over():
+    from iredldap.iredadmin_settings import convert
+
+    source = ("mlmmjadmin_api_auth_token = 'tok'\nMLMMJADMIN_API_BASE_URL = 'https://lists.example.com:7790/api'\n"
+              "MLMMJADMIN_API_VERIFY_SSL = True\nMLMMJ_MTA_TRANSPORT_NAME = 'mlmmj2'\n")
+    values = convert(source).values
+    assert {k: v for k, v in values.items() if "mlmmj" in k} == {
+        "mlmmjadmin_api_auth_token": "tok", "mlmmjadmin_api_base_url": "https://lists.example.com:7790/api",
+        "mlmmjadmin_api_verify_ssl": "yes", "mlmmj_mta_transport_name": "mlmmj2"}
+
+
+def test_concurrent_subscriber_changes_lose_nothing(local_spool):
+    import threading
+
+    local_spool.create(LIST, {})
+    local_spool.add_subscribers(LIST, [f"a-old{i}@example.org" for i in range(20)])
+    errors: list[BaseException] = []
+
+    def add(n: int) -> None:
+        try:
+            for i in range(10):
+                local_spool.add_subscribers(LIST, [f"a-{n}-{i}@example.org"])
+        except BaseException as exc:       # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def remove() -> None:
+        try:
+            for i in range(20):
+                local_spool.remove_subscribers(LIST, [f"a-old{i}@example.org"])
+        except BaseException as exc:       # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(6)] + [threading.Thread(target=remove)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
+    stored = (local_spool.list_dir(LIST) / "subscribers.d" / "a").read_text().split()
+    assert sorted(stored) == sorted(f"a-{n}-{i}@example.org" for n in range(6) for i in range(10))
+
+
+# -- the local spool's own failures -----------------------------------------------------------------------
+
+def test_local_spool_ping_and_a_missing_spool_or_skel(tmp_path):
+    from iredldap.errors import ListSpoolError, ListSpoolUnavailable
+
+    good = LocalSpool(tmp_path, "", DEBIAN_SKEL)
+    good.ping()
+    gone = LocalSpool(tmp_path / "missing", "", DEBIAN_SKEL)
+    for call in (gone.ping, lambda: gone.create(LIST, {})):
+        with pytest.raises(ListSpoolUnavailable):
+            call()
+    no_texts = LocalSpool(tmp_path, "", tmp_path / "no-skel")
+    with pytest.raises(ListSpoolUnavailable):
+        no_texts.ping()
+    with pytest.raises(ListSpoolError) as caught:
+        no_texts.create(LIST, {})
+    assert caught.value.code == "SKEL_DIR_NOT_EXIST"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_require_confirm_without_mlmmj_sub_is_an_error_and_adds_nobody(tmp_path):
+    from iredldap.errors import ListSpoolError
+
+    spool = LocalSpool(tmp_path, "", DEBIAN_SKEL, mlmmj_sub=str(tmp_path / "no-such-mlmmj-sub"))
+    spool.create(LIST, {})
+    before = tree(tmp_path)
+    with pytest.raises(ListSpoolError) as caught:
+        spool.add_subscribers(LIST, ["alice@example.org"], require_confirm=True)
+    assert caught.value.code == "SUB_COMMAND_NOT_FOUND"
+    assert tree(tmp_path) == before
+
+
+def test_archive_beside_the_list_when_no_archive_dir(tmp_path):
+    spool = LocalSpool(tmp_path, "", DEBIAN_SKEL)
+    spool.create(LIST, {})
+    where = Path(spool.delete(LIST, archive=True) or "")
+    assert where.parent == tmp_path / "example.com" and (where / "sales" / "control" / "listaddress").is_file()

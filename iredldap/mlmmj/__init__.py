@@ -45,10 +45,14 @@ class ListSpool(Protocol):
     list's primary address, lower case)."""
 
     def create(self, mail: str, profile: Mapping[str, str]) -> None:
-        """Make the list directory with mlmmjadmin's defaults, then `profile`."""
+        """Make the list directory with mlmmjadmin's defaults, then `profile`.
+        An existing list is not an error (mlmmjadmin's create does not check):
+        its subscribers stay, the defaults and `profile` are written again.
+        A bad address or parameter value: InvalidInput, nothing written."""
 
     def update(self, mail: str, profile: Mapping[str, str]) -> None:
-        """Write the parameters present in `profile`; others stay."""
+        """Write the parameters present in `profile`; others stay.
+        NoSuchAccount if the list has no directory."""
 
     def profile(self, mail: str) -> dict[str, str | list[str]]:
         """All 43 keys as mlmmjadmin's GET gives them; NoSuchAccount if missing."""
@@ -61,15 +65,22 @@ class ListSpool(Protocol):
 
     def rename(self, mail: str, new_mail: str) -> None:
         """The list at `mail` becomes `new_mail`: settings, subscribers (and,
-        where the backend can, archive) go along."""
+        where the backend can, archive) go along.  NoSuchAccount if `mail`
+        has no directory, AlreadyExists if `new_mail` has one."""
 
-    def subscribers(self, mail: str) -> list[Subscriber]: ...
+    def subscribers(self, mail: str) -> list[Subscriber]:
+        """In mlmmjadmin's order of versions (normal, nomail, digest); an
+        address may be in several.  A missing list has none (mlmmjadmin)."""
 
     def add_subscribers(self, mail: str, addresses: Sequence[str], *,
-                        subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None: ...
+                        subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None:
+        """Subscribe directly, or with `require_confirm` have mlmmj ask each
+        address to confirm (`mlmmj-sub -C`).  One bad address: InvalidInput,
+        none added; NoSuchAccount if the list has no directory."""
 
     def remove_subscribers(self, mail: str, addresses: Sequence[str]) -> None:
-        """`addresses` == ["ALL"] removes every subscriber (mlmmjadmin's rule)."""
+        """`addresses` == ["ALL"] removes every subscriber (mlmmjadmin's rule).
+        NoSuchAccount if the list has no directory."""
 
     def ping(self) -> None:
         """Raise ListSpoolUnavailable if the backend cannot be used now."""

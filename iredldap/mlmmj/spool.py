@@ -34,6 +34,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -52,6 +53,9 @@ KIND_SWITCH: dict[str, list[str]] = {"normal": [], "digest": ["-d"], "nomail": [
 TEXT_LANGUAGE = "en"
 IREDMAIL_SMTP_PORT = 10027
 _TMP_PREFIX = ".iredldap-"
+# fcntl record locks (mlmmj's) only keep other processes out: the threads of
+# this one take this lock around every subscriber file change as well.
+_THREAD_LOCK = threading.Lock()
 
 
 def list_address(mail: str, param: str = "mail") -> tuple[str, str, str]:
@@ -348,6 +352,10 @@ class LocalSpool:
                 raise FileNotFoundError(path)
 
     def _append(self, path: Path, addresses: list[str]) -> None:
+        with _THREAD_LOCK:
+            self._append_locked(path, addresses)
+
+    def _append_locked(self, path: Path, addresses: list[str]) -> None:
         new = not path.exists()
         fd = self._locked(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
@@ -365,6 +373,10 @@ class LocalSpool:
             os.close(fd)
 
     def _rewrite_without(self, listdir: Path, path: Path, unwanted: set[str]) -> None:
+        with _THREAD_LOCK:
+            self._rewrite_locked(listdir, path, unwanted)
+
+    def _rewrite_locked(self, listdir: Path, path: Path, unwanted: set[str]) -> None:
         try:
             fd = self._locked(path, os.O_RDWR)
         except FileNotFoundError:
