@@ -19,6 +19,7 @@ from iredldap.mlmmj.spool import LocalSpool
 
 from .conftest import build_app
 from .support import ApiClient, assert_error
+from .test_mlmmj_delivery import sink  # noqa: F401 - the SMTP sink fixture
 
 PW = "Secr3t#pass"
 SKEL = "/usr/share/mlmmj/text.skel"
@@ -486,3 +487,30 @@ def test_a_failed_subscriber_change_puts_the_profile_back(mlapi, factory, spool)
     r = mlapi.put("/api/ml/news@a.test", {"name": "After", "subject_prefix": "[x]", "add_subscribers": "s@x.test"})
     assert r.status_code == 502 and r.json["_msg"] == "SUB_COMMAND_NOT_FOUND", r.text
     assert snapshot(factory, spool) == before
+
+
+# -- what mlmmj does with a list the API made ----------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_mail_to_a_list_made_through_the_api_reaches_its_subscribers(mlapi, spool, sink):
+    # The list, its prefix and where mlmmj sends, all set through /api/ml;
+    # then a message handed to mlmmj-receive as Postfix's pipe transport does.
+    from .test_mlmmj_delivery import LIST, post, relay_to
+    domain = LIST.partition("@")[2]
+    assert mlapi.post(f"/api/domain/{domain}").status_code == 201
+    r = mlapi.post(f"/api/ml/{LIST}", {"subject_prefix": "[sales]", "accessPolicy": "public", **relay_to(sink)})
+    assert r.status_code == 201, r.text
+    r = mlapi.put(f"/api/ml/{LIST}", {"add_subscribers": "alice@example.org,bob@example.org",
+                                      "require_confirm": "no"})
+    assert r.status_code == 200, r.text
+    post(spool.list_dir(LIST))
+    got = sink.wait_for(2, timeout=20)
+    assert sorted(r for m in got for r in m.rcpt_to) == ["alice@example.org", "bob@example.org"]
+    assert {m.headers["subject"] for m in got} == {"[sales] hello"}
+    # Moderated through the API: the next post is held for the moderator.
+    sink.state.messages.clear()
+    assert mlapi.put(f"/api/ml/{LIST}", {"moderated": "yes", "moderators": "mod@example.com"}).status_code == 200
+    post(spool.list_dir(LIST), subject="second")
+    sink.wait_for(1, timeout=20)
+    assert [r for m in sink.messages for r in m.rcpt_to] == ["mod@example.com"]
+    assert list((spool.list_dir(LIST) / "moderation").iterdir())
