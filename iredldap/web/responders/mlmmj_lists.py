@@ -16,20 +16,19 @@ directory is missing still shows its entry, without the profile keys.
 from __future__ import annotations
 
 import functools
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
 
-from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.domains import DomainStore
-from iredldap.directory.limits import AdminLimits
 from iredldap.directory.mlmmj_lists import SubscribableListStore
 from iredldap.errors import NoSuchAccount
 from iredldap.model import accounts
 from iredldap.model.params import Boolean, Operation, Param, ParamSet
 from iredldap.model.subscribable import shown_profile
-from iredldap.web.common import answer_addresses, entry_as_seen, ok, principal, read_params, restrict_for_normal_admin
+from iredldap.web.common import (ListItemBase, answer_addresses, entry_as_seen, ok, principal, read_params,
+                                 restrict_for_normal_admin)
 from iredldap.web.openapi import OBJECTS, STRINGS
 
 GET_PARAMS = ParamSet((Param("with_subscribers", Boolean(), "Also return the subscribers"),))
@@ -47,23 +46,17 @@ def _profile_of(store: SubscribableListStore, mail: str) -> dict[str, Any]:
 
 
 @dataclass(eq=False)
-class SubscribableListItem:
+class SubscribableListItem(ListItemBase):
+    # (its `limits`: the creating admin's maxLists, over both kinds of list)
     store: SubscribableListStore
-    _: KW_ONLY
-    # The creating admin's maxLists, over both kinds of list.
-    limits: AdminLimits
-    policies: PolicyAccounts | None = None
 
     def __post_init__(self) -> None:
-        self.account = self.store.account
-        self.create_params = self.account.create_params()
-        self.update_params = self.account.update_params()
+        super().__post_init__()
         self.operations = {
             "GET": Operation("Show a subscribable list: its entry and mlmmj profile", GET_PARAMS, data=LIST_ENTRY),
             "POST": Operation("Create a subscribable (mlmmj) list", self.create_params, status=201),
             "PUT": Operation("Change a subscribable list, its profile and subscribers", self.update_params),
-            "DELETE": Operation("Delete a subscribable list (archived unless keep_archive=no)",
-                                self.account.delete_params()),
+            "DELETE": Operation("Delete a subscribable list (archived unless keep_archive=no)", self.delete_params),
         }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
@@ -79,8 +72,7 @@ class SubscribableListItem:
         values = read_params(req, self.operations["POST"])
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
-        self.limits.check(who, self.account)
-        self.store.create(mail, values, limits=self.limits.ceilings(who, self.account))
+        self.create_within_limits(who, mail, values)
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
