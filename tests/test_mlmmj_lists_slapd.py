@@ -96,3 +96,99 @@ def test_delete_cut_short_is_finished(world, own_slapd, iredadmin):
     assert LIST_DN not in after and counter(after) == ["0"]
     assert [p.name.rpartition("-")[0] for p in (spool.archive_dir / "a.test").iterdir()] == ["news"]
     assert [r["state"] for r in journal_rows(iredadmin) if r["kind"] == "delete"] == ["done"]
+
+
+def test_change_email_cut_short_is_finished_forward_with_the_spool(world, own_slapd, iredadmin):
+    directory, client, spool = world
+    assert client.post("/api/ml/news@a.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
+    directory.arm(1)     # the new entry's add: the list directory has moved already
+    r = client.post("/api/ml/news@a.test/change_email/renamed@a.test")
+    assert r.status_code == 503, r.text
+    assert spool.list_dir("renamed@a.test").is_dir() and not spool.list_dir("news@a.test").exists()
+    own_slapd.start()
+    assert client.get("/api/ml/renamed@a.test").status_code == 200   # rolled forward
+    after = dump(own_slapd)
+    assert LIST_DN not in after
+    new = after["mail=renamed@a.test,ou=groups,domainname=a.test,o=domains," + SUFFIX]
+    assert new["mtaTransport"] == ["mlmmj:a.test/renamed"]
+    assert [s.mail for s in spool.subscribers("renamed@a.test")] == ["s@x.test"]
+
+
+def test_change_email_refused_by_ldap_moves_the_spool_back(world, own_slapd):
+    directory, client, spool = world
+    assert client.post("/api/ml/news@a.test").status_code == 201
+    before = dump(own_slapd)
+    # The new entry's add is refused (an LDAP error, not a lost directory).
+    refuse = directory.add
+
+    def refused(dn, attrs):
+        from iredldap.errors import InvalidInput
+        raise InvalidInput("refused by the directory")
+    directory.add = refused
+    try:
+        r = client.post("/api/ml/news@a.test/change_email/renamed@a.test")
+    finally:
+        directory.add = refuse
+    assert r.status_code == 400, r.text
+    assert dump(own_slapd) == before
+    assert spool.list_dir("news@a.test").is_dir() and not spool.list_dir("renamed@a.test").exists()
+
+
+# -- parallel requests (the slapd keeps running) ------------------------------------------
+
+def _parallel(client_of, calls):
+    import threading
+    results = []
+
+    def run(method, path, params):
+        results.append(client_of().request(method, path, params).status_code)
+
+    threads = [threading.Thread(target=run, args=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_parallel_creates_of_one_address_and_of_the_last_free_place(world, own_slapd, settings):
+    directory, client, spool = world
+    app = client.client.app
+
+    def client_of():
+        c = ApiClient(app, settings)
+        c.login(ADMIN, ADMIN_PW)
+        return c
+
+    # One address for an mlmmj list, an old list, an alias and a user at
+    # once (different DNs: the check after the write decides): one wins; a
+    # losing list's entry is undone, and its mlmmj directory never made.
+    for n in range(4):
+        mail = f"same{n}@a.test"
+        results = _parallel(client_of, [("POST", f"/api/ml/{mail}", {"name": "A"}),
+                                        ("POST", f"/api/maillist/{mail}", {}),
+                                        ("POST", f"/api/alias/{mail}", {}),
+                                        ("POST", f"/api/user/{mail}", {"password": "Us3r#secret1"})])
+        assert sorted(results) == [201, 409, 409, 409], results
+        state = dump(own_slapd)
+        holders = [dn for dn in state if dn.startswith(f"mail={mail},")]
+        assert len(holders) == 1, holders
+        is_ml = "mlmmj" in state[holders[0]].get("enabledService", [])
+        assert spool.list_dir(mail).exists() == is_ml
+    groups = ",ou=groups,domainname=a.test,o=domains," + SUFFIX
+
+    def lists_in(state):
+        return [dn for dn in state if dn.endswith(groups)]
+
+    have = len(lists_in(dump(own_slapd)))
+    assert counter(dump(own_slapd)) == [str(have)]
+    # numberOfLists: one place left, taken by one of four parallel creates of both kinds.
+    assert client.put("/api/domain/a.test", {"numberOfLists": str(have + 1)}).status_code == 200
+    results = _parallel(client_of, [("POST", f"/api/ml/l{i}@a.test", {}) for i in range(2)]
+                        + [("POST", f"/api/maillist/o{i}@a.test", {}) for i in range(2)])
+    assert sorted(results) == [201, 403, 403, 403], results
+    state = dump(own_slapd)
+    assert len(lists_in(state)) == have + 1 and counter(state) == [str(have + 1)]
+    made = {p.name for p in (spool.spool_dir / "a.test").iterdir()}
+    assert made == {dn.split(",")[0].split("=")[1].split("@")[0] for dn in lists_in(state)
+                    if "mlmmj" in state[dn].get("enabledService", [])}

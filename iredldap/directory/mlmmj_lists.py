@@ -13,10 +13,13 @@ half is ordered so that a failure of either half leaves neither:
 * update: the entry is modified, then the profile and the subscribers
   change; a spool failure undoes the entry's change, and what the spool
   already took is put back as it was read before;
-* delete and rename: the whole plan is in the journal first, then the spool
-  half runs (in the batch's `after`), and only then the first entry goes; if
-  the spool half fails nothing in LDAP changed, and once it succeeded the
-  journal finishes the LDAP half even if the directory dies.
+* delete: the whole plan is in the journal first, then the spool half runs
+  (in the batch's `after`), and only then the first entry goes; rename: the
+  list directory moves first, inside the batch, before the first entry is
+  written.  If the spool half fails nothing in LDAP changed; once it
+  succeeded the journal (resumed forward) finishes the LDAP half even if the
+  directory dies, and an LDAP refusal undoes the batch and moves the list
+  directory back.
 
 The journal knows only LDAP steps: a worker killed between a finished
 spool create and the end of its batch leaves a list directory without an
@@ -165,17 +168,17 @@ class SubscribableListStore(GroupStore):
 
     def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> None:
         self.spool.ping()
+        super().rename(old, new, after=after)
 
-        def spool_too() -> None:
-            self.spool.rename(old, new)
-            try:
-                if after is not None:
-                    after()
-            except BaseException:
-                self.spool.rename(new, old)
-                raise
+    def _move_members(self, batch: Batch, old: str, new: str) -> None:
+        # Inside the rename's batch, before its first LDAP write: the list
+        # directory moves first.  An undone batch moves it back; a batch the
+        # directory cut short is finished forward by the journal, to match.
+        self.spool.rename(old, new)
 
-        super().rename(old, new, after=spool_too)
+        def back() -> None:
+            self.spool.rename(new, old)
+        batch.on_rollback(back)
 
     def _readdressed(self, attrs: dict, new: str) -> dict:
         out = {k: v for k, v in attrs.items() if k.lower() != "mtatransport"}
