@@ -482,7 +482,8 @@ def checker_of(settings: Settings):
     tree = tree_of(settings)
     journal = attach_journal(backends, tree)
     return Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
-                   policies=PolicyAccounts(*backends.policy_databases(settings)))
+                   policies=PolicyAccounts(*backends.policy_databases(settings)),
+                   spool=backends.list_spool_of(settings))
 
 
 @main.command()

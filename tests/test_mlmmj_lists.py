@@ -351,7 +351,7 @@ def test_the_admins_max_lists_counts_both_kinds(ml_app, settings, factory, mlapi
     assert snapshot(factory, spool) == before
 
 
-def test_check_counts_both_kinds(mlapi, factory, directory, settings, iredadmin):
+def test_check_counts_both_kinds(mlapi, factory, directory, settings, iredadmin, spool):
     from iredldap.backends import tree_of
     from iredldap.check import Checker
     from iredldap.directory.journal import WriteJournal
@@ -359,14 +359,18 @@ def test_check_counts_both_kinds(mlapi, factory, directory, settings, iredadmin)
     mlapi.post("/api/maillist/old@a.test")
     mlapi.post("/api/ml/new@a.test")
     tree = tree_of(settings)
-    checker = Checker(directory, tree, iredadmin=iredadmin,
+    checker = Checker(directory, tree, iredadmin=iredadmin, spool=spool,
                       journal=WriteJournal(JournalTable(iredadmin.database), directory, tree.domains_dn))
-    assert [f for f in checker.run(["a.test"]).findings if f.kind == "counter"] == []
+    assert [f for f in checker.run(["a.test"]).findings if f.kind in ("counter", "list_without_mlmmj")] == []
     directory.modify(tree.domain("a.test"), {"domainCurrentListNumber": [("MODIFY_REPLACE", ["5"])]})
     report = checker.run(["a.test"], repair=True)
     assert [f.detail for f in report.findings if f.kind == "counter"] == [
         "domainCurrentListNumber is 5, the real count is 2"]
     assert counter(factory, "a.test") == "2"
+    # A subscribable list whose mlmmj directory went missing is reported (an old list has none).
+    spool.delete("new@a.test", archive=False)
+    assert [(f.kind, f.dn.split(",")[0]) for f in checker.run().findings if f.kind == "list_without_mlmmj"] == [
+        ("list_without_mlmmj", "mail=new@a.test")]
 
 
 # -- bad input and taken names: 4xx, nothing written ---------------------------------------

@@ -262,7 +262,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
         policy_targets=policies.Accounts(domain_store, backends.directory, tree),
         exporter=Exporter(backends.directory, tree),
         checker=Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
-                        policies=policy_accounts),
+                        policies=policy_accounts, spool=list_spool),
         readiness={
             "directory": health.directory_check(backends.directory, settings.ldap_suffix),
             "iredadmin": backends.iredadmin.ping,
