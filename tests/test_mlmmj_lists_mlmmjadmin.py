@@ -140,3 +140,41 @@ def test_change_email_rebuilds_the_list_at_mlmmjadmin(world, factory):
     assert factory.entry(f"mail=new@a.test,ou=Groups,domainName=a.test,{DOMAINS}").get("mtaTransport") == [
         "mlmmj:a.test/new"]
     assert_error(api.get("/api/ml/old@a.test"), 404, "NO_SUCH_ACCOUNT")
+
+
+# -- every profile parameter of /api/ml, as mlmmjadmin receives it ------------------------
+
+def _profile_cases():
+    from iredldap.model.accounts import MLMMJ_LIST
+    from iredldap.model.mlmmj_profile import BY_NAME
+    from iredldap.model.subscribable import MIRRORED, PROFILE, SPOOL_NAMES
+
+    from .test_mlmmj_spool import SAMPLES
+    # The API lower-cases and checks addresses (mlmmjadmin keeps owners as
+    # given) and trims the display name (the entry's cn too).
+    answers = {"owner": ["boss@example.com", "second@example.com"], "name": "Sales team"}
+    for param in PROFILE + tuple(MLMMJ_LIST.field(n).param for n in MIRRORED):
+        theirs = SPOOL_NAMES.get(param.name, param.name)
+        if BY_NAME[theirs].kind == "boolean":
+            yield param.name, theirs, "yes", "yes"
+        else:
+            value, answer, _ = SAMPLES[theirs]
+            yield param.name, theirs, value, answers.get(theirs, answer)
+
+
+PROFILE_CASES = list(_profile_cases())
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("ours,theirs,value,answer", PROFILE_CASES, ids=[c[0] for c in PROFILE_CASES])
+def test_every_profile_parameter_reaches_mlmmjadmin(world, factory, ours, theirs, value, answer):
+    api, fake = world
+    factory.domain("example.com")     # the samples' list is sales@example.com
+    assert api.post("/api/ml/sales@example.com").status_code == 201
+    fake.clear()
+    r = api.put("/api/ml/sales@example.com", {ours: value})
+    assert r.status_code == 200, r.text
+    [(method, path, form)] = writes(fake)
+    assert (method, path, list(form)) == ("PUT", "/api/sales@example.com", [theirs])
+    data = api.get("/api/ml/sales@example.com").json["_data"]
+    assert data[theirs] == answer and data[ours] == answer
