@@ -564,3 +564,32 @@ def test_archive_beside_the_list_when_no_archive_dir(tmp_path):
     spool.create(LIST, {})
     where = Path(spool.delete(LIST, archive=True) or "")
     assert where.parent == tmp_path / "example.com" and (where / "sales" / "control" / "listaddress").is_file()
+
+
+def test_a_broken_list_directory_is_unavailable_not_a_crash(local_spool):
+    from iredldap.errors import ListSpoolUnavailable
+
+    local_spool.create(LIST, {})
+    listdir = local_spool.list_dir(LIST)
+    (listdir / "subscribers.d").rmdir()
+    (listdir / "subscribers.d").write_text("not a folder")       # as a broken disk might leave it
+    with pytest.raises(ListSpoolUnavailable, match="subscribers.d"):
+        local_spool.add_subscribers(LIST, ["alice@example.org"])
+    (listdir / "control" / "prefix").mkdir()                       # a file cannot replace a folder
+    with pytest.raises(ListSpoolUnavailable):
+        local_spool.update(LIST, {"subject_prefix": "[x]"})
+
+
+def test_a_half_built_list_of_a_crash_is_cleared_by_the_next_create(local_spool):
+    import os
+    import time
+
+    domain_dir = local_spool.spool_dir / "example.com"
+    stale = domain_dir / ".iredldap-sales.0123456789ab"
+    (stale / "control").mkdir(parents=True)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    young = domain_dir / ".iredldap-sales.ba9876543210"
+    young.mkdir()
+    local_spool.create(LIST, {})
+    assert sorted(p.name for p in domain_dir.iterdir()) == [young.name, "sales"]

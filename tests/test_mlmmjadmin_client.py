@@ -267,9 +267,19 @@ def test_a_silent_mlmmjadmin_times_out_as_unavailable():
         listener.listen(5)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/api"
         started = time.monotonic()
-        with pytest.raises(ListSpoolUnavailable):
+        with pytest.raises(ListSpoolUnavailable) as caught:
             MlmmjadminClient(url, "t", timeout=0.5).profile(LIST)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 5 and caught.value.details["maybe_landed"] is False
+        with pytest.raises(ListSpoolUnavailable) as caught:
+            MlmmjadminClient(url, "t", timeout=0.5).create(LIST, {})
+        assert caught.value.details["maybe_landed"] is True      # it may have been made
+
+
+def test_a_refused_connection_changed_nothing(fake_mlmmjadmin, mlmmjadmin_client):
+    fake_mlmmjadmin.stop()
+    with pytest.raises(ListSpoolUnavailable) as caught:
+        mlmmjadmin_client.create(LIST, {})
+    assert caught.value.details["maybe_landed"] is False
 
 
 def test_addresses_mlmmjadmins_routes_would_not_match_are_refused_unsent(fake_mlmmjadmin, mlmmjadmin_client):

@@ -14,8 +14,10 @@ the `FileNotFoundError(...)` a change of a missing list gives) ->
 NoSuchAccount, `INVALID_EMAIL` -> InvalidInput, the token and client
 checks and anything else -> ListSpoolError.  No answer (connection refused,
 timeout), a 5xx, or an answer that is not its JSON envelope ->
-ListSpoolUnavailable.  404/405 (no such route: a wrong base URL) ->
-ListSpoolError.
+ListSpoolUnavailable (its `details["maybe_landed"]` says whether a
+change may have been made all the same: a timeout or a cut connection
+after a POST/PUT/DELETE went out).  404/405 (no such route: a wrong base
+URL) -> ListSpoolError.
 
 Values are checked here before anything is sent (`check_form`, the list
 and subscriber addresses), so a value mlmmjadmin would drop without a word
@@ -94,7 +96,11 @@ class MlmmjadminClient:
                                  status=exc.code) from None
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ListSpoolUnavailable(f"mlmmjadmin at {self.base_url} cannot be reached: {reason}") from None
+            # Refused or unresolvable: nothing reached mlmmjadmin.  A timeout or
+            # a cut connection: a change may have been made all the same.
+            refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+            raise ListSpoolUnavailable(f"mlmmjadmin at {self.base_url} cannot be reached: {reason}",
+                                       maybe_landed=method != "GET" and not refused) from None
         try:
             envelope = json.loads(raw)
         except ValueError:

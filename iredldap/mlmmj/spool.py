@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
+import glob
 import os
 import secrets
 import shutil
 import subprocess
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from iredldap.errors import AlreadyExists, InvalidInput, ListSpoolError, ListSpoolUnavailable, NoSuchAccount
 from iredldap.mlmmj import SUBSCRIPTION_KINDS, Subscriber, SubscriptionKind
@@ -53,6 +56,9 @@ KIND_SWITCH: dict[str, list[str]] = {"normal": [], "digest": ["-d"], "nomail": [
 TEXT_LANGUAGE = "en"
 IREDMAIL_SMTP_PORT = 10027
 _TMP_PREFIX = ".iredldap-"
+# A half-built list left by a crash is removed by the next create after this long.
+_STALE_SECONDS = 3600
+T = TypeVar("T")
 # fcntl record locks (mlmmj's) only keep other processes out: the threads of
 # this one take this lock around every subscriber file change as well.
 _THREAD_LOCK = threading.Lock()
@@ -83,6 +89,28 @@ def subscription_kind(subscription: str) -> SubscriptionKind:
         if subscription == kind:
             return kind
     raise InvalidInput(f"subscription: {subscription!r} is not one of normal, digest, nomail", param="subscription")
+
+
+def _file_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """File-system failures of a spool method as our errors: a list directory
+    that went away meanwhile is NoSuchAccount (for `delete`: nothing to do),
+    anything else (no space, a read-only or broken file system, a spool we
+    may not write) is ListSpoolUnavailable."""
+
+    @functools.wraps(method)
+    def translated(self: "LocalSpool", mail: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, mail, *args, **kwargs)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and method.__name__ != "create" \
+                    and not self.list_dir(mail).is_dir():
+                if method.__name__ == "delete":
+                    return None
+                raise NoSuchAccount(f"mailing list {mail} has no mlmmj directory", mail=mail) from None
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise ListSpoolUnavailable(f"the mlmmj spool cannot be written: {exc.strerror or exc}{where}") from None
+
+    return translated
 
 
 def utc_stamp() -> str:
@@ -188,6 +216,7 @@ class LocalSpool:
 
     # -- the ListSpool interface ---------------------------------------------------
 
+    @_file_errors
     def create(self, mail: str, profile: Mapping[str, str]) -> None:
         address, local, domain = list_address(mail)
         form = mp.check_form(profile)
@@ -198,6 +227,7 @@ class LocalSpool:
         domain_dir = self.spool_dir / domain
         self._mkdir(domain_dir)
         final = domain_dir / local
+        self._remove_stale(domain_dir, local)
         if not final.is_dir():
             tmp = domain_dir / f"{_TMP_PREFIX}{local}.{secrets.token_hex(6)}"
             try:
@@ -208,7 +238,8 @@ class LocalSpool:
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not final.is_dir():
-                    raise ListSpoolError(f"cannot create {final}: {exc.strerror}") from None
+                    raise
+                # Someone else made it meanwhile: write the profile into theirs.
         # There already (mlmmjadmin's create does not check): make sure of the
         # layout and the primary address, and write the profile again.
         for sub in SUB_DIRS:
@@ -216,11 +247,24 @@ class LocalSpool:
         self._set_listaddress(final, address, old=None)
         self._apply(final, writes)
 
+    @staticmethod
+    def _remove_stale(domain_dir: Path, local: str) -> None:
+        """Half-built copies of this list (a create that crashed), when old."""
+        now = time.time()
+        for item in domain_dir.glob(f"{_TMP_PREFIX}{glob.escape(local)}.*"):
+            try:
+                if item.is_dir() and now - item.stat().st_mtime > _STALE_SECONDS:
+                    shutil.rmtree(item, ignore_errors=True)
+            except FileNotFoundError:
+                continue
+
+    @_file_errors
     def update(self, mail: str, profile: Mapping[str, str]) -> None:
         form = mp.check_form(profile)
         address, path = self._existing(mail)
         self._apply(path, mp.control_writes(address, form))
 
+    @_file_errors
     def profile(self, mail: str) -> dict[str, str | list[str]]:
         address, path = self._existing(mail)
 
@@ -235,6 +279,7 @@ class LocalSpool:
     def exists(self, mail: str) -> bool:
         return self.list_dir(mail).is_dir()
 
+    @_file_errors
     def delete(self, mail: str, *, archive: bool) -> str | None:
         address, local, domain = list_address(mail)
         path = self.spool_dir / domain / local
@@ -259,6 +304,7 @@ class LocalSpool:
         os.rename(path, outer / local)
         return str(outer)
 
+    @_file_errors
     def rename(self, mail: str, new_mail: str) -> None:
         old, path = self._existing(mail)
         new, local, domain = list_address(new_mail, "new_mail")
@@ -284,6 +330,7 @@ class LocalSpool:
 
     # -- subscribers -------------------------------------------------------------------
 
+    @_file_errors
     def subscribers(self, mail: str) -> list[Subscriber]:
         path = self.list_dir(mail)
         found: list[Subscriber] = []
@@ -302,6 +349,7 @@ class LocalSpool:
                     if line.strip():
                         yield line.strip()
 
+    @_file_errors
     def add_subscribers(self, mail: str, addresses: Sequence[str], *,
                         subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None:
         kind = subscription_kind(subscription)
@@ -317,6 +365,7 @@ class LocalSpool:
         for first, group in by_file.items():
             self._append(path / KIND_DIRS[kind] / first, group)
 
+    @_file_errors
     def remove_subscribers(self, mail: str, addresses: Sequence[str]) -> None:
         remove_all = list(addresses) == ["ALL"]
         unwanted = set() if remove_all else set(subscriber_addresses(addresses, "remove_subscribers"))

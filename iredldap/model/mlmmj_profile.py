@@ -271,6 +271,8 @@ def with_defaults(mail: str, form: Mapping[str, str], defaults: Mapping[str, str
         full.setdefault(name, postmaster)
     full.setdefault("custom_headers", "")
     full.setdefault("remove_headers", "")
+    if "footer_html" in full:
+        full.setdefault("footer_text", "")
     for name, value in defaults.items():
         if name in full:
             continue
