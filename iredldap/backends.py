@@ -21,6 +21,8 @@ from iredldap.directory.connection import Directory
 from iredldap.directory.journal import WriteJournal
 from iredldap.directory.tree import Tree
 from iredldap.errors import IredldapError
+from iredldap import mlmmj
+from iredldap.mlmmj import ListSpool
 
 
 @dataclass
@@ -32,6 +34,14 @@ class Backends:
     # None: made from SQL_AMAVISD_URL / SQL_IREDAPD_URL by create_app.
     amavisd: AmavisdDB | None = None
     iredapd: IredapdDB | None = None
+    # The mlmmj side of subscribable lists; None: made from MLMMJ_BACKEND.
+    list_spool: ListSpool | None = None
+
+    def list_spool_of(self, settings: Settings) -> ListSpool:
+        """The ListSpool given, else the one MLMMJ_BACKEND names."""
+        if self.list_spool is None:
+            self.list_spool = mlmmj.list_spool_of(settings)
+        return self.list_spool
 
     def policy_databases(self, settings: Settings) -> tuple[AmavisdDB, IredapdDB]:
         """The Amavisd and iRedAPD stores: those given, else made from the

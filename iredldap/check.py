@@ -22,6 +22,9 @@ wrong):
     mailbox_without_row   used_quota of a mailbox whose user is gone and that has
                           no deleted_mailboxes row (reported only: the mailbox
                           path is no longer known)
+    list_without_mlmmj    a subscribable list whose mlmmj directory is missing
+                          (reported only: its settings and subscribers are gone;
+                          mlmmj out of reach: not checked, with a warning)
 
 With DOMAIN arguments only those domains (and the rows of their accounts) are
 looked at; references are still checked against every account.
@@ -38,8 +41,9 @@ from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Direc
 from iredldap.directory.journal import COUNTERS, WriteJournal, domain_of_dn
 from iredldap.directory.references import MULTI_VALUED, SINGLE_VALUED
 from iredldap.directory.tree import CONTAINERS, Tree
-from iredldap.errors import IredldapError
-from iredldap.model.accounts import ADDRESS_TYPES, ADMIN
+from iredldap.errors import IredldapError, ListSpoolUnavailable
+from iredldap.mlmmj import ListSpool
+from iredldap.model.accounts import ADDRESS_TYPES, ADMIN, MLMMJ_LIST
 from iredldap.model.templates import load
 
 log = logging.getLogger(__name__)
@@ -53,11 +57,12 @@ KINDS = {
     "duplicate_address": "addresses that exist twice",
     "orphan_policy": "Amavisd/iRedAPD rows of accounts that do not exist",
     "mailbox_without_row": "mailboxes of deleted users without a deleted_mailboxes row",
+    "list_without_mlmmj": "subscribable lists without their mlmmj directory",
 }
 
 _ACCOUNT_CLASSES = {t.object_class.lower() for t in ADDRESS_TYPES}
 # What tells the counted types apart besides their object class (AccountType.matches).
-_DISTINCT_ATTRS = tuple(dict.fromkeys(h.attr for _, account, _ in COUNTERS.values() for h in account.distinct))
+_DISTINCT_ATTRS = tuple(dict.fromkeys(h.attr for _, types, _ in COUNTERS.values() for t in types for h in t.distinct))
 _REF_ATTRS = MULTI_VALUED + SINGLE_VALUED
 
 
@@ -106,12 +111,14 @@ def _classes(entry: Entry) -> set[str]:
 
 
 class Checker:
-    def __init__(self, directory: Directory, tree: Tree, *, iredadmin, journal: WriteJournal, policies=None):
+    def __init__(self, directory: Directory, tree: Tree, *, iredadmin, journal: WriteJournal, policies=None,
+                 spool: ListSpool | None = None):
         self.dir = directory
         self.tree = tree
         self.db = iredadmin
         self.journal = journal
         self.policies = policies
+        self.spool = spool
 
     def run(self, domains: Iterable[str] = (), *, repair: bool = False,
             progress: Callable[[int, int], None] | None = None) -> Report:
@@ -160,6 +167,7 @@ class Checker:
                            + "; ".join(dns))
         self._policies(report, repair, only, owners, domain_entries)
         self._mailboxes(report, only, users)
+        self._subscribable(report, [e for d in selected for e in by_domain[d] if MLMMJ_LIST.matches(e.attrs)])
         return report
 
     # -- the parts ------------------------------------------------------------
@@ -187,11 +195,12 @@ class Checker:
                 if repair:
                     self._try(finding, lambda: self.dir.add(*load("container").render(
                         ou=ou, domain=domain, domains_dn=self.tree.domains_dn)))
-        for attr, (ou, account, _) in COUNTERS.items():
+        for attr, (ou, types, _) in COUNTERS.items():
             if not entry.get(attr):
                 continue
             container = self.tree.container(domain, ou).lower()
-            real = sum(1 for e in below if e.dn.lower().endswith("," + container) and account.matches(e.attrs))
+            real = sum(1 for e in below if e.dn.lower().endswith("," + container)
+                       and any(t.matches(e.attrs) for t in types))
             if entry.first(attr) != str(real):
                 finding = report.add("counter", entry.dn, f"{attr} is {entry.first(attr)}, the real count is {real}",
                                      repairable=True)
@@ -275,6 +284,17 @@ class Checker:
                 continue
             report.add("mailbox_without_row", username,
                        "the user is gone but its mailbox has no deleted_mailboxes row")
+
+    def _subscribable(self, report, lists: list[Entry]) -> None:
+        if self.spool is None or not lists:
+            return
+        try:
+            self.spool.ping()
+            for e in lists:
+                if not self.spool.exists(e.first("mail").lower()):
+                    report.add("list_without_mlmmj", e.dn, "the list has no mlmmj directory")
+        except ListSpoolUnavailable as err:
+            log.warning("subscribable lists not checked: %s", err.reason)
 
     @staticmethod
     def _try(finding: Finding, fix: Callable[[], None]) -> None:

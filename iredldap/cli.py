@@ -229,7 +229,13 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
         f"sql_amavisd_url = sqlite:///{folder / 'amavisd.sqlite'}\n"
         f"sql_iredapd_url = sqlite:///{folder / 'iredapd.sqlite'}\n"
         f"secret_key = {secret_key}\n"
-        f"storage_base_directory = {folder / 'vmail'}\n")
+        f"storage_base_directory = {folder / 'vmail'}\n"
+        # Subscribable lists on a private mlmmj spool (Debian's mlmmj for its texts and tools).
+        "mlmmj_backend = local\n"
+        f"mlmmj_spool_dir = {folder / 'mlmmj'}\n"
+        f"mlmmj_archive_dir = {folder / 'mlmmj-archive'}\n")
+    for spool in ("mlmmj", "mlmmj-archive"):
+        make_private_dir(folder / spool)
     try:
         settings = Settings.from_sources(path=str(config))
     except ConfigError as exc:
@@ -254,6 +260,7 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     click.echo(f"           export IREDLDAP_CONFIG={config}   # for iredldap token/export/import ...")
     click.echo(f"API:       http://127.0.0.1:{port}/api/  (docs: http://127.0.0.1:{port}/api/docs)")
     click.echo(f"login:     username={admin} password={admin_pw}")
+    click.echo(f"lists:     POST /api/ml/news@{domain} makes an mlmmj list in {folder / 'mlmmj'}")
     click.echo(f"try:       curl -c /tmp/c -d username={admin} -d password='{admin_pw}' "
                f"http://127.0.0.1:{port}/api/login && curl -b /tmp/c http://127.0.0.1:{port}/api/domains")
     if no_serve:
@@ -475,7 +482,8 @@ def checker_of(settings: Settings):
     tree = tree_of(settings)
     journal = attach_journal(backends, tree)
     return Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
-                   policies=PolicyAccounts(*backends.policy_databases(settings)))
+                   policies=PolicyAccounts(*backends.policy_databases(settings)),
+                   spool=backends.list_spool_of(settings))
 
 
 @main.command()

@@ -180,15 +180,17 @@ def iredadmin(settings, sqlite_templates) -> IredadminDB:
     return db
 
 
-def build_app(settings: Settings, directory: Directory, iredadmin: IredadminDB, templates: dict[str, Path]):
+def build_app(settings: Settings, directory: Directory, iredadmin: IredadminDB, templates: dict[str, Path],
+              list_spool=None):
     """The API on `directory`, `iredadmin` and Amavisd's and iRedAPD's embedded
-    SQLite files (copies of the templates, with their tables) beside it."""
+    SQLite files (copies of the templates, with their tables) beside it;
+    `list_spool`: the mlmmj side of subscribable lists (default: MLMMJ_BACKEND's)."""
     amavisd, iredapd = AmavisdDB(settings.sql_amavisd_url), IredapdDB(settings.sql_iredapd_url)
     for kind, db in (("amavisd", amavisd), ("iredapd", iredapd)):
         if not sqlite_copy(templates, kind, getattr(settings, f"sql_{kind}_url")):
             db.create_tables()
     return create_app(settings, Backends(directory=directory, iredadmin=iredadmin, amavisd=amavisd,
-                                         iredapd=iredapd))
+                                         iredapd=iredapd, list_spool=list_spool))
 
 
 @pytest.fixture

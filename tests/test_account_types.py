@@ -18,7 +18,7 @@ from iredldap.backends import tree_of
 from iredldap.directory.connection import SUBTREE
 from iredldap.directory.tree import CONTAINERS
 from iredldap.model import accounts
-from iredldap.model.accounts import ACCOUNT_TYPES, ADDRESS_TYPES, GROUP_TYPES, MAILLIST, USER
+from iredldap.model.accounts import ACCOUNT_TYPES, ADDRESS_TYPES, GROUP_TYPES, MAILLIST, MLMMJ_LIST, USER
 from iredldap.model.templates import load
 from iredldap.web.app import RULES
 
@@ -30,7 +30,8 @@ def _values(template_name: str, name: str, tree) -> dict[str, str]:
     """A value for every placeholder of a template: the entry `name` of `DOMAIN`."""
     known = {"mail": name, "list": name, "domain": DOMAIN, "domains_dn": tree.domains_dn,
              "admins_dn": tree.admins_dn, "local_part": name.partition("@")[0], "name": name.partition("@")[0],
-             "home_directory": f"/var/vmail/{name}/", "shadow_last_change": "20000", "transport": "dovecot"}
+             "home_directory": f"/var/vmail/{name}/", "shadow_last_change": "20000", "transport": "dovecot",
+             "mlid": "0b8a5c1e-3d2b-4c59-9a51-7b0e6f1d2c3a"}
     template = load(template_name)
     missing = template.placeholders() - set(known)
     assert not missing, f"give the placeholders {missing} of {template_name}.ldif a value here"
@@ -43,9 +44,9 @@ def _sample_name(account) -> str:
 
 @pytest.fixture
 def rendered(directory, settings):
-    """One entry of every type (and of every members template) in one domain,
-    plus entries no type of today may claim: a subscribable (mlmmj) list,
-    which shares objectClass mailList with the mailing lists."""
+    """One entry of every type (and of every members template) in one domain;
+    the subscribable (mlmmj) list shares objectClass mailList with the
+    mailing lists."""
     tree = tree_of(settings)
     entries: dict[str, tuple[str, dict]] = {}
     for account in ACCOUNT_TYPES:
@@ -61,9 +62,6 @@ def rendered(directory, settings):
             name = _sample_name(account)
             entries[account.members_template] = load(account.members_template).render(
                 **_values(account.members_template, name, tree))
-    entries["mlmmj list"] = (f"mail=news@{DOMAIN},ou=Groups,domainName={DOMAIN},{tree.domains_dn}", {
-        "objectClass": ["mailList"], "mail": [f"news@{DOMAIN}"], "accountStatus": ["active"],
-        "mtaTransport": [f"mlmmj:{DOMAIN}/news"], "enabledService": ["mail", "deliver", "mlmmj"]})
     # The order entries are added in: parents first.
     order = ["domain", *(f"ou={ou}" for ou in CONTAINERS)]
     for key in order + [k for k in entries if k not in order]:
@@ -93,7 +91,16 @@ def test_the_mailing_lists_filter_leaves_out_subscribable_lists(directory, rende
     lists = directory.search(tree.container(DOMAIN, MAILLIST.container), MAILLIST.filter(), scope=SUBTREE,
                              attrs=("mail",))
     assert [e.first("mail") for e in lists] == [f"maillist@{DOMAIN}"]
-    assert not MAILLIST.matches(entries["mlmmj list"][1])
+    assert not MAILLIST.matches(entries["ml"][1])
+    assert MLMMJ_LIST.matches(entries["ml"][1]) and not MLMMJ_LIST.matches(entries["maillist"][1])
+
+
+def test_both_kinds_of_list_share_one_counter_and_limit():
+    assert accounts.sharing(MAILLIST) == accounts.sharing(MLMMJ_LIST) == (MAILLIST, MLMMJ_LIST)
+    assert MAILLIST.counter == MLMMJ_LIST.counter and MAILLIST.admin_limit == MLMMJ_LIST.admin_limit
+    from iredldap.directory.journal import COUNTERS
+    _, types, flt = COUNTERS["domainCurrentListNumber"]
+    assert types == (MAILLIST, MLMMJ_LIST) and flt == f"(|{MAILLIST.filter()}{MLMMJ_LIST.filter()})"
 
 
 def test_filter_values_are_escaped():
@@ -118,7 +125,7 @@ def test_declarations_name_what_exists():
             assert account.domain_limit in domain_settings, account.name
         if account.admin_limit:
             assert account.admin_limit in accounts.ADMIN_SETTINGS, account.name
-    assert {t.name for t in ADDRESS_TYPES} == {"catchall", "user", "maillist", "alias"}
+    assert {t.name for t in ADDRESS_TYPES} == {"catchall", "user", "maillist", "ml", "alias"}
     for account in GROUP_TYPES:
         assert account.routes.item and account.routes.collection and account.routes.change_email, account.name
 

@@ -108,7 +108,7 @@ def test_check_finds_each_problem_and_repair_leaves_it_clean(env, broken):
     counts = report["counts"]
     assert counts == {"open_journal": 1, "half_written": 2, "counter": 1, "dangling_reference": 3,
                       "empty_externals": 1, "duplicate_address": 1, "orphan_policy": 2,
-                      "mailbox_without_row": 1}, report["findings"]
+                      "mailbox_without_row": 1, "list_without_mlmmj": 0}, report["findings"]
     details = " | ".join(f"{f['dn']}: {f['detail']}" for f in report["findings"])
     for text in ("gone@good.test has no account", "nolist@good.test is not a mailing list",
                  "ghost@admins.test is not an admin", "lacks its container ou=Aliases",

@@ -79,6 +79,32 @@ def test_demo_is_idempotent(tmp_path):
         CliRunner().invoke(main, ["demo", "--dir", str(tmp_path / "demo"), "--ldap-port", "0", "--stop"])
 
 
+def test_the_demo_has_working_subscribable_lists(tmp_path):
+    """The demo's settings put lists on a private local mlmmj spool."""
+    from iredldap.config import Settings
+    from iredldap.web.app import create_app
+    from iredldap.backends import connect
+
+    from .support import ApiClient
+    folder = tmp_path / "demo"
+    args = ["demo", "--dir", str(folder), "--ldap-port", "0", "--no-serve"]
+    try:
+        done = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        password = done.output.split("password=", 1)[1].split()[0]
+        settings = Settings.from_sources(path=str(folder / "iredldap.ini"))
+        assert settings.mlmmj_backend == "local" and settings.mlmmj_spool_dir == str(folder / "mlmmj")
+        client = ApiClient(create_app(settings, connect(settings)), settings)
+        client.login("postmaster@example.com", password)
+        r = client.post("/api/ml/news@example.com", {"subscribers": "a@example.org", "require_confirm": "no"})
+        assert r.status_code == 201, r.text
+        assert (folder / "mlmmj" / "example.com" / "news" / "subscribers.d" / "a").read_text() == "a@example.org\n"
+        assert client.delete("/api/ml/news@example.com").status_code == 200
+        assert [p.name.rpartition("-")[0] for p in (folder / "mlmmj-archive" / "example.com").iterdir()] == ["news"]
+    finally:
+        CliRunner().invoke(main, ["demo", "--dir", str(folder), "--ldap-port", "0", "--stop"])
+
+
 # -- files holding secrets are the owner's only ---------------------------------------
 
 @pytest.fixture

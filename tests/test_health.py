@@ -75,10 +75,20 @@ def test_health_under_url_prefix(make_client):
 
 # -- /readyz ---------------------------------------------------------------------------
 
-def test_readyz_all_up(make_client):
-    r = make_client().get("/readyz")
+def test_readyz_all_up(make_client, tmp_path):
+    spool = tmp_path / "mlmmj"
+    spool.mkdir()
+    r = make_client(mlmmj_backend="local", mlmmj_spool_dir=spool).get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json["_data"] == {"directory": "ok", "iredadmin": "ok", "amavisd": "ok", "iredapd": "ok"}
+    assert r.json["_data"] == {"directory": "ok", "iredadmin": "ok", "amavisd": "ok", "iredapd": "ok", "mlmmj": "ok"}
+
+
+def test_readyz_shows_mlmmj_down_without_failing(make_client):
+    # The default backend, mlmmjadmin, is not running here: only the
+    # subscribable lists are out (they answer 503).
+    r = make_client(mlmmjadmin_api_base_url="http://127.0.0.1:1/api").get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json["_data"]["mlmmj"].startswith("unavailable:") and r.json["_data"]["directory"] == "ok"
 
 
 def test_readyz_directory_down(make_client):

@@ -217,9 +217,10 @@ def test_a_token_id_beyond_64_bits_is_400_not_500(api):
 # -- schemathesis ----------------------------------------------------------------
 
 @pytest.fixture
-def served(settings, slapd_directory, iredadmin, sqlite_templates):
-    """The app on the real slapd and SQLite, some accounts to find, a global admin's session."""
-    app = build_app(settings, slapd_directory, iredadmin, sqlite_templates)
+def served(settings, slapd_directory, iredadmin, sqlite_templates, local_spool):
+    """The app on the real slapd, SQLite and a local mlmmj spool, some
+    accounts to find, a global admin's session."""
+    app = build_app(settings, slapd_directory, iredadmin, sqlite_templates, list_spool=local_spool)
     factory = Factory(slapd_directory, settings)
     factory.global_admin(*ROOT)
     client = ApiClient(app, settings)
@@ -229,6 +230,8 @@ def served(settings, slapd_directory, iredadmin, sqlite_templates):
         assert client.post(f"/api/user/{mail}", {"password": "Secr3t#pass"}).status_code == 201
     assert client.post("/api/alias/team@example.com", {"members": "user@example.com"}).status_code == 201
     assert client.post("/api/maillist/list@example.com", {"members": "user@example.com"}).status_code == 201
+    assert client.post("/api/ml/news@example.com", {"subscribers": "s@example.org",
+                                                    "require_confirm": "no"}).status_code == 201
     return app, {settings.session_cookie_name: client.cookie}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Callable, Iterator, Sequence
 
-from iredldap.model.accounts import ALIAS, DOMAIN, MAILLIST, MEMBERS_IN_ENTRY, MEMBERS_POINT_TO_IT, AccountType
+from iredldap.model.accounts import ALIAS, DOMAIN, MAILLIST, MEMBERS_IN_ENTRY, MEMBERS_POINT_TO_IT, AccountType, sharing
 from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
@@ -59,11 +59,15 @@ class GroupStore:
         yield from self.addresses.scan(domain, self.account, disabled_only=disabled_only, search=search, attrs=attrs)
 
     def count(self, domain: str) -> int:
-        return self.addresses.count(domain, self.account)
+        """What the type's counter counts: its entries, and those of the types
+        sharing the counter (both kinds of mailing list)."""
+        return sum(self.addresses.count(domain, t) for t in sharing(self.account))
 
     def room(self, domain: str, most: int) -> Ceiling:
-        """The domain's numberOfAliases or numberOfLists, held after the write (ceilings.py)."""
-        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
+        """The domain's numberOfAliases or numberOfLists (over both kinds of
+        list), held after the write (ceilings.py)."""
+        return Ceiling(most, lambda: [e for t in sharing(self.account)
+                                      for e in self.addresses.scan(domain, t, attrs=ORDER_ATTRS)],
                        lambda: LimitExceeded(f"{domain} may have at most {most} of them",
                                              param=self.account.domain_limit),
                        by_creation=True)
@@ -81,7 +85,8 @@ class GroupStore:
         if limit == -1:
             raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
         dn, attrs = self.account.template.render(
-            mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn)
+            mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn,
+            **self._placeholders(mail))
         attrs.update(field_attrs(self.account.fields, values, skip=("name",)))
         twins = self.addresses.twins(domain_entry, local)
         if twins:
@@ -97,7 +102,16 @@ class GroupStore:
             self.addresses.claim(dn, [mail, *twins], *ceilings)
             self.addresses.bump(batch, domain, self.account.counter, +1, entry=domain_entry,
                                 recount=lambda: self.count(domain))
+            self._created(batch, mail, values)
         return dn
+
+    def _placeholders(self, mail: str) -> dict[str, str]:
+        """More values for the type's template than the address, domain and name."""
+        return {}
+
+    def _created(self, batch: Batch, mail: str, values: dict[str, Any]) -> None:
+        """The entry is written and its address held: what else goes with it
+        (inside the batch: raising undoes the entry)."""
 
     def _start_counter(self, domain: str, entry: Entry | None = None) -> None:
         self.addresses.start_counter(domain, self.account.counter, entry=entry, recount=lambda: self.count(domain))
@@ -160,6 +174,7 @@ class GroupStore:
         if new_domain != old_domain:
             disabled = new_domain_entry.first("accountStatus").lower() == "disabled"
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
+        attrs = self._readdressed(attrs, new)
         new_dn = self.dn(new)
         if new_domain != old_domain:
             self._start_counter(old_domain, old_domain_entry)
@@ -176,6 +191,11 @@ class GroupStore:
 
     def _move_members(self, batch: Batch, old: str, new: str) -> None:
         """Membership stored outside the entry that is not a plain reference (lists only)."""
+
+    def _readdressed(self, attrs: dict, new: str) -> dict:
+        """The attributes of the entry at its new address `new` (beyond mail,
+        cn, shadow addresses and domainStatus, which every type changes)."""
+        return attrs
 
 
 class AliasStore(GroupStore):

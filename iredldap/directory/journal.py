@@ -43,7 +43,7 @@ from ldap3.utils.dn import parse_dn
 
 from iredldap.errors import AlreadyExists, DirectoryUnavailable, IredldapError, NoSuchAccount, ValueAlreadyPresent, \
     ValueMissing
-from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN
+from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN, any_of, sharing
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, Attrs, Changes, Directory, Entry, without_operational
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ INCREMENT = "MODIFY_INCREMENT"
 # A `running` row of another host whose heartbeat is older than this is taken
 # for dead (a request never runs this long between two steps).
 STALE_AFTER = timedelta(minutes=10)
-# Counter attribute of a domain -> (container, account type, filter) of what
-# it counts (model/accounts.py: the catch-all, a mailUser too, is no user).
-COUNTERS = {t.counter: (t.container, t, t.filter()) for t in ACCOUNT_TYPES if t.counter}
+# Counter attribute of a domain -> (container, account types, filter) of what
+# it counts (model/accounts.py: the catch-all, a mailUser too, is no user;
+# both kinds of mailing list count as lists).
+COUNTERS = {t.counter: (t.container, sharing(t), any_of(sharing(t))) for t in ACCOUNT_TYPES if t.counter}
 
 
 # -- steps ---------------------------------------------------------------------

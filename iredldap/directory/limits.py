@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, ALIAS, MAILLIST, QUOTA_UNITS, USER, AccountType, \
+from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, ALIAS, MAILLIST, QUOTA_UNITS, USER, AccountType, sharing, \
     MiB
 from iredldap.errors import LimitExceeded
 from iredldap.directory.admins import Principal
@@ -97,8 +97,9 @@ class AdminLimits:
         return self.domains.managed_by(principal.mail)
 
     def count(self, domains: list[str], account: AccountType) -> int:
-        """How many accounts of the type `domains` hold."""
-        return sum(self.users.addresses.count(d, account) for d in domains)
+        """How many accounts of the type `domains` hold (with the types
+        sharing its limit: both kinds of mailing list are lists)."""
+        return sum(self.users.addresses.count(d, t) for d in domains for t in sharing(account))
 
     def used_quota_mb(self, domains: list[str], *, exclude: str = "") -> int:
         """The quotas of the users of `domains` added up (users without a quota count 0)."""
@@ -200,7 +201,7 @@ class AdminLimits:
             f"this admin may have at most {most} {what} over all its domains", param=param), by_creation=True)]
 
     def _entries(self, domains: list[str], account: AccountType, attrs) -> list[Entry]:
-        return [e for d in domains for e in self.users.addresses.scan(d, account, attrs=attrs)]
+        return [e for d in domains for t in sharing(account) for e in self.users.addresses.scan(d, t, attrs=attrs)]
 
     def _check(self, principal: Principal, param: str, what: str, adding: int, count) -> None:
         if principal.is_global or adding <= 0:

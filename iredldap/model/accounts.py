@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
-from iredldap.model import validators
+from iredldap.model import subscribable, validators
 from iredldap.errors import InvalidInput, NoSuchAccount
 from iredldap.model.listing import list_params
 from iredldap.model.params import (ACCOUNT_STATUS, INT64_MAX, Boolean, Choice, Converted, DomainList, Email, EmailList, Integer,
@@ -188,6 +188,11 @@ def any_class(types: Iterable[AccountType], *more: str) -> str:
     """A filter for every entry of one of `types` or of the object classes `more`."""
     classes = dict.fromkeys([t.object_class for t in types] + list(more))
     return "(|" + "".join(f"(objectClass={c})" for c in classes) + ")"
+
+
+def any_of(types: Sequence[AccountType]) -> str:
+    """A filter for the entries of any of `types`."""
+    return types[0].filter() if len(types) == 1 else "(|" + "".join(t.filter() for t in types) + ")"
 
 
 def _name_status_language(name: str, status_of: str, language: str) -> tuple[Field, ...]:
@@ -384,6 +389,35 @@ MAILLIST = AccountType(
     conflicts=_MEMBER_CONFLICTS,
 )
 
+# Subscribable (mlmmj) lists: the LDAP entry Postfix and iRedAPD read
+# (mlmmj.md 2.3); settings and subscribers live in the mlmmj spool
+# (model/subscribable.py, iredldap.mlmmj).  No members in LDAP.  They share
+# the old lists' counter and limits: both are "mailing lists" to a domain.
+MLMMJ_LIST = AccountType(
+    name="ml", template_name="mlmmj", label="subscribable mailing list", plural="subscribable mailing lists",
+    object_class="mailList", distinct=(Has("enabledService", "mlmmj"),),
+    counter="domainCurrentListNumber", domain_limit="numberOfLists", admin_limit="maxLists",
+    routes=Routes(item="/api/ml/{mail}", collection="/api/mls/{domain}",
+                  change_email="/api/ml/{mail}/change_email/{new_mail}"),
+    export_summary="a subscribable (mlmmj) mailing list's entry (its settings and subscribers are in mlmmj)",
+    fields=(
+        Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
+        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable: active, disabled"), attr="accountStatus"),
+        Field(Param("accessPolicy", ACCESS_POLICY, "Who may send to it"), attr="accessPolicy"),
+        Field(Param("owner", _address_list("comma-separated addresses"), "Owners (mail to <list>+owner@)",
+                    aliases=("owners",)), attr="listOwner", multi=True),
+        Field(Param("moderators", _address_list("comma-separated addresses"), "Moderators (empty: none)"),
+              attr="listModerator", multi=True),
+        Field(Param("max_message_size", Integer(minimum=0, maximum=INT64_MAX), "Largest post in bytes (0: no limit)"),
+              attr="maxMessageSize", encode=lambda n: str(n) if n else None),
+        Field(Param("newsletter_description", Text(1024), "Short text shown on the newsletter subscription page"),
+              attr="description"),
+    ),
+    extra_create=subscribable.PROFILE + subscribable.CREATE_SUBSCRIBERS,
+    extra_update=subscribable.PROFILE + subscribable.UPDATE_SUBSCRIBERS,
+    extra_delete=(subscribable.KEEP_ARCHIVE,),
+)
+
 GROUP_LIST_PARAMS = ParamSet((
     Param("email_only", Boolean(), "Return only the addresses"),
     Param("disabled_only", Boolean(), "Return only disabled accounts"),
@@ -575,13 +609,19 @@ CATCHALL = AccountType(
 # -- the registry ---------------------------------------------------------------
 
 # Every type, in the order exports and their routes are listed.
-ACCOUNT_TYPES = (DOMAIN, CATCHALL, USER, MAILLIST, ALIAS, ADMIN)
+ACCOUNT_TYPES = (DOMAIN, CATCHALL, USER, MAILLIST, MLMMJ_LIST, ALIAS, ADMIN)
 # The entries below a domain: their addresses share one space.
 ADDRESS_TYPES = tuple(t for t in ACCOUNT_TYPES if t.below_domain)
 # Addresses that stand for other addresses (aliases, lists).
 GROUP_TYPES = tuple(t for t in ACCOUNT_TYPES if t.members)
 # A mail user holding an admin role (as iRedAdmin marks it).
 ADMIN_ROLE = "(|(domainGlobalAdmin=yes)(enabledService=domainadmin))"
+
+
+def sharing(account: AccountType) -> tuple[AccountType, ...]:
+    """The types counted together with `account` (its counter and limits):
+    both kinds of mailing list are the domain's lists."""
+    return tuple(t for t in ACCOUNT_TYPES if account.counter and t.counter == account.counter) or (account,)
 
 
 def account_type(name: str) -> AccountType:

@@ -22,11 +22,12 @@ from iredldap.directory.admins import AdminStore
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.export import Exporter
 from iredldap.directory.groups import group_store
+from iredldap.directory.mlmmj_lists import SubscribableListStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.users import UserStore
 from iredldap.web import openapi
 from iredldap.web.authz import Rule
-from iredldap.web.responders import admins, change_email, docs, domains, groups, login, policies, users
+from iredldap.web.responders import admins, change_email, docs, domains, groups, login, mlmmj_lists, policies, users
 from iredldap.web import errors
 from iredldap.web.responders import health, log as log_resource, tokens as token_resources
 from iredldap.web.responders import ldif as ldif_resources
@@ -42,7 +43,7 @@ from iredldap.startup import prepare_databases
 from iredldap.web.audit import AuditLog
 from iredldap.metrics import RequestMetrics
 from iredldap.model import params
-from iredldap.model.accounts import ACCOUNT_TYPES, GROUP_TYPES, AccountType
+from iredldap.model.accounts import ACCOUNT_TYPES, GROUP_TYPES, MLMMJ_LIST, AccountType
 from iredldap.db.tokens import TokenStore
 
 
@@ -75,8 +76,23 @@ def _ldif(account: AccountType, rule: Rule) -> Route:
     return route(account.ldif_route, lambda w: ldif_resources.LdifExport(w.exporter, account, w.settings), GET=rule)
 
 
-# Who may export each type's entries as LDIF; alias-like types as their other routes.
-_LDIF_RULES = {"domain": D, "catchall": D, "user": M, "admin": G, **{t.name: M for t in GROUP_TYPES}}
+# Who may export each type's entries as LDIF; list-like types as their other routes.
+_LDIF_RULES = {"domain": D, "catchall": D, "user": M, "admin": G, MLMMJ_LIST.name: M,
+               **{t.name: M for t in GROUP_TYPES}}
+
+
+def _subscribable_routes() -> tuple[Route, ...]:
+    """The routes of subscribable (mlmmj) lists: the same access as the old
+    lists' (_group_routes); subscribers may be anywhere."""
+    urls = MLMMJ_LIST.routes
+    return (
+        route(urls.item, lambda w: mlmmj_lists.SubscribableListItem(w.mlmmj_lists, limits=w.limits,
+                                                                    policies=w.policy_accounts),
+              GET=M, POST=U, PUT=M, DELETE=M),
+        route(urls.change_email, lambda w: change_email.ChangeEmail(
+            w.mlmmj_lists, MLMMJ_LIST.label, w.domains, w.iredadmin, w.policy_accounts), POST=M),
+        route(urls.collection, lambda w: mlmmj_lists.SubscribableListCollection(w.mlmmj_lists, w.domains), GET=D),
+    )
 
 
 def _group_routes(account: AccountType) -> tuple[Route, ...]:
@@ -117,6 +133,8 @@ ROUTES: tuple[Route, ...] = (
         "a mail user's", lambda mail: w.users.get(mail, attrs=("userPassword",))), POST=G),
     # Aliases and mailing lists, at the routes their types declare
     *(r for account in GROUP_TYPES for r in _group_routes(account)),
+    # Subscribable (mlmmj) lists
+    *_subscribable_routes(),
     # Admins
     route("/api/admins", lambda w: admins.AdminCollection(w.admins, w.domains), GET=G),
     route("/api/admin/{mail}",
@@ -199,6 +217,10 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
     admin_store = AdminStore(backends.directory, tree)
     user_store = UserStore(backends.directory, tree, settings, kept_maildirs=backends.iredadmin.kept_maildirs)
     admin_limits = AdminLimits(domain_store, user_store)
+    # The mlmmj half of subscribable lists (MLMMJ_BACKEND: mlmmjadmin or the local spool).
+    list_spool = backends.list_spool_of(settings)
+    mlmmj_store = SubscribableListStore(backends.directory, tree, list_spool,
+                                        transport_name=settings.mlmmj_mta_transport_name)
     api_tokens = TokenStore(backends.iredadmin, settings.secret_key)
     sessions = SessionStore(backends.iredadmin, settings.secret_key, settings.session_timeout)
     # Engines of these are made on first use (see iredldap.db.engine.Database).
@@ -235,16 +257,20 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
         domains=domain_store, admins=admin_store, users=user_store, limits=admin_limits,
         # Aliases and mailing lists: one store per declared type (model/accounts.py).
         groups={account.name: group_store(backends.directory, tree, account) for account in GROUP_TYPES},
+        mlmmj_lists=mlmmj_store,
         sessions=sessions, tokens=api_tokens, policy_accounts=policy_accounts,
         policy_targets=policies.Accounts(domain_store, backends.directory, tree),
         exporter=Exporter(backends.directory, tree),
         checker=Checker(backends.directory, tree, iredadmin=backends.iredadmin, journal=journal,
-                        policies=policy_accounts),
+                        policies=policy_accounts, spool=list_spool),
         readiness={
             "directory": health.directory_check(backends.directory, settings.ldap_suffix),
             "iredadmin": backends.iredadmin.ping,
             "amavisd": health.foreign_db_check(amavisd),
             "iredapd": health.foreign_db_check(iredapd),
+            # Reported, but not failing readiness: without mlmmj only the
+            # subscribable lists answer 503.
+            "mlmmj": health.reported_only(list_spool.ping),
         },
         # The API's description, built from the routes and their declarations.
         docs=docs.Responders(settings.url_prefix, lambda: openapi.build(
@@ -252,7 +278,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
     )
     # Responders answering more than one URI template.
     wired.domain_item = domains.DomainItem(domain_store, admin_store, backends.iredadmin, policies=policy_accounts,
-                                           limits=admin_limits, sessions=sessions)
+                                           limits=admin_limits, sessions=sessions, mlmmj_lists=mlmmj_store)
     wired.user_item = users.UserItem(user_store, domain_store, backends.iredadmin, settings, limits=admin_limits,
                                      policies=policy_accounts, sessions=sessions)
     built = [(declared, declared.responder(wired)) for declared in routes]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Callable, Iterable
 
 import falcon
 
 from iredldap.config import Settings
 from iredldap.db.iredadmin import IredadminDB
+from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.db.sessions import Session, SessionStore
 from iredldap.directory.admins import Principal
 from iredldap.directory.connection import Entry
+from iredldap.directory.limits import AdminLimits
 from iredldap.errors import InvalidInput, NotAuthorized
 from iredldap.model import passwords
 from iredldap.model.accounts import PASSWORD_PARAMS
@@ -201,3 +204,27 @@ class PasswordCheck:
         if not any(passwords.verify_password(values["password"], h) for h in entry.get("userPassword")):
             raise InvalidInput("password: does not match", code="PW_MISMATCH", param="password")
         ok(resp)
+
+
+@dataclass(eq=False)
+class ListItemBase:
+    """What the item responders of list-like accounts (aliases, both kinds of
+    mailing list) share: the store of their type, the parameter sets its
+    declaration gives, and a create held to the creating admin's limit."""
+
+    store: Any
+    _: KW_ONLY
+    # The creating admin's own limit (maxAliases or maxLists), across its domains.
+    limits: AdminLimits
+    policies: PolicyAccounts | None = None
+
+    def __post_init__(self) -> None:
+        self.account = self.store.account
+        self.create_params = self.account.create_params()
+        self.update_params = self.account.update_params()
+        self.delete_params = self.account.delete_params()
+
+    def create_within_limits(self, who: Principal, mail: str, values: dict[str, Any]) -> None:
+        self.limits.check(who, self.account)
+        # The same limit, held again after the write against parallel creates.
+        self.store.create(mail, values, limits=self.limits.ceilings(who, self.account))

@@ -22,6 +22,7 @@ from iredldap.directory.admins import AdminStore
 from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DeletedMailbox, DomainStore
 from iredldap.directory.limits import AdminLimits
+from iredldap.directory.mlmmj_lists import SubscribableListStore
 from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.errors import NoSuchAccount, NotAuthorized
 from iredldap.model.listing import Listing, entry_key, select
@@ -63,6 +64,8 @@ class DomainItem:
     policies: PolicyAccounts | None = None
     limits: AdminLimits
     sessions: SessionStore | None = None
+    # The domain's subscribable lists go with it: their mlmmj directories too.
+    mlmmj_lists: SubscribableListStore | None = None
 
     def __post_init__(self) -> None:
         self.create_params = accounts.DOMAIN.create_params()
@@ -134,6 +137,10 @@ class DomainItem:
 
     def _delete(self, req: falcon.Request, domain: str, *, keep_days: int) -> None:
         who = principal(req)
+        lists = self.mlmmj_lists.spool_lists_of(domain) if self.mlmmj_lists is not None else []
+        spool = self.mlmmj_lists.spool if self.mlmmj_lists is not None and lists else None
+        if spool is not None:
+            spool.ping()  # refused before anything changes when mlmmj is down
 
         def record(mailboxes: list[DeletedMailbox]):
             # Runs before the first entry goes: if the database refuses,
@@ -152,6 +159,11 @@ class DomainItem:
                 [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
                 admin=who.mail, keep_days=keep_days or None)
             self.db.delete_used_quota(domains=[domain])
+            # Last, before the first entry goes: the subscribable lists'
+            # directories, archived (as DELETE /api/ml does by default).
+            if spool is not None:
+                for mail in lists:
+                    spool.delete(mail, archive=True)
             return lambda: self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since,
                                                               admin=who.mail)
 

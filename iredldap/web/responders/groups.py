@@ -8,40 +8,31 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
 
 from iredldap.model import accounts
 from iredldap.db.iredadmin import IredadminDB
-from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.groups import GroupStore
-from iredldap.directory.limits import AdminLimits
 from iredldap.errors import NotAuthorized
 from iredldap.web.openapi import ENTRY, LISTING
 from iredldap.model.accounts import MEMBERS_POINT_TO_IT
 from iredldap.model.params import Operation
-from iredldap.web.common import (answer_addresses, entry_as_seen, ok, principal, read_params,
+from iredldap.web.common import (ListItemBase, answer_addresses, entry_as_seen, ok, principal, read_params,
                                  restrict_for_normal_admin)
 
 
 @dataclass(eq=False)
-class GroupItem:
+class GroupItem(ListItemBase):
     store: GroupStore
     domains: DomainStore
     db: IredadminDB
-    _: KW_ONLY
-    # The creating admin's own limit (maxAliases or maxLists), across its domains.
-    limits: AdminLimits
-    policies: PolicyAccounts | None = None
 
     def __post_init__(self) -> None:
-        self.account = self.store.account
-        self.create_params = self.account.create_params()
-        self.update_params = self.account.update_params()
-        self.delete_params = self.account.delete_params()
+        super().__post_init__()
         label = self.account.label
         self.operations = {
             "GET": Operation(f"Show a {label} and its members", data=ENTRY),
@@ -79,9 +70,7 @@ class GroupItem:
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         self._check_members(req, values)
-        self.limits.check(who, self.account)
-        # The same limit, held again after the write against parallel creates.
-        self.store.create(mail, values, limits=self.limits.ceilings(who, self.account))
+        self.create_within_limits(who, mail, values)
         ok(resp, status=201)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:

@@ -4,6 +4,8 @@ RESTRICT_API_ACCESS do not hide them; URL_PREFIX applies).
     GET /healthz    liveness: the process answers; touches nothing
     GET /readyz     readiness: the directory and the iredadmin, Amavisd and
                     iRedAPD databases answer; 503 naming the ones that do not
+                    (mlmmj, the subscribable lists' backend, is reported
+                    but does not fail readiness)
     GET /metrics    Prometheus metrics (iredldap.metrics); with
                     RESTRICT_METRICS_ACCESS only from RESTFUL_API_CLIENTS
 
@@ -75,6 +77,17 @@ def directory_check(directory, base: str) -> Callable[[], None]:
     def check() -> None:
         directory.search(base, "(objectClass=*)", scope=BASE, attrs=("1.1",))
     return check
+
+
+def reported_only(check: Callable[[], object]) -> Callable[[], str]:
+    """`check`'s trouble shown as a status instead of failing readiness."""
+    def status() -> str:
+        try:
+            check()
+        except IredldapError as exc:
+            return f"unavailable: {exc.reason or exc.code}"
+        return "ok"
+    return status
 
 
 def foreign_db_check(db) -> Callable[[], str | None]:
