@@ -62,13 +62,23 @@ class MlmmjadminClient:
         self.token = token
         self.header = header
         self.timeout = timeout
-        context = ssl.create_default_context()
-        if not verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        # No proxy from the environment: mlmmjadmin is a local service.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   urllib.request.HTTPSHandler(context=context))
+        self.verify_ssl = verify_ssl
+        self._made_opener: urllib.request.OpenerDirector | None = None
+
+    @property
+    def _opener(self) -> urllib.request.OpenerDirector:
+        # Made at the first request: loading the system's CA certificates for
+        # the TLS context takes ~20 ms, which every start (and every test's
+        # app) would pay even where no list is ever touched.
+        if self._made_opener is None:
+            context = ssl.create_default_context()
+            if not self.verify_ssl:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            # No proxy from the environment: mlmmjadmin is a local service.
+            self._made_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                            urllib.request.HTTPSHandler(context=context))
+        return self._made_opener
 
     # -- one request ----------------------------------------------------------------
 
