@@ -189,6 +189,8 @@ def test_parallel_creates_of_one_address_and_of_the_last_free_place(world, own_s
     assert sorted(results) == [201, 403, 403, 403], results
     state = dump(own_slapd)
     assert len(lists_in(state)) == have + 1 and counter(state) == [str(have + 1)]
-    made = {p.name for p in (spool.spool_dir / "a.test").iterdir()}
+    # No folder for the domain at all when every race so far was won by another kind.
+    domain_dir = spool.spool_dir / "a.test"
+    made = {p.name for p in domain_dir.iterdir()} if domain_dir.exists() else set()
     assert made == {dn.split(",")[0].split("=")[1].split("@")[0] for dn in lists_in(state)
                     if "mlmmj" in state[dn].get("enabledService", [])}
