@@ -201,16 +201,26 @@ def app(settings, directory, iredadmin, sqlite_templates):
 # -- a world built once, laid down again for each test ------------------------------
 
 class SavedState:
-    """What the directory (ldap3's mock) and the three SQLite files held at one
-    moment.  A module whose tests each need the same costly world builds it
-    once, saves it, and `restore`s it before each test's app opens the files:
-    every test still starts on its own copy, as if it had built the world."""
+    """What the directory and the three SQLite files held at one moment.  A
+    module whose tests each need the same costly world builds it once, saves
+    it, and `restore`s it for each test: every test still starts on its own
+    copy, as if it had built the world.
+
+    On ldap3's mock the entries are copied as they are; on a slapd they are
+    read back (user attributes, values as stored) and added again in tree
+    order after the tree is emptied, so operational attributes such as
+    entryUUID and the timestamps are new ones."""
 
     def __init__(self, directory: Directory, settings: Settings):
+        self.suffix = settings.ldap_suffix
         dit = getattr(directory._server, "dit", None)
+        self.mock_entries = copy.deepcopy(dit) if dit is not None else None
+        self.entries: list[tuple[str, dict[str, list[bytes]]]] = []
         if dit is None:
-            raise TypeError("SavedState keeps ldap3 MOCK_SYNC directories only")
-        self.entries = copy.deepcopy(dit)
+            conn = directory._connection()
+            conn.search(self.suffix, "(objectClass=*)", ldap3.SUBTREE, attributes=[ldap3.ALL_ATTRIBUTES])
+            found = [(e["dn"], dict(e["raw_attributes"])) for e in conn.response if e.get("type") == "searchResEntry"]
+            self.entries = sorted(found, key=lambda item: len(ldap3.utils.dn.to_dn(item[0])))
         self.databases: dict[str, sqlite3.Connection] = {}
         for kind in SQLITE_FILES:
             live = sqlite3.connect(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
@@ -221,16 +231,28 @@ class SavedState:
                 live.close()
             self.databases[kind] = kept
 
-    def restore(self, directory: Directory, settings: Settings) -> None:
-        """Into a fresh mock `directory` and SQLite files not opened yet."""
-        dit = directory._server.dit
-        dit.clear()
-        dit.update(copy.deepcopy(self.entries))
+    def restore(self, directory: Directory, settings: Settings, *, over: bool = False) -> None:
+        """Into `directory` and the SQLite files of `settings`.  Without
+        `over` the files must not exist yet (restore before the app is made);
+        with it, they are overwritten in place -- no transaction may be open
+        on them (between requests, the app's pooled connections hold none)."""
+        if self.mock_entries is not None:
+            dit = directory._server.dit
+            dit.clear()
+            dit.update(copy.deepcopy(self.mock_entries))
+        else:
+            from .fixtures_slapd import wipe_tree
+
+            conn = directory._connection()
+            wipe_tree(conn, self.suffix)
+            for dn, attrs in self.entries:
+                conn.add(dn, attributes=attrs)
         for kind, kept in self.databases.items():
             path = Path(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
-            if path.exists():
+            if path.exists() and not over:
                 raise RuntimeError(f"{path} is open already: restore before the app is made")
-            create_private(path)
+            if not path.exists():
+                create_private(path)
             target = sqlite3.connect(path)
             try:
                 kept.backup(target)

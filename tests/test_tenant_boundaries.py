@@ -15,6 +15,7 @@ from iredldap.model import passwords
 from iredldap.db import tables as t
 from iredldap.directory.connection import SUBTREE
 
+from .conftest import SavedState
 from .support import ApiClient
 from .test_tokens import BearerClient
 
@@ -33,10 +34,38 @@ def password_of(factory, mail: str) -> list[str]:
     return factory.entry(factory.tree.user(mail)).get("userPassword")
 
 
+# The world below, saved once per backend in each test process (see SavedState).
+# Kept with the entries there were before it was built: a test whose other
+# fixtures made more entries first builds its own.
+_SAVED_WORLDS: dict[tuple[str, frozenset[str]], tuple[SavedState, dict[str, str]]] = {}
+
+
+def _dns(factory) -> frozenset[str]:
+    return frozenset(e.dn.lower() for e in factory.search(factory.tree.suffix, "(objectClass=*)", scope=SUBTREE,
+                                                          attrs=("1.1",)))
+
+
 @pytest.fixture
-def world(app, settings, factory, directory, api):
+def world(app, settings, factory, directory, api, backend):
     """own.test with a global admin, a co-admin of another domain, a peer
-    admin of own.test only and a plain user; a tenant admin of own.test."""
+    admin of own.test only and a plain user; a tenant admin of own.test.
+    Built once per backend and test process, laid down again for each test
+    (the entries, the sessions and the rest of the SQLite files)."""
+    tenant = ApiClient(app, settings)
+    key = (backend, _dns(factory))
+    saved = _SAVED_WORLDS.get(key)
+    if saved is not None:
+        state, cookies = saved
+        state.restore(directory, settings, over=True)
+        api.cookie, tenant.cookie = cookies["global"], cookies["tenant"]
+        return {"tenant": tenant, "global": api}
+    _build_world(factory, directory)
+    tenant.login(*TENANT)
+    _SAVED_WORLDS[key] = SavedState(directory, settings), {"global": api.cookie, "tenant": tenant.cookie}
+    return {"tenant": tenant, "global": api}
+
+
+def _build_world(factory, directory) -> None:
     factory.domain("own.test")
     factory.domain("other.test")
     for mail in ("boss@own.test", "coadmin@own.test", "peer@own.test", "plain@own.test", "stale@own.test",
@@ -53,9 +82,6 @@ def world(app, settings, factory, directory, api):
     # stale: named in other.test's domainAdmin, its domainadmin service off.
     directory.modify(factory.tree.domain("other.test"), {"domainAdmin": [("MODIFY_ADD", ["stale@own.test"])]})
     factory.normal_admin(*TENANT, domains=["own.test"])
-    tenant = ApiClient(app, settings)
-    tenant.login(*TENANT)
-    return {"tenant": tenant, "global": api}
 
 
 @pytest.fixture
