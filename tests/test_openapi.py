@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from iredldap.web.app import create_app
 from iredldap.model.params import URL_PARAMS
 from iredldap.web.responders import docs
 
-from .conftest import build_app, make_settings
+from .conftest import SavedState, build_app, make_settings
 from .support import ApiClient, Factory
 
 ROOT = ("root@admins.test", "R00t#secret")
@@ -216,11 +217,23 @@ def test_a_token_id_beyond_64_bits_is_400_not_500(api):
 
 # -- schemathesis ----------------------------------------------------------------
 
+# Built once per test process: the entries, the SQLite files, the mlmmj folder
+# (a copy of it) and the global admin's session cookie.
+_SERVED_WORLD: list[tuple[SavedState, Path, str]] = []
+
+
 @pytest.fixture
-def served(settings, slapd_directory, iredadmin, sqlite_templates, local_spool):
+def served(settings, slapd_directory, iredadmin, sqlite_templates, local_spool, tmp_path_factory):
     """The app on the real slapd, SQLite and a local mlmmj spool, some
-    accounts to find, a global admin's session."""
+    accounts to find, a global admin's session: built once, laid down again
+    for every operation's run."""
     app = build_app(settings, slapd_directory, iredadmin, sqlite_templates, list_spool=local_spool)
+    if _SERVED_WORLD:
+        state, spool_copy, cookie = _SERVED_WORLD[0]
+        state.restore(slapd_directory, settings, over=True)
+        shutil.rmtree(local_spool.spool_dir.parent, ignore_errors=True)
+        shutil.copytree(spool_copy, local_spool.spool_dir.parent, symlinks=True)
+        return app, {settings.session_cookie_name: cookie}
     factory = Factory(slapd_directory, settings)
     factory.global_admin(*ROOT)
     client = ApiClient(app, settings)
@@ -232,6 +245,9 @@ def served(settings, slapd_directory, iredadmin, sqlite_templates, local_spool):
     assert client.post("/api/maillist/list@example.com", {"members": "user@example.com"}).status_code == 201
     assert client.post("/api/ml/news@example.com", {"subscribers": "s@example.org",
                                                     "require_confirm": "no"}).status_code == 201
+    spool_copy = tmp_path_factory.mktemp("served-spool") / "copy"
+    shutil.copytree(local_spool.spool_dir.parent, spool_copy, symlinks=True)
+    _SERVED_WORLD.append((SavedState(slapd_directory, settings), spool_copy, client.cookie))
     return app, {settings.session_cookie_name: client.cookie}
 
 
