@@ -125,8 +125,10 @@ class SubscribableListStore(GroupStore):
         if form:
             before = self.spool.profile(mail)
             restore = {k: _joined(k, before[k]) for k in form if k in before}
-            self.spool.update(mail, form)
+            # Registered first: an update failing half-way (some control files
+            # written, then the disk is full) is put back too.
             batch.on_rollback(lambda: self.spool.update(mail, restore))
+            self.spool.update(mail, form)
         self._change_subscribers(batch, mail, values)
 
     def _change_subscribers(self, batch: Batch, mail: str, values: dict[str, Any]) -> None:
@@ -136,17 +138,19 @@ class SubscribableListStore(GroupStore):
         before = self.spool.subscribers(mail)
         had = {s.mail.lower() for s in before}
         kind = values.get("subscription", "normal")
+        # Each undo is registered before its change: one failing half-way
+        # (some subscriber files written) is put back too.
         if add:
-            self.spool.add_subscribers(mail, add, subscription=kind,
-                                       require_confirm=values.get("require_confirm", True))
             new = [a for a in add if a.lower() not in had]
             if new:
                 batch.on_rollback(lambda: self.spool.remove_subscribers(mail, new))
+            self.spool.add_subscribers(mail, add, subscription=kind,
+                                       require_confirm=values.get("require_confirm", True))
         if remove:
-            self.spool.remove_subscribers(mail, remove)
             gone = [s for s in before if s.mail.lower() in {r.lower() for r in remove}]
             if gone:
                 batch.on_rollback(lambda: self._resubscribe(mail, gone))
+            self.spool.remove_subscribers(mail, remove)
 
     def _resubscribe(self, mail: str, subscribers: Sequence[Subscriber]) -> None:
         for s in subscribers:

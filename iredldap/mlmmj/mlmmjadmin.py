@@ -154,7 +154,7 @@ class MlmmjadminClient:
         profile and subscribers (added without confirmation), then the old
         one is deleted with archive=yes -- its archived posts stay in
         mlmmjadmin's archive directory, they do not move to the new list.
-        A failure before the old list goes removes the new one again."""
+        A failure before the old list is gone removes the new one again."""
         old, new = _route_address(mail), _route_address(new_mail, "new_mail")
         if old == new:
             return
@@ -169,12 +169,28 @@ class MlmmjadminClient:
                 if addresses:
                     self.add_subscribers(new, addresses, subscription=kind)
         except BaseException:
-            try:
-                self.delete(new, archive=False)
-            except (ListSpoolError, ListSpoolUnavailable):
-                pass
+            self._take_back(new)
             raise
-        self.delete(old, archive=True)
+        try:
+            self.delete(old, archive=True)
+        except (ListSpoolError, ListSpoolUnavailable) as failure:
+            # Refused, or no answer (it may have been done all the same): if the
+            # old list is still there, the new one goes again and nothing moved;
+            # if it is gone, the move is done.  Unknown: both stay, reported.
+            try:
+                still = self.exists(old)
+            except (ListSpoolError, ListSpoolUnavailable):
+                raise failure from None
+            if still:
+                self._take_back(new)
+                raise
+
+    def _take_back(self, new: str) -> None:
+        """Remove a list `rename` made, as far as mlmmjadmin lets us."""
+        try:
+            self.delete(new, archive=False)
+        except (ListSpoolError, ListSpoolUnavailable):
+            pass
 
     def subscribers(self, mail: str) -> list[Subscriber]:
         data = self._call("GET", self._url(_route_address(mail), "/subscribers"))

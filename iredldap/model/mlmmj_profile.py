@@ -145,6 +145,20 @@ _POSTING_FLAGS = ("only_moderator_can_post", "only_subscriber_can_post")
 # Writing one posting flag (yes) removes the other's file.
 _EXCLUDES = {"modonlypost": "subonlypost", "subonlypost": "modonlypost"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*:?")
+# Line breaks Python's str.splitlines() (and Unicode-aware readers of mail)
+# know besides the control characters params._FORBIDDEN_CHARS refuses:
+# mlmmj reads control files by '\n' only, so a value holding one would be
+# one line to mlmmj but several to any reader that splits on them.
+_UNICODE_LINE_BREAKS = re.compile("[\u2028\u2029]")
+
+
+def file_lines(content: str | None) -> list[str]:
+    """The lines of a control or subscriber file as mlmmj reads them: split
+    on '\n' only (not on the other breaks str.splitlines() knows)."""
+    if not content:
+        return []
+    lines = content.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 def _fail(name: str, what: str) -> InvalidInput:
@@ -201,6 +215,8 @@ def check_form(form: Mapping[str, str]) -> dict[str, str]:
             raise _fail(name, "expected a text value")
         if "\x00" in raw:
             raise _fail(name, "NUL characters are not allowed")
+        if _UNICODE_LINE_BREAKS.search(raw):
+            raise _fail(name, "Unicode line or paragraph separators (U+2028, U+2029) are not allowed")
         if param.kind == "boolean":
             value = raw.strip().lower()
             if value not in ("yes", "no"):
@@ -345,7 +361,7 @@ def _submod_writes(form: Mapping[str, str]) -> list[ControlWrite]:
 
 
 def extra_addresses_of(mail: str, listaddress: str | None) -> list[str]:
-    return [line for line in (listaddress or "").splitlines() if line.strip() and line.strip().lower() != mail]
+    return [line for line in file_lines(listaddress) if line.strip() and line.strip().lower() != mail]
 
 
 # -- reading ------------------------------------------------------------------
@@ -360,7 +376,7 @@ def profile_of(mail: str, read: Callable[[str], str | None]) -> dict[str, str | 
         if param.kind == "boolean":
             value = "yes" if content is not None else "no"
         elif param.kind == "list":
-            lines = [line for line in (content or "").splitlines() if line.strip()]
+            lines = [line for line in file_lines(content) if line.strip()]
             if param.name == "extra_addresses":
                 lines = extra_addresses_of(mail, content)
             if param.addresses:

@@ -1,0 +1,333 @@
+"""Attacks on subscribable (mlmmj) lists from outside: a hostile tenant (the
+admin of one domain), a careless client, a failing backend.  Every test
+asserts the status and that nothing changed that should not: the LDAP tree,
+the spool (every file with its content), the requests mlmmjadmin got."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import build_app
+from .fake_mlmmjadmin import HEADER
+from .support import ApiClient
+from .test_mlmmj_lists import ml_app, mlapi, snapshot, spool  # noqa: F401 - fixtures and helpers
+
+PW = "Secr3t#pass"
+DOMAINS = "o=domains,dc=example,dc=com"
+
+
+@pytest.fixture
+def tenant(ml_app, settings, factory, mlapi):  # noqa: F811
+    factory.normal_admin("tenant@admins.test", "T3nant#secret", domains=["a.test"])
+    client = ApiClient(ml_app, settings)
+    client.login("tenant@admins.test", "T3nant#secret")
+    return client
+
+
+@pytest.fixture
+def world(settings, directory, iredadmin, sqlite_templates, factory, fake_mlmmjadmin, mlmmjadmin_client):
+    """The API on the mlmmjadmin backend (the recording fake), a global admin
+    and the tenant of a.test."""
+    app = build_app(settings, directory, iredadmin, sqlite_templates, list_spool=mlmmjadmin_client)
+    factory.global_admin("root@admins.test", "R00t#secret")
+    factory.domain("a.test")
+    factory.domain("b.test")
+    factory.normal_admin("tenant@admins.test", "T3nant#secret", domains=["a.test"])
+    root, tenant = ApiClient(app, settings), ApiClient(app, settings)
+    root.login("root@admins.test", "R00t#secret")
+    tenant.login("tenant@admins.test", "T3nant#secret")
+    fake_mlmmjadmin.clear()
+    return root, tenant, fake_mlmmjadmin
+
+
+def state(factory, fake) -> tuple[dict, dict]:
+    """LDAP and the fake mlmmjadmin's spool."""
+    return snapshot(factory, fake.spool)
+
+
+def changes(fake) -> list[tuple[str, str]]:
+    """The requests sent to mlmmjadmin that change something, each with our token."""
+    out = []
+    for r in fake.recorded():
+        assert r.headers.get(HEADER.lower()) == fake.token, r
+        if r.method != "GET":
+            out.append((r.method, r.path))
+    return out
+
+
+# -- line breaks mlmmj does not see as such ---------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("name, value", [
+    ("custom_headers", "X-A: a\u2028Bcc: victim@b.test"),
+    ("custom_headers", "X-A: a\u2029nocolon"),
+    ("subject_prefix", "[x]\u2028Bcc: victim@b.test"),
+    ("footer_text", "bye\u2029Bcc: victim@b.test"),
+    ("name", "List\u2028two"),
+])
+def test_unicode_line_separators_are_refused(tenant, factory, spool, name, value):  # noqa: F811
+    """U+2028/U+2029 pass the control-character check but str.splitlines()
+    splits on them: a custom header holding one was one line for mlmmj but
+    two for our readers, and a change_email (which rewrites customheaders
+    from what it read) turned it into a real extra header (`Bcc: ...`) or
+    failed half-way.  They are refused now."""
+    assert tenant.post("/api/ml/mine@a.test", {"require_confirm": "no"}).status_code == 201
+    before = snapshot(factory, spool)
+    r = tenant.post("/api/ml/new@a.test", {name: value})
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_PARAMETER", r.text
+    r = tenant.put("/api/ml/mine@a.test", {name: value})
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_PARAMETER", r.text
+    r = tenant.request("PUT", "/api/ml/mine@a.test", json_body={name: value})
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_PARAMETER", r.text
+    assert snapshot(factory, spool) == before
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_line_separator_already_in_customheaders_stays_one_line_through_change_email(tenant, factory, spool):  # noqa: F811,E501
+    # A list written before the check (or by hand): mlmmj sees one header
+    # line; reading and moving the list must not make two of it.
+    assert tenant.post("/api/ml/mine@a.test").status_code == 201
+    headers = spool.list_dir("mine@a.test") / "control" / "customheaders"
+    headers.write_text("X-A: a\u2028Bcc: victim@b.test\n" + headers.read_text())
+    shown = tenant.get("/api/ml/mine@a.test").json["_data"]["custom_headers"]
+    assert "X-A: a\u2028Bcc: victim@b.test" in shown and "Bcc: victim@b.test" not in shown
+    r = tenant.post("/api/ml/mine@a.test/change_email/moved@a.test")
+    assert r.status_code == 200, r.text
+    lines = (spool.list_dir("moved@a.test") / "control" / "customheaders").read_text().split("\n")
+    assert "Bcc: victim@b.test" not in lines and "X-A: a\u2028Bcc: victim@b.test" in lines
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("params", [
+    {"custom_headers": "X-A: 1\r\nBcc: victim@b.test\rX-B: 2"},     # a lone CR
+    {"custom_headers": "X-A: 1\n\tfolded"},                          # no colon: not a header line
+    {"subject_prefix": "[x]\r\nBcc: victim@b.test"},
+    {"subject_prefix": "[x]\nBcc: victim@b.test"},
+    {"name": "n\nx"},
+    {"remove_headers": "X-A\nBcc"},
+    {"extra_addresses": "x@a.test\nevil@b.test"},
+    {"owner": "o@a.test\nevil@b.test"},
+    {"moderators": "m@a.test\r\nevil@b.test"},
+    {"add_subscribers": "s@x.test\nt@x.test"},
+    {"footer_text": "bye\x1bxx"},
+    {"footer_html": "<p>\x0cx</p>"},
+])
+def test_newlines_cannot_add_lines_to_control_or_subscriber_files(tenant, factory, spool, params):  # noqa: F811
+    assert tenant.post("/api/ml/mine@a.test", {"require_confirm": "no"}).status_code == 201
+    before = snapshot(factory, spool)
+    r = tenant.put("/api/ml/mine@a.test", {**params, "require_confirm": "no"})
+    assert r.status_code == 400, r.text
+    assert snapshot(factory, spool) == before
+
+
+# -- a tenant and the settings of the operator ------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("params", [
+    {"relay_host": "evil.example"}, {"smtp_port": "25"}, {"smtp_helo": "evil.example"},
+    {"relay_host": ""}, {"smtp_helo": ""},
+])
+def test_a_tenant_cannot_move_list_mail_past_the_filter(tenant, factory, spool, params):  # noqa: F811
+    assert tenant.post("/api/ml/mine@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    for how in ("form", "json"):
+        for method, path in (("PUT", "/api/ml/mine@a.test"), ("POST", "/api/ml/other@a.test")):
+            if how == "form":
+                r = tenant.request(method, path, params)
+            else:
+                r = tenant.request(method, path, json_body=params)
+            assert r.status_code == 403 and r.json["_msg"] == "NOT_AUTHORIZED", (how, method, r.text)
+            assert snapshot(factory, spool) == before
+
+
+# -- a tenant and the lists of other domains ---------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_tenant_reaches_no_other_domains_list_by_any_route(ml_app, settings, tenant, mlapi, factory, spool):  # noqa: F811,E501
+    assert mlapi.post("/api/ml/sales@b.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
+    assert mlapi.post("/api/maillist/old@b.test").status_code == 201
+    assert tenant.post("/api/ml/mine@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    for method, path, params in [
+            ("GET", "/api/ml/SALES@B.TEST", None), ("GET", "/api/ml/sales@b.test.", None),
+            ("PUT", "/api/ml/Sales@B.test", {"name": "x"}),
+            ("POST", "/api/ml/sales@b.test/change_email/taken@a.test", {}),
+            ("POST", "/api/ml/mine@a.test/change_email/sales@b.test", {}),
+            ("POST", "/api/ml/mine@a.test/change_email/new@B.TEST", {}),
+            ("POST", "/api/maillist/sales@b.test/change_email/x@a.test", {}),
+            ("DELETE", "/api/maillist/sales@b.test", None), ("PUT", "/api/maillist/sales@b.test", {"name": "x"}),
+            ("GET", "/api/maillists/b.test", None), ("GET", "/api/ldif/maillist/sales@b.test", None),
+            ("GET", "/api/ldif/ml/SALES@b.test", None), ("GET", "/api/ldif/domain/b.test", None)]:
+        r = tenant.request(method, path, params)
+        assert r.status_code == 403, (method, path, r.text)
+        assert snapshot(factory, spool) == before, (method, path)
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_old_and_new_list_routes_do_not_reach_each_other(mlapi, tenant, factory, spool):  # noqa: F811
+    assert tenant.post("/api/ml/sub@a.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
+    assert tenant.post("/api/maillist/old@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    for method, path, params in [
+            ("DELETE", "/api/maillist/sub@a.test", None), ("PUT", "/api/maillist/sub@a.test", {"name": "x"}),
+            ("POST", "/api/maillist/sub@a.test/change_email/x@a.test", {}),
+            ("DELETE", "/api/ml/old@a.test", None), ("PUT", "/api/ml/old@a.test", {"name": "x"}),
+            ("POST", "/api/ml/old@a.test/change_email/x@a.test", {}),
+            ("POST", "/api/ml/old@a.test/change_email/sub@a.test", {}),
+            ("DELETE", "/api/alias/sub@a.test", None), ("DELETE", "/api/user/sub@a.test", None)]:
+        r = tenant.request(method, path, params)
+        assert r.status_code == 404 and r.json["_msg"] == "NO_SUCH_ACCOUNT", (method, path, r.text)
+        assert snapshot(factory, spool) == before, (method, path)
+    for method, path in [("POST", "/api/ml/old@a.test"), ("POST", "/api/maillist/sub@a.test"),
+                         ("POST", "/api/alias/sub@a.test"), ("POST", "/api/maillist/old@a.test/change_email/sub@a.test"),
+                         ("POST", "/api/ml/sub@a.test/change_email/old@a.test")]:
+        r = tenant.request(method, path, {})
+        assert r.status_code == 409 and r.json["_msg"] == "ALREADY_EXISTS", (method, path, r.text)
+        assert snapshot(factory, spool) == before, (method, path)
+    assert tenant.get("/api/maillists/a.test", {"email_only": "yes"}).json["_data"] == ["old@a.test"]
+    assert tenant.get("/api/mls/a.test", {"email_only": "yes"}).json["_data"] == ["sub@a.test"]
+
+
+# -- the mlmmjadmin backend: URLs and forms built from input -------------------------------------
+
+def test_list_addresses_with_url_characters_reach_their_own_route(world, factory):
+    root, tenant, fake = world
+    for mail in ("a#b@a.test", "a&c@a.test", "q-#&x@a.test"):
+        r = tenant.post(f"/api/ml/{mail.replace('#', '%23')}", {"require_confirm": "no"})
+        assert r.status_code == 201, (mail, r.text)
+        assert changes(fake)[-1] == ("POST", f"/api/{mail}")
+        assert fake.spool.list_dir(mail).is_dir()
+    assert sorted(p.name for p in (fake.spool.spool_dir / "a.test").iterdir()) == ["a#b", "a&c", "q-#&x"]
+
+
+def test_addresses_mlmmjadmin_cannot_route_are_refused_with_nothing_left(world, factory):
+    root, tenant, fake = world
+    before = state(factory, fake)
+    # Our validators take '?', '%' and "'" in a local part; mlmmjadmin's routes
+    # do not (a '?' would end the path and send the rest as a query).
+    for mail in ("a%3Fb@a.test", "a%25b@a.test", "it's@a.test"):
+        r = tenant.post(f"/api/ml/{mail}", {})
+        assert r.status_code == 400 and r.json["_msg"] == "INVALID_MAIL", (mail, r.text)
+        assert state(factory, fake) == before, mail
+    assert changes(fake) == []
+
+
+def test_form_values_cannot_add_form_fields(world, factory):
+    root, tenant, fake = world
+    r = tenant.post("/api/ml/mine@a.test", {"name": "x&relay_host=evil.example&smtp_port=25",
+                                            "subject_prefix": "[a]&close_list=yes", "require_confirm": "no"})
+    assert r.status_code == 201, r.text
+    sent = [x for x in fake.recorded() if x.method == "POST"][0].form
+    assert sent["name"] == "x&relay_host=evil.example&smtp_port=25" and "relay_host" not in sent
+    control = fake.spool.list_dir("mine@a.test") / "control"
+    assert (control / "smtpport").read_text() == "10027\n" and not (control / "relayhost").exists()
+    assert not (control / "closedlist").exists()
+
+
+# -- the mlmmjadmin backend failing half-way --------------------------------------------------
+
+def _refuse(method: str, path_end: str, msg: str = "disk full"):
+    def fail(m: str, path: str) -> dict | None:
+        return {"_success": False, "_msg": msg} if m == method and path.endswith(path_end) else None
+    return fail
+
+
+def test_create_whose_subscribers_fail_leaves_nothing(world, factory):
+    root, tenant, fake = world
+    (fake.spool.spool_dir / "a.test").mkdir()     # (mlmmjadmin leaves the domain's folder)
+    before = state(factory, fake)
+    fake.fail = _refuse("POST", "/subscribers")
+    r = tenant.post("/api/ml/new@a.test", {"name": "N", "subscribers": "s@x.test", "require_confirm": "no"})
+    assert r.status_code == 502 and r.json["_success"] is False, r.text
+    assert state(factory, fake) == before
+    assert changes(fake) == [("POST", "/api/new@a.test"), ("POST", "/api/new@a.test/subscribers"),
+                             ("DELETE", "/api/new@a.test")]
+
+
+def test_update_whose_subscribers_fail_puts_the_profile_back(world, factory):
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/news@a.test", {"name": "Before", "subject_prefix": "[b]"}).status_code == 201
+    before = state(factory, fake)
+    fake.fail = _refuse("POST", "/subscribers")
+    r = tenant.put("/api/ml/news@a.test", {"name": "After", "subject_prefix": "[a]", "close_list": "yes",
+                                           "add_subscribers": "s@x.test", "require_confirm": "no"})
+    assert r.status_code == 502, r.text
+    assert state(factory, fake) == before
+
+
+def test_delete_that_mlmmjadmin_refuses_changes_nothing(world, factory):
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/news@a.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
+    before = state(factory, fake)
+    fake.fail = _refuse("DELETE", "/news@a.test")
+    r = tenant.delete("/api/ml/news@a.test")
+    assert r.status_code == 502, r.text
+    assert state(factory, fake) == before
+
+
+@pytest.mark.parametrize("step", [("POST", "/moved@a.test"), ("POST", "/moved@a.test/subscribers"),
+                                  ("DELETE", "/news@a.test")])
+def test_change_email_failing_at_any_step_leaves_the_list_where_it_was(world, factory, step):
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/news@a.test", {"name": "N", "subscribers": "s@x.test",
+                                               "require_confirm": "no"}).status_code == 201
+    before = state(factory, fake)
+    fake.fail = _refuse(*step)
+    r = tenant.post("/api/ml/news@a.test/change_email/moved@a.test")
+    assert r.status_code == 502, r.text
+    assert state(factory, fake) == before
+
+
+@pytest.mark.parametrize("how", ["stopped", "garbage"])
+def test_mlmmjadmin_away_or_talking_nonsense_is_503_never_500(world, factory, how):
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/news@a.test").status_code == 201
+    before = state(factory, fake)
+    if how == "stopped":
+        fake.stop()
+    else:
+        fake.garbage = True
+    for method, path, params in [("POST", "/api/ml/new@a.test", {}), ("PUT", "/api/ml/news@a.test", {"name": "x"}),
+                                 ("DELETE", "/api/ml/news@a.test", None), ("GET", "/api/ml/news@a.test", None),
+                                 ("GET", "/api/mls/a.test", None),
+                                 ("POST", "/api/ml/news@a.test/change_email/moved@a.test", {})]:
+        r = tenant.request(method, path, params)
+        if method == "GET" and r.status_code == 200:
+            continue        # the entry without its profile is a fine answer too
+        assert r.status_code == 503 and r.json["_msg"] == "MLMMJ_UNAVAILABLE", (method, path, r.text)
+        assert state(factory, fake) == before, (method, path)
+
+
+# -- the local spool failing --------------------------------------------------------------------
+
+def _disk_full_for(monkeypatch, spool, names: set[str]):  # noqa: F811
+    """Writes (through temporary files) of control files named in `names` fail
+    with ENOSPC, as on a full disk (as root a read-only folder is no test)."""
+    import errno
+    import os
+    from iredldap.mlmmj.spool import LocalSpool
+    real = LocalSpool._write
+
+    def write(self, path, content, tmp_dir):
+        if path.name in names:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(self, path, content, tmp_dir)
+    monkeypatch.setattr(LocalSpool, "_write", write)
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("failing, method, url, params", [
+    ({"prefix"}, "PUT", "/api/ml/news@a.test", {"name": "M", "close_list": "yes", "subject_prefix": "[x]"}),
+    ({"prefix"}, "POST", "/api/ml/new@a.test", {"subject_prefix": "[x]"}),
+    ({"listaddress"}, "POST", "/api/ml/news@a.test/change_email/moved@a.test", {}),
+    ({"customheaders"}, "POST", "/api/ml/news@a.test/change_email/moved@a.test", {}),
+])
+def test_a_full_disk_half_way_leaves_both_halves_as_they_were(monkeypatch, tenant, factory, spool,  # noqa: F811
+                                                              failing, method, url, params):
+    assert tenant.post("/api/ml/news@a.test", {"name": "N", "subscribers": "s@x.test", "custom_headers": "X-A: 1",
+                                               "require_confirm": "no"}).status_code == 201
+    before = snapshot(factory, spool)
+    _disk_full_for(monkeypatch, spool, failing)
+    r = tenant.request(method, url, params)
+    assert r.status_code == 503 and r.json["_msg"] == "MLMMJ_UNAVAILABLE", r.text
+    assert snapshot(factory, spool) == before
