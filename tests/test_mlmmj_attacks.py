@@ -331,3 +331,108 @@ def test_a_full_disk_half_way_leaves_both_halves_as_they_were(monkeypatch, tenan
     r = tenant.request(method, url, params)
     assert r.status_code == 503 and r.json["_msg"] == "MLMMJ_UNAVAILABLE", r.text
     assert snapshot(factory, spool) == before
+
+
+# -- input the URL decoder sees first --------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("path", [
+    "/api/ml/a%2Fb@a.test", "/api/ml/..%2F..%2Fetc@a.test", "/api/ml/%2E%2E@a.test", "/api/ml/a%00b@a.test",
+    "/api/ml/a%5Cb@a.test", "/api/ml/.hidden@a.test", "/api/ml/x@a.test%2F..%2Fb.test", "/api/ml/x@..",
+    "/api/ml/x@a.test/change_email/y%2F..@a.test", "/api/ml/x@a.test/change_email/..@a.test",
+])
+def test_escaping_the_spool_by_the_address(tenant, factory, spool, path):  # noqa: F811
+    assert tenant.post("/api/ml/x@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    outside = sorted(p.name for p in spool.spool_dir.parent.iterdir())
+    for method in ("POST", "PUT", "DELETE"):
+        r = tenant.request(method, path, {} if method != "DELETE" else None)
+        assert 400 <= r.status_code < 500 and r.json["_success"] is False, (method, r.status_code, r.text)
+        assert snapshot(factory, spool) == before, method
+        assert sorted(p.name for p in spool.spool_dir.parent.iterdir()) == outside
+
+
+def test_escaping_mlmmjadmins_routes_by_the_address(world, factory):
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/x@a.test").status_code == 201
+    before = state(factory, fake)
+    fake.clear()
+    for path in ("/api/ml/a%2Fsubscribers@a.test", "/api/ml/subscriber%2Fx@a.test", "/api/ml/a%3Fb=c@a.test",
+                 "/api/ml/a%23b%2F..@a.test", "/api/ml/x@a.test%3Farchive=no"):
+        for method in ("POST", "PUT", "DELETE"):
+            r = tenant.request(method, path, {} if method != "DELETE" else None)
+            assert 400 <= r.status_code < 500, (method, path, r.text)
+            assert state(factory, fake) == before, (method, path)
+    assert changes(fake) == []
+
+
+# -- limits in parallel ------------------------------------------------------------------------
+
+@pytest.mark.slapd
+@pytest.mark.parametrize("backend", ["slapd"])
+def test_parallel_creates_of_both_kinds_stop_at_the_domains_limit(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
+    import threading
+    assert mlapi.put("/api/domain/a.test", {"numberOfLists": "3"}).status_code == 200
+    assert mlapi.post("/api/maillist/old@a.test").status_code == 201
+    calls = [("POST", f"/api/ml/n{i}@a.test", {}) for i in range(3)] + \
+            [("POST", f"/api/maillist/o{i}@a.test", {}) for i in range(2)] + \
+            [("POST", "/api/ml/same@a.test", {}), ("POST", "/api/maillist/same@a.test", {})]
+    clients = []
+    for _ in calls:
+        c = ApiClient(ml_app, settings)
+        c.login("root@admins.test", "R00t#secret")
+        clients.append(c)
+    start = threading.Barrier(len(calls))
+    statuses: list[int | None] = [None] * len(calls)
+
+    def run(i, method, path, params):
+        start.wait(timeout=60)
+        statuses[i] = clients[i].request(method, path, params).status_code
+
+    threads = [threading.Thread(target=run, args=(i, *c), daemon=True) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(not t.is_alive() for t in threads)
+    assert set(statuses) <= {201, 403, 409}, statuses
+    mls = mlapi.get("/api/mls/a.test", {"email_only": "yes"}).json["_data"]
+    old = mlapi.get("/api/maillists/a.test", {"email_only": "yes"}).json["_data"]
+    assert len(mls) + len(old) == 3 and statuses.count(201) == 2, (statuses, mls, old)
+    assert sorted(set(mls) & set(old)) == []
+    counter = factory.entry(f"domainName=a.test,{DOMAINS}").first("domainCurrentListNumber")
+    assert counter in (None, "3")
+    # The spool holds exactly the subscribable lists that have an entry.
+    on_disk = sorted(f"{p.name}@a.test" for p in (spool.spool_dir / "a.test").iterdir()) \
+        if (spool.spool_dir / "a.test").exists() else []
+    assert on_disk == sorted(mls)
+
+
+# -- tokens limited to a domain, or to reading ----------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_token_limited_to_a_domain_or_to_reading_reaches_no_further(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
+    from .test_tokens import BearerClient
+    assert mlapi.post("/api/ml/sales@b.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
+    assert mlapi.post("/api/ml/mine@a.test").status_code == 201
+    limited = mlapi.post("/api/tokens", {"name": "a only", "domains": "a.test"}).json["_data"]["token"]
+    reader = mlapi.post("/api/tokens", {"name": "reader", "read_only": "yes"}).json["_data"]["token"]
+    a_only, read_only = BearerClient(ml_app, settings, limited), BearerClient(ml_app, settings, reader)
+    before = snapshot(factory, spool)
+    for method, path, params in [
+            ("GET", "/api/ml/sales@b.test", None), ("GET", "/api/mls/b.test", None),
+            ("POST", "/api/ml/new@b.test", {}), ("PUT", "/api/ml/sales@b.test", {"add_subscribers": "me@a.test",
+                                                                                  "require_confirm": "no"}),
+            ("DELETE", "/api/ml/sales@b.test", None), ("GET", "/api/ldif/ml/sales@b.test", None),
+            ("POST", "/api/ml/sales@b.test/change_email/sales@a.test", {}),
+            ("POST", "/api/ml/mine@a.test/change_email/mine@b.test", {})]:
+        r = a_only.request(method, path, params)
+        assert r.status_code == 403, (method, path, r.text)
+        assert snapshot(factory, spool) == before, (method, path)
+    for method, path, params in [("POST", "/api/ml/new@a.test", {}), ("PUT", "/api/ml/mine@a.test", {"name": "x"}),
+                                 ("DELETE", "/api/ml/mine@a.test", None),
+                                 ("POST", "/api/ml/mine@a.test/change_email/moved@a.test", {})]:
+        r = read_only.request(method, path, params)
+        assert r.status_code == 403, (method, path, r.text)
+        assert snapshot(factory, spool) == before, (method, path)
+    assert a_only.get("/api/ml/mine@a.test").status_code == 200
