@@ -436,3 +436,34 @@ def test_a_token_limited_to_a_domain_or_to_reading_reaches_no_further(ml_app, se
         assert r.status_code == 403, (method, path, r.text)
         assert snapshot(factory, spool) == before, (method, path)
     assert a_only.get("/api/ml/mine@a.test").status_code == 200
+
+
+def test_a_domain_delete_failing_at_its_second_list_leaves_the_domain_whole(world, factory, iredadmin):
+    """Deleting a domain archives its lists first; the second archive is
+    refused: the first list was gone from mlmmj while its entry, the domain
+    and the recorded deletion of its mailboxes (which a cron job acts on)
+    stayed.  Now the first list is made again and the rows taken back."""
+    from .test_domains import _deleted_rows
+    root, tenant, fake = world
+    factory.user("u1@b.test")
+    for m in ("l1", "l2", "l3"):
+        assert root.post(f"/api/ml/{m}@b.test", {"name": m.upper(), "subject_prefix": f"[{m}]",
+                                                 "subscribers": f"s{m}@x.test,t@x.test", "subscription": "digest",
+                                                 "require_confirm": "no"}).status_code == 201
+    ldap_before, spool_before = state(factory, fake)
+    deletes: list[str] = []
+
+    def second(method: str, path: str) -> dict | None:
+        if method == "DELETE" and "?" not in path:
+            deletes.append(path)
+            if len(deletes) == 2:
+                return {"_success": False, "_msg": "disk full"}
+        return None
+    fake.fail = second
+    r = root.delete("/api/domain/b.test/keep_mailbox_days/1")
+    assert r.status_code == 502 and r.json["_msg"] == "MLMMJ_ERROR", r.text
+    ldap_after, spool_after = state(factory, fake)
+    assert ldap_after == ldap_before
+    # The list archived before the refusal is back (its posts stay in the archive).
+    assert {k: v for k, v in spool_after.items() if not k.startswith("archive/")} == spool_before
+    assert _deleted_rows(iredadmin) == []

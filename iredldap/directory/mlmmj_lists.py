@@ -28,6 +28,7 @@ entry (Postfix does not route to it; `iredldap check` does not see it).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -35,10 +36,13 @@ from iredldap.directory.connection import SUBTREE, Batch, Directory, Entry
 from iredldap.directory.groups import GroupStore
 from iredldap.directory.tree import Tree
 from iredldap.directory.values import diff
-from iredldap.errors import IredldapError
-from iredldap.mlmmj import ListSpool, Subscriber
+from iredldap.errors import IredldapError, NoSuchAccount
+from iredldap.mlmmj import SUBSCRIPTION_KINDS, ListSpool, Subscriber
 from iredldap.model.accounts import MLMMJ_LIST
+from iredldap.model.mlmmj_profile import form_of_profile
 from iredldap.model.subscribable import spool_form
+
+log = logging.getLogger(__name__)
 
 # A mailingListID is drawn again while another list has it (mlmmjadmin tries 20 times).
 _ID_TRIES = 20
@@ -193,6 +197,34 @@ class SubscribableListStore(GroupStore):
 
     def members(self, entry: Entry, mail: str) -> list[str]:
         return sorted({s.mail.lower() for s in self.spool.subscribers(mail)})
+
+    def archive_lists(self, mails: Sequence[str]) -> None:
+        """Archive the list directories of `mails` (a domain going), all or
+        none: if one fails, those already archived are made again from the
+        profile and subscribers read before (their posts stay in the
+        archive; mlmmjadmin has no way back from it), then the error is
+        raised."""
+        done: list[tuple[str, dict[str, Any], list[Subscriber]]] = []
+        try:
+            for mail in mails:
+                try:
+                    saved = (self.spool.profile(mail), self.spool.subscribers(mail))
+                except NoSuchAccount:
+                    saved = None
+                self.spool.delete(mail, archive=True)
+                if saved is not None:
+                    done.append((mail, *saved))
+        except BaseException:
+            for mail, profile, subscribers in reversed(done):
+                try:
+                    self.spool.create(mail, form_of_profile(profile))
+                    for kind in SUBSCRIPTION_KINDS:
+                        addresses = [s.mail for s in subscribers if s.subscription == kind]
+                        if addresses:
+                            self.spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
+                except Exception as err:  # noqa: BLE001 - put back the others
+                    log.error("could not make the archived list %s again: %s", mail, err.__class__.__name__)
+            raise
 
     def spool_lists_of(self, domain: str) -> list[str]:
         """The addresses of the domain's subscribable lists (for deleting the domain)."""

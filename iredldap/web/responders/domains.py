@@ -161,11 +161,15 @@ class DomainItem:
             self.db.delete_used_quota(domains=[domain])
             # Last, before the first entry goes: the subscribable lists'
             # directories, archived (as DELETE /api/ml does by default).
-            if spool is not None:
-                for mail in lists:
-                    spool.delete(mail, archive=True)
-            return lambda: self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since,
-                                                              admin=who.mail)
+            def unrecord() -> None:
+                self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since, admin=who.mail)
+            if self.mlmmj_lists is not None and lists:
+                try:
+                    self.mlmmj_lists.archive_lists(lists)   # all or none
+                except BaseException:
+                    unrecord()   # the domain stays: its mailboxes are not to be removed
+                    raise
+            return unrecord
 
         self.domains.delete(domain, after=record)
 
