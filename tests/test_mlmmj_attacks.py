@@ -467,3 +467,24 @@ def test_a_domain_delete_failing_at_its_second_list_leaves_the_domain_whole(worl
     # The list archived before the refusal is back (its posts stay in the archive).
     assert {k: v for k, v in spool_after.items() if not k.startswith("archive/")} == spool_before
     assert _deleted_rows(iredadmin) == []
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_domain_delete_the_database_refuses_brings_the_lists_back(monkeypatch, mlapi, factory, spool, iredadmin):  # noqa: F811,E501
+    from iredldap.errors import DatabaseUnavailable
+
+    from .test_domains import _deleted_rows
+    factory.user("u1@b.test")
+    assert mlapi.post("/api/ml/l1@b.test", {"name": "L1", "subscribers": "s@x.test",
+                                            "require_confirm": "no"}).status_code == 201
+    ldap_before, spool_before = snapshot(factory, spool)
+
+    def down(*args, **kwargs):
+        raise DatabaseUnavailable("the iredadmin database is down")
+    monkeypatch.setattr(iredadmin, "delete_used_quota", down)
+    r = mlapi.delete("/api/domain/b.test/keep_mailbox_days/1")
+    assert r.status_code == 503, r.text
+    ldap_after, spool_after = snapshot(factory, spool)
+    assert ldap_after == ldap_before
+    assert {k: v for k, v in spool_after.items() if not k.startswith("archive/")} == spool_before
+    assert _deleted_rows(iredadmin) == []

@@ -198,13 +198,26 @@ class SubscribableListStore(GroupStore):
     def members(self, entry: Entry, mail: str) -> list[str]:
         return sorted({s.mail.lower() for s in self.spool.subscribers(mail)})
 
-    def archive_lists(self, mails: Sequence[str]) -> None:
+    def archive_lists(self, mails: Sequence[str]) -> Callable[[], None]:
         """Archive the list directories of `mails` (a domain going), all or
-        none: if one fails, those already archived are made again from the
-        profile and subscribers read before (their posts stay in the
-        archive; mlmmjadmin has no way back from it), then the error is
-        raised."""
+        none: if one fails, those already archived are made again and the
+        error is raised.  Returns how to make them all again (should the
+        deletion be undone).  Made again means from the profile and the
+        subscribers read before: their posts stay in the archive (mlmmjadmin
+        has no way back from it)."""
         done: list[tuple[str, dict[str, Any], list[Subscriber]]] = []
+
+        def restore() -> None:
+            for mail, profile, subscribers in reversed(done):
+                try:
+                    self.spool.create(mail, form_of_profile(profile))
+                    for kind in SUBSCRIPTION_KINDS:
+                        addresses = [s.mail for s in subscribers if s.subscription == kind]
+                        if addresses:
+                            self.spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
+                except Exception as err:  # noqa: BLE001 - put back the others
+                    log.error("could not make the archived list %s again: %s", mail, err.__class__.__name__)
+
         try:
             for mail in mails:
                 try:
@@ -215,16 +228,9 @@ class SubscribableListStore(GroupStore):
                 if saved is not None:
                     done.append((mail, *saved))
         except BaseException:
-            for mail, profile, subscribers in reversed(done):
-                try:
-                    self.spool.create(mail, form_of_profile(profile))
-                    for kind in SUBSCRIPTION_KINDS:
-                        addresses = [s.mail for s in subscribers if s.subscription == kind]
-                        if addresses:
-                            self.spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
-                except Exception as err:  # noqa: BLE001 - put back the others
-                    log.error("could not make the archived list %s again: %s", mail, err.__class__.__name__)
+            restore()
             raise
+        return restore
 
     def spool_lists_of(self, domain: str) -> list[str]:
         """The addresses of the domain's subscribable lists (for deleting the domain)."""
