@@ -488,3 +488,23 @@ def test_a_domain_delete_the_database_refuses_brings_the_lists_back(monkeypatch,
     assert ldap_after == ldap_before
     assert {k: v for k, v in spool_after.items() if not k.startswith("archive/")} == spool_before
     assert _deleted_rows(iredadmin) == []
+
+
+# -- addresses a shell, a glob or mlmmjadmin would trip over -------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+@pytest.mark.parametrize("local", ["*", "a?b", "`id`", "$x", "{a}", "a|b", "it's", "a%b", "!x", "^x", "~x"])
+def test_a_list_address_must_fit_mlmmjadmins_pattern_with_either_backend(tenant, factory, spool, local):  # noqa: F811,E501
+    """Our address rule (iRedAdmin's) takes these in a local part; mlmmjadmin's
+    routes do not, so iRedMail could never manage such a list, and its
+    directory `<spool>/a.test/*` is a glob to any script using it unquoted.
+    The local spool took them (201); now both backends refuse them, before
+    anything is written."""
+    assert tenant.post("/api/ml/mine@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    quoted = local.replace("%", "%25").replace("?", "%3F").replace("`", "%60")
+    r = tenant.post(f"/api/ml/{quoted}@a.test")
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_MAIL", r.text
+    r = tenant.post(f"/api/ml/mine@a.test/change_email/{quoted}@a.test")
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_MAIL", r.text
+    assert snapshot(factory, spool) == before

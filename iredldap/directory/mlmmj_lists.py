@@ -39,7 +39,8 @@ from iredldap.directory.values import diff
 from iredldap.errors import IredldapError, NoSuchAccount
 from iredldap.mlmmj import SUBSCRIPTION_KINDS, ListSpool, Subscriber
 from iredldap.model.accounts import MLMMJ_LIST
-from iredldap.model.mlmmj_profile import form_of_profile
+from iredldap.model import validators
+from iredldap.model.mlmmj_profile import check_new_list_address, form_of_profile
 from iredldap.model.subscribable import spool_form
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class SubscribableListStore(GroupStore):
         raise IredldapError("no free mailingListID found")
 
     def create(self, mail: str, values: dict[str, Any], *, limits=()) -> str:
-        # Refused before anything is written: a bad profile value, mlmmj out of reach.
+        # Refused before anything is written: an address mlmmj cannot take, a
+        # bad profile value, mlmmj out of reach.
+        check_new_list_address(validators.email(mail))
         spool_form(values)
         self.spool.ping()
         return super().create(mail, values, limits=limits)
@@ -175,6 +178,7 @@ class SubscribableListStore(GroupStore):
         super().delete(mail, after=spool_too)
 
     def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> None:
+        check_new_list_address(validators.email(new, param="new_mail"), "new_mail")
         self.spool.ping()
         super().rename(old, new, after=after)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import socket
 import ssl
 import urllib.error
@@ -47,7 +46,7 @@ DEFAULT_HEADER = "X-MLMMJADMIN-API-AUTH-TOKEN"
 AUTH_MESSAGES = ("NOT_AUTHORIZED_API_CLIENT", "NO_API_AUTH_TOKEN", "INVALID_MLMMJADMIN_API_AUTH_TOKEN")
 # mlmmjadmin's address pattern of its routes (controllers/urls.py, reference
 # 3.3), on the addresses our own validators accept: anything else would be a 404.
-_ROUTE_LOCAL = re.compile(r"[\w#-][\w.+=/&#-]*", re.ASCII)
+_ROUTE_LOCAL = mp.LIST_LOCAL_PART
 # Asked by `ping`: a list nobody has (an answer NO_SUCH_ACCOUNT says mlmmjadmin
 # is there and takes our token).
 PING_ADDRESS = "iredldap-ping@ping.invalid"

@@ -219,6 +219,7 @@ class LocalSpool:
     @_file_errors
     def create(self, mail: str, profile: Mapping[str, str]) -> None:
         address, local, domain = list_address(mail)
+        mp.check_new_list_address(address)
         form = mp.check_form(profile)
         writes = mp.control_writes(address, mp.with_defaults(address, form, self.defaults))
         if not (self.skel_dir / TEXT_LANGUAGE).is_dir():
@@ -308,6 +309,7 @@ class LocalSpool:
     def rename(self, mail: str, new_mail: str) -> None:
         old, path = self._existing(mail)
         new, local, domain = list_address(new_mail, "new_mail")
+        mp.check_new_list_address(new, "new_mail")
         if new == old:
             return
         target = self.spool_dir / domain / local

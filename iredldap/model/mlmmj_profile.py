@@ -152,6 +152,25 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*:?")
 _UNICODE_LINE_BREAKS = re.compile("[\u2028\u2029]")
 
 
+# mlmmjadmin's pattern of a list's local part in its routes (reference mlmmj.md
+# 3.3) and the length of the last label of its domain.  A new list (created,
+# or the target of change_email) must fit it with either backend: a list
+# mlmmjadmin could not reach is one iRedMail's tools cannot manage, and the
+# characters it leaves out ('*', '?', '$', '`', '|', '{', '}', "'", '%', '!',
+# '^', '~') are the ones a shell or a glob would make something of in the
+# list directory's path (Postfix's pipe hands it to a wrapper script).
+LIST_LOCAL_PART = re.compile(r"[\w#-][\w.+=/&#-]*", re.ASCII)
+
+
+def check_new_list_address(mail: str, param: str = "mail") -> None:
+    """InvalidInput unless `mail` (already a checked, lower-cased address)
+    fits mlmmjadmin's route pattern (LIST_LOCAL_PART)."""
+    local, _, domain = mail.rpartition("@")
+    if not LIST_LOCAL_PART.fullmatch(local) or "/" in local or not 2 <= len(domain.rpartition(".")[2]) <= 15:
+        raise InvalidInput(f"{param}: {mail!r} cannot be a subscribable list's address (mlmmjadmin takes only "
+                           "letters, digits and . _ - # & in its local part)", code="INVALID_MAIL", param=param)
+
+
 def file_lines(content: str | None) -> list[str]:
     """The lines of a control or subscriber file as mlmmj reads them: split
     on '\n' only (not on the other breaks str.splitlines() knows)."""
