@@ -508,3 +508,28 @@ def test_a_list_address_must_fit_mlmmjadmins_pattern_with_either_backend(tenant,
     r = tenant.post(f"/api/ml/mine@a.test/change_email/{quoted}@a.test")
     assert r.status_code == 400 and r.json["_msg"] == "INVALID_MAIL", r.text
     assert snapshot(factory, spool) == before
+
+
+# -- a careless client: every parameter, every JSON shape ------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_no_json_shape_of_any_parameter_is_a_500(mlapi, factory, spool):  # noqa: F811
+    assert mlapi.post("/api/ml/mine@a.test").status_code == 201
+    ops = mlapi.get("/api/openapi.json").json
+    for path, method in (("/api/ml/{mail}", "post"), ("/api/ml/{mail}", "put")):
+        op = ops["paths"][path][method]
+        body = op.get("requestBody", {}).get("content", {})
+        schema = next(iter(body.values()))["schema"] if body else {"properties": {}}
+        names = sorted(schema.get("properties", {}))
+        assert len(names) > 45 and "subject_prefix" in names and "footer_html" in names, names
+        assert ("add_subscribers" if method == "put" else "subscribers") in names
+        for name in names:
+            for value in (None, [], ["a", "b"], {}, 1.5, -1, True, "x" * 30000, "\ud800", "a\u2028b", "é" * 300):
+                before = snapshot(factory, spool)
+                target = "/api/ml/new@a.test" if method == "post" else "/api/ml/mine@a.test"
+                r = mlapi.request(method.upper(), target, json_body={name: value, "require_confirm": False})
+                assert r.status_code < 500, (method, name, value, r.text)
+                if r.status_code >= 400:
+                    assert snapshot(factory, spool) == before, (method, name, value)
+                elif method == "post":
+                    assert mlapi.delete("/api/ml/new@a.test", {"keep_archive": "no"}).status_code == 200
