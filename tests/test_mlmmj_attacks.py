@@ -533,3 +533,16 @@ def test_no_json_shape_of_any_parameter_is_a_500(mlapi, factory, spool):  # noqa
                     assert snapshot(factory, spool) == before, (method, name, value)
                 elif method == "post":
                     assert mlapi.delete("/api/ml/new@a.test", {"keep_archive": "no"}).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_list_cannot_take_an_address_another_account_holds_as_a_shadow(tenant, mlapi, factory, spool):  # noqa: F811
+    factory.user("bob@a.test", shadowAddress=["sales@alias-a.test", "held@a.test"])
+    factory.user("carl@a.test", shadowAddress=["moved@alias-a.test"])
+    assert tenant.post("/api/ml/free@a.test").status_code == 201
+    before = snapshot(factory, spool)
+    # sales@a.test's own shadow in the alias domain, held@a.test itself, moved@a.test's shadow.
+    for path in ("/api/ml/sales@a.test", "/api/ml/held@a.test", "/api/ml/free@a.test/change_email/moved@a.test"):
+        r = tenant.post(path)
+        assert r.status_code == 409 and r.json["_msg"] == "ALREADY_EXISTS", (path, r.text)
+        assert snapshot(factory, spool) == before, path
