@@ -546,3 +546,57 @@ def test_a_list_cannot_take_an_address_another_account_holds_as_a_shadow(tenant,
         r = tenant.post(path)
         assert r.status_code == 409 and r.json["_msg"] == "ALREADY_EXISTS", (path, r.text)
         assert snapshot(factory, spool) == before, path
+
+
+# -- the token stays with mlmmjadmin ----------------------------------------------------------------
+
+def test_a_redirect_does_not_take_the_token_elsewhere():
+    """urllib follows redirects and sends the token header along: whatever
+    answers on mlmmjadmin's port could send it (and the form) to any URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from iredldap.errors import ListSpoolError, ListSpoolUnavailable
+    from iredldap.mlmmj.mlmmjadmin import MlmmjadminClient
+
+    seen: list[dict] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the base class's name
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"_success": true, "_data": {}}')
+        do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    class Redirecting(Elsewhere):
+        def do_GET(self):  # noqa: N802
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/steal")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
+
+    other = HTTPServer(("127.0.0.1", 0), Elsewhere)
+    first = HTTPServer(("127.0.0.1", 0), Redirecting)
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+               for s in (other, first)]
+    for t in threads:
+        t.start()
+    try:
+        client = MlmmjadminClient(f"http://127.0.0.1:{first.server_address[1]}/api", "secret-token", timeout=5)
+        for call in (lambda: client.profile("x@a.test"), lambda: client.create("x@a.test", {"name": "n"}),
+                     lambda: client.delete("x@a.test", archive=False)):
+            with pytest.raises((ListSpoolError, ListSpoolUnavailable)):
+                call()
+        assert seen == []
+    finally:
+        for s in (other, first):
+            s.shutdown()
+            s.server_close()
+        for t in threads:
+            t.join(5)

@@ -52,6 +52,13 @@ _ROUTE_LOCAL = mp.LIST_LOCAL_PART
 PING_ADDRESS = "iredldap-ping@ping.invalid"
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer stays an HTTPError (see MlmmjadminClient._call)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0913 - urllib's signature
+        return None
+
+
 class MlmmjadminClient:
     """ListSpool over mlmmjadmin's HTTP API (see the module doc)."""
 
@@ -65,9 +72,11 @@ class MlmmjadminClient:
         if not verify_ssl:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        # No proxy from the environment: mlmmjadmin is a local service.
+        # No proxy from the environment: mlmmjadmin is a local service.  No
+        # redirects: urllib would send the token (and the form) on to
+        # wherever the answer points; mlmmjadmin never redirects.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   urllib.request.HTTPSHandler(context=context))
+                                                   urllib.request.HTTPSHandler(context=context), _NoRedirect())
 
     # -- one request ----------------------------------------------------------------
 
@@ -91,6 +100,9 @@ class MlmmjadminClient:
             exc.close()
             if exc.code >= 500:
                 raise ListSpoolUnavailable(f"mlmmjadmin answered {exc.code} to {method} {url}") from None
+            if 300 <= exc.code < 400:
+                raise ListSpoolError(f"mlmmjadmin answered {method} {url} with a redirect ({exc.code}), "
+                                     "not followed; check MLMMJADMIN_API_BASE_URL", status=exc.code) from None
             raise ListSpoolError(f"mlmmjadmin has no {method} {url} ({exc.code}); check MLMMJADMIN_API_BASE_URL",
                                  status=exc.code) from None
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as exc:
