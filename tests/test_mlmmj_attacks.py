@@ -368,19 +368,13 @@ def test_escaping_mlmmjadmins_routes_by_the_address(world, factory):
 
 # -- limits in parallel ------------------------------------------------------------------------
 
-@pytest.mark.slapd
-@pytest.mark.parametrize("backend", ["slapd"])
-def test_parallel_creates_of_both_kinds_stop_at_the_domains_limit(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
+def _parallel(app, settings, calls, login) -> list[int | None]:
+    """`calls` (method, path, params) started together, each with its own session (bounded waits)."""
     import threading
-    assert mlapi.put("/api/domain/a.test", {"numberOfLists": "3"}).status_code == 200
-    assert mlapi.post("/api/maillist/old@a.test").status_code == 201
-    calls = [("POST", f"/api/ml/n{i}@a.test", {}) for i in range(3)] + \
-            [("POST", f"/api/maillist/o{i}@a.test", {}) for i in range(2)] + \
-            [("POST", "/api/ml/same@a.test", {}), ("POST", "/api/maillist/same@a.test", {})]
     clients = []
     for _ in calls:
-        c = ApiClient(ml_app, settings)
-        c.login("root@admins.test", "R00t#secret")
+        c = ApiClient(app, settings)
+        c.login(*login)
         clients.append(c)
     start = threading.Barrier(len(calls))
     statuses: list[int | None] = [None] * len(calls)
@@ -395,6 +389,18 @@ def test_parallel_creates_of_both_kinds_stop_at_the_domains_limit(ml_app, settin
     for t in threads:
         t.join(120)
     assert all(not t.is_alive() for t in threads)
+    return statuses
+
+
+@pytest.mark.slapd
+@pytest.mark.parametrize("backend", ["slapd"])
+def test_parallel_creates_of_both_kinds_stop_at_the_domains_limit(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
+    assert mlapi.put("/api/domain/a.test", {"numberOfLists": "3"}).status_code == 200
+    assert mlapi.post("/api/maillist/old@a.test").status_code == 201
+    calls = [("POST", f"/api/ml/n{i}@a.test", {}) for i in range(3)] + \
+            [("POST", f"/api/maillist/o{i}@a.test", {}) for i in range(2)] + \
+            [("POST", "/api/ml/same@a.test", {}), ("POST", "/api/maillist/same@a.test", {})]
+    statuses = _parallel(ml_app, settings, calls, ("root@admins.test", "R00t#secret"))
     assert set(statuses) <= {201, 403, 409}, statuses
     mls = mlapi.get("/api/mls/a.test", {"email_only": "yes"}).json["_data"]
     old = mlapi.get("/api/maillists/a.test", {"email_only": "yes"}).json["_data"]
@@ -600,3 +606,19 @@ def test_a_redirect_does_not_take_the_token_elsewhere():
             s.server_close()
         for t in threads:
             t.join(5)
+
+
+@pytest.mark.slapd
+@pytest.mark.parametrize("backend", ["slapd"])
+def test_parallel_creates_of_both_kinds_stop_at_the_admins_max_lists(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
+    factory.normal_admin("boss@admins.test", "B0ss#secret", domains=["a.test"], settings=["create_max_lists:2"])
+    calls = [("POST", f"/api/ml/n{i}@a.test", {}) for i in range(3)] + \
+            [("POST", f"/api/maillist/o{i}@a.test", {}) for i in range(2)]
+    statuses = _parallel(ml_app, settings, calls, ("boss@admins.test", "B0ss#secret"))
+    assert set(statuses) <= {201, 403} and statuses.count(201) == 2, statuses
+    mls = mlapi.get("/api/mls/a.test", {"email_only": "yes"}).json["_data"]
+    old = mlapi.get("/api/maillists/a.test", {"email_only": "yes"}).json["_data"]
+    assert len(mls) + len(old) == 2, (mls, old)
+    on_disk = sorted(f"{p.name}@a.test" for p in (spool.spool_dir / "a.test").iterdir()) \
+        if (spool.spool_dir / "a.test").exists() else []
+    assert on_disk == sorted(mls)
