@@ -174,7 +174,9 @@ def test_old_and_new_list_routes_do_not_reach_each_other(mlapi, tenant, factory,
             ("DELETE", "/api/ml/old@a.test", None), ("PUT", "/api/ml/old@a.test", {"name": "x"}),
             ("POST", "/api/ml/old@a.test/change_email/x@a.test", {}),
             ("POST", "/api/ml/old@a.test/change_email/sub@a.test", {}),
-            ("DELETE", "/api/alias/sub@a.test", None), ("DELETE", "/api/user/sub@a.test", None)]:
+            ("DELETE", "/api/alias/sub@a.test", None), ("DELETE", "/api/user/sub@a.test", None),
+            ("GET", "/api/maillist/sub@a.test", None), ("GET", "/api/ml/old@a.test", None),
+            ("GET", "/api/ldif/maillist/sub@a.test", None), ("GET", "/api/ldif/ml/old@a.test", None)]:
         r = tenant.request(method, path, params)
         assert r.status_code == 404 and r.json["_msg"] == "NO_SUCH_ACCOUNT", (method, path, r.text)
         assert snapshot(factory, spool) == before, (method, path)
