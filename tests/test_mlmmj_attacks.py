@@ -624,3 +624,30 @@ def test_parallel_creates_of_both_kinds_stop_at_the_admins_max_lists(ml_app, set
     on_disk = sorted(f"{p.name}@a.test" for p in (spool.spool_dir / "a.test").iterdir()) \
         if (spool.spool_dir / "a.test").exists() else []
     assert on_disk == sorted(mls)
+
+
+def test_an_entry_mlmmjadmin_cannot_route_is_a_list_without_directory_not_a_400(world, factory):
+    """An mlmmj entry whose address mlmmjadmin's routes do not match (an
+    LDIF import, a list made by the local backend before the address rule):
+    it made the whole domain's listing a 400, and the entry could not be
+    shown or deleted.  Now it is a list mlmmjadmin does not have."""
+    root, tenant, fake = world
+    assert tenant.post("/api/ml/fine@a.test").status_code == 201
+    dn = f"mail=it's@a.test,ou=Groups,domainName=a.test,{DOMAINS}"
+    factory.dir.add(dn, {"objectClass": ["mailList"], "mail": ["it's@a.test"], "accountStatus": ["active"],
+                         "enabledService": ["mail", "deliver", "mlmmj"], "mtaTransport": ["mlmmj:a.test/it's"]})
+    fake.clear()
+    r = tenant.get("/api/mls/a.test")
+    assert r.status_code == 200, r.text
+    shown = {item["mail"][0]: item for item in r.json["_data"]}
+    assert sorted(shown) == ["fine@a.test", "it's@a.test"]
+    assert "close_list" in shown["fine@a.test"] and "close_list" not in shown["it's@a.test"]
+    r = tenant.get("/api/ml/it's@a.test", {"with_subscribers": "yes"})
+    assert r.status_code == 200 and r.json["_data"]["subscribers"] == [], r.text
+    r = tenant.put("/api/ml/it's@a.test", {"name": "x"})
+    assert r.status_code == 404 and r.json["_msg"] == "NO_SUCH_ACCOUNT", r.text
+    assert factory.entry(dn) is not None and factory.entry(dn).get("cn") == []
+    r = tenant.delete("/api/ml/it's@a.test")
+    assert r.status_code == 200, r.text
+    assert factory.entry(dn) is None
+    assert [x.path for x in fake.recorded() if "it" in x.path] == []

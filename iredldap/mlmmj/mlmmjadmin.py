@@ -133,7 +133,7 @@ class MlmmjadminClient:
         self._call("POST", self._url(address), mp.check_form(profile))
 
     def update(self, mail: str, profile: Mapping[str, str]) -> None:
-        address = _route_address(mail)
+        address = _listed_address(mail)
         form = mp.check_form(profile)
         # mlmmjadmin reports a missing list only when a file write fails:
         # a form that only removes files (or is empty) would "succeed".
@@ -144,20 +144,24 @@ class MlmmjadminClient:
         self._call("PUT", self._url(address), form)
 
     def profile(self, mail: str) -> dict[str, str | list[str]]:
-        data = self._call("GET", self._url(_route_address(mail)))
+        data = self._call("GET", self._url(_listed_address(mail)))
         if not isinstance(data, dict):
             raise ListSpoolUnavailable("mlmmjadmin's profile answer holds no profile")
         return data
 
     def exists(self, mail: str) -> bool:
         try:
-            self._call("GET", self._url(_route_address(mail)), {"params": "name"})
+            self._call("GET", self._url(_listed_address(mail)), {"params": "name"})
         except NoSuchAccount:
             return False
         return True
 
     def delete(self, mail: str, *, archive: bool) -> str | None:
-        data = self._call("DELETE", self._url(_route_address(mail)), {"archive": "yes" if archive else "no"})
+        try:
+            _listed_address(mail)
+        except NoSuchAccount:
+            return None     # a list mlmmjadmin cannot have: nothing to delete
+        data = self._call("DELETE", self._url(_listed_address(mail)), {"archive": "yes" if archive else "no"})
         return data if isinstance(data, str) and data else None
 
     def rename(self, mail: str, new_mail: str) -> None:
@@ -166,7 +170,7 @@ class MlmmjadminClient:
         one is deleted with archive=yes -- its archived posts stay in
         mlmmjadmin's archive directory, they do not move to the new list.
         A failure before the old list is gone removes the new one again."""
-        old, new = _route_address(mail), _route_address(new_mail, "new_mail")
+        old, new = _listed_address(mail), _route_address(new_mail, "new_mail")
         if old == new:
             return
         profile = self.profile(old)
@@ -204,7 +208,11 @@ class MlmmjadminClient:
             pass
 
     def subscribers(self, mail: str) -> list[Subscriber]:
-        data = self._call("GET", self._url(_route_address(mail), "/subscribers"))
+        try:
+            _listed_address(mail)
+        except NoSuchAccount:
+            return []       # as mlmmjadmin answers for a list it does not have
+        data = self._call("GET", self._url(_listed_address(mail), "/subscribers"))
         if not isinstance(data, list):
             raise ListSpoolUnavailable("mlmmjadmin's subscriber answer is not a list")
         found = []
@@ -219,7 +227,7 @@ class MlmmjadminClient:
                         subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None:
         kind = subscription_kind(subscription)
         wanted = subscriber_addresses(addresses, "add_subscribers")
-        address = _route_address(mail)
+        address = _listed_address(mail)
         if not wanted:
             self._require(address)
             return
@@ -230,7 +238,7 @@ class MlmmjadminClient:
     def remove_subscribers(self, mail: str, addresses: Sequence[str]) -> None:
         remove_all = list(addresses) == ["ALL"]
         unwanted = ["ALL"] if remove_all else subscriber_addresses(addresses, "remove_subscribers")
-        address = _route_address(mail)
+        address = _listed_address(mail)
         if not unwanted:
             self._require(address)
             return
@@ -250,6 +258,20 @@ def _route_address(mail: str, param: str = "mail") -> str:
         raise InvalidInput(f"{param}: mlmmjadmin does not take the list address {address!r}",
                            code="INVALID_MAIL", param=param)
     return address
+
+
+def _listed_address(mail: str) -> str:
+    """The address of a list that is to exist already: one mlmmjadmin's routes
+    cannot match (an entry made by an import, or before the address rule)
+    is a list it cannot have -- NoSuchAccount, not a bad request, so that
+    the entry can still be shown, listed and deleted.  An address that is
+    no address (a path escape ...) stays InvalidInput."""
+    list_address(mail)
+    try:
+        return _route_address(mail)
+    except InvalidInput:
+        raise NoSuchAccount(f"mailing list {mail!r}: mlmmjadmin cannot have a list at this address",
+                            mail=mail) from None
 
 
 def _error_of(message: Any, method: str, url: str) -> Exception:
