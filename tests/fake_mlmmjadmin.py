@@ -14,7 +14,8 @@ Every request is recorded (`Recorded`: method, path, query, headers, form)
 before it is answered.  `stop()` closes the port (a refused connection);
 `garbage = True` makes every answer a 200 that is not JSON; `status` set to
 e.g. 503 answers that status; `canned` (an envelope) answers every request
-of a route with it.
+of a route with it; `fail(method, path)` may answer one request with an
+envelope of its own (a refusal half-way through a sequence).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class FakeMlmmjadmin:
     status: int = 200
     # An envelope given to every matched, authorised request instead of its own answer.
     canned: dict | None = None
+    # fail(method, path) -> an envelope answered instead of handling the request
+    # (None: handled), for failures half-way through a sequence of requests.
+    fail: Callable[[str, str], dict | None] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -175,7 +179,8 @@ class FakeMlmmjadmin:
             if method not in handlers:
                 return self._send(start_response, "405 Method Not Allowed", "text/html", b"method not allowed",
                                   [("Allow", ", ".join(handlers))])
-            answer = self._authorised(environ) or self.canned or self._handle(
+            failed = self.fail(method, path) if self.fail is not None else None
+            answer = self._authorised(environ) or self.canned or failed or self._handle(
                 handlers[method], match.groupdict(), {**query, **form})
             return self._send(start_response, "200 OK", "application/json", json.dumps(answer).encode())
         return self._send(start_response, "404 Not Found", "text/html", b"not found")

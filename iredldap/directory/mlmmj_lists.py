@@ -28,6 +28,7 @@ entry (Postfix does not route to it; `iredldap check` does not see it).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -35,10 +36,14 @@ from iredldap.directory.connection import SUBTREE, Batch, Directory, Entry
 from iredldap.directory.groups import GroupStore
 from iredldap.directory.tree import Tree
 from iredldap.directory.values import diff
-from iredldap.errors import IredldapError
-from iredldap.mlmmj import ListSpool, Subscriber
+from iredldap.errors import IredldapError, NoSuchAccount
+from iredldap.mlmmj import SUBSCRIPTION_KINDS, ListSpool, Subscriber
 from iredldap.model.accounts import MLMMJ_LIST
+from iredldap.model import validators
+from iredldap.model.mlmmj_profile import check_new_list_address, form_of_profile
 from iredldap.model.subscribable import spool_form
+
+log = logging.getLogger(__name__)
 
 # A mailingListID is drawn again while another list has it (mlmmjadmin tries 20 times).
 _ID_TRIES = 20
@@ -78,7 +83,9 @@ class SubscribableListStore(GroupStore):
         raise IredldapError("no free mailingListID found")
 
     def create(self, mail: str, values: dict[str, Any], *, limits=()) -> str:
-        # Refused before anything is written: a bad profile value, mlmmj out of reach.
+        # Refused before anything is written: an address mlmmj cannot take, a
+        # bad profile value, mlmmj out of reach.
+        check_new_list_address(validators.email(mail))
         spool_form(values)
         self.spool.ping()
         return super().create(mail, values, limits=limits)
@@ -125,8 +132,10 @@ class SubscribableListStore(GroupStore):
         if form:
             before = self.spool.profile(mail)
             restore = {k: _joined(k, before[k]) for k in form if k in before}
-            self.spool.update(mail, form)
+            # Registered first: an update failing half-way (some control files
+            # written, then the disk is full) is put back too.
             batch.on_rollback(lambda: self.spool.update(mail, restore))
+            self.spool.update(mail, form)
         self._change_subscribers(batch, mail, values)
 
     def _change_subscribers(self, batch: Batch, mail: str, values: dict[str, Any]) -> None:
@@ -136,17 +145,19 @@ class SubscribableListStore(GroupStore):
         before = self.spool.subscribers(mail)
         had = {s.mail.lower() for s in before}
         kind = values.get("subscription", "normal")
+        # Each undo is registered before its change: one failing half-way
+        # (some subscriber files written) is put back too.
         if add:
-            self.spool.add_subscribers(mail, add, subscription=kind,
-                                       require_confirm=values.get("require_confirm", True))
             new = [a for a in add if a.lower() not in had]
             if new:
                 batch.on_rollback(lambda: self.spool.remove_subscribers(mail, new))
+            self.spool.add_subscribers(mail, add, subscription=kind,
+                                       require_confirm=values.get("require_confirm", True))
         if remove:
-            self.spool.remove_subscribers(mail, remove)
             gone = [s for s in before if s.mail.lower() in {r.lower() for r in remove}]
             if gone:
                 batch.on_rollback(lambda: self._resubscribe(mail, gone))
+            self.spool.remove_subscribers(mail, remove)
 
     def _resubscribe(self, mail: str, subscribers: Sequence[Subscriber]) -> None:
         for s in subscribers:
@@ -167,6 +178,7 @@ class SubscribableListStore(GroupStore):
         super().delete(mail, after=spool_too)
 
     def rename(self, old: str, new: str, *, after: Callable[[], None] | None = None) -> None:
+        check_new_list_address(validators.email(new, param="new_mail"), "new_mail")
         self.spool.ping()
         super().rename(old, new, after=after)
 
@@ -189,6 +201,40 @@ class SubscribableListStore(GroupStore):
 
     def members(self, entry: Entry, mail: str) -> list[str]:
         return sorted({s.mail.lower() for s in self.spool.subscribers(mail)})
+
+    def archive_lists(self, mails: Sequence[str]) -> Callable[[], None]:
+        """Archive the list directories of `mails` (a domain going), all or
+        none: if one fails, those already archived are made again and the
+        error is raised.  Returns how to make them all again (should the
+        deletion be undone).  Made again means from the profile and the
+        subscribers read before: their posts stay in the archive (mlmmjadmin
+        has no way back from it)."""
+        done: list[tuple[str, dict[str, Any], list[Subscriber]]] = []
+
+        def restore() -> None:
+            for mail, profile, subscribers in reversed(done):
+                try:
+                    self.spool.create(mail, form_of_profile(profile))
+                    for kind in SUBSCRIPTION_KINDS:
+                        addresses = [s.mail for s in subscribers if s.subscription == kind]
+                        if addresses:
+                            self.spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
+                except Exception as err:  # noqa: BLE001 - put back the others
+                    log.error("could not make the archived list %s again: %s", mail, err.__class__.__name__)
+
+        try:
+            for mail in mails:
+                try:
+                    saved = (self.spool.profile(mail), self.spool.subscribers(mail))
+                except NoSuchAccount:
+                    saved = None
+                self.spool.delete(mail, archive=True)
+                if saved is not None:
+                    done.append((mail, *saved))
+        except BaseException:
+            restore()
+            raise
+        return restore
 
     def spool_lists_of(self, domain: str) -> list[str]:
         """The addresses of the domain's subscribable lists (for deleting the domain)."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import socket
 import ssl
 import urllib.error
@@ -47,10 +46,17 @@ DEFAULT_HEADER = "X-MLMMJADMIN-API-AUTH-TOKEN"
 AUTH_MESSAGES = ("NOT_AUTHORIZED_API_CLIENT", "NO_API_AUTH_TOKEN", "INVALID_MLMMJADMIN_API_AUTH_TOKEN")
 # mlmmjadmin's address pattern of its routes (controllers/urls.py, reference
 # 3.3), on the addresses our own validators accept: anything else would be a 404.
-_ROUTE_LOCAL = re.compile(r"[\w#-][\w.+=/&#-]*", re.ASCII)
+_ROUTE_LOCAL = mp.LIST_LOCAL_PART
 # Asked by `ping`: a list nobody has (an answer NO_SUCH_ACCOUNT says mlmmjadmin
 # is there and takes our token).
 PING_ADDRESS = "iredldap-ping@ping.invalid"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer stays an HTTPError (see MlmmjadminClient._call)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0913 - urllib's signature
+        return None
 
 
 class MlmmjadminClient:
@@ -75,9 +81,12 @@ class MlmmjadminClient:
             if not self.verify_ssl:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-            # No proxy from the environment: mlmmjadmin is a local service.
+            # No proxy from the environment: mlmmjadmin is a local service.  No
+            # redirects: urllib would send the token (and the form) on to
+            # wherever the answer points; mlmmjadmin never redirects.
             self._made_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                            urllib.request.HTTPSHandler(context=context))
+                                                            urllib.request.HTTPSHandler(context=context),
+                                                            _NoRedirect())
         return self._made_opener
 
     # -- one request ----------------------------------------------------------------
@@ -102,6 +111,9 @@ class MlmmjadminClient:
             exc.close()
             if exc.code >= 500:
                 raise ListSpoolUnavailable(f"mlmmjadmin answered {exc.code} to {method} {url}") from None
+            if 300 <= exc.code < 400:
+                raise ListSpoolError(f"mlmmjadmin answered {method} {url} with a redirect ({exc.code}), "
+                                     "not followed; check MLMMJADMIN_API_BASE_URL", status=exc.code) from None
             raise ListSpoolError(f"mlmmjadmin has no {method} {url} ({exc.code}); check MLMMJADMIN_API_BASE_URL",
                                  status=exc.code) from None
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as exc:
@@ -132,7 +144,7 @@ class MlmmjadminClient:
         self._call("POST", self._url(address), mp.check_form(profile))
 
     def update(self, mail: str, profile: Mapping[str, str]) -> None:
-        address = _route_address(mail)
+        address = _listed_address(mail)
         form = mp.check_form(profile)
         # mlmmjadmin reports a missing list only when a file write fails:
         # a form that only removes files (or is empty) would "succeed".
@@ -143,20 +155,24 @@ class MlmmjadminClient:
         self._call("PUT", self._url(address), form)
 
     def profile(self, mail: str) -> dict[str, str | list[str]]:
-        data = self._call("GET", self._url(_route_address(mail)))
+        data = self._call("GET", self._url(_listed_address(mail)))
         if not isinstance(data, dict):
             raise ListSpoolUnavailable("mlmmjadmin's profile answer holds no profile")
         return data
 
     def exists(self, mail: str) -> bool:
         try:
-            self._call("GET", self._url(_route_address(mail)), {"params": "name"})
+            self._call("GET", self._url(_listed_address(mail)), {"params": "name"})
         except NoSuchAccount:
             return False
         return True
 
     def delete(self, mail: str, *, archive: bool) -> str | None:
-        data = self._call("DELETE", self._url(_route_address(mail)), {"archive": "yes" if archive else "no"})
+        try:
+            _listed_address(mail)
+        except NoSuchAccount:
+            return None     # a list mlmmjadmin cannot have: nothing to delete
+        data = self._call("DELETE", self._url(_listed_address(mail)), {"archive": "yes" if archive else "no"})
         return data if isinstance(data, str) and data else None
 
     def rename(self, mail: str, new_mail: str) -> None:
@@ -164,8 +180,8 @@ class MlmmjadminClient:
         profile and subscribers (added without confirmation), then the old
         one is deleted with archive=yes -- its archived posts stay in
         mlmmjadmin's archive directory, they do not move to the new list.
-        A failure before the old list goes removes the new one again."""
-        old, new = _route_address(mail), _route_address(new_mail, "new_mail")
+        A failure before the old list is gone removes the new one again."""
+        old, new = _listed_address(mail), _route_address(new_mail, "new_mail")
         if old == new:
             return
         profile = self.profile(old)
@@ -179,15 +195,35 @@ class MlmmjadminClient:
                 if addresses:
                     self.add_subscribers(new, addresses, subscription=kind)
         except BaseException:
-            try:
-                self.delete(new, archive=False)
-            except (ListSpoolError, ListSpoolUnavailable):
-                pass
+            self._take_back(new)
             raise
-        self.delete(old, archive=True)
+        try:
+            self.delete(old, archive=True)
+        except (ListSpoolError, ListSpoolUnavailable) as failure:
+            # Refused, or no answer (it may have been done all the same): if the
+            # old list is still there, the new one goes again and nothing moved;
+            # if it is gone, the move is done.  Unknown: both stay, reported.
+            try:
+                still = self.exists(old)
+            except (ListSpoolError, ListSpoolUnavailable):
+                raise failure from None
+            if still:
+                self._take_back(new)
+                raise
+
+    def _take_back(self, new: str) -> None:
+        """Remove a list `rename` made, as far as mlmmjadmin lets us."""
+        try:
+            self.delete(new, archive=False)
+        except (ListSpoolError, ListSpoolUnavailable):
+            pass
 
     def subscribers(self, mail: str) -> list[Subscriber]:
-        data = self._call("GET", self._url(_route_address(mail), "/subscribers"))
+        try:
+            _listed_address(mail)
+        except NoSuchAccount:
+            return []       # as mlmmjadmin answers for a list it does not have
+        data = self._call("GET", self._url(_listed_address(mail), "/subscribers"))
         if not isinstance(data, list):
             raise ListSpoolUnavailable("mlmmjadmin's subscriber answer is not a list")
         found = []
@@ -202,7 +238,7 @@ class MlmmjadminClient:
                         subscription: SubscriptionKind = "normal", require_confirm: bool = False) -> None:
         kind = subscription_kind(subscription)
         wanted = subscriber_addresses(addresses, "add_subscribers")
-        address = _route_address(mail)
+        address = _listed_address(mail)
         if not wanted:
             self._require(address)
             return
@@ -213,7 +249,7 @@ class MlmmjadminClient:
     def remove_subscribers(self, mail: str, addresses: Sequence[str]) -> None:
         remove_all = list(addresses) == ["ALL"]
         unwanted = ["ALL"] if remove_all else subscriber_addresses(addresses, "remove_subscribers")
-        address = _route_address(mail)
+        address = _listed_address(mail)
         if not unwanted:
             self._require(address)
             return
@@ -233,6 +269,20 @@ def _route_address(mail: str, param: str = "mail") -> str:
         raise InvalidInput(f"{param}: mlmmjadmin does not take the list address {address!r}",
                            code="INVALID_MAIL", param=param)
     return address
+
+
+def _listed_address(mail: str) -> str:
+    """The address of a list that is to exist already: one mlmmjadmin's routes
+    cannot match (an entry made by an import, or before the address rule)
+    is a list it cannot have -- NoSuchAccount, not a bad request, so that
+    the entry can still be shown, listed and deleted.  An address that is
+    no address (a path escape ...) stays InvalidInput."""
+    list_address(mail)
+    try:
+        return _route_address(mail)
+    except InvalidInput:
+        raise NoSuchAccount(f"mailing list {mail!r}: mlmmjadmin cannot have a list at this address",
+                            mail=mail) from None
 
 
 def _error_of(message: Any, method: str, url: str) -> Exception:

@@ -219,6 +219,7 @@ class LocalSpool:
     @_file_errors
     def create(self, mail: str, profile: Mapping[str, str]) -> None:
         address, local, domain = list_address(mail)
+        mp.check_new_list_address(address)
         form = mp.check_form(profile)
         writes = mp.control_writes(address, mp.with_defaults(address, form, self.defaults))
         if not (self.skel_dir / TEXT_LANGUAGE).is_dir():
@@ -307,6 +308,8 @@ class LocalSpool:
     @_file_errors
     def rename(self, mail: str, new_mail: str) -> None:
         old, path = self._existing(mail)
+        # (a new address's pattern is the store's to check: moving a list
+        # back, on an undo, may go to an address made before the rule)
         new, local, domain = list_address(new_mail, "new_mail")
         if new == old:
             return
@@ -314,15 +317,27 @@ class LocalSpool:
         if target.exists():
             raise AlreadyExists(f"mailing list {new} has an mlmmj directory already", mail=new)
         self._mkdir(self.spool_dir / domain)
+        readdressed = ("listaddress", "customheaders")
+        saved = {name: (path / "control" / name).read_text(encoding="utf-8", errors="surrogateescape")
+                 for name in readdressed if (path / "control" / name).is_file()}
         os.rename(path, target)
-        self._set_listaddress(target, new, old=old)
-        headers = target / "control" / "customheaders"
-        given = headers.read_text(encoding="utf-8").splitlines() if headers.is_file() else []
-        self._apply(target, mp.control_writes(new, {"custom_headers": "\n".join(given)}))
+        try:
+            self._set_listaddress(target, new, old=old)
+            given = mp.file_lines(saved.get("customheaders"))
+            self._apply(target, mp.control_writes(new, {"custom_headers": "\n".join(given)}))
+        except BaseException:
+            # Half-way (a write failed): the list goes back where it was, as it was.
+            try:
+                os.rename(target, path)
+                for name, content in saved.items():
+                    self._write(path / "control" / name, content, path)
+            except (OSError, UnicodeError):
+                pass
+            raise
 
     def _set_listaddress(self, listdir: Path, address: str, old: str | None) -> None:
         path = listdir / "control" / "listaddress"
-        current = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        current = mp.file_lines(path.read_text(encoding="utf-8")) if path.is_file() else []
         extras = [a for a in mp.extra_addresses_of(address, "\n".join(current)) if a.strip().lower() != old]
         wanted = "".join(f"{a}\n" for a in [address, *extras])
         if current[:1] != [address] or old is not None:
@@ -345,7 +360,7 @@ class LocalSpool:
             return
         for item in sorted(folder.iterdir()):
             if item.is_file() and not item.name.startswith("."):
-                for line in item.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+                for line in mp.file_lines(item.read_text(encoding="utf-8", errors="surrogateescape")):
                     if line.strip():
                         yield line.strip()
 
@@ -411,7 +426,7 @@ class LocalSpool:
             if new:
                 self._own(path)
             with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
-                present = {line.strip() for line in fh.read().splitlines()}
+                present = {line.strip() for line in mp.file_lines(fh.read())}
                 missing = [a for a in addresses if a not in present]
                 if missing:
                     fh.seek(0, os.SEEK_END)
@@ -432,7 +447,7 @@ class LocalSpool:
             return
         try:
             with os.fdopen(os.dup(fd), "r", encoding="utf-8") as fh:
-                lines = [line.strip() for line in fh.read().splitlines() if line.strip()]
+                lines = [line.strip() for line in mp.file_lines(fh.read()) if line.strip()]
             kept = [line for line in lines if line not in unwanted]
             if kept == lines:
                 return

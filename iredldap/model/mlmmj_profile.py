@@ -145,6 +145,39 @@ _POSTING_FLAGS = ("only_moderator_can_post", "only_subscriber_can_post")
 # Writing one posting flag (yes) removes the other's file.
 _EXCLUDES = {"modonlypost": "subonlypost", "subonlypost": "modonlypost"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*:?")
+# Line breaks Python's str.splitlines() (and Unicode-aware readers of mail)
+# know besides the control characters params._FORBIDDEN_CHARS refuses:
+# mlmmj reads control files by '\n' only, so a value holding one would be
+# one line to mlmmj but several to any reader that splits on them.
+_UNICODE_LINE_BREAKS = re.compile("[\u2028\u2029]")
+
+
+# mlmmjadmin's pattern of a list's local part in its routes (reference mlmmj.md
+# 3.3) and the length of the last label of its domain.  A new list (created,
+# or the target of change_email) must fit it with either backend: a list
+# mlmmjadmin could not reach is one iRedMail's tools cannot manage, and the
+# characters it leaves out ('*', '?', '$', '`', '|', '{', '}', "'", '%', '!',
+# '^', '~') are the ones a shell or a glob would make something of in the
+# list directory's path (Postfix's pipe hands it to a wrapper script).
+LIST_LOCAL_PART = re.compile(r"[\w#-][\w.+=/&#-]*", re.ASCII)
+
+
+def check_new_list_address(mail: str, param: str = "mail") -> None:
+    """InvalidInput unless `mail` (already a checked, lower-cased address)
+    fits mlmmjadmin's route pattern (LIST_LOCAL_PART)."""
+    local, _, domain = mail.rpartition("@")
+    if not LIST_LOCAL_PART.fullmatch(local) or "/" in local or not 2 <= len(domain.rpartition(".")[2]) <= 15:
+        raise InvalidInput(f"{param}: {mail!r} cannot be a subscribable list's address (mlmmjadmin takes only "
+                           "letters, digits and . _ - # & in its local part)", code="INVALID_MAIL", param=param)
+
+
+def file_lines(content: str | None) -> list[str]:
+    """The lines of a control or subscriber file as mlmmj reads them: split
+    on '\n' only (not on the other breaks str.splitlines() knows)."""
+    if not content:
+        return []
+    lines = content.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 def _fail(name: str, what: str) -> InvalidInput:
@@ -201,6 +234,8 @@ def check_form(form: Mapping[str, str]) -> dict[str, str]:
             raise _fail(name, "expected a text value")
         if "\x00" in raw:
             raise _fail(name, "NUL characters are not allowed")
+        if _UNICODE_LINE_BREAKS.search(raw):
+            raise _fail(name, "Unicode line or paragraph separators (U+2028, U+2029) are not allowed")
         if param.kind == "boolean":
             value = raw.strip().lower()
             if value not in ("yes", "no"):
@@ -345,7 +380,7 @@ def _submod_writes(form: Mapping[str, str]) -> list[ControlWrite]:
 
 
 def extra_addresses_of(mail: str, listaddress: str | None) -> list[str]:
-    return [line for line in (listaddress or "").splitlines() if line.strip() and line.strip().lower() != mail]
+    return [line for line in file_lines(listaddress) if line.strip() and line.strip().lower() != mail]
 
 
 # -- reading ------------------------------------------------------------------
@@ -360,7 +395,7 @@ def profile_of(mail: str, read: Callable[[str], str | None]) -> dict[str, str | 
         if param.kind == "boolean":
             value = "yes" if content is not None else "no"
         elif param.kind == "list":
-            lines = [line for line in (content or "").splitlines() if line.strip()]
+            lines = [line for line in file_lines(content) if line.strip()]
             if param.name == "extra_addresses":
                 lines = extra_addresses_of(mail, content)
             if param.addresses:

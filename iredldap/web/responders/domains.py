@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
 from typing import Any
 
 import falcon
@@ -143,29 +144,48 @@ class DomainItem:
             spool.ping()  # refused before anything changes when mlmmj is down
 
         def record(mailboxes: list[DeletedMailbox]):
-            # Runs before the first entry goes: if the database refuses,
-            # nothing is deleted.  Returns how to take the rows back, should
-            # the deletion be undone.
-            if self.policies is not None:
-                # First: if Amavisd's or iRedAPD's database is down nothing
-                # is recorded for mailboxes that stay.
-                self.policies.forget(domain)
-            since = self.db.now()
-            # Its mail users go, the admins among them too: their tokens and sessions end.
-            self.db.revoke_tokens_of([m.username for m in mailboxes])
-            if self.sessions is not None:
-                self.sessions.end_all_in(domain, self.domains.tree.domain(domain))
-            self.db.record_deleted_mailboxes(
-                [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
-                admin=who.mail, keep_days=keep_days or None)
-            self.db.delete_used_quota(domains=[domain])
-            # Last, before the first entry goes: the subscribable lists'
-            # directories, archived (as DELETE /api/ml does by default).
-            if spool is not None:
-                for mail in lists:
-                    spool.delete(mail, archive=True)
-            return lambda: self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since,
-                                                              admin=who.mail)
+            # Runs before the first entry goes: if a step refuses, nothing
+            # is deleted.  Returns how to take it back, should the deletion
+            # be undone.
+            # First, the subscribable lists' directories, archived (as DELETE
+            # /api/ml does by default), all or none: mlmmj refusing (the
+            # likeliest failure, a remote service) then changes nothing at
+            # all; a later refusal makes them again.
+            restore_lists = self.mlmmj_lists.archive_lists(lists) if self.mlmmj_lists is not None and lists \
+                else (lambda: None)
+            since: datetime | None = None
+
+            def unrecord(since: datetime) -> None:
+                self.db.unrecord_deleted_mailboxes([m.username for m in mailboxes], since=since, admin=who.mail)
+
+            try:
+                if self.policies is not None:
+                    # If Amavisd's or iRedAPD's database is down nothing is
+                    # recorded for mailboxes that stay.
+                    self.policies.forget(domain)
+                # Its mail users go, the admins among them too: their tokens and sessions end.
+                self.db.revoke_tokens_of([m.username for m in mailboxes])
+                if self.sessions is not None:
+                    self.sessions.end_all_in(domain, self.domains.tree.domain(domain))
+                since = self.db.now()
+                self.db.record_deleted_mailboxes(
+                    [{"username": m.username, "domain": m.domain, "maildir": m.maildir} for m in mailboxes],
+                    admin=who.mail, keep_days=keep_days or None)
+                self.db.delete_used_quota(domains=[domain])
+            except BaseException:
+                if since is not None:
+                    try:
+                        unrecord(since)
+                    except Exception:  # noqa: BLE001 - the first failure is the one to report
+                        pass
+                restore_lists()
+                raise
+
+            def undo() -> None:
+                if since is not None:
+                    unrecord(since)
+                restore_lists()
+            return undo
 
         self.domains.delete(domain, after=record)
 
