@@ -28,9 +28,7 @@ class Addresses:
         self.tree = tree
 
     def _holding(self, address: str, attrs, size_limit: int = 0) -> list[Entry]:
-        return self.dir.search(self.tree.domains_dn,
-                               f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                               attrs=attrs, size_limit=size_limit)
+        return self.dir.search(self.tree.domains_dn, holding_filter(address), attrs=attrs, size_limit=size_limit)
 
     def taken(self, address: str) -> bool:
         """Is `address` the mail or a shadow address of any user, list or alias?"""
@@ -135,6 +133,22 @@ class Addresses:
         gone = batch.queued_deletes()
         references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], address, None)
         batch.plan_delete(entry.dn, snapshot=entry)
+
+
+def holding_filter(address: str) -> str:
+    """The users, lists and aliases that have `address` as mail or shadow address."""
+    return f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address)
+
+
+# What `holds` needs of an entry found by a search combining `holding_filter` with other terms.
+HOLDING_ATTRS = ("objectClass", "mail", "shadowAddress")
+_ADDRESS_OBJECT_CLASSES = frozenset(t.object_class.lower() for t in ADDRESS_TYPES)
+
+
+def holds(entry: Entry, address: str) -> bool:
+    """Whether `entry` (read with HOLDING_ATTRS) is one `holding_filter(address)` finds."""
+    return any(c.lower() in _ADDRESS_OBJECT_CLASSES for c in entry.get("objectClass")) \
+        and (entry.has_value("mail", address) or entry.has_value("shadowAddress", address))
 
 
 def copy_attrs(entry: Entry) -> Attrs:

@@ -8,7 +8,7 @@ they manage.  Global admins manage everything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
@@ -119,6 +119,12 @@ class Lookup:
         return _rights_in(list(self.entries), self.account)
 
 
+def _is_child_of(dn: str, parent: str) -> bool:
+    """`dn` is directly below `parent` (as a LEVEL search of `parent` finds it)."""
+    rdn, _, rest = dn.replace(", ", ",").partition(",")
+    return bool(rdn) and _same_dn(rest, parent)
+
+
 def _rights_filter(mail: str) -> str:
     return "(|" + DOMAIN.filter("(domainAdmin=%s)", mail) + _account_filter(mail) + ")"
 
@@ -221,7 +227,10 @@ class AdminStore:
         The admin is the mail user at its address if that is marked as an
         admin, else the standalone admin (as iRedAdmin looks them up).
         """
-        terms = [_account_filter(mail)]
+        # The domains the caller manages come with the same search (a normal
+        # admin's requests all need them; a global admin is in no domainAdmin
+        # as a rule, and costs nothing more).
+        terms = [_account_filter(mail), DOMAIN.filter("(domainAdmin=%s)", mail)]
         if account:
             terms.append(_rights_filter(account))
             terms.append(f("(mail=%s)", account))
@@ -236,7 +245,14 @@ class AdminStore:
                           and e.has_value("objectClass", "mailAdmin")), None)
         if admin is None or not _is_active(admin):
             return None
-        return Lookup(principal=_principal_of(admin), entry=admin, account=account.lower(), entries=tuple(found))
+        principal = _principal_of(admin)
+        if not principal.is_global:
+            lowered = mail.lower()
+            managed = sorted(e.first("domainName").lower() for e in found
+                             if e.has_value("objectClass", "mailDomain") and _is_child_of(e.dn, self.tree.domains_dn)
+                             and any(a.lower() == lowered for a in e.get("domainAdmin")))
+            principal = replace(principal, domains=tuple(managed))
+        return Lookup(principal=principal, entry=admin, account=account.lower(), entries=tuple(found))
 
     def create_standalone(self, mail: str, *, password_hash: str, name: str = "", is_global: bool = False,
                           language: str = "") -> str:

@@ -459,17 +459,18 @@ class Batch:
                 time.sleep(0.5)
         return False
 
-    def record(self, *, final: bool = False) -> None:
-        """Write the queued plan to the journal (before anything of it is sent)."""
+    def record(self, *, final: bool = False, sending: bool = False) -> None:
+        """Write the queued plan to the journal (before anything of it is sent;
+        `sending`: the first step is sent right after)."""
         if self._journal is not None and self._recorded < len(self._queue):
-            self._journal.plan([q[0] for q in self._queue[self._recorded:]], sealed=final)
+            self._journal.plan([q[0] for q in self._queue[self._recorded:]], sealed=final, sending=sending)
         self._recorded = len(self._queue)
 
     def run(self, *, final: bool = False) -> None:
         """Send the queued writes, in order."""
         if not self._queue:
             return
-        self.record(final=final)
+        self.record(final=final, sending=True)
         while self._queue:
             step, send, what, undo = self._queue.pop(0)
             self._recorded -= 1

@@ -168,6 +168,8 @@ class AdminLimits:
 
     def user_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxUsers and maxQuota, for a user just added."""
+        if principal.is_global:
+            return []       # never limited: no need to know its domains
         domains = self.managed(principal)
         return self.ceilings(principal, USER, domains) + self.quota_ceilings(principal, domains)
 
