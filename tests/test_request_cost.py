@@ -20,8 +20,10 @@ from sqlalchemy.pool import Pool
 
 from iredldap.model import passwords
 
+from .support import assert_error
+
 PW = "Secr3t#pass"
-OPERATIONS = ("search", "paged_search", "add", "modify", "delete")
+OPERATIONS = ("search", "paged_search", "add", "modify", "increment", "delete")
 
 
 @contextmanager
@@ -133,22 +135,25 @@ CALLS = {
 # manages, the account at the URL and its domain.
 #
 # create: one search for the address and the new mailbox path (this
-# second's), the add, the address held after it (a search), the counter
-# (an increment); the journal of the create: its row opened running with
-# the add, the add done, the counter step appended, the counter done, the
-# row closed (5 write transactions), and the kept-mailbox check (SELECT).
-# A normal admin with limits adds what they need (see the limit tests).
+# second's), the add, the counter (an increment, its new value read back
+# with it), the address held after it (a search); the journal of the
+# create: its row opened running with the add, the add done, the counter
+# step appended, the counter done, the row closed (5 write transactions),
+# and the kept-mailbox check (SELECT).  A normal admin's maxUsers and
+# maxQuota add: its domains' user counters (a search), the quota handed out
+# before the write, and after it both limits held by ranking the users of
+# its domains (3 paged searches: still a scan, see the report of issue 15).
 #
 # GET: the user's aliases and the domains it administers (one search);
 # mailbox usage and last login (two SELECTs).
 #
 # PUT of a name: the modify.
 COSTS = {
-    ("global", "create"): ({"search": 3, "add": 1, "modify": 1},
+    ("global", "create"): ({"search": 3, "add": 1, "increment": 1},
                            {"connections": 1, "BEGIN": 9, "SELECT": 3, "INSERT": 4, "UPDATE": 4, "DELETE": 1}),
     ("global", "get"): ({"search": 2}, {"connections": 1, "BEGIN": 4, "SELECT": 4}),
     ("global", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 3, "SELECT": 2, "INSERT": 1}),
-    ("normal", "create"): ({"search": 3, "paged_search": 4, "add": 1, "modify": 1},
+    ("normal", "create"): ({"search": 4, "paged_search": 3, "add": 1, "increment": 1},
                            {"connections": 1, "BEGIN": 9, "SELECT": 3, "INSERT": 4, "UPDATE": 4, "DELETE": 1}),
     ("normal", "get"): ({"search": 2}, {"connections": 1, "BEGIN": 4, "SELECT": 4}),
     ("normal", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 3, "SELECT": 2, "INSERT": 1}),
@@ -178,3 +183,60 @@ def test_what_a_user_request_costs(role, call, world, client, global_admin, dire
     if call == "get":
         assert result.json["_data"]["mail"] == [mail]
     assert (cost(ldap), dict(sql)) == COSTS[role, call]
+
+
+# -- limits from counters, not from the list of the domain's users ---------------------
+
+def _reads_of_users(directory, monkeypatch, domain_users_dn):
+    """Count searches and paged searches below `domain_users_dn` and the entries they return."""
+    seen = Counter()
+    with monkeypatch.context() as patch:
+        for name in ("search", "paged_search"):
+            original = getattr(directory, name)
+
+            def wrapper(base, *args, _name=name, _original=original, **kwargs):
+                result = _original(base, *args, **kwargs)
+                if base.lower().endswith(domain_users_dn.lower()):
+                    seen[_name] += 1
+                    result = list(result)
+                    seen["entries"] += len(result)
+                return result
+            patch.setattr(directory, name, wrapper)
+        yield seen
+
+
+@pytest.fixture
+def crowded(factory, directory):
+    """A domain of 30 users with numberOfUsers set (its counter kept by the factory)."""
+    factory.domain("big.test", numberOfUsers=32)
+    for i in range(30):
+        factory.user(f"u{i}@big.test")
+    return factory
+
+
+def test_a_create_in_a_domain_with_a_user_limit_reads_no_users(crowded, api, directory, monkeypatch):
+    users_dn = crowded.tree.container("big.test", "Users")
+    domain = crowded.entry(crowded.tree.domain("big.test"))
+    assert domain.first("domainCurrentUserNumber") == "30"
+    for i, status in ((30, 201), (31, 201), (32, 403)):
+        reads = contextmanager(_reads_of_users)(directory, monkeypatch, users_dn)
+        with reads as seen:
+            result = api.post(f"/api/user/u{i}@big.test", {"password": PW})
+        assert result.status_code == status, result.text
+        assert dict(seen) == {}, (i, dict(seen))
+    assert crowded.entry(crowded.tree.user("u32@big.test")) is None
+    assert crowded.entry(crowded.tree.domain("big.test")).first("domainCurrentUserNumber") == "32"
+
+
+def test_a_normal_admins_limit_is_checked_from_the_counters_before_the_write(crowded, client, directory,
+                                                                            monkeypatch):
+    crowded.normal_admin("helper@admins.test", "H3lper#secret", domains=["big.test"],
+                         settings=["create_max_users:30"])
+    client.login("helper@admins.test", "H3lper#secret")
+    users_dn = crowded.tree.container("big.test", "Users")
+    with contextmanager(_reads_of_users)(directory, monkeypatch, users_dn) as seen:
+        result = client.post("/api/user/u30@big.test", {"password": PW})
+    body = assert_error(result, 403, "EXCEEDED_LIMIT", "maxUsers")
+    assert body["reason"].endswith("(30 exist)"), body
+    assert dict(seen) == {}
+    assert crowded.entry(crowded.tree.user("u30@big.test")) is None

@@ -77,6 +77,25 @@ class Addresses:
         """How many of `account` type the domain holds."""
         return sum(1 for _ in self.scan(domain, account, attrs=("1.1",)))
 
+    def total(self, domains: list[str], account: AccountType) -> int:
+        """How many of `account` type the domains hold, from their
+        `domainCurrent*Number` counters (one search, whatever their size);
+        a domain without the counter is counted."""
+        if not domains:
+            return 0
+        if not account.counter:
+            return sum(self.count(d, account) for d in domains)
+        terms = "".join(f("(domainName=%s)", d) for d in domains)
+        found = self.dir.search(self.tree.domains_dn, DOMAIN.filter("(|" + terms + ")"), scope=LEVEL,
+                                attrs=("domainName", account.counter))
+        counted = {}
+        for e in found:
+            try:
+                counted[e.first("domainName").lower()] = int(e.first(account.counter))
+            except ValueError:
+                pass
+        return sum(counted[d.lower()] if d.lower() in counted else self.count(d, account) for d in domains)
+
     def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
                       entry: Entry | None = None) -> None:
         """Give the domain its `domainCurrent*Number` counter, if it has none,
@@ -113,6 +132,19 @@ class Addresses:
             entry = self.dir.get(dn, attrs=(attr,))
         # No counter yet: it starts at the real count.
         batch.plan_counter(dn, attr, delta, recount=recount, before=entry)
+
+    def bump_now(self, batch: Batch, domain: str, attr: str, delta: int, *, recount: Callable[[], int],
+                 entry: Entry | None = None) -> int | None:
+        """`bump`, sent at once (with what the batch queued before it); returns
+        the value this increment made, None when the counter was set to the
+        real count instead (it had none)."""
+        dn = self.tree.domain(domain)
+        if entry is None or not entry.get(attr):
+            entry = self.dir.get(dn, attrs=(attr,))
+        seen: list[int] = []
+        batch.plan_counter(dn, attr, delta, recount=recount, before=entry, seen=seen)
+        batch.run()
+        return seen[0] if seen else None
 
     def move(self, batch: Batch, entry: Entry, new_dn: str, attrs: Attrs, old: str, new: str) -> None:
         """Put `entry` under a new address: add the new entry, carry every

@@ -48,6 +48,13 @@ class DomainRules:
         return self.entry.first("accountStatus").lower() == "disabled"
 
 
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def _held_paths(entry: Entry, storage: str) -> list[str]:
     """The mailbox paths an entry holds, as absolute paths below `storage`
     (a mailMessageStore is relative: to the storage base, or to its parent)."""
@@ -93,10 +100,14 @@ class UserStore:
         return self.addresses.count(domain, USER)
 
     def room(self, domain: str, most: int) -> Ceiling:
-        """The domain's numberOfUsers, held after the write (ceilings.py)."""
-        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
-                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit),
+        """The domain's numberOfUsers, held after the write (ceilings.py) by
+        ranking its users (a create ranks itself by the counter instead)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS), lambda: self._no_room(domain, most),
                        by_creation=True)
+
+    @staticmethod
+    def _no_room(domain: str, most: int) -> LimitExceeded:
+        return LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit)
 
     def address_taken(self, address: str) -> bool:
         return self.addresses.taken(address)
@@ -155,22 +166,28 @@ class UserStore:
         """
         local, _, domain = mail.partition("@")
         rules = rules or self.rules(domain)
+        storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
+            or self.settings.storage_base_directory
         if values.get("maildir"):
             self.addresses.require_free(mail)
+            home = values["maildir"]
+        else:
+            # The search for a free path tells whether the address is free too.
+            home = self._free_home_directory(mail, str(storage), claiming=True)
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
             raise LimitExceeded(f"{domain} may not have mail users", param=USER.domain_limit)
+        held = _int_or_none(rules.entry.first(USER.counter))
+        if rules.max_users > 0 and held is not None and held >= rules.max_users:
+            # Full as the counter read with the domain says: refused before anything is written.
+            raise self._no_room(domain, rules.max_users)
         quota_mb = values.get("quota", rules.default_quota_mb)
         self._check_quota(rules, domain, quota_mb)
 
-        storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
-            or self.settings.storage_base_directory
         dn, attrs = USER.template.render(
             mail=mail, local_part=local, domain=domain, name=values.get("name") or local,
-            domains_dn=self.tree.domains_dn,
-            # Without a maildir given, the search for a free path tells whether the address is free too.
-            home_directory=values.get("maildir") or self._free_home_directory(mail, str(storage), claiming=True),
+            domains_dn=self.tree.domains_dn, home_directory=home,
             shadow_last_change=str(days_since_epoch()))
         attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
@@ -190,14 +207,23 @@ class UserStore:
         for key, more in (extra or {}).items():
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
-        ceilings = list(limits) + ([self.room(domain, rules.max_users)] if rules.max_users > 0 else [])
         self._start_counter(domain, entry=rules.entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             batch.add(dn, attrs)
+            # numberOfUsers: the counter's value this create's increment made
+            # (each of racing creates sees its own) ranks it among them, so
+            # no user is read; a loser's add and increment are undone.
+            made = self.addresses.bump_now(batch, domain, USER.counter, +1, entry=rules.entry,
+                                           recount=lambda: self.count(domain))
+            ceilings = list(limits)
+            if rules.max_users > 0:
+                if made is None:        # (the counter was just set to the real count)
+                    ceilings.append(self.room(domain, rules.max_users))
+                elif made > rules.max_users:
+                    raise self._no_room(domain, rules.max_users)
             # Checked after adding, so of creates racing for the same address
-            # or the last free places only the winners stay; a loser's add is undone.
+            # or the admin's last free places only the winners stay.
             self.addresses.claim(dn, [mail, *aliases], *ceilings)
-            self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
 
     def _free_home_directory(self, mail: str, storage: str, *, claiming: bool = False) -> str:
