@@ -24,6 +24,7 @@ from ldap3.core import exceptions as lx
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error
+from iredldap.directory.decoding import lean_reads
 from iredldap.directory.mock import lean
 
 if TYPE_CHECKING:      # the journal module imports this one
@@ -97,12 +98,7 @@ class Entry:
 def _as_text(values) -> list[str]:
     if not isinstance(values, (list, tuple)):
         values = [values]
-    out = []
-    for value in values:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        out.append(str(value))
-    return out
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
 class Directory:
@@ -146,6 +142,7 @@ class Directory:
                                 receive_timeout=self._timeout, auto_referrals=False)
         if self._strategy == ldap3.MOCK_SYNC:
             lean(conn)
+        lean_reads(conn)   # (a SYNC connection's search results: decoding.py)
         try:
             with self._translated():
                 conn.bind()
@@ -263,7 +260,9 @@ class Directory:
                                     paged_size=page_size, paged_cookie=cookie)
                 except lx.LDAPNoSuchObjectResult:
                     return
-                page = [Entry(r["dn"], {k: list(v) if raw else _as_text(v) for k, v in r["raw_attributes"].items()})
+                # The page's values are taken as decoded (bytes for `raw`), not copied.
+                page = [Entry(r["dn"], r["raw_attributes"] if raw else
+                              {k: _as_text(v) for k, v in r["raw_attributes"].items()})
                         for r in conn.response if r.get("type") == "searchResEntry"]
                 controls = conn.result.get("controls", {})
                 cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
