@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
+from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ALIAS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_ROLE, ADMIN_SETTINGS, DOMAIN, MAX_QUOTA_MB, QUOTA_UNITS, USER,
                         any_class)
 from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount
@@ -113,6 +113,21 @@ class Lookup:
 
     def entry_at(self, dn: str) -> Entry | None:
         return next((e for e in self.entries if _same_dn(e.dn, dn)), None)
+
+    def memberships(self, domains_dn: str) -> dict[str, list[str]] | None:
+        """What `UserStore.memberships(account)` answers, from the entries found
+        below `domains_dn` (None when the search did not name an account)."""
+        if not self.account:
+            return None
+        aliases, domains = [], []
+        for e in self.entries:
+            if not e.dn.replace(", ", ",").lower().endswith("," + domains_dn.replace(", ", ",").lower()):
+                continue
+            if ALIAS.matches(e.attrs) and any(v.lower() == self.account for v in e.get("mailForwardingAddress")):
+                aliases.append(e.first("mail").lower())
+            elif DOMAIN.matches(e.attrs) and any(v.lower() == self.account for v in e.get("domainAdmin")):
+                domains.append(e.first("domainName").lower())
+        return {"mailing_aliases": sorted(aliases), "managed_domains": sorted(domains)}
 
     def account_rights(self) -> Rights:
         """The rights of `account` (its entries and the domains naming it are among those found)."""
@@ -234,6 +249,9 @@ class AdminStore:
         if account:
             terms.append(_rights_filter(account))
             terms.append(f("(mail=%s)", account))
+            # The aliases forwarding to it (what a user's GET shows with the
+            # domains it administers, which the rights term finds already).
+            terms.append(ALIAS.filter("(mailForwardingAddress=%s)", account))
         if domain:
             terms.append(DOMAIN.filter("(domainName=%s)", domain))
         found = self.dir.search(self.tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))
