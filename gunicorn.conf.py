@@ -9,6 +9,8 @@ overridden with GUNICORN_* style command-line flags as usual.
 import multiprocessing
 import os
 
+from iredldap.gunicorn_worker import DEFAULT_THREADS, default_workers
+
 wsgi_app = "iredldap.wsgi:application"
 bind = os.environ.get("IREDLDAP_BIND", "127.0.0.1:8080")
 # Threaded workers (gunicorn's gthread, answering gunicorn's own refusals in
@@ -18,9 +20,10 @@ bind = os.environ.get("IREDLDAP_BIND", "127.0.0.1:8080")
 # served by the remaining threads.  Directory calls block, so each thread
 # waits on its own LDAP connection (one per thread).  Sessions live in the
 # database, so any worker serves any client.
+# About two workers per core measured best (iredldap/gunicorn_worker.py).
 worker_class = "iredldap.gunicorn_worker.ThreadWorker"
-workers = int(os.environ.get("IREDLDAP_WORKERS", max(2, min(multiprocessing.cpu_count(), 4))))
-threads = int(os.environ.get("IREDLDAP_THREADS", 8))
+workers = int(os.environ.get("IREDLDAP_WORKERS", default_workers(multiprocessing.cpu_count())))
+threads = int(os.environ.get("IREDLDAP_THREADS", DEFAULT_THREADS))
 # The worker's heartbeat: with threads, a long request does not stop it, so
 # this only catches a hung worker.  A domain-wide update of many thousands of
 # users takes a while.

@@ -54,11 +54,12 @@ def main(config_path: str | None) -> None:
 
 @main.command()
 @click.option("--bind", "bind", default="127.0.0.1:8080", show_default=True, help="Address:port to listen on.")
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--workers", type=int, default=None,
+              help="gunicorn worker processes [default: two per core, 2 to 8].")
 @click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False),
               help="A gunicorn configuration file (e.g. gunicorn.conf.py).")
 @click.option("--pidfile", default=None, hidden=True, help="Where gunicorn writes its pid (the demo's --stop reads it).")
-def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | None = None) -> None:
+def serve(bind: str, workers: int | None, gunicorn_config: str | None, pidfile: str | None = None) -> None:
     """Serve the API with gunicorn."""
     from iredldap.startup import check_or_exit
 
@@ -67,17 +68,19 @@ def serve(bind: str, workers: int, gunicorn_config: str | None, pidfile: str | N
     check_or_exit()
     from gunicorn.app.base import BaseApplication
 
+    from iredldap.gunicorn_worker import DEFAULT_THREADS, default_workers
+
     class _Server(BaseApplication):
         def load_config(self) -> None:
             # Without a file, the worker gunicorn.conf.py ships (threads: a
             # stalled client holds a thread, not a worker); a file may say otherwise.
             self.cfg.set("worker_class", "iredldap.gunicorn_worker.ThreadWorker")
-            self.cfg.set("threads", 8)
+            self.cfg.set("threads", DEFAULT_THREADS)
             self.cfg.set("keepalive", 5)
             if gunicorn_config:
                 self.load_config_from_file(gunicorn_config)
             self.cfg.set("bind", [bind])
-            self.cfg.set("workers", workers)
+            self.cfg.set("workers", workers or default_workers())
             if pidfile:
                 self.cfg.set("pidfile", pidfile)
 
@@ -268,7 +271,8 @@ def demo(data_dir: str, ldap_port: int, port: int, domain: str, no_serve: bool, 
     os.environ["IREDLDAP_CONFIG"] = str(config)  # for the gunicorn workers
     ctx = click.get_current_context()
     click.echo("stop:      scripts/demo --stop  (or Ctrl-C)")
-    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=2, gunicorn_config=None, pidfile=str(api_pid_file))
+    ctx.invoke(serve, bind=f"127.0.0.1:{port}", workers=None, gunicorn_config=None,
+               pidfile=str(api_pid_file))
 
 
 def _running_demo_api(pid_file: Path) -> int | None:

@@ -21,11 +21,32 @@ them the hooks fall back to gunicorn's default behaviour.
 from __future__ import annotations
 
 import json
+import os
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers import gthread
+
+# Serving defaults (gunicorn.conf.py, `iredldap serve`, the demo).  Measured
+# on iRedMail's slapd (bench/users.py): throughput is best at about two
+# worker processes per core -- each request mostly waits on slapd or the
+# database -- and more threads per worker add nothing to it.  The threads
+# are there for slow clients: one that stalls in its request holds a
+# thread, not a worker.  They are not fewer than 8 because stalled
+# connections need not spread over the workers: one worker may accept all
+# of them and must still have a thread for the next request.
+WORKERS_PER_CORE = 2
+MAX_DEFAULT_WORKERS = 8
+DEFAULT_THREADS = 8
+
+
+def default_workers(cores: int | None = None) -> int:
+    """About two workers per core: at least 2, at most MAX_DEFAULT_WORKERS."""
+    if cores is None:
+        cores = os.cpu_count() or 1
+    return max(2, min(WORKERS_PER_CORE * cores, MAX_DEFAULT_WORKERS))
+
 
 # gunicorn's exception -> (status, reason phrase, our code).
 _REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (

@@ -65,6 +65,10 @@ class StoppingDirectory(Directory):
             self._before_write()
         super().modify(dn, changes)
 
+    def increment(self, dn, attr, delta):
+        self._before_write()
+        return super().increment(dn, attr, delta)
+
     def delete(self, dn):
         self._before_write()
         super().delete(dn)

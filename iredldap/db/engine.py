@@ -250,12 +250,47 @@ def _is_duplicate_key(e: sa_exc.SQLAlchemyError) -> bool:
     return isinstance(e, sa_exc.IntegrityError)
 
 
+_scope = threading.local()
+
+
+def open_request_scope() -> None:
+    """From now on, in this thread, each `Database` lends one connection to
+    all its `read()` and `write()` blocks (one pool checkout, so one
+    pre-ping, per request and database) until `close_request_scope()`.
+
+    Every block still ends its own transaction (a read is rolled back, a
+    write committed), so nothing is held between blocks and each block sees
+    what was committed before it: sessions, tokens and admins are read anew
+    by every request.  A block opened while the lent connection is in use
+    by another block gets a connection of its own, as without a scope.
+    """
+    close_request_scope()
+    _scope.held = {}
+
+
+def close_request_scope() -> None:
+    held: dict | None = getattr(_scope, "held", None)
+    _scope.held = None
+    for lent in (held or {}).values():
+        try:
+            lent.conn.close()
+        except Exception:   # noqa: BLE001 - it goes back to the pool (or away) anyway
+            pass
+
+
+class _Lent:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.busy = False
+
+
 class Database:
     """One database as the stores use it: an Engine, or a URL whose Engine
     (`make_engine`) is made on first use -- an app wired with a database it
     never uses does not touch it, and an SQLite file is not created by merely
     configuring it.  Connections are only had through the context managers
-    below, which translate every SQLAlchemy error raised inside them."""
+    below, which translate every SQLAlchemy error raised inside them.
+    Inside a request scope (`open_request_scope`) they share one connection."""
 
     def __init__(self, source: Engine | URL | str):
         self._lock = threading.Lock()
@@ -279,9 +314,38 @@ class Database:
         return sqlite_file_missing(self.url)
 
     @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """The request's lent connection if it is free, else a connection of the pool's."""
+        held: dict | None = getattr(_scope, "held", None)
+        lent = held.get(self) if held is not None else None
+        if held is not None and (lent is None or lent.conn.closed or lent.conn.invalidated):
+            lent = held[self] = _Lent(self.engine.connect())
+        if lent is None or lent.busy:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        lent.busy = True
+        conn = lent.conn
+        try:
+            yield conn
+        except BaseException:
+            # Whatever state it is left in, it is not lent again.
+            assert held is not None
+            held.pop(self, None)
+            try:
+                conn.close()
+            except Exception:   # noqa: BLE001 - the original error matters
+                pass
+            raise
+        finally:
+            lent.busy = False
+        if conn.in_transaction():
+            conn.rollback()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection (autobegun transaction, rolled back at the end)."""
-        with translate_db_errors(), self.engine.connect() as conn:
+        with translate_db_errors(), self._connect() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -308,10 +372,15 @@ class Database:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
+            if conn.in_transaction():
+                conn.rollback()     # (a lent connection never is; a pool's neither)
             conn.execution_options(**{WRITE_INTENT: True})
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.execution_options(**{WRITE_INTENT: False})
 
     def ping(self) -> bool:
         """True, or DatabaseUnavailable whatever went wrong."""
@@ -342,4 +411,4 @@ class SqlStore:
 
 
 __all__ = ["make_engine", "database_url", "describe_error", "sqlite_file_missing", "inserted_id", "Database",
-           "SqlStore", "WRITE_INTENT"]
+           "SqlStore", "WRITE_INTENT", "open_request_scope", "close_request_scope"]

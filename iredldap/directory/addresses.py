@@ -12,7 +12,7 @@ from iredldap.directory.search import search_filter, searched
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
 from iredldap.directory.connection import ADD, LEVEL, Attrs, Batch, Directory, Entry
 from iredldap.directory.tree import Tree, f
-from iredldap.model.accounts import ADDRESS_TYPES, DOMAIN, AccountType, any_class
+from iredldap.model.accounts import ADDRESS_TYPES, DOMAIN, AccountType, any_class, sharing
 
 # Every kind of entry whose addresses Postfix resolves.
 ADDRESS_CLASSES = any_class(ADDRESS_TYPES)
@@ -28,9 +28,7 @@ class Addresses:
         self.tree = tree
 
     def _holding(self, address: str, attrs, size_limit: int = 0) -> list[Entry]:
-        return self.dir.search(self.tree.domains_dn,
-                               f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address),
-                               attrs=attrs, size_limit=size_limit)
+        return self.dir.search(self.tree.domains_dn, holding_filter(address), attrs=attrs, size_limit=size_limit)
 
     def taken(self, address: str) -> bool:
         """Is `address` the mail or a shadow address of any user, list or alias?"""
@@ -79,6 +77,30 @@ class Addresses:
         """How many of `account` type the domain holds."""
         return sum(1 for _ in self.scan(domain, account, attrs=("1.1",)))
 
+    def total(self, domains: list[str], account: AccountType) -> int:
+        """How many of `account` type the domains hold, from their
+        `domainCurrent*Number` counters (one search, whatever their size);
+        a domain without the counter is counted (with the types that share
+        the counter: both kinds of mailing list)."""
+        if not domains:
+            return 0
+
+        def counted_by_search(domain: str) -> int:
+            return sum(self.count(domain, t) for t in sharing(account))
+
+        if not account.counter:
+            return sum(counted_by_search(d) for d in domains)
+        terms = "".join(f("(domainName=%s)", d) for d in domains)
+        found = self.dir.search(self.tree.domains_dn, DOMAIN.filter("(|" + terms + ")"), scope=LEVEL,
+                                attrs=("domainName", account.counter))
+        counted = {}
+        for e in found:
+            try:
+                counted[e.first("domainName").lower()] = int(e.first(account.counter))
+            except ValueError:
+                pass
+        return sum(counted[d.lower()] if d.lower() in counted else counted_by_search(d) for d in domains)
+
     def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
                       entry: Entry | None = None) -> None:
         """Give the domain its `domainCurrent*Number` counter, if it has none,
@@ -116,6 +138,19 @@ class Addresses:
         # No counter yet: it starts at the real count.
         batch.plan_counter(dn, attr, delta, recount=recount, before=entry)
 
+    def bump_now(self, batch: Batch, domain: str, attr: str, delta: int, *, recount: Callable[[], int],
+                 entry: Entry | None = None) -> int | None:
+        """`bump`, sent at once (with what the batch queued before it); returns
+        the value this increment made, None when the counter was set to the
+        real count instead (it had none)."""
+        dn = self.tree.domain(domain)
+        if entry is None or not entry.get(attr):
+            entry = self.dir.get(dn, attrs=(attr,))
+        seen: list[int] = []
+        batch.plan_counter(dn, attr, delta, recount=recount, before=entry, seen=seen)
+        batch.run()
+        return seen[0] if seen else None
+
     def move(self, batch: Batch, entry: Entry, new_dn: str, attrs: Attrs, old: str, new: str) -> None:
         """Put `entry` under a new address: add the new entry, carry every
         reference along, delete the old one.  Unlike a modrdn this works
@@ -135,6 +170,22 @@ class Addresses:
         gone = batch.queued_deletes()
         references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], address, None)
         batch.plan_delete(entry.dn, snapshot=entry)
+
+
+def holding_filter(address: str) -> str:
+    """The users, lists and aliases that have `address` as mail or shadow address."""
+    return f("(&" + ADDRESS_CLASSES + "(|(mail=%s)(shadowAddress=%s)))", address, address)
+
+
+# What `holds` needs of an entry found by a search combining `holding_filter` with other terms.
+HOLDING_ATTRS = ("objectClass", "mail", "shadowAddress")
+_ADDRESS_OBJECT_CLASSES = frozenset(t.object_class.lower() for t in ADDRESS_TYPES)
+
+
+def holds(entry: Entry, address: str) -> bool:
+    """Whether `entry` (read with HOLDING_ATTRS) is one `holding_filter(address)` finds."""
+    return any(c.lower() in _ADDRESS_OBJECT_CLASSES for c in entry.get("objectClass")) \
+        and (entry.has_value("mail", address) or entry.has_value("shadowAddress", address))
 
 
 def copy_attrs(entry: Entry) -> Attrs:

@@ -8,10 +8,10 @@ they manage.  Global admins manage everything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
+from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ALIAS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_ROLE, ADMIN_SETTINGS, DOMAIN, MAX_QUOTA_MB, QUOTA_UNITS, USER,
                         any_class)
 from iredldap.errors import AlreadyExists, InvalidInput, NoSuchAccount
@@ -114,9 +114,30 @@ class Lookup:
     def entry_at(self, dn: str) -> Entry | None:
         return next((e for e in self.entries if _same_dn(e.dn, dn)), None)
 
+    def memberships(self, domains_dn: str) -> dict[str, list[str]] | None:
+        """What `UserStore.memberships(account)` answers, from the entries found
+        below `domains_dn` (None when the search did not name an account)."""
+        if not self.account:
+            return None
+        aliases, domains = [], []
+        for e in self.entries:
+            if not e.dn.replace(", ", ",").lower().endswith("," + domains_dn.replace(", ", ",").lower()):
+                continue
+            if ALIAS.matches(e.attrs) and any(v.lower() == self.account for v in e.get("mailForwardingAddress")):
+                aliases.append(e.first("mail").lower())
+            elif DOMAIN.matches(e.attrs) and any(v.lower() == self.account for v in e.get("domainAdmin")):
+                domains.append(e.first("domainName").lower())
+        return {"mailing_aliases": sorted(aliases), "managed_domains": sorted(domains)}
+
     def account_rights(self) -> Rights:
         """The rights of `account` (its entries and the domains naming it are among those found)."""
         return _rights_in(list(self.entries), self.account)
+
+
+def _is_child_of(dn: str, parent: str) -> bool:
+    """`dn` is directly below `parent` (as a LEVEL search of `parent` finds it)."""
+    rdn, _, rest = dn.replace(", ", ",").partition(",")
+    return bool(rdn) and _same_dn(rest, parent)
 
 
 def _rights_filter(mail: str) -> str:
@@ -221,10 +242,16 @@ class AdminStore:
         The admin is the mail user at its address if that is marked as an
         admin, else the standalone admin (as iRedAdmin looks them up).
         """
-        terms = [_account_filter(mail)]
+        # The domains the caller manages come with the same search (a normal
+        # admin's requests all need them; a global admin is in no domainAdmin
+        # as a rule, and costs nothing more).
+        terms = [_account_filter(mail), DOMAIN.filter("(domainAdmin=%s)", mail)]
         if account:
             terms.append(_rights_filter(account))
             terms.append(f("(mail=%s)", account))
+            # The aliases forwarding to it (what a user's GET shows with the
+            # domains it administers, which the rights term finds already).
+            terms.append(ALIAS.filter("(mailForwardingAddress=%s)", account))
         if domain:
             terms.append(DOMAIN.filter("(domainName=%s)", domain))
         found = self.dir.search(self.tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))
@@ -236,7 +263,14 @@ class AdminStore:
                           and e.has_value("objectClass", "mailAdmin")), None)
         if admin is None or not _is_active(admin):
             return None
-        return Lookup(principal=_principal_of(admin), entry=admin, account=account.lower(), entries=tuple(found))
+        principal = _principal_of(admin)
+        if not principal.is_global:
+            lowered = mail.lower()
+            managed = sorted(e.first("domainName").lower() for e in found
+                             if e.has_value("objectClass", "mailDomain") and _is_child_of(e.dn, self.tree.domains_dn)
+                             and any(a.lower() == lowered for a in e.get("domainAdmin")))
+            principal = replace(principal, domains=tuple(managed))
+        return Lookup(principal=principal, entry=admin, account=account.lower(), entries=tuple(found))
 
     def create_standalone(self, mail: str, *, password_hash: str, name: str = "", is_global: bool = False,
                           language: str = "") -> str:

@@ -24,6 +24,7 @@ from ldap3.core import exceptions as lx
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error
+from iredldap.directory.decoding import lean_reads
 from iredldap.directory.mock import lean
 
 if TYPE_CHECKING:      # the journal module imports this one
@@ -97,12 +98,7 @@ class Entry:
 def _as_text(values) -> list[str]:
     if not isinstance(values, (list, tuple)):
         values = [values]
-    out = []
-    for value in values:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        out.append(str(value))
-    return out
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
 class Directory:
@@ -146,6 +142,7 @@ class Directory:
                                 receive_timeout=self._timeout, auto_referrals=False)
         if self._strategy == ldap3.MOCK_SYNC:
             lean(conn)
+        lean_reads(conn)   # (a SYNC connection's search results: decoding.py)
         try:
             with self._translated():
                 conn.bind()
@@ -263,7 +260,9 @@ class Directory:
                                     paged_size=page_size, paged_cookie=cookie)
                 except lx.LDAPNoSuchObjectResult:
                     return
-                page = [Entry(r["dn"], {k: list(v) if raw else _as_text(v) for k, v in r["raw_attributes"].items()})
+                # The page's values are taken as decoded (bytes for `raw`), not copied.
+                page = [Entry(r["dn"], r["raw_attributes"] if raw else
+                              {k: _as_text(v) for k, v in r["raw_attributes"].items()})
                         for r in conn.response if r.get("type") == "searchResEntry"]
                 controls = conn.result.get("controls", {})
                 cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
@@ -294,6 +293,23 @@ class Directory:
         with self._translated():
             conn.modify(dn, changes)
 
+    def increment(self, dn: str, attr: str, delta: int) -> int | None:
+        """Move an INTEGER attribute by `delta` atomically (RFC 4525) and return
+        the value this very increment made (the Post-Read control, RFC 4527:
+        of racing increments each sees its own, so they can be ranked); read
+        back after the write when the server sends no post-read value
+        (ldap3's MOCK_SYNC), None if the entry has none then."""
+        conn = self._connection()
+        with self._translated():
+            conn.modify(dn, {attr: [(INCREMENT, [str(delta)])]},
+                        controls=[(POST_READ, False, _attribute_selection([attr]))])
+            post = (conn.result.get("controls") or {}).get(POST_READ, {}).get("value") or {}
+        for name, values in (post.get("result") or {}).items():
+            if name.lower() == attr.lower() and values:
+                return _as_int(values[0])
+        entry = self.get(dn, attrs=(attr,))
+        return _as_int(entry.first(attr)) if entry is not None and entry.get(attr) else None
+
     def delete(self, dn: str) -> None:
         conn = self._connection()
         with self._translated():
@@ -316,6 +332,31 @@ class Directory:
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the server answers a base search."""
         self.search("", "(objectClass=*)", scope=BASE, attrs=("1.1",))
+
+
+POST_READ = "1.3.6.1.1.13.2"
+
+
+def _ber_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _attribute_selection(attrs: list[str]) -> bytes:
+    """The value of a Pre-/Post-Read request control: SEQUENCE OF LDAPString."""
+    items = b"".join(b"\x04" + _ber_length(len(a.encode())) + a.encode() for a in attrs)
+    return b"\x30" + _ber_length(len(items)) + items
+
+
+def _as_int(value) -> int | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
 
 
 def _depth(dn: str) -> int:
@@ -459,17 +500,18 @@ class Batch:
                 time.sleep(0.5)
         return False
 
-    def record(self, *, final: bool = False) -> None:
-        """Write the queued plan to the journal (before anything of it is sent)."""
+    def record(self, *, final: bool = False, sending: bool = False) -> None:
+        """Write the queued plan to the journal (before anything of it is sent;
+        `sending`: the first step is sent right after)."""
         if self._journal is not None and self._recorded < len(self._queue):
-            self._journal.plan([q[0] for q in self._queue[self._recorded:]], sealed=final)
+            self._journal.plan([q[0] for q in self._queue[self._recorded:]], sealed=final, sending=sending)
         self._recorded = len(self._queue)
 
     def run(self, *, final: bool = False) -> None:
         """Send the queued writes, in order."""
         if not self._queue:
             return
-        self.record(final=final)
+        self.record(final=final, sending=True)
         while self._queue:
             step, send, what, undo = self._queue.pop(0)
             self._recorded -= 1
@@ -498,18 +540,24 @@ class Batch:
         return {q[0]["dn"].lower() for q in self._queue if q[0]["op"] == "delete"}
 
     def plan_counter(self, dn: str, attr: str, delta: int, *, recount: Callable[[], int],
-                     before: Entry | None) -> None:
+                     before: Entry | None, seen: list[int] | None = None) -> None:
         """Queue moving a counter by `delta`: an increment when `before` (the
         entry as read) has the counter, else the real count, taken when sent.
         A resumed journal sets every counter it touched to the real count, so
-        the step is journaled as an increment only to say which counter."""
+        the step is journaled as an increment only to say which counter.
+
+        `seen`: gets the value the increment made (`Directory.increment`)
+        once it is sent; nothing when the counter was set to a count."""
         from iredldap.directory.journal import modify_step
         step = modify_step(dn, {attr: [(INCREMENT, [str(delta)])]}, {attr: [(INCREMENT, [str(-delta)])]})
         if before is not None and before.get(attr):
-            changes: Changes = {attr: [(INCREMENT, [str(delta)])]}
             undo: Changes = {attr: [(INCREMENT, [str(-delta)])]}
-            self._queue.append((step, lambda: self.directory.modify(dn, changes), f"modify {dn}",
-                                lambda: self.directory.modify(dn, undo)))
+
+            def send() -> None:
+                value = self.directory.increment(dn, attr, delta)
+                if seen is not None and value is not None:
+                    seen.append(value)
+            self._queue.append((step, send, f"modify {dn}", lambda: self.directory.modify(dn, undo)))
             return
         previous = before.get(attr) if before is not None else []
         self._queue.append((step, lambda: self.directory.modify(dn, {attr: [(REPLACE, [str(recount())])]}),

@@ -225,9 +225,13 @@ class JournalEntry:
         self.done = 0         # steps landed
         self.planned_only = False   # the row is `planned`: nothing sent yet
 
-    def plan(self, steps: list[dict], *, sealed: bool) -> None:
-        """Write down steps that will follow (before the first of them is sent)."""
-        self._write(steps, sealed=sealed, planned=True)
+    def plan(self, steps: list[dict], *, sealed: bool, sending: bool = False) -> None:
+        """Write down steps that will follow (before the first of them is sent).
+
+        `sending`: the first of them is sent right after, so a new row is
+        opened `running` at once (one transaction less than `planned` and
+        then `running`; a row left behind is finished either way)."""
+        self._write(steps, sealed=sealed, planned=not sending)
 
     def before(self, step: dict) -> None:
         """A step is about to be sent; record it unless it was planned."""

@@ -97,9 +97,10 @@ class AdminLimits:
         return self.domains.managed_by(principal.mail)
 
     def count(self, domains: list[str], account: AccountType) -> int:
-        """How many accounts of the type `domains` hold (with the types
-        sharing its limit: both kinds of mailing list are lists)."""
-        return sum(self.users.addresses.count(d, t) for d in domains for t in sharing(account))
+        """How many accounts of the type `domains` hold, with the types
+        sharing its limit (both kinds of mailing list are lists): their
+        domains' counters."""
+        return self.users.addresses.total(domains, account)
 
     def used_quota_mb(self, domains: list[str], *, exclude: str = "") -> int:
         """The quotas of the users of `domains` added up (users without a quota count 0)."""
@@ -169,6 +170,8 @@ class AdminLimits:
 
     def user_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxUsers and maxQuota, for a user just added."""
+        if principal.is_global:
+            return []       # never limited: no need to know its domains
         domains = self.managed(principal)
         return self.ceilings(principal, USER, domains) + self.quota_ceilings(principal, domains)
 

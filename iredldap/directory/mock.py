@@ -19,7 +19,9 @@ import json
 from functools import cache, lru_cache
 
 import ldap3
+from ldap3.operation.modify import modify_request_to_dict
 from ldap3.operation.search import AND, MATCH_APPROX, MATCH_EQUAL, NOT, OR, ROOT
+from ldap3.utils.dn import safe_dn
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import ldap_escape_to_bytes, to_unicode
@@ -143,7 +145,26 @@ def _values(entry, ci_name: str):
     return entry.get(ci_name)
 
 
+POST_READ = "1.3.6.1.1.13.2"
+
+
 class _LeanMockSync(MockSyncStrategy):
+    def post_send_single_response(self, payload):
+        """A modify sent with the Post-Read control (RFC 4527) gets the changed
+        attributes' new values back, as slapd sends them."""
+        responses = super().post_send_single_response(payload)
+        _, message_type, request, controls = payload
+        result = self.connection.result
+        if message_type == "modifyRequest" and result and result.get("result") == 0 \
+                and any(c[0] == POST_READ for c in controls or ()):
+            changed = modify_request_to_dict(request)
+            entry = self.connection.server.dit.get(safe_dn(changed["entry"])) or {}
+            names = {str(c["attribute"]["type"]).lower() for c in changed["changes"]}
+            values = {name: [to_unicode(v) for v in vs] for name, vs in entry.items() if name.lower() in names}
+            result["controls"] = {POST_READ: {"description": "", "criticality": False,
+                                              "value": {"result": values}}}
+        return responses
+
     def evaluate_filter_node(self, node, candidates):
         return self._matching(node, list(candidates))
 
@@ -197,4 +218,6 @@ def lean(connection: ldap3.Connection) -> ldap3.Connection:
     """Give a MOCK_SYNC connection the leaner filter evaluation."""
     if type(connection.strategy) is MockSyncStrategy:
         connection.strategy.__class__ = _LeanMockSync
+        # (the connection bound the strategy's method when it was made)
+        connection.post_send_single_response = connection.strategy.post_send_single_response
     return connection

@@ -17,7 +17,8 @@ from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded
 from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.directory import settings_attr
-from iredldap.directory.addresses import Addresses, attr_of as _attr, copy_attrs, with_attr as _replace_attr
+from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, attr_of as _attr, copy_attrs, holding_filter, holds,
+                                          with_attr as _replace_attr)
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
 from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry
 from iredldap.directory.domains import DeletedMailbox
@@ -45,6 +46,13 @@ class DomainRules:
     @property
     def disabled(self) -> bool:
         return self.entry.first("accountStatus").lower() == "disabled"
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _held_paths(entry: Entry, storage: str) -> list[str]:
@@ -92,10 +100,14 @@ class UserStore:
         return self.addresses.count(domain, USER)
 
     def room(self, domain: str, most: int) -> Ceiling:
-        """The domain's numberOfUsers, held after the write (ceilings.py)."""
-        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS),
-                       lambda: LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit),
+        """The domain's numberOfUsers, held after the write (ceilings.py) by
+        ranking its users (a create ranks itself by the counter instead)."""
+        return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS), lambda: self._no_room(domain, most),
                        by_creation=True)
+
+    @staticmethod
+    def _no_room(domain: str, most: int) -> LimitExceeded:
+        return LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit)
 
     def address_taken(self, address: str) -> bool:
         return self.addresses.taken(address)
@@ -153,21 +165,29 @@ class UserStore:
         `rules`: the domain's, when the request has read them already.
         """
         local, _, domain = mail.partition("@")
-        self.addresses.require_free(mail)
         rules = rules or self.rules(domain)
+        storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
+            or self.settings.storage_base_directory
+        if values.get("maildir"):
+            self.addresses.require_free(mail)
+            home = values["maildir"]
+        else:
+            # The search for a free path tells whether the address is free too.
+            home = self._free_home_directory(mail, str(storage), claiming=True)
         if rules.backup_mx:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
             raise LimitExceeded(f"{domain} may not have mail users", param=USER.domain_limit)
+        held = _int_or_none(rules.entry.first(USER.counter))
+        if rules.max_users > 0 and held is not None and held >= rules.max_users:
+            # Full as the counter read with the domain says: refused before anything is written.
+            raise self._no_room(domain, rules.max_users)
         quota_mb = values.get("quota", rules.default_quota_mb)
         self._check_quota(rules, domain, quota_mb)
 
-        storage = settings_attr.value_of(rules.entry.get("accountSetting"), "defaultStorageBaseDirectory") \
-            or self.settings.storage_base_directory
         dn, attrs = USER.template.render(
             mail=mail, local_part=local, domain=domain, name=values.get("name") or local,
-            domains_dn=self.tree.domains_dn,
-            home_directory=values.get("maildir") or self._free_home_directory(mail, str(storage)),
+            domains_dn=self.tree.domains_dn, home_directory=home,
             shadow_last_change=str(days_since_epoch()))
         attrs.update(field_attrs(USER.fields, values, skip=("name", "maildir", "quota")))
         attrs["userPassword"] = [password_hash]
@@ -187,41 +207,60 @@ class UserStore:
         for key, more in (extra or {}).items():
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
-        ceilings = list(limits) + ([self.room(domain, rules.max_users)] if rules.max_users > 0 else [])
         self._start_counter(domain, entry=rules.entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             batch.add(dn, attrs)
+            # numberOfUsers: the counter's value this create's increment made
+            # (each of racing creates sees its own) ranks it among them, so
+            # no user is read; a loser's add and increment are undone.
+            made = self.addresses.bump_now(batch, domain, USER.counter, +1, entry=rules.entry,
+                                           recount=lambda: self.count(domain))
+            ceilings = list(limits)
+            if rules.max_users > 0:
+                if made is None:        # (the counter was just set to the real count)
+                    ceilings.append(self.room(domain, rules.max_users))
+                elif made > rules.max_users:
+                    raise self._no_room(domain, rules.max_users)
             # Checked after adding, so of creates racing for the same address
-            # or the last free places only the winners stay; a loser's add is undone.
+            # or the admin's last free places only the winners stay.
             self.addresses.claim(dn, [mail, *aliases], *ceilings)
-            self._bump_counter(batch, domain, +1, entry=rules.entry)
         return dn
 
-    def _free_home_directory(self, mail: str, storage: str) -> str:
+    def _free_home_directory(self, mail: str, storage: str, *, claiming: bool = False) -> str:
         """iRedMail's path for a new mailbox, its timestamp stepped a second
         at a time past paths in use: a renamed account keeps its path, and
         a deleted one's mailbox may be kept, so an address re-created in the
         same second would otherwise share the old maildir (and lose it to
         the cleanup of the kept one).  This second's path is asked for first
         (nearly always free: a small filter), the next seconds' only if it
-        is taken."""
+        is taken.
+
+        `claiming`: the first search also looks for an account holding
+        `mail` (AlreadyExists if there is one), so a create asks once."""
         choices = home_directory_choices(mail, storage, steps=FREE_PATH_STEPS)
         for batch in (choices[:1], choices[1:]):
-            used = self._paths_in_use(batch, storage)
+            used = self._paths_in_use(batch, storage, address=mail if claiming else "")
+            claiming = False
             for path in batch:
                 if path.rstrip("/") not in used:
                     return path
         raise Conflict(f"every mailbox path for {mail} of the next {FREE_PATH_STEPS} seconds is in use; "
                        f"try again later")
 
-    def _paths_in_use(self, paths: builtins.list[str], storage: str) -> set[str]:
+    def _paths_in_use(self, paths: builtins.list[str], storage: str, *, address: str = "") -> set[str]:
         """Those of `paths` an entry holds (in any spelling) or a kept mailbox
-        has: one search and one query."""
+        has: one search and one query.  `address`: the same search finds the
+        account holding it, if any, and raises AlreadyExists."""
         terms = [f(f"({attr}=%s)", value) for path in paths
                  for attr, values in path_spellings(path, storage).items() for value in values]
-        used = {p.rstrip("/") for e in self.dir.search(self.tree.domains_dn, "(|" + "".join(terms) + ")",
-                                                       attrs=("homeDirectory", "mailMessageStore"))
-                for p in _held_paths(e, storage)}
+        attrs: tuple[str, ...] = ("homeDirectory", "mailMessageStore")
+        if address:
+            terms.append(holding_filter(address))
+            attrs += HOLDING_ATTRS
+        found = self.dir.search(self.tree.domains_dn, "(|" + "".join(terms) + ")", attrs=attrs)
+        if address and any(holds(e, address) for e in found):
+            raise AlreadyExists(f"{address} is already used by another account")
+        used = {p.rstrip("/") for e in found for p in _held_paths(e, storage)}
         if self.kept_maildirs is not None:
             used |= {p.rstrip("/") for p in self.kept_maildirs(paths)}
         return used

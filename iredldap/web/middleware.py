@@ -16,6 +16,7 @@ from iredldap.config import Settings
 from iredldap.directory.admins import AdminStore, Lookup
 from iredldap.directory.domains import DomainStore
 from iredldap.errors import LoginRequired, NotAuthorized, NotFound
+from iredldap.db.engine import close_request_scope, open_request_scope
 from iredldap.db.sessions import SessionStore
 from iredldap.db.tokens import TokenStore
 from iredldap.web.scope import narrow
@@ -44,6 +45,19 @@ def _may_have_responder(resource, method: str) -> bool:
     """
     prefix = "on_" + method.lower()
     return any(name == prefix or name.startswith(prefix + "_") for name in dir(resource))
+
+
+class RequestScope:
+    """One SQL connection per database for the whole request (iredldap.db.engine):
+    lent from the first statement on, given back when the answer is made
+    (after the audit row).  Transactions still end block by block, so what
+    other workers commit (a logout, a revoked token) counts at once."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        open_request_scope()
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        close_request_scope()
 
 
 class ClientAccess:

@@ -76,7 +76,9 @@ class UserItem:
         read_params(req, self.operations["GET"])
         entry = self.users.get(mail, read=req.context.access.entry_at(self.users.tree.user(mail)))
         data: dict[str, Any] = entry_as_dict(entry)
-        data.update(self.users.memberships(mail))
+        lookup = req.context.access.lookup
+        found = lookup.memberships(self.users.tree.domains_dn) if lookup is not None and lookup.account == mail else None
+        data.update(found if found is not None else self.users.memberships(mail))
         data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
         if not principal(req).is_global:
             _hide_other_tenants(data, req.context.access.managed_domains())
