@@ -19,7 +19,7 @@ from iredldap.backends import Backends, tree_of
 from iredldap.directory.admins import AdminStore
 from iredldap.directory.base import init_tree
 from iredldap.directory.connection import Directory
-from iredldap.directory.localslapd import LocalSlapd
+from iredldap.directory.localslapd import LocalSlapd, Replication
 from iredldap.directory.tree import Tree
 from iredldap.errors import ConfigError, DirectoryUnavailable
 from iredldap.model import passwords
@@ -252,4 +252,45 @@ def test_api_fails_over_503_only_when_all_down_and_readyz_names_each(two_slapds,
     assert client.post("/api/domain/four.test", {}).status_code == 201
     assert holds(a, f"domainName=four.test,{tree.domains_dn}")
     assert not holds(b, f"domainName=four.test,{tree.domains_dn}")
+    directory.close()
+
+
+def test_going_back_waits_until_the_first_has_caught_up(two_slapds):
+    """With sync_base, a thread goes back to the first server only once its
+    contextCSN has every change of the server in use (here two independent
+    servers: a's catches up when a write lands on it directly)."""
+    a, b = two_slapds
+    # syncprov keeps the contextCSN; no consumers: they stay independent.  The
+    # same serverID on both, so that a change made on a directly stands for
+    # a having caught up with b.
+    for server in (a, b):
+        server.stop()
+        server.replication = Replication(1)
+        server.start()
+    directory = Directory([a.uri, b.uri], a.root_dn, a.root_password, timeout=3, retry_interval=RETRY,
+                          sync_base=SUFFIX)
+    for server in (a, b):
+        conn = server.connection()
+        conn.add(SUFFIX, ["dcObject", "organization"], {"dc": "example", "o": "example"})
+        conn.unbind()
+    directory.begin_request()
+    assert directory.exists(SUFFIX)
+    kill(a)
+    directory.begin_request()
+    assert directory.exists(SUFFIX)          # a read finds a gone (a write on a cut connection is not retried)
+    directory.modify(SUFFIX, {"o": [("MODIFY_REPLACE", ["on b"])]})      # b is now ahead of a
+    a.start()
+    time.sleep(RETRY + 0.2)
+    directory.begin_request()
+    assert directory.get(SUFFIX, attrs=("o",)).first("o") == "on b"      # a is behind: still b
+    assert {s.uri: s.behind for s in directory.servers()}[a.uri] is True
+    conn = a.connection()
+    conn.modify(SUFFIX, {"o": [("MODIFY_REPLACE", ["on a"])]})            # a's contextCSN moves past b's
+    conn.unbind()
+    directory.begin_request()
+    assert directory.get(SUFFIX, attrs=("o",)).first("o") == "on b"      # not asked again before the interval
+    time.sleep(RETRY + 0.2)
+    directory.begin_request()
+    assert directory.get(SUFFIX, attrs=("o",)).first("o") == "on a"
+    assert {s.uri: s.behind for s in directory.servers()}[a.uri] is False
     directory.close()

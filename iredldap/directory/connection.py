@@ -56,6 +56,19 @@ _BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationRes
               lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
 
 
+def _context_csns(conn: ldap3.Connection, base: str) -> dict[str, str]:
+    """serverID -> the newest change CSN a server has of `base` (its contextCSN)."""
+    conn.search(base, "(objectClass=*)", search_scope=BASE, attributes=["contextCSN"])
+    csns: dict[str, str] = {}
+    for r in conn.response:
+        for value in r.get("raw_attributes", {}).get("contextCSN", []):
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            parts = text.split("#")
+            if len(parts) == 4:
+                csns[parts[2]] = max(csns.get(parts[2], ""), text)
+    return csns
+
+
 def _close_quietly(conn: ldap3.Connection) -> None:
     """Give back the socket of a connection that failed to bind."""
     try:
@@ -115,6 +128,7 @@ class ServerState:
     since: float = 0.0              # monotonic time of the last change of `up`
     retry_at: float = 0.0           # a down server is tried again from then on
     reason: str = ""                # why it is down
+    behind: bool = False            # up, but had not caught up with the server in use
 
 
 @dataclass
@@ -147,8 +161,12 @@ class Directory:
       finishes the batch later, as with a single server.
     * Between requests a thread whose connection went to a later server goes
       back to an earlier one as soon as that one is known to be up again or
-      its retry is due (the first listed is preferred).  Across requests the
-      replication decides what is seen: a request after a switch may, for the
+      its retry is due (the first listed is preferred).  With `sync_base`
+      (the suffix; set by the service) it goes back only once the earlier
+      server has caught up: its contextCSN of `sync_base` is, for every
+      serverID, at least the one of the server in use; one that has not is
+      asked again after `retry_interval`.  Across requests the replication
+      decides what is seen: a request after a switch may, for the
       replication's delay, not see a write made just before on the other
       server.
     * Outside requests (the CLI, start-up) each operation may move to another
@@ -161,7 +179,7 @@ class Directory:
 
     def __init__(self, uri: str | Sequence[str], bind_dn: str, password: str, *, timeout: int = 10,
                  server: ldap3.Server | None = None, strategy: str = ldap3.SYNC,
-                 retry_interval: float = 10.0):
+                 retry_interval: float = 10.0, sync_base: str = ""):
         self.uris = split_ldap_uris(uri) if isinstance(uri, str) else tuple(uri)
         if not self.uris:
             raise ValueError("no directory server given")
@@ -170,6 +188,7 @@ class Directory:
         self._password = password
         self._timeout = timeout
         self.retry_interval = retry_interval
+        self.sync_base = sync_base
         self._own_server = server is None
         if server is not None:
             self._states = [ServerState(self.uris[0], server)]
@@ -198,15 +217,57 @@ class Directory:
         request moves back to an earlier one that is up or due for a retry."""
         self._local.scope = _RequestScope()
         index = getattr(self._local, "index", None)
-        if index and getattr(self._local, "conn", None) is not None and self._earlier_usable(index):
-            conn, self._local.conn = self._local.conn, None
-            self._local.moving_from = index
+        conn = getattr(self._local, "conn", None)
+        if not index or conn is None or conn.closed:
+            return
+        for earlier in self._earlier_usable(index):
+            try:
+                other = self._bound(earlier)
+            except DirectoryUnavailable:     # marked down; this thread keeps its connection
+                self._local.conn, self._local.moving_from = conn, None
+                continue
+            if self.sync_base and not self._caught_up(other, conn):
+                self._behind(earlier)
+                _close_quietly(other)
+                continue
+            with self._lock:
+                self._states[earlier].behind = False
+            self._local.conn, self._local.index = other, earlier
+            count_failover(self._states[index].uri, self._states[earlier].uri)
             _close_quietly(conn)
+            return
+        self._local.index = index
 
-    def _earlier_usable(self, index: int) -> bool:
+    def _earlier_usable(self, index: int) -> list[int]:
+        """Servers listed before `index` that are up (and not behind), or due
+        for a retry (claimed by this thread)."""
         now = time.monotonic()
+        found = []
         with self._lock:
-            return any(s.up is not False or now >= s.retry_at for s in self._states[:index])
+            for i, state in enumerate(self._states[:index]):
+                if state.up is not False and not state.behind:
+                    found.append(i)
+                elif now >= state.retry_at:
+                    state.retry_at = now + self.retry_interval
+                    found.append(i)
+        return found
+
+    def _behind(self, index: int) -> None:
+        state = self._states[index]
+        with self._lock:
+            if not state.behind:
+                log.warning("directory server %s answers but has not caught up yet", state.uri)
+            state.behind = True
+            state.retry_at = time.monotonic() + self.retry_interval
+
+    def _caught_up(self, candidate: ldap3.Connection, current: ldap3.Connection) -> bool:
+        """Whether `candidate` has every change `current` has (contextCSN of
+        sync_base, per serverID); False when either cannot tell."""
+        try:
+            wanted, have = _context_csns(current, self.sync_base), _context_csns(candidate, self.sync_base)
+        except (lx.LDAPException, *_DECODER_FAILURES):
+            return False
+        return all(have.get(sid, "") >= csn for sid, csn in wanted.items())
 
     def _mark(self, index: int, up: bool, reason: str = "") -> None:
         state = self._states[index]
@@ -220,6 +281,8 @@ class Directory:
                     log.warning("directory server %s answers again", state.uri)
             state.up = up
             state.reason = reason if not up else ""
+            if not up:
+                state.behind = False
             if not up:
                 state.retry_at = now + self.retry_interval
                 if self._own_server:
@@ -235,7 +298,7 @@ class Directory:
         first, last = [], []
         with self._lock:
             for i, state in enumerate(self._states):
-                if state.up is not False:
+                if state.up is not False and not state.behind:
                     first.append(i)
                 elif now >= state.retry_at:
                     state.retry_at = now + self.retry_interval
@@ -308,7 +371,8 @@ class Directory:
     def servers(self) -> list[ServerState]:
         """Copies of the servers' states, in the order listed."""
         with self._lock:
-            return [ServerState(s.uri, s.server, s.up, s.since, s.retry_at, s.reason) for s in self._states]
+            return [ServerState(s.uri, s.server, s.up, s.since, s.retry_at, s.reason, s.behind)
+                    for s in self._states]
 
     def probe(self, base: str) -> dict[str, str]:
         """Ask every server (a fresh connection, bound as us, a base search on

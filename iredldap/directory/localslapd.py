@@ -396,7 +396,7 @@ class LocalSlapd:
         if self.replication:
             repl = self.replication
             lines += ["", *(f"syncrepl {value}" for value in repl.syncrepl(self.suffix, self.root_dn, self.root_password)),
-                      "multiprovider on", "", "overlay syncprov",
+                      *(["multiprovider on"] if repl.providers else []), "", "overlay syncprov",
                       f"syncprov-checkpoint {repl.checkpoint}", f"syncprov-sessionlog {repl.session_log}"]
         return "\n".join(lines) + "\n"
 
@@ -432,7 +432,8 @@ class LocalSlapd:
             tail[-1] += [f"olcDbIndex: {value}" for value in self._index_values()]
             tail[-1] += [_ldif_value("olcSyncrepl", f"{{{n}}}{value}") for n, value in
                          enumerate(repl.syncrepl(self.suffix, self.root_dn, self.root_password))]
-            tail[-1].append("olcMultiProvider: TRUE")
+            if repl.providers:
+                tail[-1].append("olcMultiProvider: TRUE")
             tail.append(["dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config", "objectClass: olcOverlayConfig",
                          "objectClass: olcSyncProvConfig", "olcOverlay: {0}syncprov",
                          f"olcSpCheckpoint: {repl.checkpoint}", f"olcSpSessionLog: {repl.session_log}"])
