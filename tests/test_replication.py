@@ -171,13 +171,16 @@ def config_directives(text_: str) -> list[str]:
             lines[-1] += " " + line.strip()
         else:
             lines.append(line.strip())
-    keep = ("serverID", "syncrepl", "multiprovider", "overlay", "syncprov-", "index ", "moduleload syncprov")
+    keep = ("serverID", "syncrepl", "multiprovider", "overlay", "syncprov-", "index ", "moduleload syncprov",
+            "moduleload accesslog", 'suffix "cn=accesslog"', "limits", "logdb", "logops", "logsuccess", "logpurge")
     return [" ".join(line.split()) for line in lines if line.startswith(keep)]
 
 
 def ldif_values(text_: str) -> list[str]:
-    keep = ("olcServerID", "olcModuleLoad: syncprov", "olcDbIndex", "olcSyncrepl", "olcMultiProvider",
-            "olcSpCheckpoint", "olcSpSessionLog", "objectClass: olcSyncProvConfig")
+    keep = ("olcServerID", "olcModuleLoad: syncprov", "olcModuleLoad: accesslog", "olcDbIndex", "olcSyncrepl",
+            "olcMultiProvider", "olcSpCheckpoint", "olcSpSessionLog", "olcSpNoPresent", "olcSpReloadHint",
+            "objectClass: olcSyncProvConfig", "objectClass: olcAccessLogConfig", "olcAccessLog", "olcLimits",
+            "olcSuffix: cn=accesslog")
     values = []
     for line in text_.splitlines():
         if line.startswith(keep):
@@ -205,7 +208,10 @@ def test_deploy_examples_are_the_directives_of_the_test(tmp_path):
         ldif_values(ldif_node._config_ldif())
     # iRedMail's indexes, all of them, in both forms.
     indexes = [line for line in (ROOT / "schema" / "indexes.conf").read_text().splitlines() if line.startswith("index ")]
-    assert [line for line in example if line.startswith("index ")] == indexes
+    assert [line for line in example if line.startswith("index ") and "reqStart" not in line
+            and line != "index default eq"] == indexes
+    # delta-syncrepl, from the change log.
+    assert all("syncdata=accesslog" in line for line in example if line.startswith("syncrepl "))
 
 
 # -- the service on them --------------------------------------------------------------------
