@@ -441,3 +441,51 @@ def test_two_instances_two_providers_one_service(tmp_path, mariadb_url):
             stop(instance.proc)
         a.stop()
         b.stop()
+
+
+def test_deploy_ldif_applies_to_a_running_cn_config_server(tmp_path):
+    """deploy/openldap/multiprovider.ldif, as an operator runs it (ldapmodify on
+    a live cn=config server serving the mail suffix as {1}mdb)."""
+    require_slapd()
+    ldapmodify = Path("/usr/bin/ldapmodify")
+    if not ldapmodify.exists():
+        pytest.fail("ldapmodify missing (Debian: apt-get install ldap-utils)", pytrace=False)
+    server = LocalSlapd(tmp_path / "node", suffix=SUFFIX, root_password=ROOT_PASSWORD, config_style="ldif")
+    server.start()
+    try:
+        log_dir = tmp_path / "accesslog"
+        log_dir.mkdir(mode=0o700)
+        change = tmp_path / "multiprovider.ldif"
+        change.write_text((DEPLOY / "multiprovider.ldif").read_text()
+                          .replace("/var/lib/ldap/accesslog", str(log_dir))
+                          .replace("ldap://ldap2.example.com:389", f"ldap://127.0.0.1:{free_port()}")
+                          .replace("MANAGER_PASSWORD", ROOT_PASSWORD))
+        result = subprocess.run([str(ldapmodify), "-x", "-H", server.uri, "-D", server.config_dn, "-w", ROOT_PASSWORD,
+                                 "-f", str(change)], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr
+        conn = ldap3_connection(server)
+        conn.search("cn=config", "(|(objectClass=olcOverlayConfig)(olcSuffix=*)(olcServerID=*))",
+                    attributes=["olcServerID", "olcSuffix", "olcSyncrepl", "olcMultiProvider"])
+        found = {e["dn"]: e["attributes"] for e in conn.response if e.get("type") == "searchResEntry"}
+        conn.unbind()
+        assert found["cn=config"]["olcServerID"] == ["1"]
+        assert "olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config" in found
+        assert "olcOverlay={1}accesslog,olcDatabase={1}mdb,cn=config" in found
+        assert "olcOverlay={0}syncprov,olcDatabase={2}mdb,cn=config" in found
+        assert found["olcDatabase={2}mdb,cn=config"]["olcSuffix"] == ["cn=accesslog"]
+        main = found["olcDatabase={1}mdb,cn=config"]
+        assert main["olcMultiProvider"] is True or main["olcMultiProvider"] == ["TRUE"]
+        assert "syncdata=accesslog" in main["olcSyncrepl"][0]
+        # The mail database still answers, writes go to the change log.
+        conn = server.connection()
+        assert conn.add(SUFFIX, ["dcObject", "organization"], {"dc": "example", "o": "example"})
+        assert conn.search("cn=accesslog", "(reqType=add)", attributes=["reqDN"]) and conn.response
+        conn.unbind()
+    finally:
+        server.stop()
+
+
+def ldap3_connection(server: LocalSlapd):
+    import ldap3
+    return ldap3.Connection(ldap3.Server(server.uri, get_info=ldap3.NONE), user=server.config_dn,
+                            password=ROOT_PASSWORD, auto_bind=True, receive_timeout=10)
