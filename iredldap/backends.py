@@ -52,8 +52,9 @@ class Backends:
 
 def connect(settings: Settings, *, ldap_server: ldap3.Server | None = None,
             ldap_strategy: str = ldap3.SYNC) -> Backends:
-    directory = Directory(settings.ldap_uri, settings.ldap_bind_dn, settings.ldap_bind_password,
-                          timeout=settings.ldap_timeout, server=ldap_server, strategy=ldap_strategy)
+    directory = Directory(settings.ldap_uris, settings.ldap_bind_dn, settings.ldap_bind_password,
+                          timeout=settings.ldap_timeout, server=ldap_server, strategy=ldap_strategy,
+                          retry_interval=settings.ldap_retry_interval, sync_base=settings.ldap_suffix)
     return Backends(directory=directory, iredadmin=IredadminDB(make_engine(settings.sql_iredadmin_url)),
                     amavisd=AmavisdDB(settings.sql_amavisd_url), iredapd=IredapdDB(settings.sql_iredapd_url))
 

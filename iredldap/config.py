@@ -36,6 +36,11 @@ PASSWORD_SCHEMES = ("SSHA512", "SSHA", "SHA512", "BCRYPT", "SHA512-CRYPT", "MD5"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def split_ldap_uris(text: str) -> tuple[str, ...]:
+    """URIs separated by spaces or commas, as OpenLDAP's tools take LDAP_URI."""
+    return tuple(part for part in re.split(r"[\s,]+", text.strip()) if part)
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "yes", "true", "on"):
@@ -94,6 +99,8 @@ class Settings:
     how they are read.
     """
 
+    # One URI or several, separated by spaces or commas (as OpenLDAP's
+    # tools take them): tried in that order (iredldap.directory.connection).
     ldap_uri: str = "ldap://127.0.0.1:389"
     ldap_bind_dn: str = ""
     ldap_bind_password: str = field(default="", repr=False)
@@ -102,6 +109,8 @@ class Settings:
     ldap_domains_dn: str = ""
     ldap_admins_dn: str = ""
     ldap_timeout: int = 10
+    # Seconds before a directory server found down is tried again.
+    ldap_retry_interval: int = 10
 
     sql_iredadmin_url: str = "sqlite:////var/lib/iredldap/iredadmin.sqlite"
     # Amavisd's database (spam policies, white/blacklists) and iRedAPD's
@@ -172,6 +181,11 @@ class Settings:
     max_list_items: int = 1000
 
     @property
+    def ldap_uris(self) -> tuple[str, ...]:
+        """LDAP_URI as a list, in the order given."""
+        return split_ldap_uris(self.ldap_uri)
+
+    @property
     def domains_dn(self) -> str:
         return self.ldap_domains_dn or f"o=domains,{self.ldap_suffix}"
 
@@ -240,8 +254,16 @@ class Settings:
     def check(self) -> None:
         if not self.ldap_suffix:
             raise ConfigError("LDAP_SUFFIX: missing (e.g. dc=example,dc=com)")
-        if not self.ldap_uri.startswith(("ldap://", "ldaps://", "ldapi://")):
-            raise ConfigError(f"LDAP_URI: expected ldap://, ldaps:// or ldapi://, got {self.ldap_uri!r}")
+        if not self.ldap_uris:
+            raise ConfigError("LDAP_URI: missing (e.g. ldap://127.0.0.1:389)")
+        for uri in self.ldap_uris:
+            if not uri.startswith(("ldap://", "ldaps://", "ldapi://")):
+                raise ConfigError(f"LDAP_URI: expected ldap://, ldaps:// or ldapi:// URIs separated by spaces "
+                                  f"or commas, got {uri!r}")
+        if len(set(u.lower() for u in self.ldap_uris)) != len(self.ldap_uris):
+            raise ConfigError("LDAP_URI: a server is listed twice")
+        if self.ldap_retry_interval < 1:
+            raise ConfigError("LDAP_RETRY_INTERVAL: must be a positive number of seconds")
         if not self.ldap_bind_dn:
             raise ConfigError("LDAP_BIND_DN: missing (the read-write DN, e.g. cn=vmailadmin,dc=example,dc=com)")
         if not self.ldap_bind_password:

@@ -5,6 +5,11 @@ LDAP and SQL errors.
     iredldap_http_request_duration_seconds{method, endpoint, status}   (histogram)
     iredldap_ldap_errors_total{code}       e.g. DIRECTORY_UNAVAILABLE, NO_SUCH_ACCOUNT
     iredldap_sql_errors_total{code}        DATABASE_UNAVAILABLE or DATABASE_ERROR
+    iredldap_ldap_failovers_total{from_server, to_server}
+                                           connections moved from one directory
+                                           server (LDAP_URI lists several) to
+                                           another: away from a failed one, or
+                                           back to an earlier listed one
 
 `endpoint` is the route's URI template (`/api/user/{mail}`), never the
 concrete path, and `method` one of the standard methods or `other`, so the
@@ -41,6 +46,9 @@ LATENCY = Histogram("iredldap_http_request_duration_seconds", "Time to answer an
 LDAP_ERRORS = Counter("iredldap_ldap_errors", "LDAP operations that failed, by our error code", ("code",))
 SQL_ERRORS = Counter("iredldap_sql_errors", "SQL statements that failed, by our error code", ("code",))
 
+FAILOVERS = Counter("iredldap_ldap_failovers", "Connections moved to another directory server",
+                    ("from_server", "to_server"))
+
 _ERRORS = {"ldap": LDAP_ERRORS, "sql": SQL_ERRORS}
 # Any other method a client makes up is counted as "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -50,6 +58,14 @@ def count_error(source: str, code: str) -> None:
     """One failed LDAP (`source` "ldap") or SQL ("sql") operation; never raises."""
     try:
         _ERRORS[source].labels(code=code).inc()
+    except Exception:      # pragma: no cover - metrics must never break a request
+        pass
+
+
+def count_failover(from_server: str, to_server: str) -> None:
+    """A connection moved from one directory server (its URI) to another; never raises."""
+    try:
+        FAILOVERS.labels(from_server=from_server, to_server=to_server).inc()
     except Exception:      # pragma: no cover - metrics must never break a request
         pass
 

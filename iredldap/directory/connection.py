@@ -16,14 +16,15 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import ldap3
 from ldap3.core import exceptions as lx
 
+from iredldap.config import split_ldap_uris
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
-from iredldap.metrics import count_error
+from iredldap.metrics import count_error, count_failover
 from iredldap.directory.decoding import lean_reads
 from iredldap.directory.mock import lean
 
@@ -54,6 +55,19 @@ _DECODER_FAILURES = (KeyError, IndexError, ValueError, TypeError)
 _LDAP3_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (ldap3,))
 _BAD_VALUE = (lx.LDAPInvalidAttributeSyntaxResult, lx.LDAPConstraintViolationResult,
               lx.LDAPInvalidDNSyntaxResult, lx.LDAPInvalidDnError)
+
+
+def _context_csns(conn: ldap3.Connection, base: str) -> dict[str, str]:
+    """serverID -> the newest change CSN a server has of `base` (its contextCSN)."""
+    conn.search(base, "(objectClass=*)", search_scope=BASE, attributes=["contextCSN"])
+    csns: dict[str, str] = {}
+    for r in conn.response:
+        for value in r.get("raw_attributes", {}).get("contextCSN", []):
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            parts = text.split("#")
+            if len(parts) == 4:
+                csns[parts[2]] = max(csns.get(parts[2], ""), text)
+    return csns
 
 
 def _close_quietly(conn: ldap3.Connection) -> None:
@@ -101,17 +115,82 @@ def _as_text(values) -> list[str]:
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
-class Directory:
-    """Connections and operations.  `server_factory` lets tests use MOCK_SYNC."""
+@dataclass
+class ServerState:
+    """What this process knows of one directory server (shared by its threads)."""
+    uri: str
+    server: ldap3.Server
+    up: bool | None = None          # None: not tried yet
+    since: float = 0.0              # monotonic time of the last change of `up`
+    retry_at: float = 0.0           # a down server is tried again from then on
+    reason: str = ""                # why it is down
+    behind: bool = False            # up, but had not caught up with the server in use
 
-    def __init__(self, uri: str, bind_dn: str, password: str, *, timeout: int = 10,
-                 server: ldap3.Server | None = None, strategy: str = ldap3.SYNC):
-        self.uri = uri
+
+@dataclass
+class _RequestScope:
+    """The server one request (one thread) uses; see `Directory.begin_request`."""
+    index: int | None = None        # the server of its first operation
+    wrote: bool = False             # a write was sent to it
+
+
+class Directory:
+    """Connections and operations.  `server` lets tests use MOCK_SYNC.
+
+    Several servers (`uri` a list, or a string of URIs separated by spaces
+    or commas, as LDAP_URI) are used in the order given: every thread's
+    connection goes to the first one that answers.  The policy:
+
+    * A server that fails (cannot be reached, cuts a connection, refuses our
+      bind) is marked down in this process; connections then go to the next
+      listed one.  A down server is tried again `retry_interval` seconds
+      later (by one thread; the others keep using the server they have), and
+      when every server is down all are tried at once, so a single server
+      that comes back is used at the next request.
+    * Within one request (`begin_request()`, called by the web layer for each
+      HTTP request, i.e. per thread) every operation goes to the server of
+      its first operation: the request reads what it wrote.  If that server
+      fails before the request wrote anything, the request goes on with the
+      next server; once it wrote, it does not move (its batch could not be
+      undone on a server that has not replicated its writes yet): its
+      operations fail with DirectoryUnavailable and the write journal
+      finishes the batch later, as with a single server.
+    * Between requests a thread whose connection went to a later server goes
+      back to an earlier one as soon as that one is known to be up again or
+      its retry is due (the first listed is preferred).  With `sync_base`
+      (the suffix; set by the service) it goes back only once the earlier
+      server has caught up: its contextCSN of `sync_base` is, for every
+      serverID, at least the one of the server in use; one that has not is
+      asked again after `retry_interval`.  Across requests the replication
+      decides what is seen: a request after a switch may, for the
+      replication's delay, not see a write made just before on the other
+      server.
+    * Outside requests (the CLI, start-up) each operation may move to another
+      server when its server fails.
+
+    `servers()` tells each server's state (for /readyz) and `probe()` asks
+    each of them; each move of a connection to another server is counted in
+    iredldap_ldap_failovers_total.
+    """
+
+    def __init__(self, uri: str | Sequence[str], bind_dn: str, password: str, *, timeout: int = 10,
+                 server: ldap3.Server | None = None, strategy: str = ldap3.SYNC,
+                 retry_interval: float = 10.0, sync_base: str = ""):
+        self.uris = split_ldap_uris(uri) if isinstance(uri, str) else tuple(uri)
+        if not self.uris:
+            raise ValueError("no directory server given")
+        self.uri = " ".join(self.uris)
         self.bind_dn = bind_dn
         self._password = password
         self._timeout = timeout
+        self.retry_interval = retry_interval
+        self.sync_base = sync_base
         self._own_server = server is None
-        self._server = server or self._new_server()
+        if server is not None:
+            self._states = [ServerState(self.uris[0], server)]
+        else:
+            self._states = [ServerState(u, self._new_server(u)) for u in self.uris]
+        self._lock = threading.Lock()
         self._strategy = strategy
         self._local = threading.local()
         # The write journal (iredldap.directory.journal.WriteJournal), set by
@@ -120,24 +199,157 @@ class Directory:
 
     # -- connections --------------------------------------------------------
 
-    def _new_server(self) -> ldap3.Server:
-        return ldap3.Server(self.uri, get_info=ldap3.NONE, connect_timeout=self._timeout)
+    @property
+    def _server(self) -> ldap3.Server:
+        """The first server (the only one of a MOCK_SYNC directory)."""
+        return self._states[0].server
 
-    def _forget_connection(self) -> None:
-        """Drop this thread's connection after a network failure.
+    def _new_server(self, uri: str) -> ldap3.Server:
+        return ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=self._timeout)
 
-        ldap3 also marks the server address unusable for a few seconds; a new
-        Server object lets the next request try again at once.
-        """
+    def begin_request(self) -> None:
+        """A new request starts on this thread: it will use one server (see the
+        class's doc); a connection left on a later server by an earlier
+        request moves back to an earlier one that is up or due for a retry."""
+        self._local.scope = _RequestScope()
+        index = getattr(self._local, "index", None)
+        conn = getattr(self._local, "conn", None)
+        if not index or conn is None or conn.closed:
+            return
+        for earlier in self._earlier_usable(index):
+            try:
+                other = self._bound(earlier)
+            except DirectoryUnavailable:     # marked down; this thread keeps its connection
+                self._local.conn, self._local.moving_from = conn, None
+                continue
+            if self.sync_base and not self._caught_up(other, conn):
+                self._behind(earlier)
+                _close_quietly(other)
+                continue
+            with self._lock:
+                self._states[earlier].behind = False
+            self._local.conn, self._local.index = other, earlier
+            count_failover(self._states[index].uri, self._states[earlier].uri)
+            _close_quietly(conn)
+            return
+        self._local.index = index
+
+    def _earlier_usable(self, index: int) -> list[int]:
+        """Servers listed before `index` that are up (and not behind), or due
+        for a retry (claimed by this thread)."""
+        now = time.monotonic()
+        found = []
+        with self._lock:
+            for i, state in enumerate(self._states[:index]):
+                if state.up is not False and not state.behind:
+                    found.append(i)
+                elif now >= state.retry_at:
+                    state.retry_at = now + self.retry_interval
+                    found.append(i)
+        return found
+
+    def _behind(self, index: int) -> None:
+        state = self._states[index]
+        with self._lock:
+            if not state.behind:
+                log.warning("directory server %s answers but has not caught up yet", state.uri)
+            state.behind = True
+            state.retry_at = time.monotonic() + self.retry_interval
+
+    def _caught_up(self, candidate: ldap3.Connection, current: ldap3.Connection) -> bool:
+        """Whether `candidate` has every change `current` has (contextCSN of
+        sync_base, per serverID); False when either cannot tell."""
+        try:
+            wanted, have = _context_csns(current, self.sync_base), _context_csns(candidate, self.sync_base)
+        except (lx.LDAPException, *_DECODER_FAILURES):
+            return False
+        return all(have.get(sid, "") >= csn for sid, csn in wanted.items())
+
+    def _mark(self, index: int, up: bool, reason: str = "") -> None:
+        state = self._states[index]
+        now = time.monotonic()
+        with self._lock:
+            if state.up is not up:
+                state.since = now
+                if not up:
+                    log.warning("directory server %s is down: %s", state.uri, reason)
+                elif state.up is False:
+                    log.warning("directory server %s answers again", state.uri)
+            state.up = up
+            state.reason = reason if not up else ""
+            if not up:
+                state.behind = False
+            if not up:
+                state.retry_at = now + self.retry_interval
+                if self._own_server:
+                    # ldap3 also marks a server address unusable for a few
+                    # seconds; a new Server object lets a retry go out at once.
+                    state.server = self._new_server(state.uri)
+
+    def _order(self) -> list[int]:
+        """Servers to try, in order: those up, untried or due for a retry as
+        listed, then (last resort) the others.  A due retry is claimed by this
+        thread: the others skip that server until the next interval."""
+        now = time.monotonic()
+        first, last = [], []
+        with self._lock:
+            for i, state in enumerate(self._states):
+                if state.up is not False and not state.behind:
+                    first.append(i)
+                elif now >= state.retry_at:
+                    state.retry_at = now + self.retry_interval
+                    first.append(i)
+                else:
+                    last.append(i)
+        return first + sorted(last, key=lambda i: self._states[i].retry_at)
+
+    def _forget_connection(self, reason: str = "it failed") -> None:
+        """Drop this thread's connection after a failure of its server, and
+        mark that server down."""
         self._local.conn = None
-        if self._own_server:
-            self._server = self._new_server()
+        index = getattr(self._local, "index", None)
+        if index is not None:
+            self._mark(index, False, reason)
+            self._local.moving_from = index
 
-    def _connection(self) -> ldap3.Connection:
+    def _connection(self, *, write: bool = False) -> ldap3.Connection:
+        scope: _RequestScope | None = getattr(self._local, "scope", None)
         conn = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed:
+            if scope is not None:
+                if scope.index is None:
+                    scope.index = self._local.index
+                scope.wrote = scope.wrote or write
             return conn
-        conn = ldap3.Connection(self._server, user=self.bind_dn, password=self._password,
+        if scope is not None and scope.wrote and scope.index is not None:
+            # Read-your-writes: this request's writes are on that server alone,
+            # so it may connect again to that one only.
+            order = [scope.index]
+        else:
+            order = self._order()
+        error: DirectoryUnavailable | None = None
+        for index in order:
+            try:
+                conn = self._bound(index)
+            except DirectoryUnavailable as exc:
+                error = exc
+                continue
+            moved_from = getattr(self._local, "moving_from", None)
+            if moved_from is not None and moved_from != index:
+                count_failover(self._states[moved_from].uri, self._states[index].uri)
+            self._local.moving_from = None
+            self._local.conn = conn
+            if scope is not None:
+                scope.index = index
+                scope.wrote = scope.wrote or write
+            return conn
+        assert error is not None
+        raise error
+
+    def _bound(self, index: int) -> ldap3.Connection:
+        """A connection bound to server `index`; marks the server up or down."""
+        self._local.index = index
+        conn = ldap3.Connection(self._states[index].server, user=self.bind_dn, password=self._password,
                                 client_strategy=self._strategy, raise_exceptions=True,
                                 receive_timeout=self._timeout, auto_referrals=False)
         if self._strategy == ldap3.MOCK_SYNC:
@@ -146,11 +358,56 @@ class Directory:
         try:
             with self._translated():
                 conn.bind()
-        except DirectoryUnavailable:
+        except DirectoryUnavailable as exc:   # marked down by _forget_connection
             _close_quietly(conn)
+            exc.reason = f"{self._states[index].uri}: {exc.reason}" if len(self._states) > 1 else exc.reason
             raise
-        self._local.conn = conn
+        self._mark(index, True)
         return conn
+
+    def servers(self) -> list[ServerState]:
+        """Copies of the servers' states, in the order listed."""
+        with self._lock:
+            return [ServerState(s.uri, s.server, s.up, s.since, s.retry_at, s.reason, s.behind)
+                    for s in self._states]
+
+    def probe(self, base: str) -> dict[str, str]:
+        """Ask every server (a fresh connection, bound as us, a base search on
+        `base`): uri -> "ok" or "unavailable: <why>".  A server that answers
+        is marked up (and so used again), one that does not is marked down."""
+        report: dict[str, str] = {}
+        for index, state in enumerate(self._states):
+            conn = ldap3.Connection(state.server, user=self.bind_dn, password=self._password,
+                                    client_strategy=self._strategy, raise_exceptions=True,
+                                    receive_timeout=self._timeout, auto_referrals=False)
+            try:
+                with self._translating_probe():
+                    conn.bind()
+                    conn.search(base, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
+            except DirectoryUnavailable as exc:
+                self._mark(index, False, exc.reason)
+                report[state.uri] = f"unavailable: {exc.reason}"
+            except IredldapError as exc:
+                self._mark(index, True)
+                report[state.uri] = f"unavailable: {exc.reason or exc.code}"
+            else:
+                self._mark(index, True)
+                report[state.uri] = "ok"
+            finally:
+                _close_quietly(conn)
+        return report
+
+    @contextmanager
+    def _translating_probe(self) -> Iterator[None]:
+        """As `_translated`, without touching this thread's connection."""
+        saved = (getattr(self._local, "conn", None), getattr(self._local, "index", None),
+                 getattr(self._local, "moving_from", None))
+        self._local.index = None
+        try:
+            with self._translated():
+                yield
+        finally:
+            self._local.conn, self._local.index, self._local.moving_from = saved
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -186,10 +443,10 @@ class Directory:
         except _BAD_VALUE as exc:
             raise InvalidInput(f"the directory refused a value: {getattr(exc, 'message', '') or exc}") from None
         except lx.LDAPInvalidCredentialsResult:
-            self._forget_connection()
+            self._forget_connection("it refuses our bind")
             raise DirectoryUnavailable("the service cannot bind to the directory (LDAP_BIND_DN/LDAP_BIND_PASSWORD)") from None
         except _UNAVAILABLE as exc:
-            self._forget_connection()
+            self._forget_connection(exc.__class__.__name__)
             error = DirectoryUnavailable(f"the directory is unreachable: {exc.__class__.__name__}")
             error.maybe_landed = isinstance(exc, _NO_ANSWER)
             raise error from None
@@ -197,14 +454,14 @@ class Directory:
             raise DirectoryError(f"directory error: {exc.description or ''} {exc.message or ''}".strip(),
                                  ldap_result=exc.result) from None
         except lx.LDAPException as exc:
-            self._forget_connection()
+            self._forget_connection(exc.__class__.__name__)
             error = DirectoryUnavailable(f"directory failure: {exc}")
             error.maybe_landed = isinstance(exc, _NO_ANSWER)
             raise error from None
         except _DECODER_FAILURES as exc:
             if not _raised_inside_ldap3(exc):
                 raise
-            self._forget_connection()
+            self._forget_connection("a cut-off answer")
             error = DirectoryUnavailable(f"the directory's answer was cut off: {exc.__class__.__name__}")
             error.maybe_landed = True   # the request went out; only the answer is lost
             raise error from None
@@ -280,7 +537,7 @@ class Directory:
     # -- writing ------------------------------------------------------------
 
     def add(self, dn: str, attrs: Attrs) -> None:
-        conn = self._connection()
+        conn = self._connection(write=True)
         clean = {k: v for k, v in attrs.items() if v not in ([], None, "")}
         object_class = clean.pop("objectClass")
         with self._translated():
@@ -289,7 +546,7 @@ class Directory:
     def modify(self, dn: str, changes: Changes) -> None:
         if not changes:
             return
-        conn = self._connection()
+        conn = self._connection(write=True)
         with self._translated():
             conn.modify(dn, changes)
 
@@ -299,7 +556,7 @@ class Directory:
         of racing increments each sees its own, so they can be ranked); read
         back after the write when the server sends no post-read value
         (ldap3's MOCK_SYNC), None if the entry has none then."""
-        conn = self._connection()
+        conn = self._connection(write=True)
         with self._translated():
             conn.modify(dn, {attr: [(INCREMENT, [str(delta)])]},
                         controls=[(POST_READ, False, _attribute_selection([attr]))])
@@ -311,7 +568,7 @@ class Directory:
         return _as_int(entry.first(attr)) if entry is not None and entry.get(attr) else None
 
     def delete(self, dn: str) -> None:
-        conn = self._connection()
+        conn = self._connection(write=True)
         with self._translated():
             conn.delete(dn)
 

@@ -20,7 +20,17 @@ Two configuration styles are supported:
   schema files, proving those load into a cn=config server.  The config
   database can then be changed as :attr:`LocalSlapd.config_dn` with the same
   password.  Indexes are not set in this style (apply
-  ``schema/indexes.ldif`` to try them).
+  ``schema/indexes.ldif`` to try them), unless the server replicates.
+
+``replication`` (a :class:`Replication`) makes the server one provider of a
+multi-provider (mirror) set, in either style: its ``serverID``, the
+``syncprov`` overlay on the database, one ``syncrepl`` consumer per other
+provider (refreshAndPersist of the whole suffix, bound as the rootdn) and
+``multiprovider on``; by default delta-syncrepl (an ``accesslog``
+database, cn=accesslog, that the consumers replicate the changes from);
+with iRedMail's indexes (entryCSN and entryUUID among
+them, which syncprov needs).  deploy/openldap/ shows the same directives for
+a real pair of servers.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
 
 import ldap3
@@ -43,7 +54,7 @@ from ldap3.core.exceptions import LDAPException
 from iredldap.paths import schema_dir
 from iredldap.private_files import PRIVATE_DIR, PRIVATE_UMASK, make_private_dir, open_private, write_private
 
-__all__ = ["LocalSlapd", "SLAPD", "SLAPADD", "slapd_available", "ssha"]
+__all__ = ["LocalSlapd", "Replication", "SLAPD", "SLAPADD", "slapd_available", "ssha"]
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -110,6 +121,39 @@ def _ldif_value(attr: str, value: str) -> str:
     return f"{attr}: {value}"
 
 
+@dataclass(frozen=True)
+class Replication:
+    """This server's part in a multi-provider set: its `server_id` (1-4095)
+    and the other providers as serverID -> URI (each is the `rid` of the
+    consumer of that provider).  `retry` is syncrepl's (seconds between
+    attempts to reach a provider that is down, "+": for ever)."""
+    server_id: int
+    providers: dict[int, str] = field(default_factory=dict)
+    retry: str = "1 +"
+    checkpoint: str = "100 5"
+    session_log: int = 1000
+    # Delta-syncrepl: the providers exchange the changes themselves (from an
+    # accesslog database, cn=accesslog) rather than whole entries, so two
+    # changes of one entry made on two providers at once both survive
+    # (with whole entries the later one wins and the other's values are lost).
+    delta: bool = True
+    log_purge: str = "07+00:00 01+00:00"
+
+    def __post_init__(self) -> None:
+        ids = [self.server_id, *self.providers]
+        if any(not 1 <= i <= 4095 for i in ids) or len(set(ids)) != len(ids):
+            raise ValueError("serverIDs must be distinct numbers from 1 to 4095")
+
+    def syncrepl(self, suffix: str, bind_dn: str, password: str) -> list[str]:
+        """The syncrepl directives' values, one per other provider."""
+        delta = (' logbase="cn=accesslog" logfilter="(&(objectClass=auditWriteObject)(reqResult=0))" '
+                 'syncdata=accesslog' if self.delta else "")
+        return [f'rid={rid:03d} provider={uri} bindmethod=simple binddn="{bind_dn}" credentials={password} '
+                f'searchbase="{suffix}" scope=sub type=refreshAndPersist retry="{self.retry}" '
+                f'timeout=3 network-timeout=3 keepalive=60:3:10{delta}'
+                for rid, uri in sorted(self.providers.items())]
+
+
 class LocalSlapd:
     """One slapd serving ``suffix`` from ``data_dir``.
 
@@ -128,6 +172,7 @@ class LocalSlapd:
         root_dn: str | None = None,
         root_password: str = "secret",
         config_style: ConfigStyle = "conf",
+        replication: Replication | None = None,
     ) -> None:
         if config_style not in ("conf", "ldif"):
             raise ValueError(f"config_style must be 'conf' or 'ldif', not {config_style!r}")
@@ -138,11 +183,13 @@ class LocalSlapd:
         self.root_password = root_password
         self.config_style: ConfigStyle = config_style
         self.config_dn = "cn=admin,cn=config"
+        self.replication = replication
         self._port: int | None = port or None
 
     # --- locations -----------------------------------------------------------
 
     db_dir = property(lambda self: self.data_dir / "db", doc="the mdb database")
+    accesslog_dir = property(lambda self: self.data_dir / "accesslog", doc="delta-syncrepl's change log")
     conf_path = property(lambda self: self.data_dir / "slapd.conf", doc="slapd.conf (config_style 'conf')")
     slapd_d = property(lambda self: self.data_dir / "slapd.d", doc="cn=config (config_style 'ldif')")
     pid_file = property(lambda self: self.data_dir / "slapd.pid")
@@ -184,6 +231,8 @@ class LocalSlapd:
         # userPassword: owner only (slapd creates its files under our umask).
         make_private_dir(self.data_dir)
         self.db_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        if self.replication and self.replication.delta:
+            self.accesslog_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
         self.pid_file.unlink(missing_ok=True)
         if self.config_style == "conf":
             write_private(self.conf_path, self._slapd_conf())
@@ -224,7 +273,7 @@ class LocalSlapd:
     def wipe(self) -> None:
         """Stop and delete the database and generated config (the port file stays)."""
         self.stop()
-        for path in (self.db_dir, self.slapd_d):
+        for path in (self.db_dir, self.accesslog_dir, self.slapd_d):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.conf_path, self.log_file, self.data_dir / "slapd.args", self.data_dir / "config.ldif"):
             path.unlink(missing_ok=True)
@@ -324,9 +373,18 @@ class LocalSlapd:
         return files
 
     def _modules(self) -> list[str]:
-        # Debian builds back_mdb as a module; other builds compile it in.
-        return [name for name in ("back_mdb", "pw-sha2") if (MODULE_DIR / f"{name}.la").exists()
+        # Debian builds back_mdb (and syncprov) as modules; other builds compile them in.
+        names: tuple[str, ...] = ("back_mdb", "pw-sha2")
+        if self.replication:
+            names += ("syncprov", "accesslog") if self.replication.delta else ("syncprov",)
+        return [name for name in names if (MODULE_DIR / f"{name}.la").exists()
                 or (MODULE_DIR / f"{name}.so").exists()]
+
+    @staticmethod
+    def _index_values() -> list[str]:
+        indexes = (schema_dir() / "indexes.conf").read_text()
+        return [line.strip()[len("index "):].strip() for line in indexes.splitlines()
+                if line.strip().startswith("index ")]
 
     def _slapd_conf(self) -> str:
         lines = ["# Generated by iredldap.directory.localslapd; rewritten on every start.", ""]
@@ -336,8 +394,17 @@ class LocalSlapd:
         if modules:
             lines.append(f'modulepath "{MODULE_DIR}"')
             lines += [f"moduleload {name}" for name in modules]
+        lines.append("sizelimit unlimited")
+        if self.replication:
+            lines.append(f"serverID {self.replication.server_id}")
+        if self.replication and self.replication.delta:
+            # The change log the other providers replicate from (before the
+            # database whose changes it logs).
+            lines += ["", "database mdb", 'suffix "cn=accesslog"', f'directory "{self.accesslog_dir}"',
+                      f"maxsize {MAX_SIZE}", "index default eq", "index entryCSN,objectClass,reqEnd,reqResult,reqStart,reqDN",
+                      f'limits dn.exact="{self.root_dn}" size=unlimited time=unlimited',
+                      "overlay syncprov", "syncprov-nopresent TRUE", "syncprov-reloadhint TRUE"]
         lines += [
-            "sizelimit unlimited",
             "",
             "database mdb",
             f'suffix "{self.suffix}"',
@@ -347,15 +414,23 @@ class LocalSlapd:
             f"maxsize {MAX_SIZE}",
             "",
         ]
-        indexes = (schema_dir() / "indexes.conf").read_text()
-        lines += [line for line in indexes.splitlines() if line.strip().startswith("index ")]
+        lines += [f"index {value}" for value in self._index_values()]
+        if self.replication:
+            repl = self.replication
+            lines += ["", *(f"syncrepl {value}" for value in repl.syncrepl(self.suffix, self.root_dn, self.root_password)),
+                      *(["multiprovider on"] if repl.providers else []), "", "overlay syncprov",
+                      f"syncprov-checkpoint {repl.checkpoint}", f"syncprov-sessionlog {repl.session_log}"]
+            if repl.delta:
+                lines += ["", "overlay accesslog", 'logdb "cn=accesslog"', "logops writes", "logsuccess TRUE",
+                          f"logpurge {repl.log_purge}"]
         return "\n".join(lines) + "\n"
 
     def _config_ldif(self) -> str:
         records: list[list[str]] = [
             ["dn: cn=config", "objectClass: olcGlobal", "cn: config",
              _ldif_value("olcPidFile", str(self.pid_file)),
-             _ldif_value("olcArgsFile", str(self.data_dir / "slapd.args"))],
+             _ldif_value("olcArgsFile", str(self.data_dir / "slapd.args")),
+             *([f"olcServerID: {self.replication.server_id}"] if self.replication else [])],
         ]
         modules = self._modules()
         if modules:
@@ -372,11 +447,41 @@ class LocalSlapd:
              "objectClass: olcFrontendConfig", "olcDatabase: {-1}frontend", "olcSizeLimit: unlimited"],
             ["dn: olcDatabase={0}config,cn=config", "objectClass: olcDatabaseConfig", "olcDatabase: {0}config",
              _ldif_value("olcRootDN", self.config_dn), _ldif_value("olcRootPW", ssha(self.root_password))],
-            ["dn: olcDatabase={1}mdb,cn=config", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
-             "olcDatabase: {1}mdb", _ldif_value("olcSuffix", self.suffix), _ldif_value("olcRootDN", self.root_dn),
-             _ldif_value("olcRootPW", ssha(self.root_password)), _ldif_value("olcDbDirectory", str(self.db_dir)),
-             f"olcDbMaxSize: {MAX_SIZE}"],
         ]
+        repl = self.replication
+        main = "{1}mdb"
+        if repl and repl.delta:
+            # The change log first: the accesslog overlay of the mail
+            # database names it.
+            main = "{2}mdb"
+            tail += [
+                ["dn: olcDatabase={1}mdb,cn=config", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
+                 "olcDatabase: {1}mdb", "olcSuffix: cn=accesslog",
+                 _ldif_value("olcDbDirectory", str(self.accesslog_dir)), f"olcDbMaxSize: {MAX_SIZE}",
+                 "olcDbIndex: default eq", "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart,reqDN",
+                 _ldif_value("olcLimits", f'dn.exact="{self.root_dn}" size=unlimited time=unlimited')],
+                ["dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config", "objectClass: olcOverlayConfig",
+                 "objectClass: olcSyncProvConfig", "olcOverlay: {0}syncprov", "olcSpNoPresent: TRUE",
+                 "olcSpReloadHint: TRUE"],
+            ]
+        tail.append([f"dn: olcDatabase={main},cn=config", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
+                     f"olcDatabase: {main}", _ldif_value("olcSuffix", self.suffix), _ldif_value("olcRootDN", self.root_dn),
+                     _ldif_value("olcRootPW", ssha(self.root_password)), _ldif_value("olcDbDirectory", str(self.db_dir)),
+                     f"olcDbMaxSize: {MAX_SIZE}"])
+        if repl:
+            tail[-1] += [f"olcDbIndex: {value}" for value in self._index_values()]
+            tail[-1] += [_ldif_value("olcSyncrepl", f"{{{n}}}{value}") for n, value in
+                         enumerate(repl.syncrepl(self.suffix, self.root_dn, self.root_password))]
+            if repl.providers:
+                tail[-1].append("olcMultiProvider: TRUE")
+            tail.append([f"dn: olcOverlay={{0}}syncprov,olcDatabase={main},cn=config", "objectClass: olcOverlayConfig",
+                         "objectClass: olcSyncProvConfig", "olcOverlay: {0}syncprov",
+                         f"olcSpCheckpoint: {repl.checkpoint}", f"olcSpSessionLog: {repl.session_log}"])
+            if repl.delta:
+                tail.append([f"dn: olcOverlay={{1}}accesslog,olcDatabase={main},cn=config",
+                             "objectClass: olcOverlayConfig", "objectClass: olcAccessLogConfig",
+                             "olcOverlay: {1}accesslog", "olcAccessLogDB: cn=accesslog", "olcAccessLogOps: writes",
+                             "olcAccessLogSuccess: TRUE", f"olcAccessLogPurge: {repl.log_purge}"])
         return text + "\n\n".join("\n".join(r) for r in tail) + "\n"
 
     def _build_slapd_d(self) -> None:

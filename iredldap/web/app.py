@@ -35,7 +35,7 @@ from iredldap.web.responders import check as check_resource
 from iredldap.check import Checker
 from iredldap.web.common import PasswordCheck
 from iredldap.web.bounds import BodyLimit, Methods, json_dumps, json_loads
-from iredldap.web.middleware import Authentication, ClientAccess, RequestScope
+from iredldap.web.middleware import Authentication, ClientAccess, DirectoryRequest, RequestScope
 from iredldap.web.forms import FormOrJsonHandler
 from iredldap.web.slashes import MergeSlashes
 from iredldap.db.sessions import SessionStore
@@ -236,6 +236,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
         MergeSlashes(),  # first: everything after it sees the canonical path
         RequestScope(),  # one SQL connection per database, given back after the audit row
         RequestMetrics(settings.url_prefix),
+        DirectoryRequest(backends.directory),
         Methods(),
         BodyLimit(settings.max_request_body),
         ClientAccess(settings),

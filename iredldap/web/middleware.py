@@ -60,6 +60,17 @@ class RequestScope:
         close_request_scope()
 
 
+class DirectoryRequest:
+    """Each request uses one directory server from its first operation to its
+    last (read-your-writes; `Directory.begin_request`)."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.directory.begin_request()
+
+
 class ClientAccess:
     """Works out the client's address and refuses the API where it is switched off or restricted."""
 

@@ -12,7 +12,11 @@ RESTRICT_API_ACCESS do not hide them; URL_PREFIX applies).
 /readyz answers ``{"_success": true, "_data": {"directory": "ok",
 "iredadmin": "ok", "amavisd": "ok", "iredapd": "ok"}}``, or 503 with
 ``"_msg": "NOT_READY"``, a reason naming what is down and the same
-``_data`` with the error of each.  An embedded SQLite database of Amavisd or
+``_data`` with the error of each.  With several directory servers
+(LDAP_URI lists them) each is asked and named too, as
+``"directory ldap://ldap1:389": "ok"`` or ``"unavailable: <why>"``; the
+directory counts as up while one of them answers (``"directory": "ok"``, or
+``"degraded: n of m servers unavailable"``), and is down only when none does.  An embedded SQLite database of Amavisd or
 iRedAPD that was never created holds no settings yet and is reported as
 ``"absent"`` without failing readiness (asking does not create it).
 """
@@ -48,7 +52,8 @@ class Readiness:
 
     def __init__(self, checks: dict[str, Callable[[], object]]):
         """`checks`: name -> a callable that raises when the backend is down
-        (and may return a status other than "ok")."""
+        (and may return a status other than "ok", or a dict part -> status
+        of a backend made of several servers, "ok" for those that answer)."""
         self.checks = checks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -57,6 +62,8 @@ class Readiness:
         for name, check in self.checks.items():
             try:
                 status = check()
+                if isinstance(status, dict):
+                    status = _parts(name, status, results, down)
                 results[name] = status if isinstance(status, str) else "ok"
             except IredldapError as exc:
                 results[name] = f"unavailable: {exc.reason or exc.code}"
@@ -72,10 +79,26 @@ class Readiness:
         ok(resp, results)
 
 
-def directory_check(directory, base: str) -> Callable[[], None]:
-    """The directory answers a base search on `base` (with our bind DN)."""
-    def check() -> None:
+def _parts(name: str, parts: dict[str, str], results: dict[str, str], down: list[str]) -> str:
+    """Report each part as "<name> <part>"; the backend is down when all are."""
+    failed = 0
+    for part, status in parts.items():
+        results[f"{name} {part}"] = status
+        failed += status != "ok"
+    if failed == len(parts):
+        down.append(name)
+        return "unavailable: no server answers"
+    return f"degraded: {failed} of {len(parts)} servers unavailable" if failed else "ok"
+
+
+def directory_check(directory, base: str) -> Callable[[], dict[str, str] | None]:
+    """The directory answers a base search on `base` (with our bind DN);
+    with several servers each is asked (`Directory.probe`)."""
+    def check() -> dict[str, str] | None:
+        if len(directory.uris) > 1:
+            return directory.probe(base)
         directory.search(base, "(objectClass=*)", scope=BASE, attrs=("1.1",))
+        return None
     return check
 
 
