@@ -246,11 +246,16 @@ class JournalEntry:
 
     def _write(self, steps: list[dict], *, sealed: bool, planned: bool = False) -> None:
         if self.id is None:
-            self.id = self.journal.table.open(kind=self.kind, targets=self.targets, resume=self.resume,
-                                              owner=self.journal.owner, steps=steps, sealed=sealed,
-                                              state="planned" if planned else "running")
+            # Opened and marked active in one step for the other threads of
+            # this process: one settling the same targets meanwhile would
+            # otherwise take the new row, ours, for one a dead batch left, and
+            # roll back what this batch is sending.
+            with _ACTIVE_LOCK:
+                self.id = self.journal.table.open(kind=self.kind, targets=self.targets, resume=self.resume,
+                                                  owner=self.journal.owner, steps=steps, sealed=sealed,
+                                                  state="planned" if planned else "running")
+                self.journal.active.add(self.id)
             self.planned_only = planned
-            self.journal.active.add(self.id)
         else:
             self.journal.table.append(self.id, self.written, steps, sealed=sealed)
         self.written += len(steps)
@@ -291,6 +296,7 @@ class JournalEntry:
 # -- the journal -------------------------------------------------------------------
 
 _ACTIVE: set[int] = set()
+_ACTIVE_LOCK = threading.Lock()
 
 
 class WriteJournal:
@@ -313,12 +319,13 @@ class WriteJournal:
     def resumable(self, row) -> bool:
         if row.state == "open":
             return True
+        if row.owner == self.owner:
+            with _ACTIVE_LOCK:   # a row being opened now is in `active` once we get the lock
+                return row.id not in self.active  # ours, and no live batch of ours holds it
         if row.id in self.active:
             return False
         host, _, pid = row.owner.rpartition(":")
         if host == socket.gethostname():
-            if row.owner == self.owner:
-                return True  # ours, and no live batch of ours holds it
             try:
                 os.kill(int(pid), 0)
             except (ValueError, ProcessLookupError):
