@@ -400,10 +400,7 @@ MLMMJ_LIST = AccountType(
     routes=Routes(item="/api/ml/{mail}", collection="/api/mls/{domain}",
                   change_email="/api/ml/{mail}/change_email/{new_mail}"),
     export_summary="a subscribable (mlmmj) mailing list's entry (its settings and subscribers are in mlmmj)",
-    fields=(
-        Field(Param("name", Text(255), "Display name", aliases=("cn",)), attr="cn"),
-        Field(Param("accountStatus", ACCOUNT_STATUS, "Enable or disable: active, disabled"), attr="accountStatus"),
-        Field(Param("accessPolicy", ACCESS_POLICY, "Who may send to it"), attr="accessPolicy"),
+    fields=_GROUP_FIELDS[:3] + (   # name, accountStatus, accessPolicy, as on the other groups
         Field(Param("owner", _address_list("comma-separated addresses"), "Owners (mail to <list>+owner@)",
                     aliases=("owners",)), attr="listOwner", multi=True),
         Field(Param("moderators", _address_list("comma-separated addresses"), "Moderators (empty: none)"),
