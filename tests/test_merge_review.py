@@ -143,3 +143,87 @@ def test_threads_each_use_their_own_lent_connection(api, app, factory, iredadmin
     finally:
         db_engine.Database._connect = original   # type: ignore[method-assign]
     assert checked_out(iredadmin) == 0
+
+
+# -- numberOfUsers through the increment ------------------------------------------------
+
+def users_in(factory, domain):
+    from iredldap.directory.tree import f
+    return sorted(e.first("mail").lower() for e in factory.search(
+        factory.tree.container(domain, "Users"), f("(&(objectClass=mailUser)(!(mail=@%s)))", domain),
+        scope=LEVEL, attrs=("mail",)))
+
+
+def counter(factory, domain):
+    return factory.entry(factory.tree.domain(domain)).first("domainCurrentUserNumber")
+
+
+@pytest.mark.slapd
+def test_parallel_creates_and_a_delete_into_two_free_places(slapd_directory, settings, iredadmin, sqlite_templates):
+    from .support import Factory
+    factory = Factory(slapd_directory, settings)
+    factory.global_admin("root@admins.test", "R00t#secret")
+    app = build_app(settings, slapd_directory, iredadmin, sqlite_templates)
+    for rnd in range(4):
+        domain = f"p{rnd}.test"
+        factory.domain(domain, numberOfUsers=4)
+        root = ApiClient(app, settings)
+        root.login("root@admins.test", "R00t#secret")
+        for name in ("old1", "old2"):
+            assert root.post(f"/api/user/{name}@{domain}", {"password": PW}).status_code == 201
+        assert counter(factory, domain) == "2"
+        calls = [("POST", f"/api/user/new{i}@{domain}", {"password": PW}) for i in range(6)]
+        calls.insert(3, ("DELETE", f"/api/user/old1@{domain}", None))
+        clients = []
+        for _ in calls:
+            c = ApiClient(app, settings)
+            c.login("root@admins.test", "R00t#secret")
+            clients.append(c)
+        start = threading.Barrier(len(calls))
+        statuses: list = [None] * len(calls)
+
+        def run(i, method, path, params):
+            start.wait(timeout=30)
+            statuses[i] = clients[i].request(method, path, params).status_code
+        threads = [threading.Thread(target=run, args=(i, *c), daemon=True) for i, c in enumerate(calls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        assert statuses[3] == 200, statuses
+        created = sorted(calls[i][1].rsplit("/", 1)[1] for i, s in enumerate(statuses) if i != 3 and s == 201)
+        assert all(s in (201, 403, 409, 400) for i, s in enumerate(statuses) if i != 3), statuses
+        have = users_in(factory, domain)
+        assert have == sorted([f"old2@{domain}", *created]), (statuses, have)
+        assert 2 <= len(created) <= 3 and len(have) <= 4, (statuses, have)
+        assert counter(factory, domain) == str(len(have)), (statuses, have)
+
+
+@pytest.mark.parametrize("backend", ["mock", "slapd"])
+def test_a_create_failing_after_its_increment_leaves_the_counter_right(api, factory, monkeypatch):
+    from iredldap.directory.addresses import Addresses as AddressStore
+    from iredldap.errors import AlreadyExists
+    factory.domain("c.test", numberOfUsers=3)
+    assert api.post("/api/user/one@c.test", {"password": PW}).status_code == 201
+    assert counter(factory, "c.test") == "1"
+
+    def lost(self, mine, addresses, *more):
+        raise AlreadyExists(f"{addresses[0]} is already used by another account")
+    with monkeypatch.context() as patch:
+        patch.setattr(AddressStore, "claim", lost)     # a racing holder won, after this create's increment
+        for i in range(3):
+            assert api.post(f"/api/user/two{i}@c.test", {"password": PW}).status_code == 409
+    assert users_in(factory, "c.test") == ["one@c.test"]
+    assert counter(factory, "c.test") == "1"
+    # a plain duplicate (refused before anything is written) and one through an alias
+    assert api.post("/api/user/one@c.test", {"password": PW}).status_code == 409
+    assert api.post("/api/alias/al@c.test", {}).status_code == 201
+    assert api.post("/api/user/al@c.test", {"password": PW}).status_code == 409
+    assert counter(factory, "c.test") == "1"
+    for name in ("two", "three"):
+        assert api.post(f"/api/user/{name}@c.test", {"password": PW}).status_code == 201
+    r = api.post("/api/user/four@c.test", {"password": PW})
+    assert r.status_code == 403, r.text
+    assert users_in(factory, "c.test") == ["one@c.test", "three@c.test", "two@c.test"]
+    assert counter(factory, "c.test") == "3"
