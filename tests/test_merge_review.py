@@ -323,3 +323,35 @@ def test_a_client_gone_half_way_through_its_body_leaves_no_connection_out(api, a
         server.server_close()
     # A body shorter than its Content-Length is refused, not applied in part.
     assert factory.entry(factory.tree.user("john@a.test")).get("cn") == ["john"]
+
+
+# -- the journal row opened at once ----------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["mock"])
+def test_a_journal_row_that_cannot_be_written_stops_the_batch_before_the_directory(api, factory, iredadmin,
+                                                                                   settings):
+    """iRedAdmin's database taken by another writer: the journaled create
+    (and its counter increment) must not reach the directory."""
+    from sqlalchemy import event
+    factory.domain("j.test", numberOfUsers=5)
+    assert api.post("/api/user/first@j.test", {"password": PW}).status_code == 201
+    engine = iredadmin.database.engine
+
+    @event.listens_for(engine, "connect")
+    def short(dbapi_conn, record):
+        dbapi_conn.execute("PRAGMA busy_timeout = 100")
+    engine.dispose()
+    path = settings.sql_iredadmin_url.split("sqlite:///", 1)[1]
+    locker = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")       # readers go on, writers wait (and give up)
+        statuses = [api.post(f"/api/user/u{i}@j.test", {"password": PW}).status_code for i in range(3)]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert all(s == 503 for s in statuses), statuses
+    assert users_in(factory, "j.test") == ["first@j.test"]
+    assert counter(factory, "j.test") == "1"
+    assert checked_out(iredadmin) == 0
+    assert api.post("/api/user/u9@j.test", {"password": PW}).status_code == 201
+    assert users_in(factory, "j.test") == ["first@j.test", "u9@j.test"] and counter(factory, "j.test") == "2"
