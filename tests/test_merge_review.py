@@ -355,3 +355,34 @@ def test_a_journal_row_that_cannot_be_written_stops_the_batch_before_the_directo
     assert checked_out(iredadmin) == 0
     assert api.post("/api/user/u9@j.test", {"password": PW}).status_code == 201
     assert users_in(factory, "j.test") == ["first@j.test", "u9@j.test"] and counter(factory, "j.test") == "2"
+
+
+@pytest.mark.slapd
+def test_slapd_answers_each_increment_with_its_own_value_no_read_back(slapd_directory, settings, monkeypatch):
+    """The ranking of racing creates rests on the Post-Read value: on a real
+    slapd each increment gets the value it made, and none is read back."""
+    from .support import Factory
+    factory = Factory(slapd_directory, settings)
+    factory.domain("inc.test")
+    dn = factory.tree.domain("inc.test")
+    slapd_directory.modify(dn, {"domainCurrentUserNumber": [("MODIFY_REPLACE", ["10"])]})
+    reads: list = []
+    original_get = type(slapd_directory).get
+    monkeypatch.setattr(type(slapd_directory), "get",
+                        lambda self, *a, **k: reads.append(a) or original_get(self, *a, **k))
+    start = threading.Barrier(4)
+    made: list = []
+
+    def run():
+        start.wait(timeout=30)
+        for _ in range(5):
+            made.append(slapd_directory.increment(dn, "domainCurrentUserNumber", 1))
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert reads == []
+    assert sorted(made) == list(range(11, 31))
+    assert original_get(slapd_directory, dn).first("domainCurrentUserNumber") == "30"
