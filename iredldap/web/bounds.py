@@ -1,8 +1,8 @@
 """Bounded input and odd requests: body size, JSON depth, HEAD, unknown methods.
 
 `BodyLimit` refuses a body over MAX_REQUEST_BODY with 413 before reading it
-(from Content-Length), and reads a chunked body (no Content-Length) only up
-to the limit.  `json_loads` turns JSON nested too deep for Python's parser
+(from Content-Length), a body shorter than its Content-Length with 400, and
+reads a chunked body (no Content-Length) only up to the limit.  `json_loads` turns JSON nested too deep for Python's parser
 into a malformed body (400) instead of a RecursionError (500); `json_dumps`
 answers even when a message quotes a lone surrogate a client sent.  `Methods`
 answers HEAD with the GET responder and its access rule (falcon routes HEAD
@@ -17,7 +17,7 @@ import json
 
 import falcon
 
-from iredldap.errors import RequestTooLarge
+from iredldap.errors import InvalidInput, RequestTooLarge
 
 _READ_CHUNK = 64 * 1024
 
@@ -51,6 +51,15 @@ class BodyLimit:
         if length is not None:
             if length > self.max_bytes:
                 raise RequestTooLarge(f"the request body is {length} bytes; at most {self.max_bytes} are accepted")
+            if length:
+                # Read now, so a body cut short (the client hung up) is refused
+                # instead of being taken for the whole: falcon's bounded stream
+                # would hand its first bytes over as a complete form.
+                body = _read_up_to(req.stream, length)
+                if len(body) < length:
+                    raise InvalidInput(f"the request body ended after {len(body)} of the {length} bytes "
+                                       f"its Content-Length announced", code="INVALID_REQUEST")
+                req.env["wsgi.input"] = req.stream = io.BytesIO(body)
             return
         if "chunked" not in (req.get_header("Transfer-Encoding") or "").lower():
             return
@@ -67,6 +76,20 @@ class BodyLimit:
             raise RequestTooLarge(f"the request body is over {self.max_bytes} bytes")
         req.env["wsgi.input"] = req.stream = io.BytesIO(bytes(data))
         req.env["CONTENT_LENGTH"] = str(len(data))
+
+
+def _read_up_to(stream, length: int) -> bytes:
+    """Up to `length` bytes of `stream`, fewer only if it ends (or breaks) first."""
+    data = bytearray()
+    while len(data) < length:
+        try:
+            chunk = stream.read(min(_READ_CHUNK, length - len(data)))
+        except OSError:     # (the connection broke)
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 # Stands in for a method falcon does not know: one no resource implements,
