@@ -5,6 +5,7 @@ policy tests (spam policy, throttling, greylisting, white/blacklists)."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -200,3 +201,27 @@ def accounts(factory):
     factory.domain("other.test")
     for mail in (POLICY_USER, POLICY_OTHER_USER, POLICY_STRANGER):
         factory.user(mail)
+
+
+def parallel(app, settings, calls, login, *, seconds: float = 120) -> list[int]:
+    """Run `calls` (method, path, params) at once through `app`, each with its
+    own session of `login`; their statuses in order (bounded waits)."""
+    clients = []
+    for _ in calls:
+        client = ApiClient(app, settings)
+        client.login(*login)
+        clients.append(client)
+    start = threading.Barrier(len(calls))
+    statuses: list[int | None] = [None] * len(calls)
+
+    def run(i, method, path, params):
+        start.wait(timeout=seconds)
+        statuses[i] = clients[i].request(method, path, params).status_code
+
+    threads = [threading.Thread(target=run, args=(i, *call), daemon=True) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds)
+    assert not any(t.is_alive() for t in threads), "a request did not finish in time"
+    return statuses  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from iredldap.db import engine as db_engine
 from iredldap.directory.connection import LEVEL
 
 from .conftest import build_app
-from .support import ApiClient
+from .support import ApiClient, parallel as run_in_parallel
 
 PW = "Secr3t#pass"
 
@@ -174,23 +174,7 @@ def test_parallel_creates_and_a_delete_into_two_free_places(slapd_directory, set
         assert counter(factory, domain) == "2"
         calls = [("POST", f"/api/user/new{i}@{domain}", {"password": PW}) for i in range(6)]
         calls.insert(3, ("DELETE", f"/api/user/old1@{domain}", None))
-        clients = []
-        for _ in calls:
-            c = ApiClient(app, settings)
-            c.login("root@admins.test", "R00t#secret")
-            clients.append(c)
-        start = threading.Barrier(len(calls))
-        statuses: list = [None] * len(calls)
-
-        def run(i, method, path, params):
-            start.wait(timeout=30)
-            statuses[i] = clients[i].request(method, path, params).status_code
-        threads = [threading.Thread(target=run, args=(i, *c), daemon=True) for i, c in enumerate(calls)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not any(t.is_alive() for t in threads)
+        statuses = run_in_parallel(app, settings, calls, ("root@admins.test", "R00t#secret"), seconds=60)
         assert statuses[3] == 200, statuses
         created = sorted(calls[i][1].rsplit("/", 1)[1] for i, s in enumerate(statuses) if i != 3 and s == 201)
         assert all(s in (201, 403, 409, 400) for i, s in enumerate(statuses) if i != 3), statuses

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import build_app
 from .fake_mlmmjadmin import HEADER
-from .support import ApiClient
+from .support import ApiClient, parallel as run_in_parallel
 from .test_mlmmj_lists import ml_app, mlapi, snapshot, spool  # noqa: F401 - fixtures and helpers
 
 PW = "Secr3t#pass"
@@ -370,28 +370,9 @@ def test_escaping_mlmmjadmins_routes_by_the_address(world, factory):
 
 # -- limits in parallel ------------------------------------------------------------------------
 
-def _parallel(app, settings, calls, login) -> list[int | None]:
+def _parallel(app, settings, calls, login) -> list[int]:
     """`calls` (method, path, params) started together, each with its own session (bounded waits)."""
-    import threading
-    clients = []
-    for _ in calls:
-        c = ApiClient(app, settings)
-        c.login(*login)
-        clients.append(c)
-    start = threading.Barrier(len(calls))
-    statuses: list[int | None] = [None] * len(calls)
-
-    def run(i, method, path, params):
-        start.wait(timeout=60)
-        statuses[i] = clients[i].request(method, path, params).status_code
-
-    threads = [threading.Thread(target=run, args=(i, *c), daemon=True) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert all(not t.is_alive() for t in threads)
-    return statuses
+    return run_in_parallel(app, settings, calls, login)
 
 
 @pytest.mark.slapd

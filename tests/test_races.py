@@ -15,7 +15,7 @@ import pytest
 from iredldap.directory.connection import LEVEL, SUBTREE
 from iredldap.directory.tree import f
 
-from .support import ApiClient, Factory
+from .support import ApiClient, Factory, parallel as run_in_parallel
 
 pytestmark = pytest.mark.slapd
 
@@ -42,25 +42,7 @@ def env(slapd_directory, settings, iredadmin):
 
 def parallel(app, settings, calls, login=ROOT) -> list[int]:
     """Run `calls` (method, path, params) at once, each with its own session; their statuses in order."""
-    clients = []
-    for _ in calls:
-        client = ApiClient(app, settings)
-        client.login(*login)
-        clients.append(client)
-    start = threading.Barrier(len(calls))
-    statuses: list[int | None] = [None] * len(calls)
-
-    def run(i, method, path, params):
-        start.wait(timeout=JOIN_SECONDS)
-        statuses[i] = clients[i].request(method, path, params).status_code
-
-    threads = [threading.Thread(target=run, args=(i, *call), daemon=True) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_SECONDS)
-    assert not any(t.is_alive() for t in threads), "a request did not finish in time"
-    return statuses  # type: ignore[return-value]
+    return run_in_parallel(app, settings, calls, login, seconds=JOIN_SECONDS)
 
 
 # -- one address, two kinds ----------------------------------------------------------
