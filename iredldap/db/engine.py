@@ -373,8 +373,6 @@ class Database:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         with self._connect() as conn:
-            if conn.in_transaction():
-                conn.rollback()     # (a lent connection never is; a pool's neither)
             conn.execution_options(**{WRITE_INTENT: True})
             try:
                 with conn.begin():

@@ -36,11 +36,11 @@ class Addresses:
 
     def require_free(self, address: str) -> None:
         if self.taken(address):
-            raise AlreadyExists(f"{address} is already used by another account")
+            raise address_in_use(address)
 
     def ceiling(self, address: str) -> Ceiling:
         """`address` belongs to one user, list or alias at most."""
-        return Ceiling(1, lambda: self._holding(address, ORDER_ATTRS), lambda: AlreadyExists(f"{address} is already used by another account"))
+        return Ceiling(1, lambda: self._holding(address, ORDER_ATTRS), lambda: address_in_use(address))
 
     def claim(self, mine: str, addresses: list[str], *more: Ceiling) -> None:
         """After writing `addresses` into the entry `mine` (inside a batch):
@@ -170,6 +170,10 @@ class Addresses:
         gone = batch.queued_deletes()
         references.rewrite(batch, [r for r in refs if r.dn.lower() not in gone], address, None)
         batch.plan_delete(entry.dn, snapshot=entry)
+
+
+def address_in_use(address: str) -> AlreadyExists:
+    return AlreadyExists(f"{address} is already used by another account")
 
 
 def holding_filter(address: str) -> str:

@@ -26,7 +26,7 @@ from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error, count_failover
 from iredldap.directory.decoding import lean_reads
-from iredldap.directory.mock import lean
+from iredldap.directory.mock import POST_READ, lean
 
 if TYPE_CHECKING:      # the journal module imports this one
     from iredldap.directory.journal import WriteJournal
@@ -237,16 +237,25 @@ class Directory:
     def _earlier_usable(self, index: int) -> list[int]:
         """Servers listed before `index` that are up (and not behind), or due
         for a retry (claimed by this thread)."""
+        return self._usable(range(index))[0]
+
+    def _usable(self, indexes: range) -> tuple[list[int], list[int]]:
+        """Of `indexes`: those up (and not behind), untried or due for a retry,
+        and the others.  A due retry is claimed by this thread: the others
+        skip that server until the next interval."""
         now = time.monotonic()
-        found = []
+        usable, others = [], []
         with self._lock:
-            for i, state in enumerate(self._states[:index]):
+            for i in indexes:
+                state = self._states[i]
                 if state.up is not False and not state.behind:
-                    found.append(i)
+                    usable.append(i)
                 elif now >= state.retry_at:
                     state.retry_at = now + self.retry_interval
-                    found.append(i)
-        return found
+                    usable.append(i)
+                else:
+                    others.append(i)
+        return usable, others
 
     def _behind(self, index: int) -> None:
         state = self._states[index]
@@ -279,7 +288,6 @@ class Directory:
             state.reason = reason if not up else ""
             if not up:
                 state.behind = False
-            if not up:
                 state.retry_at = now + self.retry_interval
                 if self._own_server:
                     # ldap3 also marks a server address unusable for a few
@@ -287,21 +295,10 @@ class Directory:
                     state.server = self._new_server(state.uri)
 
     def _order(self) -> list[int]:
-        """Servers to try, in order: those up, untried or due for a retry as
-        listed, then (last resort) the others.  A due retry is claimed by this
-        thread: the others skip that server until the next interval."""
-        now = time.monotonic()
-        first, last = [], []
-        with self._lock:
-            for i, state in enumerate(self._states):
-                if state.up is not False and not state.behind:
-                    first.append(i)
-                elif now >= state.retry_at:
-                    state.retry_at = now + self.retry_interval
-                    first.append(i)
-                else:
-                    last.append(i)
-        return first + sorted(last, key=lambda i: self._states[i].retry_at)
+        """Servers to try, in order: the usable ones as listed, then (last
+        resort) the others, the soonest due first."""
+        usable, others = self._usable(range(len(self._states)))
+        return usable + sorted(others, key=lambda i: self._states[i].retry_at)
 
     def _forget_connection(self, reason: str = "it failed") -> None:
         """Drop this thread's connection after a failure of its server, and
@@ -349,9 +346,7 @@ class Directory:
     def _bound(self, index: int) -> ldap3.Connection:
         """A connection bound to server `index`; marks the server up or down."""
         self._local.index = index
-        conn = ldap3.Connection(self._states[index].server, user=self.bind_dn, password=self._password,
-                                client_strategy=self._strategy, raise_exceptions=True,
-                                receive_timeout=self._timeout, auto_referrals=False)
+        conn = self._new_connection(self._states[index].server)
         if self._strategy == ldap3.MOCK_SYNC:
             lean(conn)
         lean_reads(conn)   # (a SYNC connection's search results: decoding.py)
@@ -365,6 +360,12 @@ class Directory:
         self._mark(index, True)
         return conn
 
+    def _new_connection(self, server: ldap3.Server) -> ldap3.Connection:
+        """Not bound yet."""
+        return ldap3.Connection(server, user=self.bind_dn, password=self._password,
+                                client_strategy=self._strategy, raise_exceptions=True,
+                                receive_timeout=self._timeout, auto_referrals=False)
+
     def servers(self) -> list[ServerState]:
         """Copies of the servers' states, in the order listed."""
         with self._lock:
@@ -377,9 +378,7 @@ class Directory:
         is marked up (and so used again), one that does not is marked down."""
         report: dict[str, str] = {}
         for index, state in enumerate(self._states):
-            conn = ldap3.Connection(state.server, user=self.bind_dn, password=self._password,
-                                    client_strategy=self._strategy, raise_exceptions=True,
-                                    receive_timeout=self._timeout, auto_referrals=False)
+            conn = self._new_connection(state.server)
             try:
                 with self._translating_probe():
                     conn.bind()
@@ -563,9 +562,9 @@ class Directory:
             post = (conn.result.get("controls") or {}).get(POST_READ, {}).get("value") or {}
         for name, values in (post.get("result") or {}).items():
             if name.lower() == attr.lower() and values:
-                return _as_int(values[0])
+                return as_int(values[0])
         entry = self.get(dn, attrs=(attr,))
-        return _as_int(entry.first(attr)) if entry is not None and entry.get(attr) else None
+        return as_int(entry.first(attr)) if entry is not None and entry.get(attr) else None
 
     def delete(self, dn: str) -> None:
         conn = self._connection(write=True)
@@ -591,9 +590,6 @@ class Directory:
         self.search("", "(objectClass=*)", scope=BASE, attrs=("1.1",))
 
 
-POST_READ = "1.3.6.1.1.13.2"
-
-
 def _ber_length(n: int) -> bytes:
     if n < 0x80:
         return bytes([n])
@@ -607,7 +603,8 @@ def _attribute_selection(attrs: list[str]) -> bytes:
     return b"\x30" + _ber_length(len(items)) + items
 
 
-def _as_int(value) -> int | None:
+def as_int(value) -> int | None:
+    """An LDAP integer value (text or bytes) as an int; None if it is none."""
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     try:

@@ -37,7 +37,7 @@ from iredldap.directory.groups import GroupStore
 from iredldap.directory.tree import Tree
 from iredldap.directory.values import diff
 from iredldap.errors import IredldapError, NoSuchAccount
-from iredldap.mlmmj import SUBSCRIPTION_KINDS, ListSpool, Subscriber
+from iredldap.mlmmj import ListSpool, Subscriber, resubscribe
 from iredldap.model.accounts import MLMMJ_LIST
 from iredldap.model import validators
 from iredldap.model.mlmmj_profile import check_new_list_address, form_of_profile
@@ -154,14 +154,14 @@ class SubscribableListStore(GroupStore):
             self.spool.add_subscribers(mail, add, subscription=kind,
                                        require_confirm=values.get("require_confirm", True))
         if remove:
-            gone = [s for s in before if s.mail.lower() in {r.lower() for r in remove}]
+            removed = {r.lower() for r in remove}
+            gone = [s for s in before if s.mail.lower() in removed]
             if gone:
                 batch.on_rollback(lambda: self._resubscribe(mail, gone))
             self.spool.remove_subscribers(mail, remove)
 
     def _resubscribe(self, mail: str, subscribers: Sequence[Subscriber]) -> None:
-        for s in subscribers:
-            self.spool.add_subscribers(mail, [s.mail], subscription=s.subscription, require_confirm=False)
+        resubscribe(self.spool, mail, subscribers)
 
     # -- delete and rename ----------------------------------------------------------
 
@@ -215,10 +215,7 @@ class SubscribableListStore(GroupStore):
             for mail, profile, subscribers in reversed(done):
                 try:
                     self.spool.create(mail, form_of_profile(profile))
-                    for kind in SUBSCRIPTION_KINDS:
-                        addresses = [s.mail for s in subscribers if s.subscription == kind]
-                        if addresses:
-                            self.spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
+                    self._resubscribe(mail, subscribers)
                 except Exception as err:  # noqa: BLE001 - put back the others
                     log.error("could not make the archived list %s again: %s", mail, err.__class__.__name__)
 

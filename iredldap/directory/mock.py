@@ -145,6 +145,7 @@ def _values(entry, ci_name: str):
     return entry.get(ci_name)
 
 
+# The Post-Read control (RFC 4527); Directory.increment sends it.
 POST_READ = "1.3.6.1.1.13.2"
 
 

@@ -17,10 +17,10 @@ from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded
 from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.directory import settings_attr
-from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, attr_of as _attr, copy_attrs, holding_filter, holds,
-                                          with_attr as _replace_attr)
+from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, address_in_use, attr_of as _attr, copy_attrs,
+                                          holding_filter, holds, with_attr as _replace_attr)
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry
+from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry, as_int
 from iredldap.directory.domains import DeletedMailbox
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import (diff as values_diff, field_attrs, field_changes, wanted as wanted_list,
@@ -46,13 +46,6 @@ class DomainRules:
     @property
     def disabled(self) -> bool:
         return self.entry.first("accountStatus").lower() == "disabled"
-
-
-def _int_or_none(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def _held_paths(entry: Entry, storage: str) -> list[str]:
@@ -178,7 +171,7 @@ class UserStore:
             raise InvalidInput(f"{domain} is a backup MX domain: it has no mailboxes", code="DOMAIN_IS_BACKUP_MX")
         if rules.max_users == -1:
             raise LimitExceeded(f"{domain} may not have mail users", param=USER.domain_limit)
-        held = _int_or_none(rules.entry.first(USER.counter))
+        held = as_int(rules.entry.first(USER.counter))
         if rules.max_users > 0 and held is not None and held >= rules.max_users:
             # Full as the counter read with the domain says: refused before anything is written.
             raise self._no_room(domain, rules.max_users)
@@ -259,7 +252,7 @@ class UserStore:
             attrs += HOLDING_ATTRS
         found = self.dir.search(self.tree.domains_dn, "(|" + "".join(terms) + ")", attrs=attrs)
         if address and any(holds(e, address) for e in found):
-            raise AlreadyExists(f"{address} is already used by another account")
+            raise address_in_use(address)
         used = {p.rstrip("/") for e in found for p in _held_paths(e, storage)}
         if self.kept_maildirs is not None:
             used |= {p.rstrip("/") for p in self.kept_maildirs(paths)}
@@ -426,7 +419,7 @@ class UserStore:
         if old == new:
             raise InvalidInput("new_mail: the address is the same", param="new_mail")
         if self.address_taken(new):
-            raise AlreadyExists(f"{new} is already used by another account")
+            raise address_in_use(new)
         new_rules = self.rules(new_domain)
         if new_rules.backup_mx:
             raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")

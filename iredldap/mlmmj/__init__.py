@@ -86,6 +86,15 @@ class ListSpool(Protocol):
         """Raise ListSpoolUnavailable if the backend cannot be used now."""
 
 
+def resubscribe(spool: ListSpool, mail: str, subscribers: Sequence[Subscriber]) -> None:
+    """Put `subscribers` on the list at `mail`, each in its own kind, unconfirmed
+    (a list made again or moved: they had subscribed already)."""
+    for kind in SUBSCRIPTION_KINDS:
+        addresses = [s.mail for s in subscribers if s.subscription == kind]
+        if addresses:
+            spool.add_subscribers(mail, addresses, subscription=kind, require_confirm=False)
+
+
 def list_spool_of(settings: "Settings") -> ListSpool:
     """The backend the settings choose (`MLMMJ_BACKEND`), for the composition root."""
     if settings.mlmmj_backend == "local":

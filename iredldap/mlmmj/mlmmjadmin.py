@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 from iredldap.errors import AlreadyExists, InvalidInput, ListSpoolError, ListSpoolUnavailable, NoSuchAccount
-from iredldap.mlmmj import SUBSCRIPTION_KINDS, Subscriber, SubscriptionKind
+from iredldap.mlmmj import SUBSCRIPTION_KINDS, Subscriber, SubscriptionKind, resubscribe
 from iredldap.mlmmj.spool import list_address, subscriber_addresses, subscription_kind
 from iredldap.model import mlmmj_profile as mp
 
@@ -190,10 +190,7 @@ class MlmmjadminClient:
         subscribers = self.subscribers(old)
         self.create(new, mp.form_of_profile(profile))
         try:
-            for kind in SUBSCRIPTION_KINDS:
-                addresses = [s.mail for s in subscribers if s.subscription == kind]
-                if addresses:
-                    self.add_subscribers(new, addresses, subscription=kind)
+            resubscribe(self, new, subscribers)
         except BaseException:
             self._take_back(new)
             raise

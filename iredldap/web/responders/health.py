@@ -16,7 +16,8 @@ RESTRICT_API_ACCESS do not hide them; URL_PREFIX applies).
 (LDAP_URI lists them) each is asked and named too, as
 ``"directory ldap://ldap1:389": "ok"`` or ``"unavailable: <why>"``; the
 directory counts as up while one of them answers (``"directory": "ok"``, or
-``"degraded: n of m servers unavailable"``), and is down only when none does.  An embedded SQLite database of Amavisd or
+``"degraded: n of m servers unavailable"``), and is down only when none
+does.  An embedded SQLite database of Amavisd or
 iRedAPD that was never created holds no settings yet and is reported as
 ``"absent"`` without failing readiness (asking does not create it).
 """
