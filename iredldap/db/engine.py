@@ -250,6 +250,22 @@ def _is_duplicate_key(e: sa_exc.SQLAlchemyError) -> bool:
     return isinstance(e, sa_exc.IntegrityError)
 
 
+# MySQL/MariaDB: deadlock victim; PostgreSQL: deadlock_detected and
+# serialization_failure.  The server has rolled the whole transaction back,
+# so running it again from the start is what both manuals prescribe.
+_MYSQL_DEADLOCK = 1213
+_POSTGRES_RETRY_STATES = ("40P01", "40001")
+DEADLOCK_RETRIES = 3
+
+
+def is_deadlock(e: sa_exc.SQLAlchemyError) -> bool:
+    orig = getattr(e, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and args[0] == _MYSQL_DEADLOCK and type(orig).__module__.startswith(("pymysql", "MySQLdb", "mysql")):
+        return True
+    return getattr(orig, "sqlstate", None) in _POSTGRES_RETRY_STATES
+
+
 _scope = threading.local()
 
 
@@ -359,16 +375,23 @@ class Database:
                        retry_if: Callable[[sa_exc.SQLAlchemyError], bool] = _is_duplicate_key) -> T:
         """`work` in a write transaction; once more in a new one when the
         first failed with an error `retry_if` accepts (by default: a
-        concurrent writer inserted the same unique key first)."""
+        concurrent writer inserted the same unique key first), and again
+        (up to DEADLOCK_RETRIES times) when the server chose it as a
+        deadlock victim.  `work` must be a whole transaction: it may run
+        more than once."""
         with translate_db_errors():
-            try:
-                with self._transaction() as conn:
-                    return work(conn)
-            except sa_exc.SQLAlchemyError as e:
-                if not retry_if(e):
-                    raise
-            with self._transaction() as conn:
-                return work(conn)
+            retried, deadlocks = False, 0
+            while True:
+                try:
+                    with self._transaction() as conn:
+                        return work(conn)
+                except sa_exc.SQLAlchemyError as e:
+                    if is_deadlock(e) and deadlocks < DEADLOCK_RETRIES:
+                        deadlocks += 1
+                    elif not retried and retry_if(e):
+                        retried = True
+                    else:
+                        raise
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -232,11 +232,13 @@ class IredadminDB(SqlStore):
         """Store a new session (replacing one with the same key)."""
         payload = json.dumps(data, separators=(",", ":"))
         s = t.sessions
-        with self.database.write() as conn:
+
+        # Logins arriving together deadlock on MariaDB (the delete of a
+        # missing key takes a gap lock): retried as a whole.
+        def replace(conn: Connection) -> None:
             conn.execute(delete(s).where(s.c.session_id == session_key))
-            conn.execute(
-                insert(s).values(session_id=session_key, atime=self.now(), data=payload)
-            )
+            conn.execute(insert(s).values(session_id=session_key, atime=self.now(), data=payload))
+        self.database.write_retrying(replace, retry_if=lambda e: False)
 
     def load_session(self, session_key: str, idle_timeout: int) -> dict | None:
         """The session's data, or None if missing, idle for longer than
@@ -300,11 +302,10 @@ class IredadminDB(SqlStore):
         returns how many.  iRedAdmin's own (non-JSON) rows are not touched."""
         s = t.sessions
         cutoff = self.now() - timedelta(seconds=idle_timeout)
-        with self.database.write() as conn:
-            result = conn.execute(
-                delete(s).where(s.c.atime < cutoff, s.c.data.like("{%"))
-            )
-        return result.rowcount
+        # A range delete: deadlocks with logins arriving together (retried).
+        return self.database.write_retrying(
+            lambda conn: conn.execute(delete(s).where(s.c.atime < cutoff, s.c.data.like("{%"))).rowcount,
+            retry_if=lambda e: False)
 
     # -- activity log -------------------------------------------------------
 
