@@ -57,7 +57,40 @@ SLAPD_FIXTURES = frozenset({"slapd", "own_slapd"})
 SERVER_PARAMS = frozenset({"mariadb", "postgresql"})
 
 
+# Modules whose tests start services, venvs or whole worlds and take many
+# seconds each.  pytest-xdist hands out tests in collection order as workers
+# come free: run first, these keep one worker from finishing long after the
+# other (longest first is the classic rule for a short tail).  Whole modules
+# move, so their module-scoped fixtures are still made once.
+SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kill.py", "test_readme.py",
+                "test_packaging.py", "test_served.py", "test_paging.py", "test_failover.py")
+
+
+# Modules whose tests share one costly session fixture (a venv made with pip,
+# a gunicorn): all their tests go to one worker, which makes it once.
+# pytest-xdist's own `xdist_group` mark cannot do it on pytest 9 (it puts the
+# group into `item._nodeid`, which pytest 9 no longer reads), so the
+# scheduler below groups these by module.
+ONE_WORKER_MODULES = ("test_plain_install.py", "test_served.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            if module.rpartition("/")[2] in ONE_WORKER_MODULES:
+                return module
+            return super()._split_scope(nodeid)
+
+    return ModuleGroups(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.nodeid.split("::")[0].rpartition("/")[2] not in SLOW_MODULES)
     for item in items:
         # schemathesis' items (one per API operation) all get the id of their
         # test function on pytest 9, their names differ; pytest-xdist tells
@@ -110,12 +143,21 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings(request, tmp_path) -> Settings:
+    """The default settings.  A test on a directory backend gets the settings
+    of that backend's `Stage`, laid back to its start (see there); any other
+    test, settings of its own over SQLite files in its `tmp_path`."""
+    if "backend" in request.fixturenames:
+        return _stage(request).reset(request).settings
     return make_settings(tmp_path)
 
 
 @pytest.fixture
 def directory(backend, request, settings) -> Directory:
+    stage = _stage_of(request, settings)
+    if stage is not None:
+        yield stage.directory
+        return
     if backend == "mock":
         directory = mock_directory()
     else:
@@ -172,7 +214,10 @@ def sqlite_copy(templates: dict[str, Path], kind: str, url: str) -> bool:
 
 
 @pytest.fixture
-def iredadmin(settings, sqlite_templates) -> IredadminDB:
+def iredadmin(request, settings, sqlite_templates) -> IredadminDB:
+    stage = _stage_of(request, settings)
+    if stage is not None:
+        return stage.iredadmin
     copied = sqlite_copy(sqlite_templates, "iredadmin", settings.sql_iredadmin_url)
     db = IredadminDB(make_engine(settings.sql_iredadmin_url))
     if not copied:
@@ -194,8 +239,104 @@ def build_app(settings: Settings, directory: Directory, iredadmin: IredadminDB, 
 
 
 @pytest.fixture
-def app(settings, directory, iredadmin, sqlite_templates):
+def app(request, settings, directory, iredadmin, sqlite_templates):
+    stage = _stage_of(request, settings)
+    if stage is not None and directory is stage.directory and iredadmin is stage.iredadmin:
+        return stage.app
     return build_app(settings, directory, iredadmin, sqlite_templates)
+
+
+# -- one app per worker and backend -------------------------------------------------
+
+class Stage:
+    """The app most tests use, made once per worker and directory backend.
+
+    Making an app costs more than most tests: falcon compiles its router on
+    the first request, SQLAlchemy compiles every statement once per engine,
+    ldap3 opens and binds a connection.  A test that takes the default
+    fixtures (`settings`, `directory`, `iredadmin`, `app` and what builds on
+    them) gets this app instead, after `reset()` laid the directory and the
+    three SQLite files back to what they held when the stage was made (the
+    bare tree of `init_tree`, tables without rows) -- the state a new app
+    would have found.  The app keeps nothing of its own between requests
+    (sessions, tokens, throttling, audit and the journal are in SQL; the
+    metrics are the process's, which tests read as differences), so a test
+    cannot tell it from a new one.  Attributes a test put on the Directory
+    object itself (`directory.add = refusing`) are taken off again."""
+
+    def __init__(self, folder: Path, directory: Directory, templates: dict[str, Path]):
+        self.folder = folder
+        self.settings = make_settings(folder)
+        self.directory = directory
+        init_tree(directory, tree_of(self.settings))
+        copied = sqlite_copy(templates, "iredadmin", self.settings.sql_iredadmin_url)
+        assert copied
+        self.iredadmin = IredadminDB(make_engine(self.settings.sql_iredadmin_url))
+        self.app = build_app(self.settings, directory, self.iredadmin, templates)
+        self.start = SavedState(directory, self.settings)
+        self._directory_attrs = dict(vars(directory))
+        # More apps over the same directory and iredadmin database, made once
+        # by fixtures that need other backends (the policy tests' databases).
+        self.apps: dict[tuple, object] = {}
+
+    def reset(self, request) -> "Stage":
+        vars(self.directory).clear()
+        vars(self.directory).update(self._directory_attrs)
+        if getattr(self.directory._server, "dit", None) is None:
+            # A real slapd: the session server, emptied as `slapd_clean` does for the tests that ask for it.
+            request.getfixturevalue("slapd_clean")
+        self.start.restore(self.directory, self.settings, over=True)
+        # Tests make settings of their own over `tmp_path` for a second app
+        # on "the same database" (another worker, a restart): the files there
+        # are links to the stage's (SQLite follows them, its write-ahead log
+        # stays beside the real file).
+        tmp_path = request.getfixturevalue("tmp_path")
+        for name in SQLITE_FILES.values():
+            link = tmp_path / name
+            if not link.exists():
+                link.symlink_to(self.folder / name)
+        return self
+
+
+def _stage(request) -> Stage:
+    backend = request.getfixturevalue("backend")
+    stages = request.getfixturevalue("_stages")
+    stage = stages.get(backend)
+    if stage is None:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp(f"stage-{backend}")
+        templates = request.getfixturevalue("sqlite_templates")
+        if backend == "mock":
+            directory = mock_directory()
+        else:
+            # Emptied first: the stage's start is the bare tree, whatever an
+            # earlier test of this worker left on the session's slapd.
+            server = request.getfixturevalue("slapd_clean")
+            directory = Directory(server.uri, server.root_dn, server.root_password)
+        stage = stages[backend] = Stage(folder, directory, templates)
+    return stage
+
+
+def _stage_of(request, settings: Settings) -> Stage | None:
+    """The stage whose settings these are, if any."""
+    if "backend" not in request.fixturenames:
+        return None
+    stage = request.getfixturevalue("_stages").get(request.getfixturevalue("backend"))
+    return stage if stage is not None and stage.settings is settings else None
+
+
+@pytest.fixture
+def stage(request, settings) -> Stage | None:
+    """The `Stage` the test's default fixtures come from, or None."""
+    return _stage_of(request, settings)
+
+
+@pytest.fixture(scope="session")
+def _stages():
+    stages: dict[str, Stage] = {}
+    yield stages
+    for stage in stages.values():
+        stage.start.close()
+        stage.directory.close()
 
 
 # -- a world built once, laid down again for each test ------------------------------

@@ -160,6 +160,15 @@ def iredapd_db(policy_dbs) -> IredapdDB:
 
 
 @pytest.fixture
-def policy_app(settings, directory, iredadmin, policy_dbs):
-    return create_app(settings, Backends(directory=directory, iredadmin=iredadmin,
-                                         amavisd=policy_dbs.amavisd, iredapd=policy_dbs.iredapd))
+def policy_app(settings, directory, iredadmin, policy_dbs, stage):
+    """The API on the policy databases; on the default fixtures one app per
+    worker and kind of database (the `Stage`'s), as the tables are emptied
+    before each test and the engines are the session's."""
+    shared = stage is not None and directory is stage.directory and iredadmin is stage.iredadmin
+    app = stage.apps.get(("policy", policy_dbs.backend)) if shared else None
+    if app is None:
+        app = create_app(settings, Backends(directory=directory, iredadmin=iredadmin,
+                                            amavisd=policy_dbs.amavisd, iredapd=policy_dbs.iredapd))
+        if shared:
+            stage.apps[("policy", policy_dbs.backend)] = app
+    return app

@@ -55,7 +55,10 @@ def wipe_tree(conn: ldap3.Connection, base: str) -> int:
     A missing `base` is fine (nothing to delete).  Children go before their
     parents because slapd refuses to delete an entry that has children.
     """
-    found = conn.search(base, "(objectClass=*)", ldap3.SUBTREE, attributes=["1.1"])
+    try:
+        found = conn.search(base, "(objectClass=*)", ldap3.SUBTREE, attributes=["1.1"])
+    except ldap3.core.exceptions.LDAPNoSuchObjectResult:   # a connection that raises on errors
+        return 0
     if not found:
         if conn.result["result"] == 32:  # noSuchObject
             return 0

@@ -26,13 +26,14 @@ from .test_own_tables import _fresh_database
 from .fixtures_policy import run_sql_file, SQL_DIR
 
 # a venv made with pip, serving on MariaDB and PostgreSQL; under pytest-xdist one
-# worker runs the module, so the venv is made once
-pytestmark = [pytest.mark.servers, pytest.mark.xdist_group("plain_install")]
+# worker runs the module (conftest's ONE_WORKER_MODULES), so the venv is made once (session-scoped: xdist may
+# run other modules' tests between these, which would end a module fixture)
+pytestmark = [pytest.mark.servers]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plain_venv(tmp_path_factory):
     venv = tmp_path_factory.mktemp("plain") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

@@ -30,8 +30,9 @@ from iredldap.backends import tree_of
 from .conftest import make_settings
 
 # gunicorn processes on the session's slapd; under pytest-xdist one worker runs
-# the module, so its gunicorn is started once
-pytestmark = [pytest.mark.slapd, pytest.mark.servers, pytest.mark.xdist_group("served")]
+# the module, so its gunicorn is started once (session-scoped, as xdist may run
+# other modules' tests between these)
+pytestmark = [pytest.mark.slapd, pytest.mark.servers]
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -121,7 +122,7 @@ def running(command: list[str], env: dict, port: int, logfile: Path):
                 proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(slapd, tmp_path_factory):
     """(port, settings, log file) of a gunicorn started with the shipped gunicorn.conf.py."""
     tmp = tmp_path_factory.mktemp("served")
