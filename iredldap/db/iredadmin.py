@@ -243,7 +243,7 @@ class IredadminDB(SqlStore):
         `idle_timeout` seconds or not ours.  Refreshes atime at most every
         SESSION_TOUCH_INTERVAL seconds."""
         s = t.sessions
-        with self.database.read() as conn:
+        with self.database.read_one() as conn:
             row = conn.execute(
                 select(s.c.atime, s.c.data).where(s.c.session_id == session_key)
             ).first()
@@ -562,7 +562,7 @@ class IredadminDB(SqlStore):
         if self._live("used_quota") is None:
             return {"bytes": 0, "messages": 0}
         q = t.used_quota.c
-        with self.database.read() as conn:
+        with self.database.read_one() as conn:
             row = conn.execute(
                 select(q.bytes, q.messages).where(q.username == username)
             ).first()
@@ -578,7 +578,7 @@ class IredadminDB(SqlStore):
             return None
         wanted = [c for c in ("domain", "imap", "pop3", "lda") if c in live.columns]
         ll = t.last_login
-        with self.database.read() as conn:
+        with self.database.read_one() as conn:
             row = conn.execute(
                 select(*(ll.c[c] for c in wanted)).where(ll.c.username == username)
             ).first()

@@ -112,7 +112,7 @@ class JournalTable(SqlStore):
 
     def unfinished(self) -> list[JournalRow]:
         c = t.write_journal.c
-        with self.database.read() as conn:
+        with self.database.read_one() as conn:
             return [_row(r) for r in conn.execute(select(t.write_journal).where(c.state.in_(UNFINISHED))
                                                   .order_by(c.id))]
 
