@@ -24,8 +24,11 @@ import socket
 from typing import Sequence
 
 import ldap3
-from ldap3.core.exceptions import LDAPSocketOpenError, LDAPSocketSendError, communication_exception_factory
+from ldap3.core.exceptions import (LDAPSocketOpenError, LDAPSocketReceiveError, LDAPSocketSendError,
+                                   communication_exception_factory)
+from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER
 from ldap3.strategy.sync import SyncStrategy
+from ldap3.utils.asn1 import decode_message_fast
 from ldap3.utils.conv import to_unicode
 from ldap3.utils.dn import safe_dn
 
@@ -36,6 +39,75 @@ __all__ = ["LeanSyncStrategy", "lean_reads", "search"]
 _DEREF_ALWAYS = 3    # ldap3's default for a search
 
 _SEARCH_RESULT_ENTRY = 4
+_MORE_TO_COME = frozenset({"searchResEntry", "searchResRef", "intermediateResponse"})
+_DISCONNECTION = "1.3.6.1.4.1.1466.20036"    # RFC 4511 4.4.1, in an unsolicited notification
+
+
+def _length(data: bytes, i: int) -> tuple[int, int]:
+    """The BER definite length at data[i] and where its value starts."""
+    n = data[i]
+    if n < 0x80:
+        return n, i + 1
+    k = n & 0x7F
+    return int.from_bytes(data[i + 1:i + 1 + k], "big"), i + 1 + k
+
+
+def entry_of(message: bytes) -> tuple[int, bytes, dict[str, list[bytes]]] | None:
+    """(message ID, DN, {attribute: [values]}) of an LDAPMessage that is a
+    search result entry without controls, read straight from its bytes; None
+    for any other message (and for anything not laid out as expected: those
+    are left to ldap3's decoder, which says what is wrong)."""
+    try:
+        if message[0] != 0x30:
+            return None
+        _, i = _length(message, 1)
+        if message[i] != 0x02:
+            return None
+        n, i = _length(message, i + 1)
+        message_id = int.from_bytes(message[i:i + n], "big", signed=True)
+        i += n
+        if message[i] != 0x64:                       # [APPLICATION 4] SearchResultEntry
+            return None
+        n, i = _length(message, i + 1)
+        if i + n != len(message) or message[i] != 0x04:   # controls follow, or not an entry
+            return None
+        n, i = _length(message, i + 1)
+        dn = message[i:i + n]
+        i += n
+        if message[i] != 0x30:
+            return None
+        n, i = _length(message, i + 1)
+        stop = i + n
+        attrs: dict[str, list[bytes]] = {}
+        while i < stop:
+            if message[i] != 0x30:
+                return None
+            n, i = _length(message, i + 1)
+            after = i + n
+            if message[i] != 0x04:
+                return None
+            n, i = _length(message, i + 1)
+            name = message[i:i + n].decode("utf-8", "replace")
+            i += n
+            if message[i] != 0x31:
+                return None
+            n, i = _length(message, i + 1)
+            end = i + n
+            values = []
+            while i < end:
+                if message[i] != 0x04:
+                    return None
+                n, i = _length(message, i + 1)
+                values.append(message[i:i + n])
+                i += n
+            if i != after:
+                return None
+            attrs[name] = values
+        if i != stop or stop != len(message):
+            return None
+        return message_id, dn, attrs
+    except IndexError:
+        return None
 
 
 class _NotDecoded(dict):
@@ -50,6 +122,40 @@ class _NotDecoded(dict):
 
 
 class LeanSyncStrategy(SyncStrategy):
+    def _get_response(self, message_id, timeout):
+        """The answers to `message_id`, each decoded (the entries by
+        `entry_of`, the rest by ldap3), ending with ldap3's RESPONSE_COMPLETE;
+        ldap3's SESSION_TERMINATED_BY_SERVER when the socket closes first."""
+        answers = []
+        while True:
+            messages = self.receiving()
+            if not messages:
+                return SESSION_TERMINATED_BY_SERVER
+            for message in messages:
+                if not message:
+                    continue
+                entry = entry_of(message)
+                if entry is not None:
+                    got, raw_dn, attrs = entry
+                    answer = {"type": "searchResEntry", "raw_dn": raw_dn, "dn": to_unicode(raw_dn, from_server=True),
+                              "raw_attributes": attrs, "attributes": _NotDecoded()}
+                else:
+                    decoded = decode_message_fast(message)
+                    got = int(decoded["messageID"])
+                    answer = self.decode_response_fast(decoded)
+                if got == message_id:
+                    answers.append(answer)
+                    if answer["type"] not in _MORE_TO_COME:
+                        answers.append(RESPONSE_COMPLETE)
+                        return answers
+                elif got == 0 and answer.get("responseName") == _DISCONNECTION:
+                    return SESSION_TERMINATED_BY_SERVER
+                else:
+                    # Sync connections have one operation out at a time: an
+                    # answer to another is the server's mistake (as ldap3 says).
+                    self.connection.last_error = "invalid messageId received"
+                    raise LDAPSocketReceiveError(self.connection.last_error)
+
     def decode_response_fast(self, ldap_message):
         if ldap_message["protocolOp"] != _SEARCH_RESULT_ENTRY:
             return super().decode_response_fast(ldap_message)
