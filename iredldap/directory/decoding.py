@@ -97,7 +97,11 @@ def entry_of(message: bytes) -> tuple[int, bytes, dict[str, list[bytes]]] | None
             while i < end:
                 if message[i] != 0x04:
                     return None
-                n, i = _length(message, i + 1)
+                n = message[i + 1]
+                if n < 0x80:        # (most values: the short form, read inline)
+                    i += 2
+                else:
+                    n, i = _length(message, i + 1)
                 values.append(message[i:i + n])
                 i += n
             if i != after:

@@ -74,8 +74,10 @@ def _assertion_value(text: str) -> bytes:
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
+@lru_cache(maxsize=4096)
 def _item(text: str) -> bytes:
-    """One `attr<op>value` of a filter, without its parentheses."""
+    """One `attr<op>value` of a filter, without its parentheses (kept: most
+    recur from request to request, the object classes, the caller's address)."""
     name, equals, value = text.partition("=")
     if not equals:
         raise NotLean("a filter item without '='")
