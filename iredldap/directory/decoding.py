@@ -1,15 +1,16 @@
-"""A lean decoding of search results on top of ldap3's SYNC strategy.
+"""A lean reading of search results on top of ldap3's SYNC strategy.
 
-For every entry a search returns, ldap3 builds two copies of its values:
-`raw_attributes` (the bytes as sent) and `attributes` (each value decoded
-to text, both in case-insensitive dictionaries).  `Directory` reads only
-`raw_attributes` and converts what it needs itself, so the second copy is
-work for nothing -- most of an LDIF export's time.  `LeanSyncStrategy`
-decodes a search result entry straight from the BER decoder's output into
-one plain dictionary {attribute name: [bytes]}; and it sends searches
-encoded by iredldap.directory.encoding, without ldap3's filter tree and
-pyasn1 objects.  Everything else (binds, writes, results, controls, paging,
-errors, the socket) stays ldap3's.
+For every entry a search returns, ldap3 decodes the BER into nested tuples,
+then builds two copies of its values: `raw_attributes` (the bytes as sent)
+and `attributes` (each value decoded to text, both in case-insensitive
+dictionaries).  `Directory` reads only `raw_attributes` and converts what it
+needs itself, so the rest is work for nothing -- most of an LDIF export's
+time.  `LeanSyncStrategy` reads a search result entry straight from its
+bytes (`entry_of`) into one plain dictionary {attribute name: [bytes]}; and
+it sends searches encoded by iredldap.directory.encoding, without ldap3's
+filter tree and pyasn1 objects.  Everything else (binds, writes, results,
+controls, entries with controls, paging, errors, the socket and its framing
+of messages) stays ldap3's.
 
 `lean_reads(connection)` gives a SYNC connection this strategy; other
 strategies (MOCK_SYNC: iredldap.directory.mock) are left alone.  `search()`
