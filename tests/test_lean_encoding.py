@@ -58,6 +58,9 @@ FILTERS = [
     "(cn=Jürgen*Müller)",
     "( & (mail=a@b.test) (cn=x) )",
     "(mail= spaced@a.test )",
+    "(mail=* )",
+    "( mail = x )",
+    "(mail=)",
     "(mail=" + escape_filter_chars("a(b)c*d\\e\x00f") + ")",
     "(description=\\2a\\28\\29\\5c\\00\\c3\\bc)",
     "(|(mail=x)(!(mail=y))(&(mail=z)(cn=*)))",
@@ -94,6 +97,7 @@ def test_a_long_request_has_long_form_lengths_as_ldap3_writes_them():
     "(cn:dn:=Ann)",
     "(mail=a\\zb)",                     # a backslash that escapes nothing: ldap3 escapes it again
     "(mail=ab\\4)",
+    "(mail=\\2a\x00b)",               # NUL beside an escape: ldap3 escapes it again
     "mail=a@b.test",                    # malformed: ldap3 says what is wrong
     "(mail=a@b.test",
     "(&)",

@@ -59,6 +59,9 @@ def _assertion_value(text: str) -> bytes:
     raw = text.encode("utf-8")
     if b"\\" not in raw:
         return raw
+    if b"\x00" in raw:
+        # ldap3 would escape this value once more (is_filter_escaped).
+        raise NotLean("a NUL beside an escape")
     pieces = raw.split(b"\\")
     out = bytearray(pieces[0])
     for piece in pieces[1:]:
@@ -78,7 +81,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 def _item(text: str) -> bytes:
     """One `attr<op>value` of a filter, without its parentheses (kept: most
     recur from request to request, the object classes, the caller's address)."""
-    name, equals, value = text.partition("=")
+    name, equals, value = text.strip().partition("=")
     if not equals:
         raise NotLean("a filter item without '='")
     if name.endswith(("~", ">", "<")):
