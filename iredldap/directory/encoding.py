@@ -90,11 +90,11 @@ def _item(text: str) -> bytes:
         return _tlv(tag, _tlv(_OCTETS, attr.encode()) + _tlv(_OCTETS, _assertion_value(value.strip())))
     if name.endswith(":"):
         raise NotLean("an extensible match")
-    attr = name.strip().encode()
-    if not attr or ":" in name:
+    described = name.strip().encode()
+    if not described or ":" in name:
         raise NotLean("an attribute description this encoder does not read")
     if value == "*":
-        return _tlv(_PRESENT, attr)
+        return _tlv(_PRESENT, described)
     if "*" in value:
         # As ldap3: the value stripped, then split at every '*'; empty parts dropped.
         parts = value.strip().split("*")
@@ -104,8 +104,8 @@ def _item(text: str) -> bytes:
         pieces += b"".join(_tlv(_ANY, _assertion_value(p)) for p in parts[1:-1] if p)
         if parts[-1]:
             pieces += _tlv(_FINAL, _assertion_value(parts[-1]))
-        return _tlv(_SUBSTRINGS, _tlv(_OCTETS, attr) + _tlv(_SEQUENCE, pieces))
-    return _tlv(_EQUAL, _tlv(_OCTETS, attr) + _tlv(_OCTETS, _assertion_value(value.strip())))
+        return _tlv(_SUBSTRINGS, _tlv(_OCTETS, described) + _tlv(_SEQUENCE, pieces))
+    return _tlv(_EQUAL, _tlv(_OCTETS, described) + _tlv(_OCTETS, _assertion_value(value.strip())))
 
 
 _BLANKS = " \t\r\n"    # skipped between the parts of a filter, as ldap3 does
