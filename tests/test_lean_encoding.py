@@ -151,13 +151,14 @@ def test_searches_find_what_they_should_on_both_backends(world, directory, monke
 def test_a_filter_the_encoder_leaves_is_searched_by_ldap3(slapd_directory, settings, monkeypatch):
     # (ldap3's MOCK_SYNC, which takes every search itself, knows no extensible matches.)
     directory = slapd_directory
-    Factory(directory, settings).domain("enc.test")
-    Factory(directory, settings).user("u4@enc.test")
+    factory = Factory(directory, settings)
+    factory.domain("enc.test")
+    factory.user("u4@enc.test")
     sent = []
     original = ldap3.Connection.search
     monkeypatch.setattr(ldap3.Connection, "search",
                         lambda self, *a, **k: (sent.append(a[1]), original(self, *a, **k))[1])
-    users = Factory(directory, settings).tree.container("enc.test", "Users")
+    users = factory.tree.container("enc.test", "Users")
     found = directory.search(users, "(mail:caseIgnoreIA5Match:=U4@ENC.TEST)", scope=LEVEL)
     assert [e.first("mail") for e in found] == ["u4@enc.test"]
     assert sent == ["(mail:caseIgnoreIA5Match:=U4@ENC.TEST)"]
