@@ -18,6 +18,7 @@ from iredldap.backends import Backends
 from iredldap.web.app import create_app
 from iredldap.directory import export
 from iredldap.directory.connection import LEVEL, SUBTREE
+from iredldap.directory import connection as connection_module
 from iredldap.errors import DirectoryUnavailable
 
 from .conftest import make_settings
@@ -223,19 +224,21 @@ class FailingAfter:
 
 
 class ServerReads:
-    """Counts what ldap3 receives from the server: searches and entries (a page each, when paged)."""
+    """Counts what the connections receive from the server: searches and
+    entries (a page each, when paged).  Counted where every search of the
+    directory is sent, on both backends (iredldap.directory.decoding.search)."""
 
     def __init__(self, monkeypatch):
         self.searches = 0
         self.entries = 0
-        original = ldap3.Connection.search
+        original = connection_module.send_search
 
         def search(conn, *args, **kwargs):
             result = original(conn, *args, **kwargs)
             self.searches += 1
             self.entries += sum(1 for r in conn.response or [] if r.get("type") == "searchResEntry")
             return result
-        monkeypatch.setattr(ldap3.Connection, "search", search)
+        monkeypatch.setattr(connection_module, "send_search", search)
 
 
 def n_entries(text: bytes) -> int:

@@ -38,6 +38,11 @@ def test_base64_exactly_where_needed(value, encoded):
     records, problems = read("dn: cn=x\n" + line + "\n")
     assert problems == []
     assert records[0].values[0].value == value
+    # The same through a whole record (its short values are judged inline there).
+    record = ldif.entry_text("cn=x", [("description", [value])])
+    assert record.splitlines()[1].startswith("description:: ") is encoded
+    records, problems = read(record)
+    assert problems == [] and records[0].values[0].value == value
 
 
 def test_long_lines_fold_at_76_columns_and_unfold():

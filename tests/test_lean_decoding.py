@@ -63,3 +63,65 @@ def test_the_export_reads_pages_of_the_lean_entries(world, directory):
     assert "cn:: " in text          # the UTF-8 names, base64 as LDIF wants them
     assert text.count("mailForwardingAddress: fw") == 7
     assert "userPassword" not in text
+
+
+# -- entries read straight from the bytes (decoding.entry_of) --------------------------
+
+def _entry_message(message_id: int, dn: str, attrs: dict[str, list[bytes]], controls=None) -> bytes:
+    """A search result entry as pyasn1 (ldap3's encoder) writes it."""
+    from ldap3.protocol.convert import build_controls_list
+    from ldap3.protocol.rfc4511 import (LDAPDN, AttributeDescription, AttributeValue, LDAPMessage, MessageID,
+                                        PartialAttribute, PartialAttributeList, ProtocolOp, SearchResultEntry,
+                                        Vals)
+    from pyasn1.codec.ber import encoder
+    entry = SearchResultEntry()
+    entry["object"] = LDAPDN(dn)
+    listed = PartialAttributeList()
+    for i, (name, values) in enumerate(attrs.items()):
+        attribute = PartialAttribute()
+        attribute["type"] = AttributeDescription(name)
+        vals = Vals()
+        for j, value in enumerate(values):
+            vals[j] = AttributeValue(value)
+        attribute["vals"] = vals
+        listed[i] = attribute
+    entry["attributes"] = listed
+    message = LDAPMessage()
+    message["messageID"] = MessageID(message_id)
+    message["protocolOp"] = ProtocolOp().setComponentByName("searchResEntry", entry)
+    if controls:
+        message["controls"] = build_controls_list(controls)
+    return encoder.encode(message)
+
+
+ODD = {"objectClass": [b"inetOrgPerson", b"mailUser"], "cn": ["Jürgen Müller".encode()],
+       "jpegPhoto": [bytes(range(256)) * 300], "mailForwardingAddress": [f"f{i}@x.test".encode() for i in range(900)],
+       "description": [b""], "Mail;lang-de": [b"a@b.test"]}
+
+
+@pytest.mark.parametrize("message_id", [1, 127, 128, 255, 70000, 2 ** 31 - 1])
+def test_an_entry_is_read_from_its_bytes_as_ldap3_reads_it(message_id):
+    from ldap3.utils.asn1 import decode_message_fast
+    from iredldap.directory.decoding import entry_of
+    dn = "mail=jürgen@a.test,ou=Users,domainName=a.test,o=domains,dc=example,dc=com"
+    message = _entry_message(message_id, dn, ODD)
+    got_id, raw_dn, attrs = entry_of(message)
+    assert (got_id, raw_dn.decode(), attrs) == (message_id, dn, ODD)
+    theirs = decode_message_fast(message)
+    assert theirs["messageID"] == got_id
+    assert {a[3][0][3].decode(): [v[3] for v in a[3][1][3]] for a in theirs["payload"][1][3]} == attrs
+
+
+def test_what_is_not_a_plain_entry_is_left_to_ldap3():
+    from iredldap.directory.decoding import entry_of
+    dn = "cn=x,dc=example,dc=com"
+    plain = _entry_message(5, dn, {"cn": [b"x"]})
+    assert entry_of(plain) is not None
+    # An entry with controls, cut short, or with bytes after it; a search's result.
+    assert entry_of(_entry_message(5, dn, {"cn": [b"x"]}, controls=[("1.2.3", False, b"v")])) is None
+    assert entry_of(plain[:-1]) is None
+    assert entry_of(plain[:6]) is None
+    assert entry_of(plain + b"\x00") is None
+    done = bytes.fromhex("300c02010565070a010004000400")
+    assert entry_of(done) is None
+    assert entry_of(b"") is None

@@ -21,6 +21,7 @@ same table hold base64 pickles, which are never loaded and never purged here.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -29,6 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import (
+    bindparam,
     case,
     delete,
     func,
@@ -53,6 +55,20 @@ from iredldap.errors import DatabaseError, InvalidInput
 _CHUNK = 500
 
 _NON_BMP = re.compile("[\U00010000-\U0010FFFF]")
+
+# The reads of every request, built once: making a statement anew costs
+# SQLAlchemy more than running it.
+_SESSION_ROW = select(t.sessions.c.atime, t.sessions.c.data).where(
+    t.sessions.c.session_id == bindparam("session_id"))
+_MAILBOX_USAGE = select(t.used_quota.c.bytes, t.used_quota.c.messages).where(
+    t.used_quota.c.username == bindparam("username"))
+
+
+@functools.lru_cache(maxsize=16)
+def _last_login_of(columns: tuple[str, ...]):
+    """The last_login row of a user, with those of `columns` the table has."""
+    ll = t.last_login
+    return select(*(ll.c[c] for c in columns)).where(ll.c.username == bindparam("username"))
 
 
 def _utcnow() -> datetime:
@@ -244,11 +260,8 @@ class IredadminDB(SqlStore):
         """The session's data, or None if missing, idle for longer than
         `idle_timeout` seconds or not ours.  Refreshes atime at most every
         SESSION_TOUCH_INTERVAL seconds."""
-        s = t.sessions
-        with self.database.read() as conn:
-            row = conn.execute(
-                select(s.c.atime, s.c.data).where(s.c.session_id == session_key)
-            ).first()
+        with self.database.read_one() as conn:
+            row = conn.execute(_SESSION_ROW, {"session_id": session_key}).first()
         if row is None or row.atime is None:
             return None
         now = self.now()
@@ -264,7 +277,7 @@ class IredadminDB(SqlStore):
         if age >= timedelta(seconds=self.SESSION_TOUCH_INTERVAL):
             with self.database.write() as conn:
                 result = conn.execute(
-                    update(s).where(s.c.session_id == session_key).values(atime=now)
+                    update(t.sessions).where(t.sessions.c.session_id == session_key).values(atime=now)
                 )
             if result.rowcount == 0:      # deleted meanwhile (logout)
                 return None
@@ -562,11 +575,8 @@ class IredadminDB(SqlStore):
         """{"bytes": int, "messages": int} from used_quota (0/0 if unknown)."""
         if self._live("used_quota") is None:
             return {"bytes": 0, "messages": 0}
-        q = t.used_quota.c
-        with self.database.read() as conn:
-            row = conn.execute(
-                select(q.bytes, q.messages).where(q.username == username)
-            ).first()
+        with self.database.read_one() as conn:
+            row = conn.execute(_MAILBOX_USAGE, {"username": username}).first()
         if row is None:
             return {"bytes": 0, "messages": 0}
         return {"bytes": int(row.bytes or 0), "messages": int(row.messages or 0)}
@@ -577,12 +587,9 @@ class IredadminDB(SqlStore):
         live = self._live("last_login")
         if live is None:
             return None
-        wanted = [c for c in ("domain", "imap", "pop3", "lda") if c in live.columns]
-        ll = t.last_login
-        with self.database.read() as conn:
-            row = conn.execute(
-                select(*(ll.c[c] for c in wanted)).where(ll.c.username == username)
-            ).first()
+        wanted = tuple(c for c in ("domain", "imap", "pop3", "lda") if c in live.columns)
+        with self.database.read_one() as conn:
+            row = conn.execute(_last_login_of(wanted), {"username": username}).first()
         if row is None:
             return None
         found = row._mapping

@@ -19,6 +19,8 @@ from iredldap.db import tables as t
 from iredldap.db.engine import SqlStore, inserted_id
 
 UNFINISHED = ("planned", "running", "resuming", "open")
+# Read by every request, built once (making it costs more than running it).
+_UNFINISHED_ROWS = select(t.write_journal).where(t.write_journal.c.state.in_(UNFINISHED)).order_by(t.write_journal.c.id)
 
 
 def _now() -> datetime:
@@ -111,10 +113,8 @@ class JournalTable(SqlStore):
                          .values(state=state, note=note[:1000], updated=_now()))
 
     def unfinished(self) -> list[JournalRow]:
-        c = t.write_journal.c
-        with self.database.read() as conn:
-            return [_row(r) for r in conn.execute(select(t.write_journal).where(c.state.in_(UNFINISHED))
-                                                  .order_by(c.id))]
+        with self.database.read_one() as conn:
+            return [_row(r) for r in conn.execute(_UNFINISHED_ROWS)]
 
     def get(self, journal_id: int) -> JournalRow | None:
         with self.database.read() as conn:

@@ -25,7 +25,7 @@ from iredldap.config import split_ldap_uris
 from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, InvalidInput, IredldapError,
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error, count_failover
-from iredldap.directory.decoding import lean_reads
+from iredldap.directory.decoding import lean_reads, search as send_search
 from iredldap.directory.mock import POST_READ, lean
 
 if TYPE_CHECKING:      # the journal module imports this one
@@ -483,7 +483,7 @@ class Directory:
         conn = self._connection()
         with self._translated():
             try:
-                conn.search(base, filterstr, search_scope=scope, attributes=list(attrs), size_limit=size_limit)
+                send_search(conn, base, filterstr, scope=scope, attrs=attrs, size_limit=size_limit)
             except lx.LDAPNoSuchObjectResult:
                 return []
             return [Entry(r["dn"], {k: _as_text(v) for k, v in r["raw_attributes"].items()})
@@ -503,8 +503,8 @@ class Directory:
             with self._translated():
                 try:
                     try:
-                        conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
-                                    paged_size=page_size, paged_cookie=cookie)
+                        send_search(conn, base, filterstr, scope=scope, attrs=attrs, paged_size=page_size,
+                                    paged_cookie=cookie)
                     except _UNAVAILABLE:
                         # As in search(): a kept connection may have been cut; the
                         # first page is safe to ask again on a new one.
@@ -512,8 +512,8 @@ class Directory:
                             raise
                         self._forget_connection()
                         conn = self._connection()
-                        conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
-                                    paged_size=page_size, paged_cookie=cookie)
+                        send_search(conn, base, filterstr, scope=scope, attrs=attrs, paged_size=page_size,
+                                    paged_cookie=cookie)
                 except lx.LDAPNoSuchObjectResult:
                     return
                 # The page's values are taken as decoded (bytes for `raw`), not copied.

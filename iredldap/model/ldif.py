@@ -64,13 +64,20 @@ def value_line(name: str, value: bytes) -> str:
     return fold(f"{name}: {value.decode('ascii')}")
 
 
+# What `bytes.translate` deletes from a value that is all SAFE-CHAR (RFC 2849).
+_SAFE_CHARS = bytes(c for c in range(1, 0x80) if c not in (0x0A, 0x0D))
+
+
 def entry_text(dn: str, attrs: Iterable[tuple[str, Iterable[bytes]]]) -> str:
     """One record, with the blank line that ends it."""
     out = [value_line("dn", dn.encode("utf-8"))]
     for name, values in attrs:
+        room = LINE_WIDTH - 2 - len(name)
         for value in values:
-            # The common case inline (this runs for every value of a large export).
-            if len(name) + len(value) <= LINE_WIDTH - 2 and not needs_base64(value):
+            # The common case inline (this runs for every value of a large
+            # export): short, and a SAFE-STRING (needs_base64, in C mostly).
+            if not value or (len(value) <= room and not value.translate(None, _SAFE_CHARS)
+                             and value[0] not in b" :<" and value[-1] != 0x20):
                 out.append(f"{name}: {value.decode('ascii')}\n")
             else:
                 out.append(value_line(name, value))
