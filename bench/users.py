@@ -102,14 +102,18 @@ def in_threads(clients: int, work: list, run) -> float:
 class Service:
     """gunicorn of this checkout on the benchmark's settings."""
 
-    def __init__(self, ini: Path, workers: int):
+    def __init__(self, ini: Path, workers: int, worker_class: str = "sync"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = dict(os.environ, IREDLDAP_CONFIG=str(ini))
+        # "sync": gunicorn's sync workers (one request at a time, the
+        # connection closed after each answer); "shipped": the worker class
+        # and threads of gunicorn.conf.py (keep-alive connections).
+        workers_args = ["--worker-class", "sync", "--threads", "1"] if worker_class == "sync" else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"),
-             "--worker-class", "sync", "--workers", str(workers), "--threads", "1", "--bind", f"127.0.0.1:{self.port}",
+             *workers_args, "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
              "--access-logfile", "/dev/null", "--error-logfile", "-", "--log-level", "warning"],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
@@ -273,6 +277,8 @@ def main() -> None:
     parser.add_argument("--limit-creates", type=int, default=40)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", choices=("sync", "shipped"), default="sync",
+                        help="gunicorn's sync workers, or the worker class and threads of gunicorn.conf.py")
     args = parser.parse_args()
 
     results = []
@@ -299,7 +305,7 @@ def main() -> None:
                 rootconn.modify(tree.domain(domain), {"domainCurrentUserNumber": [(ldap3.MODIFY_REPLACE, [str(size)])]})
                 template = directory.get(tree.user(f"user0@{domain}"))
                 assert template is not None
-                service = Service(ini, args.workers)
+                service = Service(ini, args.workers, args.worker_class)
                 theirs, ours, rss = row_export(slapd, service, tree, domain)
                 raw_add, api_add = row_create(slapd, service, tree, domain, template, args.creates, args.clients,
                                               "c")
@@ -316,7 +322,7 @@ def main() -> None:
                 service.stop()
             slapd.stop()
 
-    print(f"slapd as iRedMail's (indexes, ACLs), bound as cn=vmailadmin; gunicorn {args.workers} sync workers, "
+    print(f"slapd as iRedMail's (indexes, ACLs), bound as cn=vmailadmin; gunicorn {args.workers} {args.worker_class} workers, "
           f"{args.clients} clients")
     print(f"{'users':>6}  {'work':<34} {'iredldap':>12} {'directory':>12} {'ratio':>7}")
     for size, raw_add, api_add, raw_get, api_get, theirs, ours, rss, plain_ms, users_ms, quota_ms in results:
