@@ -817,6 +817,16 @@ class Batch:
         self._queue.append((step, lambda: self.directory.modify(dn, {attr: [(REPLACE, [str(recount())])]}),
                             f"modify {dn}", lambda: self.directory.modify(dn, {attr: [(REPLACE, previous)]})))
 
+    def plan_total(self, dn: str, attr: str, delta: int, *, send: Callable[[], None],
+                   undo: Callable[[], None]) -> None:
+        """Queue moving a total that is no INTEGER (slapd cannot increment it):
+        `send` moves it by `delta`, `undo` back (quota_total.py).  Journaled
+        as a counter is, as an increment that is never replayed: a resumed
+        journal sets the total to the real sum instead."""
+        from iredldap.directory.journal import modify_step
+        step = modify_step(dn, {attr: [(INCREMENT, [str(delta)])]}, {attr: [(INCREMENT, [str(-delta)])]})
+        self._queue.append((step, send, f"modify {dn}", undo))
+
     def plan_delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
         from iredldap.directory.journal import delete_step
         snapshot = snapshot or self.directory.get(dn)
