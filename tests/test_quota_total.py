@@ -148,7 +148,14 @@ def test_the_total_is_exact_after_every_path_that_changes_a_quota(factory, api, 
     # Bulk PUT (it changes no quota).
     assert api.put("/api/users/q1.test", {"language": "de_DE"}).status_code == 200
     assert_total(factory, "q1.test", 200)
-    # change_email across domains: the quota moves from one total to the other.
+    # change_email across domains: the quota moves from one total to the
+    # other -- refused (nothing moved) where it would pass the domain quota.
+    assert api.put("/api/domain/q2.test", {"quota": "200"}).status_code == 200
+    assert_error(api.post("/api/user/a@q1.test/change_email/a@q2.test"), 400, "EXCEEDED_DOMAIN_QUOTA", "quota")
+    assert factory.entry(factory.tree.user("a@q1.test")) is not None
+    assert_total(factory, "q1.test", 200)
+    assert_total(factory, "q2.test", 70)
+    assert api.put("/api/domain/q2.test", {"quota": "2000"}).status_code == 200
     assert api.post("/api/user/a@q1.test/change_email/a@q2.test").status_code == 200
     assert_total(factory, "q1.test", 50)
     assert_total(factory, "q2.test", 220)

@@ -114,6 +114,8 @@ class QuotaTotals:
                 self.start(domain)  # a limit needs it: counted now
                 entry = None
                 continue
+            # (Below 0 only if the total was already too low: it stays at 0
+            # until `iredldap check --repair` counts it again.)
             new = max(current + delta, 0)
             if most is not None and delta > 0 and new > most:
                 raise (refusal or _over(domain))()
