@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from iredldap.errors import Conflict, InvalidInput, IredldapError, ValueAlreadyPresent, ValueMissing
 from iredldap.model.accounts import USER
@@ -47,6 +47,8 @@ QUOTA_TOTAL = "domainCurrentQuotaSize"
 # loss means another request moved the total: with a few workers it takes a
 # handful at the most).
 SWAP_ATTEMPTS = 60
+# A limit on the total: at most this many bytes, else this refusal.
+Bound = tuple[int, Callable[[], IredldapError]]
 _LONGEST_PAUSE = 0.02
 
 
@@ -89,19 +91,25 @@ class QuotaTotals:
         except (ValueAlreadyPresent, ValueMissing, InvalidInput):
             pass  # a parallel request started it first (a second value of a single-valued attribute)
 
-    def move(self, domain: str, delta: int, *, most: int | None = None,
-             refusal: Callable[[], IredldapError] | None = None, known: Entry | None = None) -> int | None:
+    def move(self, domain: str, delta: int, *, bounds: Sequence[Bound] = (),
+             read: Callable[[], tuple[Entry | None, list[Bound]]] | None = None,
+             known: Entry | None = None) -> int | None:
         """Move the domain's total by `delta` bytes; returns the total written
-        (None: the domain keeps none, and `most` does not ask for one).
+        (None: the domain keeps none, and no bound asks for one).
 
-        `most`: a raise that would take the total above it is refused with
-        `refusal()`, and nothing is written.  `known`: the domain entry as
-        the request read it, for the first try (saves a read).
+        `bounds`: (most, refusal) pairs; a raise that would take the total
+        above a `most` is refused with its `refusal()`, and nothing is
+        written.  `read`: reads the domain entry together with more bounds
+        (an admin's limit less what its other domains hold), at each try.
+        `known`: the domain entry as the request read it, for the first try
+        (saves a read).
         """
         entry = known
+        more: list[Bound] = []
         for attempt in range(SWAP_ATTEMPTS):
             if entry is None:
-                entry = self.dir.get(self.tree.domain(domain), attrs=(QUOTA_TOTAL,))
+                entry, more = read() if read is not None else \
+                    (self.dir.get(self.tree.domain(domain), attrs=(QUOTA_TOTAL,)), [])
                 if entry is None:
                     return None     # the domain is gone
             current = total_of(entry)
@@ -109,7 +117,7 @@ class QuotaTotals:
                 entry = None    # read before it was started, maybe: read it now
                 continue
             if current is None:
-                if most is None:
+                if not bounds and read is None:
                     return None
                 self.start(domain)  # a limit needs it: counted now
                 entry = None
@@ -117,8 +125,9 @@ class QuotaTotals:
             # (Below 0 only if the total was already too low: it stays at 0
             # until `iredldap check --repair` counts it again.)
             new = max(current + delta, 0)
-            if most is not None and delta > 0 and new > most:
-                raise (refusal or _over(domain))()
+            for most, refusal in (*bounds, *more) if delta > 0 else ():
+                if new > most:
+                    raise refusal()
             if new == current:
                 return current
             try:
@@ -131,15 +140,16 @@ class QuotaTotals:
                 time.sleep(random.uniform(0, min(_LONGEST_PAUSE, 0.001 * 2 ** attempt)))
         raise Conflict(f"the quota total of {domain} keeps changing; try again")
 
-    def reserve(self, batch: Batch, domain: str, delta: int, *, most: int | None = None,
-                refusal: Callable[[], IredldapError] | None = None, known: Entry | None = None) -> list[int | None]:
+    def reserve(self, batch: Batch, domain: str, delta: int, *, bounds: Sequence[Bound] = (),
+                read: Callable[[], tuple[Entry | None, list[Bound]]] | None = None,
+                known: Entry | None = None) -> list[int | None]:
         """Queue `move` as a step of `batch` (sent with the rest of its plan,
         in order); undone -- the reservation given back -- with the batch.
         Returns a list that gets the total this move wrote (None: none is
         kept) once it is sent."""
         seen: list[int | None] = []
         batch.plan_total(self.tree.domain(domain), QUOTA_TOTAL, delta,
-                         send=lambda: seen.append(self.move(domain, delta, most=most, refusal=refusal, known=known)),
+                         send=lambda: seen.append(self.move(domain, delta, bounds=bounds, read=read, known=known)),
                          undo=lambda: self.move(domain, -delta))
         return seen
 
@@ -149,7 +159,3 @@ class QuotaTotals:
             batch.plan_total(self.tree.domain(domain), QUOTA_TOTAL, -delta,
                              send=lambda: self.move(domain, -delta), undo=lambda: self.move(domain, delta))
 
-
-def _over(domain: str) -> Callable[[], IredldapError]:
-    return lambda: InvalidInput(f"quota: the domain quota of {domain} would be exceeded",
-                                code="EXCEEDED_DOMAIN_QUOTA", param="quota")

@@ -126,6 +126,10 @@ class UserStore:
                        by_creation=True)
 
     @staticmethod
+    def _no_room_for_move(domain: str) -> LimitExceeded:
+        return LimitExceeded(f"{domain} has no room for another user", param=USER.domain_limit)
+
+    @staticmethod
     def _no_room(domain: str, most: int) -> LimitExceeded:
         return LimitExceeded(f"{domain} may have at most {most} users", param=USER.domain_limit)
 
@@ -190,13 +194,30 @@ class UserStore:
         sent before the quota is written (quota_total.py), refused if that
         would pass the domain quota, or the maxQuota of an admin managing
         this domain alone (its other limits are judged after the write,
-        `_shared_ceilings`).  Returns what `QuotaTotals.reserve` returns."""
+        `_shared_ceilings`).  Returns what `QuotaTotals.reserve` returns.
+
+        The maxQuota of an admin of several domains is also a bound, less
+        what its other domains hold, read with the domain's total at each
+        try of the swap: of racers that are over it together most are
+        refused here, before they write; those that slip past one another
+        between the read and the swap are judged after the write."""
+        domain = domain.lower()
+        quota_limits = [c for c in limits if c.attr == QUOTA_TOTAL and domain in c.domains]
         bounds: list[tuple[int, Callable[[], IredldapError]]] = [
-            (c.most, c.refusal) for c in limits if c.attr == QUOTA_TOTAL and c.domains == (domain.lower(),)]
+            (c.most, c.refusal) for c in quota_limits if c.domains == (domain,)]
         if rules.domain_quota_mb:
             bounds.append((rules.domain_quota_mb * MiB, lambda: self._over_domain_quota(rules)))
-        most, refusal = min(bounds, key=lambda b: b[0]) if bounds else (None, None)
-        return self.quota.reserve(batch, domain, delta, most=most, refusal=refusal, known=rules.entry)
+        spread = [c for c in quota_limits if c.domains != (domain,)]
+        if not spread:
+            return self.quota.reserve(batch, domain, delta, bounds=bounds, known=rules.entry)
+
+        def read() -> tuple[Entry | None, builtins.list[tuple[int, Callable[[], IredldapError]]]]:
+            names = sorted({d for c in spread for d in c.domains})
+            entries = self.addresses.domain_entries(names, (QUOTA_TOTAL,))
+            held = {d: t if (t := total_of(entries.get(d))) is not None else self.quota.real(d) for d in names}
+            return entries.get(domain), [(c.most - sum(held[d] for d in c.domains if d != domain), c.refusal)
+                                         for c in spread]
+        return self.quota.reserve(batch, domain, delta, bounds=bounds, read=read)
 
     def _shared_ceilings(self, domain: str, made: dict[str, int | None],
                          limits: Sequence[SharedCeiling]) -> builtins.list[Ceiling]:
@@ -549,8 +570,10 @@ class UserStore:
             raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")
         quota = as_int(entry.first("mailQuota")) or 0
         if new_domain != old_domain:
-            if new_rules.max_users == -1 or (new_rules.max_users > 0 and self.count(new_domain) >= new_rules.max_users):
-                raise LimitExceeded(f"{new_domain} has no room for another user", param=USER.domain_limit)
+            held = as_int(new_rules.entry.first(USER.counter))
+            if new_rules.max_users == -1 or (new_rules.max_users > 0 and (
+                    held if held is not None else self.count(new_domain)) >= new_rules.max_users):
+                raise self._no_room_for_move(new_domain)
             self._check_quota(new_rules, new_domain, quota // MiB)
         old_rules = self.rules(old_domain)
         # The quota moves from the old domain's total to the new one's.
@@ -581,8 +604,6 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
-        room = [self.room(new_domain, new_rules.max_users)] \
-            if new_domain != old_domain and new_rules.max_users > 0 else []
         if new_domain != old_domain:
             self._start_counter(old_domain, entry=old_rules.entry)
             self._start_counter(new_domain, entry=new_rules.entry)
@@ -594,10 +615,19 @@ class UserStore:
                 # Reserved in the new domain before the move (its domain quota holds).
                 self._reserve_quota(batch, new_domain, new_rules, quota, ())
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
-            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
+            room: builtins.list[Ceiling] = []
             if new_domain != old_domain:
+                # numberOfUsers of the new domain: ranked by the value its
+                # increment made, as a create is (no user read).
+                made = self.addresses.bump_now(batch, new_domain, USER.counter, +1, entry=new_rules.entry,
+                                               recount=lambda: self.count(new_domain))
+                if new_rules.max_users > 0:
+                    if made is None:
+                        room.append(self.room(new_domain, new_rules.max_users))
+                    elif made > new_rules.max_users:
+                        raise self._no_room_for_move(new_domain)
                 self._bump_counter(batch, old_domain, -1)
-                self._bump_counter(batch, new_domain, +1)
+            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
             if moves_from:
                 self.quota.release(batch, old_domain, quota)
             if after is not None:
