@@ -317,9 +317,10 @@ class UserStore:
                 made[QUOTA_TOTAL] = reserved[0]
             ceilings = self._shared_ceilings(domain, made, limits)
             if rules.max_users > 0:
-                if made[USER.counter] is None:        # (the counter was just set to the real count)
+                rank = made[USER.counter]
+                if rank is None:        # (the counter was just set to the real count)
                     ceilings.append(self.room(domain, rules.max_users))
-                elif made[USER.counter] > rules.max_users:
+                elif rank > rules.max_users:
                     raise self._no_room(domain, rules.max_users)
             # Checked after adding, so of creates racing for the same address
             # or the admin's last free places only the winners stay.
