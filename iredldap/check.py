@@ -9,7 +9,8 @@ wrong):
                           add it); an externals entry of a list that is gone
                           (repair: delete it)
     counter               domainCurrent{User,Alias,List}Number differing from the
-                          real count (repair: set the real count)
+                          real count, domainCurrentQuotaSize from the sum of the
+                          users' quotas (repair: set the real count or sum)
     dangling_reference    forwarding, alias or list members, memberOfGroup,
                           domainAdmin, list owners/moderators/allowed senders,
                           BCC addresses naming an address of a hosted domain that
@@ -37,13 +38,14 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry
+from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry, as_int
 from iredldap.directory.journal import COUNTERS, WriteJournal, domain_of_dn
+from iredldap.directory.quota_total import QUOTA_TOTAL
 from iredldap.directory.references import MULTI_VALUED, SINGLE_VALUED
 from iredldap.directory.tree import CONTAINERS, Tree
 from iredldap.errors import IredldapError, ListSpoolUnavailable
 from iredldap.mlmmj import ListSpool
-from iredldap.model.accounts import ADDRESS_TYPES, ADMIN, MLMMJ_LIST
+from iredldap.model.accounts import ADDRESS_TYPES, ADMIN, MLMMJ_LIST, USER
 from iredldap.model.templates import load
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 KINDS = {
     "open_journal": "unfinished multi-entry writes",
     "half_written": "half-written domains and accounts",
-    "counter": "counters that differ from the real count",
+    "counter": "counters and quota totals that differ from the real count or sum",
     "dangling_reference": "references to addresses that do not exist",
     "empty_externals": "externals entries without members",
     "duplicate_address": "addresses that exist twice",
@@ -127,7 +129,8 @@ class Checker:
         self._journal(report, repair, only)
         entries = list(self.dir.paged_search(self.tree.domains_dn, "(objectClass=*)", scope=SUBTREE,
                                              attrs=("objectClass", "mail", "shadowAddress", "domainName",
-                                                    "domainAliasName", *COUNTERS, *_REF_ATTRS, *_DISTINCT_ATTRS)))
+                                                    "domainAliasName", *COUNTERS, QUOTA_TOTAL, "mailQuota",
+                                                    *_REF_ATTRS, *_DISTINCT_ATTRS)))
         admins = {e.first("mail").lower() for e in self.dir.paged_search(
             self.tree.admins_dn, ADMIN.filter(), scope=LEVEL, attrs=("mail",)) if e.get("mail")}
         hosted: set[str] = set()
@@ -206,6 +209,15 @@ class Checker:
                                      repairable=True)
                 if repair:
                     self._try(finding, lambda: self.dir.modify(entry.dn, {attr: [(REPLACE, [str(real)])]}))
+        if entry.get(QUOTA_TOTAL):
+            users = self.tree.container(domain, USER.container).lower()
+            real = sum(as_int(e.first("mailQuota")) or 0 for e in below
+                       if e.dn.lower().endswith("," + users) and USER.matches(e.attrs))
+            if entry.first(QUOTA_TOTAL) != str(real):
+                finding = report.add("counter", entry.dn, f"{QUOTA_TOTAL} is {entry.first(QUOTA_TOTAL)}, the users' "
+                                     f"quotas add up to {real}", repairable=True)
+                if repair:
+                    self._try(finding, lambda: self.dir.modify(entry.dn, {QUOTA_TOTAL: [(REPLACE, [str(real)])]}))
         for e in below:
             classes = _classes(e)
             if "mailexternaluser" in classes:

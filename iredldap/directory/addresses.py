@@ -10,7 +10,7 @@ from iredldap.errors import AlreadyExists, InvalidInput, ValueAlreadyPresent
 from iredldap.directory import references
 from iredldap.directory.search import search_filter, searched
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
-from iredldap.directory.connection import ADD, LEVEL, Attrs, Batch, Directory, Entry
+from iredldap.directory.connection import ADD, LEVEL, Attrs, Batch, Directory, Entry, as_int
 from iredldap.directory.tree import Tree, f
 from iredldap.model.accounts import ADDRESS_TYPES, DOMAIN, AccountType, any_class, sharing
 
@@ -90,16 +90,18 @@ class Addresses:
 
         if not account.counter:
             return sum(counted_by_search(d) for d in domains)
+        counted = {name: as_int(e.first(account.counter))
+                   for name, e in self.domain_entries(domains, (account.counter,)).items()}
+        return sum(c if (c := counted.get(d.lower())) is not None else counted_by_search(d) for d in domains)
+
+    def domain_entries(self, domains: list[str], attrs) -> dict[str, Entry]:
+        """The entries of `domains` (with `attrs`), by lower-case name: one search, whatever their size."""
+        if not domains:
+            return {}
         terms = "".join(f("(domainName=%s)", d) for d in domains)
         found = self.dir.search(self.tree.domains_dn, DOMAIN.filter("(|" + terms + ")"), scope=LEVEL,
-                                attrs=("domainName", account.counter))
-        counted = {}
-        for e in found:
-            try:
-                counted[e.first("domainName").lower()] = int(e.first(account.counter))
-            except ValueError:
-                pass
-        return sum(counted[d.lower()] if d.lower() in counted else counted_by_search(d) for d in domains)
+                                attrs=("domainName", *attrs))
+        return {e.first("domainName").lower(): e for e in found}
 
     def start_counter(self, domain: str, attr: str, *, recount: Callable[[], int],
                       entry: Entry | None = None) -> None:

@@ -23,6 +23,21 @@ stay: if a loser does not go away within `PATIENCE_SECONDS` (it may have
 stayed on a read that did not see us yet), the waiting one gives up and
 loses instead; then there is still one winner, never two.
 
+An admin's limits over all its domains (maxUsers, maxQuota) are judged first
+from what each domain entry counts -- `domainCurrentUserNumber`, the quota
+total (quota_total.py) -- not from the entries: a `SharedCeiling`.  After
+its own write (the increment, the reservation) a request reads its admin's
+domains' values, one search whatever their size; if they add up to at most
+`most` it stays: that is a read after its write that saw the total within
+the ceiling, the same condition on which `hold` lets an entry stay, so the
+argument above holds for both kinds of stayers together.  Only when the
+values are over the limit -- requests racing for the last places -- is the
+`ranked` ceiling held as above (reading the entries), to decide which of
+them go.  When the admin manages one domain only, the value the write
+itself made (the Post-Read value of the increment, the total the
+reservation wrote) ranks the request among its racers, as for a domain's
+own numberOfUsers: no read at all.
+
 Entries without the operational attributes (ldap3's MOCK_SYNC does not keep
 them) are taken as older than our own entry: offline there is no race, and
 a clash found after the write is then always the newcomer's loss.
@@ -59,6 +74,21 @@ class Ceiling:
     # were last written (an address added to an old entry is a new claim).
     by_creation: bool = False
     weight: Callable[[Entry], int] = lambda entry: 1
+
+
+@dataclass(frozen=True)
+class SharedCeiling:
+    """At most `most` of the value `attr` of the `domains`' entries added up
+    (an admin's limit, in the attribute's unit); `ranked` decides among
+    racers once the values are over it."""
+
+    most: int
+    attr: str
+    domains: tuple[str, ...]
+    ranked: Ceiling
+
+    def refusal(self) -> IredldapError:
+        return self.ranked.refusal()
 
 
 _LOST, _WON, _WAIT = "lost", "won", "wait"

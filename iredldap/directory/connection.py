@@ -639,10 +639,10 @@ class Batch:
 
     def __init__(self, directory: Directory, journal=None):
         self.directory = directory
-        self._undo: list[tuple[str, Callable[[], None]]] = []
+        self._undo: list[tuple[str, Callable[[], object]]] = []
         self._journal = journal
         # Planned writes: (journal step, send, undo description, undo).
-        self._queue: list[tuple[dict, Callable[[], None], str, Callable[[], None] | None]] = []
+        self._queue: list[tuple[dict, Callable[[], object], str, Callable[[], object] | None]] = []
         self._recorded = 0   # how many of the queue are in the journal
         self._on_rollback: list[Callable[[], None]] = []
 
@@ -715,7 +715,7 @@ class Batch:
 
     # -- sending ------------------------------------------------------------
 
-    def _send(self, step: dict, send: Callable[[], None], what: str, undo: Callable[[], None] | None) -> None:
+    def _send(self, step: dict, send: Callable[[], object], what: str, undo: Callable[[], object] | None) -> None:
         if self._journal is not None:
             self._journal.before(step)
         try:
@@ -816,6 +816,16 @@ class Batch:
         previous = before.get(attr) if before is not None else []
         self._queue.append((step, lambda: self.directory.modify(dn, {attr: [(REPLACE, [str(recount())])]}),
                             f"modify {dn}", lambda: self.directory.modify(dn, {attr: [(REPLACE, previous)]})))
+
+    def plan_total(self, dn: str, attr: str, delta: int, *, send: Callable[[], object],
+                   undo: Callable[[], object]) -> None:
+        """Queue moving a total that is no INTEGER (slapd cannot increment it):
+        `send` moves it by `delta`, `undo` back (quota_total.py).  Journaled
+        as a counter is, as an increment that is never replayed: a resumed
+        journal sets the total to the real sum instead."""
+        from iredldap.directory.journal import modify_step
+        step = modify_step(dn, {attr: [(INCREMENT, [str(delta)])]}, {attr: [(INCREMENT, [str(-delta)])]})
+        self._queue.append((step, send, f"modify {dn}", undo))
 
     def plan_delete(self, dn: str, *, snapshot: Entry | None = None) -> None:
         from iredldap.directory.journal import delete_step

@@ -449,7 +449,8 @@ class Importer:
                 on_record(action, record)
         # The file's counters are those of its source, and skipped entries
         # were never counted: as iRedAdmin does when it lists a domain, set
-        # the counters of every domain written to the real count.
+        # the counters of every domain written to the real count, and its
+        # quota total (quota_total.py), if it has one, to the real sum.
         applier = Applier(self.dir)
         for domain in sorted(touched):
             applier.recount(self.tree.domain(domain), COUNTERS)

@@ -23,7 +23,9 @@ and by `iredldap check --repair` (`resume_all`):
 Redo and undo are tolerant: an entry already added or already gone, a value
 already there or already removed, counts as done.  Counter increments are
 never replayed (replaying one twice would drift): the domain counters of
-every domain a resumed journal touched are set to the real count instead.
+every domain a resumed journal touched are set to the real count instead,
+and its quota total (quota_total.py, moved by compare-and-swap steps
+journaled like increments) to the real sum.
 
 Steps hold entries as written or read, password *hashes* included (a deleted
 user put back must keep its login); never a clear-text password, which the
@@ -43,8 +45,9 @@ from ldap3.utils.dn import parse_dn
 
 from iredldap.errors import AlreadyExists, DirectoryUnavailable, IredldapError, NoSuchAccount, ValueAlreadyPresent, \
     ValueMissing
-from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN, any_of, sharing
+from iredldap.model.accounts import ACCOUNT_TYPES, DOMAIN, USER, any_of, sharing
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, Attrs, Changes, Directory, Entry, without_operational
+from iredldap.directory.quota_total import QUOTA_TOTAL, real_total
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ STALE_AFTER = timedelta(minutes=10)
 # it counts (model/accounts.py: the catch-all, a mailUser too, is no user;
 # both kinds of mailing list count as lists).
 COUNTERS = {t.counter: (t.container, sharing(t), any_of(sharing(t))) for t in ACCOUNT_TYPES if t.counter}
+# What a resumed journal or an import sets right on a domain entry: the
+# counters and the sum of the users' quotas (quota_total.py).
+RECOUNTED = (*COUNTERS, QUOTA_TOTAL)
 
 
 # -- steps ---------------------------------------------------------------------
@@ -195,15 +201,20 @@ class Applier:
                         pass
 
     def recount(self, domain_dn: str, attrs: Iterable[str] | None = None) -> None:
-        """Set the domain's counters to the real count (those it has, or `attrs`)."""
-        entry = self.dir.get(domain_dn, attrs=tuple(COUNTERS), filterstr=DOMAIN.filter())
+        """Set the domain's counters and quota total (RECOUNTED) to the real
+        count and sum (those it has, or `attrs`)."""
+        entry = self.dir.get(domain_dn, attrs=RECOUNTED, filterstr=DOMAIN.filter())
         if entry is None:
             return
-        wanted = set(attrs or ()) | {a for a in COUNTERS if entry.get(a)}
+        wanted = set(attrs or ()) | {a for a in RECOUNTED if entry.get(a)}
         changes: Changes = {}
         for attr in sorted(wanted):
-            ou, _, flt = COUNTERS[attr]
-            real = sum(1 for _ in self.dir.paged_search(f"ou={ou},{domain_dn}", flt, scope=LEVEL, attrs=("1.1",)))
+            if attr == QUOTA_TOTAL:
+                real = real_total(self.dir, f"ou={USER.container},{domain_dn}")
+            else:
+                ou, _, flt = COUNTERS[attr]
+                real = sum(1 for _ in self.dir.paged_search(f"ou={ou},{domain_dn}", flt, scope=LEVEL,
+                                                            attrs=("1.1",)))
             if entry.first(attr) != str(real):
                 changes[attr] = [(REPLACE, [str(real)])]
         if changes:
@@ -402,5 +413,5 @@ class WriteJournal:
             dn = f"domainName={domain},{self.domains_dn}"
             counters = touched.setdefault(dn, set())
             if step["op"] == "modify":
-                counters.update(a for a, op, _ in step["changes"] if op == INCREMENT and a in COUNTERS)
+                counters.update(a for a, op, _ in step["changes"] if op == INCREMENT and a in RECOUNTED)
         return touched

@@ -21,6 +21,13 @@ refuse early with the count in the message, and hands the type's
 checks them again after writing (ceilings.py): only then do parallel
 creates by one admin stop at the limit.  A refusal is a
 `LimitExceeded` naming the API parameter (maxUsers, maxQuota ...).
+
+What a user create or a quota change is checked against comes from the
+domain entries (`domainCurrentUserNumber` and the quota total,
+quota_total.py): one search of the admin's domains, whatever their size,
+before the write and one after it (`SharedCeiling`); the users are read only
+to rank requests racing for the admin's last places.  The quota totals of the
+admin's domains are started (counted once) when its maxQuota first needs them.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from iredldap.model.accounts import ADMIN_QUOTA_UNIT, ADMIN_SETTINGS, ALIAS, MAI
     MiB
 from iredldap.errors import LimitExceeded
 from iredldap.directory.admins import Principal
-from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling
 from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DomainStore
+from iredldap.directory.quota_total import QUOTA_TOTAL
 from iredldap.directory.users import UserStore
 
 # API parameter -> accountSetting key.
@@ -102,18 +110,12 @@ class AdminLimits:
         domains' counters."""
         return self.users.addresses.total(domains, account)
 
-    def used_quota_mb(self, domains: list[str], *, exclude: str = "") -> int:
-        """The quotas of the users of `domains` added up (users without a quota count 0)."""
-        total = 0
-        for d in domains:
-            for user in self.users.list(d, attrs=("mail", "mailQuota")):
-                if exclude and user.first("mail").lower() == exclude.lower():
-                    continue
-                try:
-                    total += int(user.first("mailQuota") or 0)
-                except ValueError:
-                    pass
-        return total // MiB
+    def used_quota_mb(self, domains: list[str], *, start: bool = False) -> int:
+        """The quotas of the users of `domains` added up (users without a
+        quota count 0), from the domains' quota totals; `start`: a domain
+        without one gets it (else its users are added up for this answer)."""
+        held = self.users.held(domains, (QUOTA_TOTAL,), start=start)
+        return sum(v[QUOTA_TOTAL] for v in held.values()) // MiB
 
     def usage(self, principal: Principal) -> Usage:
         domains = self.managed(principal)
@@ -138,13 +140,33 @@ class AdminLimits:
     def check_lists(self, principal: Principal, adding: int = 1) -> None:
         self.check(principal, MAILLIST, adding)
 
-    def check_quota(self, principal: Principal, quota_mb: int, *, replacing: str = "") -> None:
+    def check_new_user(self, principal: Principal, quota_mb: int) -> None:
+        """`check_users` and `check_quota` for one new user of `quota_mb` MB,
+        from one read of the admin's domain entries."""
+        if principal.is_global:
+            return
+        counted = {USER.counter: bool(setting_int(principal.settings, LIMIT_KEYS[USER.admin_limit])),
+                   QUOTA_TOTAL: bool(quota_limit_mb(principal.settings))}
+        if not any(counted.values()):
+            return
+        held = self.users.held(self.managed(principal), tuple(a for a, wanted in counted.items() if wanted),
+                               start=counted[QUOTA_TOTAL])
+        if counted[USER.counter]:
+            self._check(principal, USER.admin_limit, USER.plural, 1,
+                        lambda domains: sum(v[USER.counter] for v in held.values()))
+        self._check_quota(principal, quota_mb, lambda: sum(v[QUOTA_TOTAL] for v in held.values()) // MiB)
+
+    def check_quota(self, principal: Principal, quota_mb: int, *, replacing_mb: int = 0) -> None:
         """May `principal` give one mailbox `quota_mb` MB (0: unlimited)?
 
-        `replacing`: the address of the user whose quota changes; its current
-        quota is left out of the sum.  An unlimited mailbox is refused to an
-        admin whose quota is limited.
+        `replacing_mb`: the current quota of the user whose quota changes,
+        left out of the sum.  An unlimited mailbox is refused to an admin
+        whose quota is limited.
         """
+        self._check_quota(principal, quota_mb,
+                          lambda: self.used_quota_mb(self.managed(principal), start=True) - replacing_mb)
+
+    def _check_quota(self, principal: Principal, quota_mb: int, used_mb) -> None:
         if principal.is_global:
             return
         most = quota_limit_mb(principal.settings)
@@ -155,7 +177,7 @@ class AdminLimits:
         if quota_mb <= 0:
             raise LimitExceeded(f"this admin may hand out at most {most} MB of quota: "
                                 "an unlimited mailbox is not allowed", param="maxQuota")
-        used = self.used_quota_mb(self.managed(principal), exclude=replacing)
+        used = used_mb()
         if used + quota_mb > most:
             raise LimitExceeded(f"this admin may hand out at most {most} MB of quota over all its domains; "
                                 f"{used} MB are in use", param="maxQuota")
@@ -168,28 +190,33 @@ class AdminLimits:
         return self._ceilings(principal, account.admin_limit, account.plural,
                               lambda: self._entries(domains, account, ORDER_ATTRS))
 
-    def user_ceilings(self, principal: Principal) -> list[Ceiling]:
-        """maxUsers and maxQuota, for a user just added."""
+    def user_ceilings(self, principal: Principal) -> list[SharedCeiling]:
+        """maxUsers and maxQuota, for a user just added: judged from its
+        domains' counters and quota totals (ceilings.py)."""
         if principal.is_global:
             return []       # never limited: no need to know its domains
         domains = self.managed(principal)
-        return self.ceilings(principal, USER, domains) + self.quota_ceilings(principal, domains)
+        return [SharedCeiling(c.most, USER.counter, _names(domains), c) for c in self.ceilings(principal, USER, domains)] \
+            + self.quota_ceilings(principal, domains)
 
     def quota_ceilings(self, principal: Principal, domains: list[str] | None = None, *,
-                       changed: bool = False) -> list[Ceiling]:
-        """maxQuota, for a user just added or (`changed`) whose quota was just raised.
+                       changed: bool = False) -> list[SharedCeiling]:
+        """maxQuota (in bytes, over the quota totals), for a user just added
+        or (`changed`) whose quota was just raised.
 
-        A raised quota is a new claim on an old entry: ranked by when it was
-        written, not when the entry was created.
+        Racers are ranked by the users' entries; a raised quota is a new
+        claim on an old entry: ranked by when it was written, not when the
+        entry was created.
         """
         most_mb = None if principal.is_global else quota_limit_mb(principal.settings)
         if not most_mb or most_mb < 0:
             return []
         domains = self.managed(principal) if domains is None else domains
-        return [Ceiling(most_mb, lambda: self._entries(domains, USER, (*ORDER_ATTRS, "mailQuota")),
-                        lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
-                                              "its domains", param="maxQuota"),
-                        by_creation=not changed, weight=_quota_mb)]
+        ranked = Ceiling(most_mb, lambda: self._entries(domains, USER, (*ORDER_ATTRS, "mailQuota")),
+                         lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
+                                               "its domains", param="maxQuota"),
+                         by_creation=not changed, weight=_quota_mb)
+        return [SharedCeiling(most_mb * MiB, QUOTA_TOTAL, _names(domains), ranked)]
 
     def domain_ceilings(self, principal: Principal) -> list[Ceiling]:
         """maxDomains, for a domain just added with the admin in its domainAdmin."""
@@ -218,6 +245,10 @@ class AdminLimits:
         if have + adding > most:
             raise LimitExceeded(f"this admin may have at most {most} {what} over all its domains "
                                 f"({have} exist)", param=param)
+
+
+def _names(domains: list[str]) -> tuple[str, ...]:
+    return tuple(sorted({d.lower() for d in domains}))
 
 
 def _quota_mb(entry: Entry) -> int:

@@ -24,7 +24,8 @@ from ldap3.operation.search import AND, MATCH_APPROX, MATCH_EQUAL, NOT, OR, ROOT
 from ldap3.utils.dn import safe_dn
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
-from ldap3.utils.conv import ldap_escape_to_bytes, to_unicode
+from ldap3.core.results import RESULT_NO_SUCH_ATTRIBUTE
+from ldap3.utils.conv import ldap_escape_to_bytes, to_raw, to_unicode
 from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
 from ldap3.protocol.schemas.slapd24 import slapd_2_4_dsa_info, slapd_2_4_schema
 
@@ -165,6 +166,27 @@ class _LeanMockSync(MockSyncStrategy):
             result["controls"] = {POST_READ: {"description": "", "criticality": False,
                                               "value": {"result": values}}}
         return responses
+
+    def mock_modify(self, request_message, controls):
+        """As slapd: a modify deleting a value the entry does not have fails
+        as a whole with noSuchAttribute (ldap3's mock answers
+        operationsError, or goes on and answers what a later change of the
+        same request breaks).  Compare-and-swap of a value
+        (quota_total.py) relies on it."""
+        request = modify_request_to_dict(request_message)
+        entry = self.connection.server.dit.get(safe_dn(request["entry"]))
+        if entry is not None:
+            written: set[str] = set()
+            for change in request["changes"]:
+                name = str(change["attribute"]["type"]).lower()
+                values = change["attribute"]["value"]
+                if change["operation"] == 1 and values and name not in written:
+                    present = _values(entry, CaseInsensitiveDict._ci_key(name)) or []
+                    if not all(any(_same(to_raw(v), have) for have in present) for v in values):
+                        return {"resultCode": RESULT_NO_SUCH_ATTRIBUTE, "matchedDN": "", "referral": None,
+                                "diagnosticMessage": "modify/delete: a value to delete does not exist"}
+                written.add(name)
+        return super().mock_modify(request_message, controls)
 
     def evaluate_filter_node(self, node, candidates):
         return self._matching(node, list(candidates))

@@ -1,8 +1,9 @@
 """Mail users (`inetOrgPerson` + `shadowAccount` + `amavisAccount` + `mailUser`).
 
 The store enforces the domain's rules (user count, quotas, password policy),
-keeps `domainCurrentUserNumber` right, and on delete or rename carries every
-reference to the address along (`references.py`).
+keeps `domainCurrentUserNumber` and the quota total (`domainCurrentQuotaSize`,
+quota_total.py) right, and on delete or rename carries every reference to
+the address along (`references.py`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any, Callable, Iterator, Sequence
 
 from iredldap.model.accounts import ALIAS, DOMAIN, USER, MiB
 from iredldap.config import Settings
-from iredldap.errors import AlreadyExists, Conflict, InvalidInput, LimitExceeded
+from iredldap.errors import AlreadyExists, Conflict, InvalidInput, IredldapError, LimitExceeded, ValueAlreadyPresent, \
+    ValueMissing
 from iredldap.model.mailbox import FREE_PATH_STEPS, days_since_epoch, home_directory_choices, path_spellings
 from iredldap.model.password_policy import PasswordPolicy
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, address_in_use, attr_of as _attr, copy_attrs,
                                           holding_filter, holds, with_attr as _replace_attr)
-from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import DELETE, REPLACE, Batch, Changes, Directory, Entry, as_int
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling
+from iredldap.directory.connection import ADD, DELETE, REPLACE, Batch, Changes, Directory, Entry, as_int
 from iredldap.directory.domains import DeletedMailbox
+from iredldap.directory.quota_total import QUOTA_TOTAL, QuotaTotals, total_of
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import (diff as values_diff, field_attrs, field_changes, wanted as wanted_list,
                                       wanted_services)
@@ -70,6 +73,7 @@ class UserStore:
         self.settings = settings
         self.kept_maildirs = kept_maildirs
         self.addresses = Addresses(directory, tree)
+        self.quota = QuotaTotals(directory, tree)
 
     # -- reading ------------------------------------------------------------
 
@@ -92,11 +96,38 @@ class UserStore:
     def count(self, domain: str) -> int:
         return self.addresses.count(domain, USER)
 
+    def held(self, domains: builtins.list[str], attrs=(USER.counter, QUOTA_TOTAL), *,
+             start: bool = False) -> dict[str, dict[str, int]]:
+        """Per domain (lower case): its users (`domainCurrentUserNumber`) and
+        the sum of their quotas in bytes (`domainCurrentQuotaSize`), those of
+        `attrs`, from the domain entries (one search).  A domain lacking one
+        is counted; with `start` its quota total is started (written) first."""
+        entries = self.addresses.domain_entries(domains, attrs)
+        out: dict[str, dict[str, int]] = {}
+        for domain in (d.lower() for d in domains):
+            entry = entries.get(domain)
+            values: dict[str, int] = {}
+            if USER.counter in attrs:
+                users = as_int(entry.first(USER.counter)) if entry is not None else None
+                values[USER.counter] = users if users is not None else self.count(domain)
+            if QUOTA_TOTAL in attrs:
+                total = total_of(entry)
+                if total is None and start and entry is not None:
+                    self.quota.start(domain, entry=entry)
+                    total = total_of(self.dir.get(self.tree.domain(domain), attrs=(QUOTA_TOTAL,)))
+                values[QUOTA_TOTAL] = total if total is not None else self.quota.real(domain)
+            out[domain] = values
+        return out
+
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfUsers, held after the write (ceilings.py) by
         ranking its users (a create ranks itself by the counter instead)."""
         return Ceiling(most, lambda: self.list(domain, attrs=ORDER_ATTRS), lambda: self._no_room(domain, most),
                        by_creation=True)
+
+    @staticmethod
+    def _no_room_for_move(domain: str) -> LimitExceeded:
+        return LimitExceeded(f"{domain} has no room for another user", param=USER.domain_limit)
 
     @staticmethod
     def _no_room(domain: str, most: int) -> LimitExceeded:
@@ -136,25 +167,92 @@ class UserStore:
                 need_digit=s.password_has_number, need_special=s.password_has_special_char),
         )
 
-    def _check_quota(self, rules: DomainRules, domain: str, quota_mb: int, *, exclude: str = "") -> None:
+    def _check_quota(self, rules: DomainRules, domain: str, quota_mb: int) -> None:
+        """The rules for one mailbox's quota; the domain quota itself is held
+        by the reservation in the domain's quota total (`_reserve_quota`)."""
         if rules.max_user_quota_mb and (quota_mb == 0 or quota_mb > rules.max_user_quota_mb):
             raise InvalidInput(f"quota: at most {rules.max_user_quota_mb} MB per user in {domain}",
                                code="EXCEEDED_MAX_USER_QUOTA", param="quota")
+        if rules.domain_quota_mb and quota_mb == 0:
+            raise self._over_domain_quota(rules)
+
+    @staticmethod
+    def _over_domain_quota(rules: DomainRules) -> InvalidInput:
+        return InvalidInput(f"quota: the domain's {rules.domain_quota_mb} MB would be exceeded",
+                            code="EXCEEDED_DOMAIN_QUOTA", param="quota")
+
+    @staticmethod
+    def _keeps_total(rules: DomainRules, limits: Sequence[SharedCeiling]) -> bool:
+        """Is the domain's quota total kept (it has one), or needed (a domain
+        quota, an admin's maxQuota over the domain)?"""
+        return bool(rules.entry.get(QUOTA_TOTAL) or rules.domain_quota_mb
+                    or any(c.attr == QUOTA_TOTAL for c in limits))
+
+    def _reserve_quota(self, batch: Batch, domain: str, rules: DomainRules, delta: int,
+                       limits: Sequence[SharedCeiling]) -> builtins.list[int | None]:
+        """Queue raising the domain's quota total by `delta` bytes, to be
+        sent before the quota is written (quota_total.py), refused if that
+        would pass the domain quota, or the maxQuota of an admin managing
+        this domain alone (its other limits are judged after the write,
+        `_shared_ceilings`).  Returns what `QuotaTotals.reserve` returns.
+
+        The maxQuota of an admin of several domains is also a bound, less
+        what its other domains hold, read with the domain's total at each
+        try of the swap: of racers that are over it together most are
+        refused here, before they write; those that slip past one another
+        between the read and the swap are judged after the write."""
+        domain = domain.lower()
+        quota_limits = [c for c in limits if c.attr == QUOTA_TOTAL and domain in c.domains]
+        bounds: list[tuple[int, Callable[[], IredldapError]]] = [
+            (c.most, c.refusal) for c in quota_limits if c.domains == (domain,)]
         if rules.domain_quota_mb:
-            used = sum(int(e.first("mailQuota") or 0)
-                       for e in self.list(domain, attrs=("mailQuota",)) if e.dn.lower() != exclude.lower())
-            if quota_mb == 0 or used + quota_mb * MiB > rules.domain_quota_mb * MiB:
-                raise InvalidInput(f"quota: the domain's {rules.domain_quota_mb} MB would be exceeded",
-                                   code="EXCEEDED_DOMAIN_QUOTA", param="quota")
+            bounds.append((rules.domain_quota_mb * MiB, lambda: self._over_domain_quota(rules)))
+        spread = [c for c in quota_limits if c.domains != (domain,)]
+        if not spread:
+            return self.quota.reserve(batch, domain, delta, bounds=bounds, known=rules.entry)
+
+        def read() -> tuple[Entry | None, builtins.list[tuple[int, Callable[[], IredldapError]]]]:
+            names = sorted({d for c in spread for d in c.domains})
+            entries = self.addresses.domain_entries(names, (QUOTA_TOTAL,))
+            held = {d: t if (t := total_of(entries.get(d))) is not None else self.quota.real(d) for d in names}
+            return entries.get(domain), [(c.most - sum(held[d] for d in c.domains if d != domain), c.refusal)
+                                         for c in spread]
+        return self.quota.reserve(batch, domain, delta, bounds=bounds, read=read)
+
+    def _shared_ceilings(self, domain: str, made: dict[str, int | None],
+                         limits: Sequence[SharedCeiling]) -> builtins.list[Ceiling]:
+        """Hold an admin's limits over its domains (ceilings.py) for a write
+        that just made the values `made` (attribute -> the value its
+        increment or reservation made in `domain`; None: not known).
+
+        Raises the refusal of a limit the write is past; returns the ranked
+        ceilings of the limits found over `most`, for the caller to hold
+        (racers for the last places)."""
+        domain = domain.lower()
+        spread: builtins.list[SharedCeiling] = []
+        for limit in limits:
+            if limit.attr not in made or domain not in limit.domains:
+                continue
+            mine = made[limit.attr]
+            if limit.domains == (domain,) and mine is not None:
+                # Alone in its domain: the value the write made ranks it.
+                if mine > limit.most:
+                    raise limit.refusal()
+            else:
+                spread.append(limit)
+        if not spread:
+            return []
+        values = self.held(sorted({d for c in spread for d in c.domains}), tuple({c.attr for c in spread}))
+        return [c.ranked for c in spread if sum(values[d][c.attr] for d in c.domains) > c.most]
 
     # -- creating -----------------------------------------------------------
 
     def create(self, mail: str, values: dict[str, Any], *, password_hash: str,
-               extra: dict[str, builtins.list[str]] | None = None, limits: Sequence[Ceiling] = (),
+               extra: dict[str, builtins.list[str]] | None = None, limits: Sequence[SharedCeiling] = (),
                rules: DomainRules | None = None) -> str:
         """Add a user; `values` are parsed API parameters (USER fields).
 
-        `limits`: more ceilings the new user must fit in (the creating admin's).
+        `limits`: the creating admin's limits the new user must fit in.
         `rules`: the domain's, when the request has read them already.
         """
         local, _, domain = mail.partition("@")
@@ -201,18 +299,28 @@ class UserStore:
             attrs[key] = list(dict.fromkeys(attrs.get(key, []) + more))
 
         self._start_counter(domain, entry=rules.entry)
+        keeps_total = quota_mb and self._keeps_total(rules, limits)
+        if keeps_total:
+            self.quota.start(domain, entry=rules.entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
-            batch.add(dn, attrs)
+            made: dict[str, int | None] = {}
+            # Reserved before the add: racing creates cannot pass the domain quota.
+            reserved = self._reserve_quota(batch, domain, rules, quota_mb * MiB, limits) if keeps_total else []
+            # The reservation, the add and the counter go to the journal as one plan.
+            batch.plan_add(dn, attrs)
             # numberOfUsers: the counter's value this create's increment made
             # (each of racing creates sees its own) ranks it among them, so
             # no user is read; a loser's add and increment are undone.
-            made = self.addresses.bump_now(batch, domain, USER.counter, +1, entry=rules.entry,
-                                           recount=lambda: self.count(domain))
-            ceilings = list(limits)
+            made[USER.counter] = self.addresses.bump_now(batch, domain, USER.counter, +1, entry=rules.entry,
+                                                         recount=lambda: self.count(domain))
+            if keeps_total:
+                made[QUOTA_TOTAL] = reserved[0]
+            ceilings = self._shared_ceilings(domain, made, limits)
             if rules.max_users > 0:
-                if made is None:        # (the counter was just set to the real count)
+                rank = made[USER.counter]
+                if rank is None:        # (the counter was just set to the real count)
                     ceilings.append(self.room(domain, rules.max_users))
-                elif made > rules.max_users:
+                elif rank > rules.max_users:
                     raise self._no_room(domain, rules.max_users)
             # Checked after adding, so of creates racing for the same address
             # or the admin's last free places only the winners stay.
@@ -273,9 +381,9 @@ class UserStore:
     # -- updating -----------------------------------------------------------
 
     def update(self, mail: str, values: dict[str, Any], *, password_hash: str | None = None,
-               quota_limits: Sequence[Ceiling] = (), entry: Entry | None = None,
+               quota_limits: Sequence[SharedCeiling] = (), entry: Entry | None = None,
                rules: DomainRules | None = None) -> None:
-        """`quota_limits`: ceilings a raised quota must fit in (the admin's maxQuota).
+        """`quota_limits`: the limits a raised quota must fit in (the admin's maxQuota).
 
         `entry` and `rules`: the user's entry and its domain's rules, when the
         request has read them already.
@@ -287,9 +395,10 @@ class UserStore:
         services = {s.lower(): s for s in entry.get("enabledService")}
 
         if "quota" in values:
-            self._check_quota(rules, domain, values["quota"], exclude=entry.dn)
+            self._check_quota(rules, domain, values["quota"])
         # iRedAdmin: an empty display name or surname falls back to the local part.
         changes.update(field_changes(entry, USER.fields, values, empty_defaults={"name": local, "sn": local}))
+        quota_delta = self._quota_change(entry, values, changes)
 
         if password_hash is not None:
             changes["userPassword"] = [(REPLACE, [password_hash])]
@@ -328,17 +437,47 @@ class UserStore:
         if ops:
             changes["enabledService"] = ops
 
-        with self.dir.batch() as batch:
-            batch.modify(entry.dn, changes, before=entry)
+        moves_total = bool(quota_delta) and self._keeps_total(rules, quota_limits)
+        if moves_total:
+            self.quota.start(domain, entry=rules.entry)
+        # Journaled when it writes two entries (the user and its domain's quota total).
+        with self.dir.batch(kind="update" if moves_total else None, targets=[f"mail:{mail}"]) as batch:
+            reserved = self._reserve_quota(batch, domain, rules, quota_delta, quota_limits) \
+                if moves_total and quota_delta > 0 else []
+            try:
+                batch.modify(entry.dn, changes, before=entry)   # (the reservation is sent first)
+            except (ValueMissing, ValueAlreadyPresent, InvalidInput):
+                if "mailQuota" in changes and self._quota_moved(entry):
+                    raise Conflict("quota: changed by another request meanwhile; try again", param="quota") from None
+                raise
+            if moves_total and quota_delta < 0:
+                self.quota.release(batch, domain, -quota_delta)
+            made = {QUOTA_TOTAL: reserved[0]} if reserved else {}
             # New alias addresses and a raised quota are checked after they were written (ceilings.py).
-            self.addresses.claim(entry.dn, claimed, *(quota_limits if self._raises_quota(entry, values) else ()))
+            self.addresses.claim(entry.dn, claimed, *self._shared_ceilings(domain, made, quota_limits))
 
     @staticmethod
-    def _raises_quota(entry: Entry, values: dict[str, Any]) -> bool:
+    def _quota_change(entry: Entry, values: dict[str, Any], changes: Changes) -> int:
+        """Make the change of mailQuota (if any) a compare-and-swap of the
+        value read: the quota total moves by the difference, so of two
+        requests changing one user's quota at once only one may write it.
+        Returns the difference in bytes."""
         if "quota" not in values:
-            return False
-        current = int(entry.first("mailQuota") or 0)
-        return current != 0 and (values["quota"] == 0 or values["quota"] * MiB > current)
+            return 0
+        read = entry.get("mailQuota")[:1]
+        old, new = (as_int(read[0]) or 0) if read else 0, values["quota"] * MiB
+        if read == ([str(new)] if new else []):
+            changes.pop("mailQuota", None)
+            return 0
+        swap: list = [(DELETE, read)] if read else []
+        if new:
+            swap.append((ADD, [str(new)]))
+        changes["mailQuota"] = swap
+        return new - old
+
+    def _quota_moved(self, entry: Entry) -> bool:
+        now = self.dir.get(entry.dn, attrs=("mailQuota",))
+        return now is None or now.get("mailQuota")[:1] != entry.get("mailQuota")[:1]
 
     def _wanted_aliases(self, entry: Entry, domain: str, rules: DomainRules, local: str,
                         values: dict[str, Any]) -> builtins.list[str] | None:
@@ -400,10 +539,17 @@ class UserStore:
         entry = self.get(mail, attrs=("*",))
         domain = mail.partition("@")[2]
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
-        self._start_counter(domain)
+        rules = self.rules(domain)
+        self._start_counter(domain, entry=rules.entry)
+        quota = as_int(entry.first("mailQuota")) or 0
+        keeps_total = quota and self._keeps_total(rules, ())
+        if keeps_total:
+            self.quota.start(domain, entry=rules.entry)
         with self.dir.batch(kind="delete", targets=[f"mail:{mail}"], resume="forward") as batch:
             self.addresses.remove(batch, entry, mail)
-            self._bump_counter(batch, domain, -1)
+            self._bump_counter(batch, domain, -1, entry=rules.entry)
+            if keeps_total:
+                self.quota.release(batch, domain, quota)
             batch.record(final=True)
             if after is not None:
                 undo = after(mailbox)
@@ -423,11 +569,17 @@ class UserStore:
         new_rules = self.rules(new_domain)
         if new_rules.backup_mx:
             raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")
+        quota = as_int(entry.first("mailQuota")) or 0
         if new_domain != old_domain:
-            if new_rules.max_users == -1 or (new_rules.max_users > 0 and self.count(new_domain) >= new_rules.max_users):
-                raise LimitExceeded(f"{new_domain} has no room for another user", param=USER.domain_limit)
-            self._check_quota(new_rules, new_domain, int(entry.first("mailQuota") or 0) // MiB)
+            held = as_int(new_rules.entry.first(USER.counter))
+            if new_rules.max_users == -1 or (new_rules.max_users > 0 and (
+                    held if held is not None else self.count(new_domain)) >= new_rules.max_users):
+                raise self._no_room_for_move(new_domain)
+            self._check_quota(new_rules, new_domain, quota // MiB)
         old_rules = self.rules(old_domain)
+        # The quota moves from the old domain's total to the new one's.
+        moves_to = new_domain != old_domain and quota and self._keeps_total(new_rules, ())
+        moves_from = new_domain != old_domain and quota and self._keeps_total(old_rules, ())
 
         attrs = copy_attrs(entry)
         attrs = _replace_attr(attrs, "mail", [new])
@@ -453,17 +605,32 @@ class UserStore:
             if _attr(attrs, "mailForwardingAddress") else attrs
         new_dn = self.tree.user(new)
 
-        room = [self.room(new_domain, new_rules.max_users)] \
-            if new_domain != old_domain and new_rules.max_users > 0 else []
         if new_domain != old_domain:
             self._start_counter(old_domain, entry=old_rules.entry)
             self._start_counter(new_domain, entry=new_rules.entry)
+        for domain, rules, moves in ((old_domain, old_rules, moves_from), (new_domain, new_rules, moves_to)):
+            if moves:
+                self.quota.start(domain, entry=rules.entry)
         with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
+            if moves_to:
+                # Reserved in the new domain before the move (its domain quota holds).
+                self._reserve_quota(batch, new_domain, new_rules, quota, ())
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
-            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
+            room: builtins.list[Ceiling] = []
             if new_domain != old_domain:
+                # numberOfUsers of the new domain: ranked by the value its
+                # increment made, as a create is (no user read).
+                made = self.addresses.bump_now(batch, new_domain, USER.counter, +1, entry=new_rules.entry,
+                                               recount=lambda: self.count(new_domain))
+                if new_rules.max_users > 0:
+                    if made is None:
+                        room.append(self.room(new_domain, new_rules.max_users))
+                    elif made > new_rules.max_users:
+                        raise self._no_room_for_move(new_domain)
                 self._bump_counter(batch, old_domain, -1)
-                self._bump_counter(batch, new_domain, +1)
+            self.addresses.claim(new_dn, [new, *_attr(attrs, "shadowAddress")], *room)
+            if moves_from:
+                self.quota.release(batch, old_domain, quota)
             if after is not None:
                 # After the move: if it raises, the move is undone.
                 after()

@@ -95,8 +95,7 @@ class UserItem:
         if "password" not in values and "password_hash" not in values:
             raise MissingParameter("password: required (or password_hash)", param="password")
         _, rules = self._read(req, mail)
-        self.limits.check_users(who)
-        self.limits.check_quota(who, values.get("quota", rules.default_quota_mb))
+        self.limits.check_new_user(who, values.get("quota", rules.default_quota_mb))
         stored = self.hashing.stored_value(values, rules.policy)
         assert stored is not None   # a password or a hash was given (checked above)
         self.users.create(mail, values, password_hash=stored, rules=rules, limits=self.limits.user_ceilings(who))
@@ -115,7 +114,8 @@ class UserItem:
             if req.context.access.outranks(alias):
                 raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
         if "quota" in values:
-            self.limits.check_quota(who, values["quota"], replacing=mail)
+            entry = self.users.get(mail, read=entry)
+            self.limits.check_quota(who, values["quota"], replacing_mb=_quota_mb(entry))
         stored = self.hashing.stored_value(values, rules.policy)
         self.users.update(mail, values, password_hash=stored, entry=entry, rules=rules,
                           quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
@@ -193,6 +193,11 @@ class UserCollection:
             end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
         audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
         ok(resp, {"updated": count, "skipped": skipped})
+
+
+def _quota_mb(entry: Entry) -> int:
+    raw = entry.first("mailQuota").strip()
+    return int(raw) // accounts.MiB if raw.isdigit() else 0
 
 
 def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
