@@ -17,6 +17,7 @@ from iredldap.directory.addresses import Addresses
 from iredldap.directory.connection import SUBTREE
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.limits import AdminLimits
+from iredldap.directory.users import UserStore
 
 from .support import ApiClient
 from .test_tenant_boundaries import PW, RESELLER, TENANT, snapshot, tenant_token, world  # noqa: F401 (fixtures)
@@ -146,30 +147,34 @@ def test_a_reseller_cannot_host_the_admins_addresses(world, factory, app, settin
 
 # -- 4. uniqueness under concurrent requests ---------------------------------------------
 
-def _race(monkeypatch, cls, name: str, key: str, requests: list) -> list:
+def _race(monkeypatch, cls, name: str, key: str, requests: list, *, also: tuple = ()) -> list:
     """Run `requests` (callables) at once, each held after its first
     `cls.name(..., key)` check (key None: any) until all have checked: the
     interleaving two clients get by chance.  Later checks (after the write)
-    are not held."""
+    are not held.  `also`: more (class, method) checks held the same way,
+    for requests whose check before the write is another method."""
     barrier = threading.Barrier(len(requests), timeout=5)
     held: list[str] = []
+    broken: list[str] = []      # checks that waited in vain: the race did not happen
     lock = threading.Lock()
-    real = getattr(cls, name)
 
-    def checked(self, value, *args, **kwargs):
-        result = real(self, value, *args, **kwargs)
-        with lock:
-            hold = (key is None or value == key) and len(held) < len(requests)
+    def holding(real):
+        def checked(self, value, *args, **kwargs):
+            result = real(self, value, *args, **kwargs)
+            with lock:
+                hold = (key is None or value == key) and len(held) < len(requests)
+                if hold:
+                    held.append(value)
             if hold:
-                held.append(value)
-        if hold:
-            try:
-                barrier.wait()
-            except threading.BrokenBarrierError:
-                pass
-        return result
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    broken.append(value)
+            return result
+        return checked
 
-    monkeypatch.setattr(cls, name, checked)
+    for target, method in ((cls, name), *also):
+        monkeypatch.setattr(target, method, holding(getattr(target, method)))
     results: list = [None] * len(requests)
 
     def run(i):
@@ -180,6 +185,7 @@ def _race(monkeypatch, cls, name: str, key: str, requests: list) -> list:
         thread.start()
     for thread in threads:
         thread.join(20)
+    assert not broken, f"not every request reached the check held ({held}): nothing raced"
     return results
 
 
@@ -189,10 +195,12 @@ def test_one_address_is_one_account_under_concurrent_creates(world, factory, app
     one, two = ApiClient(app, settings), ApiClient(app, settings)
     one.login(*TENANT)
     two.login(*TENANT)
+    # The alias checks with Addresses.taken; the user with the search for a
+    # free mailbox path, which tells whether the address is free too.
     results = _race(monkeypatch, Addresses, "taken", "dup@own.test", [
         lambda: one.post("/api/user/dup@own.test", {"password": "Dup#l1cate-pw"}).status_code,
         lambda: two.post("/api/alias/dup@own.test", {"members": "plain@own.test"}).status_code,
-    ])
+    ], also=((UserStore, "_free_home_directory"),))
     assert len(holders_of(factory, "dup@own.test")) == 1, results
     assert sorted(results) == [201, 409], results
 
