@@ -63,7 +63,8 @@ SERVER_PARAMS = frozenset({"mariadb", "postgresql"})
 # other (longest first is the classic rule for a short tail).  Whole modules
 # move, so their module-scoped fixtures are still made once.
 SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kill.py", "test_readme.py",
-                "test_packaging.py", "test_served.py", "test_paging.py", "test_failover.py")
+                "test_packaging.py", "test_served.py", "test_paging.py", "test_failover.py",
+                "test_mlmmj_attacks.py", "test_review_reshape.py")
 
 
 # Modules whose tests share one costly session fixture (a venv made with pip,
