@@ -4,8 +4,10 @@ policy tests (spam policy, throttling, greylisting, white/blacklists)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections import Counter
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -20,7 +22,7 @@ from iredldap.backends import tree_of
 from iredldap.cli import main as cli_main
 from iredldap.config import Settings
 from iredldap.directory.admins import AdminStore
-from iredldap.directory.connection import BASE, Directory, Entry
+from iredldap.directory.connection import BASE, SUBTREE, Directory, Entry
 from iredldap.directory.domains import DomainStore
 from iredldap.directory.users import UserStore
 
@@ -225,3 +227,27 @@ def parallel(app, settings, calls, login, *, seconds: float = 120) -> list[int]:
         t.join(seconds)
     assert not any(t.is_alive() for t in threads), "a request did not finish in time"
     return statuses  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def reads_of_users(directory, monkeypatch, domains):
+    """Count the searches and paged searches that list users of the domains
+    (a search of their ou=Users containers, or below them with more than the
+    base entry in scope) and the entries they return; reading one user's own
+    entry is not a list."""
+    containers = tuple(f"ou=users,domainname={d},o=domains,dc=example,dc=com" for d in domains)
+    seen: Counter = Counter()
+    with monkeypatch.context() as patch:
+        for name in ("search", "paged_search"):
+            original = getattr(directory, name)
+
+            def wrapper(base, *args, _name=name, _original=original, **kwargs):
+                result = _original(base, *args, **kwargs)
+                where = base.lower().replace(" ", "")
+                if where in containers or (where.endswith(containers) and kwargs.get("scope", SUBTREE) != BASE):
+                    seen[_name] += 1
+                    result = list(result)
+                    seen["entries"] += len(result)
+                return result
+            patch.setattr(directory, name, wrapper)
+        yield seen

@@ -8,15 +8,13 @@ under parallel requests, after a write cut short and after an import; and
 from __future__ import annotations
 
 import json
-from collections import Counter
-from contextlib import contextmanager
 
 import pytest
 
 from iredldap.directory.connection import LEVEL, REPLACE
 from iredldap.model import passwords
 
-from .support import assert_error, cli_env, parallel, run_cli
+from .support import assert_error, cli_env, parallel, reads_of_users, run_cli
 from .test_journal import journal_rows, world  # noqa: F401 - `world`: a slapd stopped at the k-th write
 
 PW = "Secr3t#pass"
@@ -43,27 +41,6 @@ def assert_total(factory, domain: str, mb: int) -> None:
 def add_users(factory, domain: str, count: int, quota_mb: int, prefix: str = "u") -> None:
     for i in range(count):
         factory.users.create(f"{prefix}{i}@{domain}", {"quota": quota_mb}, password_hash=HASH)
-
-
-@contextmanager
-def reads_of_users(directory, monkeypatch, domains):
-    """Count the searches of the domains' ou=Users containers (a list of
-    their users) and the entries they return."""
-    containers = {f"ou=users,domainname={d},o=domains,dc=example,dc=com" for d in domains}
-    seen: Counter = Counter()
-    with monkeypatch.context() as patch:
-        for name in ("search", "paged_search"):
-            original = getattr(directory, name)
-
-            def wrapper(base, *args, _name=name, _original=original, **kwargs):
-                result = _original(base, *args, **kwargs)
-                if base.lower().replace(" ", "") in containers:
-                    seen[_name] += 1
-                    result = list(result)
-                    seen["entries"] += len(result)
-                return result
-            patch.setattr(directory, name, wrapper)
-        yield seen
 
 
 # -- no list of users read ---------------------------------------------------------------

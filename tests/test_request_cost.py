@@ -20,7 +20,7 @@ from sqlalchemy.pool import Pool
 
 from iredldap.model import passwords
 
-from .support import assert_error
+from .support import assert_error, reads_of_users
 
 PW = "Secr3t#pass"
 OPERATIONS = ("search", "paged_search", "add", "modify", "increment", "delete")
@@ -196,24 +196,6 @@ def test_what_a_user_request_costs(role, call, world, client, global_admin, dire
 
 # -- limits from counters, not from the list of the domain's users ---------------------
 
-def _reads_of_users(directory, monkeypatch, domain_users_dn):
-    """Count searches and paged searches below `domain_users_dn` and the entries they return."""
-    seen = Counter()
-    with monkeypatch.context() as patch:
-        for name in ("search", "paged_search"):
-            original = getattr(directory, name)
-
-            def wrapper(base, *args, _name=name, _original=original, **kwargs):
-                result = _original(base, *args, **kwargs)
-                if base.lower().endswith(domain_users_dn.lower()):
-                    seen[_name] += 1
-                    result = list(result)
-                    seen["entries"] += len(result)
-                return result
-            patch.setattr(directory, name, wrapper)
-        yield seen
-
-
 @pytest.fixture
 def crowded(factory, directory):
     """A domain of 30 users with numberOfUsers set (its counter kept by the factory)."""
@@ -224,12 +206,10 @@ def crowded(factory, directory):
 
 
 def test_a_create_in_a_domain_with_a_user_limit_reads_no_users(crowded, api, directory, monkeypatch):
-    users_dn = crowded.tree.container("big.test", "Users")
     domain = crowded.entry(crowded.tree.domain("big.test"))
     assert domain.first("domainCurrentUserNumber") == "30"
     for i, status in ((30, 201), (31, 201), (32, 403)):
-        reads = contextmanager(_reads_of_users)(directory, monkeypatch, users_dn)
-        with reads as seen:
+        with reads_of_users(directory, monkeypatch, ["big.test"]) as seen:
             result = api.post(f"/api/user/u{i}@big.test", {"password": PW})
         assert result.status_code == status, result.text
         assert dict(seen) == {}, (i, dict(seen))
@@ -242,8 +222,7 @@ def test_a_normal_admins_limit_is_checked_from_the_counters_before_the_write(cro
     crowded.normal_admin("helper@admins.test", "H3lper#secret", domains=["big.test"],
                          settings=["create_max_users:30"])
     client.login("helper@admins.test", "H3lper#secret")
-    users_dn = crowded.tree.container("big.test", "Users")
-    with contextmanager(_reads_of_users)(directory, monkeypatch, users_dn) as seen:
+    with reads_of_users(directory, monkeypatch, ["big.test"]) as seen:
         result = client.post("/api/user/u30@big.test", {"password": PW})
     body = assert_error(result, 403, "EXCEEDED_LIMIT", "maxUsers")
     assert body["reason"].endswith("(30 exist)"), body
