@@ -98,6 +98,9 @@ def test_a_long_request_has_long_form_lengths_as_ldap3_writes_them():
     "(mail=a\\zb)",                     # a backslash that escapes nothing: ldap3 escapes it again
     "(mail=ab\\4)",
     "(mail=\\2a\x00b)",               # NUL beside an escape: ldap3 escapes it again
+    "(cn>=\\c3\\bc*)",                 # '*' beside an escape in an ordering or approximate
+    "(cn<=a*\\2a)",                     # value: ldap3 escapes it again (the escape goes out
+    "(cn~=\\00*b)",                     # as its text)
     "mail=a@b.test",                    # malformed: ldap3 says what is wrong
     "(mail=a@b.test",
     "(&)",

@@ -59,9 +59,10 @@ def _assertion_value(text: str) -> bytes:
     raw = text.encode("utf-8")
     if b"\\" not in raw:
         return raw
-    if b"\x00" in raw:
-        # ldap3 would escape this value once more (is_filter_escaped).
-        raise NotLean("a NUL beside an escape")
+    if b"\x00" in raw or b"*" in raw:
+        # ldap3 would escape this value once more (is_filter_escaped): a NUL,
+        # or a '*' (in an ordering or approximate value), beside an escape.
+        raise NotLean("a NUL or '*' beside an escape")
     pieces = raw.split(b"\\")
     out = bytearray(pieces[0])
     for piece in pieces[1:]:
