@@ -105,6 +105,9 @@ def _item(text: str) -> bytes:
         pieces += b"".join(_tlv(_ANY, _assertion_value(p)) for p in parts[1:-1] if p)
         if parts[-1]:
             pieces += _tlv(_FINAL, _assertion_value(parts[-1]))
+        if not pieces:
+            # (`**`: ldap3 refuses it before sending; a server would refuse an empty SEQUENCE.)
+            raise NotLean("a substring filter without a substring")
         return _tlv(_SUBSTRINGS, _tlv(_OCTETS, described) + _tlv(_SEQUENCE, pieces))
     return _tlv(_EQUAL, _tlv(_OCTETS, described) + _tlv(_OCTETS, _assertion_value(value.strip())))
 
