@@ -93,3 +93,53 @@ def test_cut_off_answer_is_unavailable_not_a_crash(garbling_server):
         directory.search("dc=example,dc=com", "(objectClass=*)")
     # The request may have reached the server, so a batch must check what landed.
     assert caught.value.maybe_landed is True
+
+
+def _answering_server(answer: bytes):
+    """A TCP server on 127.0.0.1 that accepts the bind (message 1) and then
+    answers the next request (message 2) with `answer` and a search done."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(4096)
+                conn.sendall(b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00")  # bind: success
+                conn.recv(4096)
+                conn.sendall(answer + b"\x30\x0c\x02\x01\x02\x65\x07\x0a\x01\x00\x04\x00\x04\x00")  # search done
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize("answer", [
+    b"\x30\x0b\x02\x01\x02\x64\x06\x04\x04dc=x",                       # an entry without its attributes
+    b"\x30\x13\x02\x01\x02\x64\x0e\x04\x04dc=x\x30\x06\x30\x04\x04\x02cn",  # an attribute without its values
+])
+def test_a_malformed_search_entry_is_unavailable_not_a_crash(answer):
+    """Entries the lean reader does not take (decoding.entry_of) go to
+    ldap3's decoder: what is malformed there is the server's fault (503),
+    as with ldap3's own reading, never a 500 from our code."""
+    from iredldap.errors import DirectoryUnavailable
+    listener, thread = _answering_server(answer)
+    try:
+        directory = Directory(f"ldap://127.0.0.1:{listener.getsockname()[1]}", "cn=admin,dc=example,dc=com",
+                              "secret", timeout=3)
+        with pytest.raises(DirectoryUnavailable):
+            directory.search("dc=example,dc=com", "(objectClass=*)")
+    finally:
+        listener.close()
+        thread.join(5)
