@@ -146,7 +146,7 @@ class LeanSyncStrategy(SyncStrategy):
                               "raw_attributes": attrs, "attributes": _NotDecoded()}
                 else:
                     decoded = decode_message_fast(message)
-                    got = int(decoded["messageID"])
+                    got = decoded["messageID"]    # (no INTEGER: a broken answer, refused below)
                     answer = self.decode_response_fast(decoded)
                 if got == message_id:
                     answers.append(answer)
