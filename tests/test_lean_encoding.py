@@ -98,6 +98,11 @@ def test_a_long_request_has_long_form_lengths_as_ldap3_writes_them():
     "(mail=a\\zb)",                     # a backslash that escapes nothing: ldap3 escapes it again
     "(mail=ab\\4)",
     "(mail=\\2a\x00b)",               # NUL beside an escape: ldap3 escapes it again
+    "(cn>=\\c3\\bc*)",                 # '*' beside an escape in an ordering or approximate
+    "(cn<=a*\\2a)",                     # value: ldap3 escapes it again (the escape goes out
+    "(cn~=\\00*b)",                     # as its text)
+    "(cn=**)",                          # a substring filter without a substring: ldap3 refuses it
+    "(!(mail= ** ))",
     "mail=a@b.test",                    # malformed: ldap3 says what is wrong
     "(mail=a@b.test",
     "(&)",
@@ -173,3 +178,38 @@ def test_a_search_on_a_closed_lean_connection_fails_as_ldap3s_would(slapd_direct
     conn.strategy.close()
     with pytest.raises(ldap3.core.exceptions.LDAPSocketOpenError):
         decoding.search(conn, "dc=example,dc=com", "(objectClass=*)", scope=BASE, attrs=["*"])
+
+
+# Pieces of filter items, odd ones among them: escapes (good and bad), NUL,
+# '*', parentheses, blanks, non-ASCII, attribute options and extensible forms.
+_NAMES = ["mail", "cn", " mail ", "mail;lang-de", "1.2.3", "mail:", "cn:dn:", "", "ma il"]
+_OPS = ["=", "=", ">=", "<=", "~=", ":=", "=*"]
+_BITS = ["a", "Z", "*", "(", ")", "\\", "\\2a", "\\5c", "\\00", "\\c3\\bc", "\x00", " ", "\t", "=", "~", ">",
+         ":", "ü", "ß", "İ", "\u212a", "&", "|", "!", "\\zz", "\\4", "0", "\n"]
+
+
+def _random_filter(rnd, depth=0) -> str:
+    if depth < 3 and rnd.random() < 0.3:
+        kind = rnd.choice("&|!")
+        blank = rnd.choice(["", " "])
+        parts = [_random_filter(rnd, depth + 1) for _ in range(1 if kind == "!" else rnd.randint(0, 3))]
+        return "(" + blank + kind + "".join(blank + p for p in parts) + blank + ")"
+    value = "".join(rnd.choice(_BITS) for _ in range(rnd.randint(0, 6)))
+    if rnd.random() < 0.3:
+        value = escape_filter_chars(value)
+    return "(" + rnd.choice(_NAMES) + rnd.choice(_OPS) + value + ")"
+
+
+def test_every_filter_the_encoder_takes_is_encoded_as_ldap3_encodes_it():
+    import random
+    rnd = random.Random(4515)
+    taken = 0
+    for _ in range(3000):
+        filterstr = _random_filter(rnd)
+        try:
+            ours = search_message(5, BASE_DN, filterstr, scope=SUBTREE, attrs=["mail"])
+        except NotLean:
+            continue
+        taken += 1
+        assert ours == ldap3_message(5, BASE_DN, filterstr, SUBTREE, ["mail"]), filterstr
+    assert taken > 1000     # (most are taken: the comparison covers the encoder)

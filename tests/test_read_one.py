@@ -88,3 +88,33 @@ def test_a_read_of_one_statement_goes_on_while_another_worker_holds_the_write_lo
     finally:
         locker.execute("ROLLBACK")
         locker.close()
+
+
+def test_a_logout_a_revocation_and_a_disabled_admin_count_at_once_on_another_app(tmp_path, api, directory, factory):
+    """Two apps, each with its own engine on the same database file (two
+    workers): what one ends, the other refuses at its very next request."""
+    from .test_login import other_client
+    from .test_tokens import BearerClient
+    factory.domain("a.test")
+    factory.normal_admin("helper@admins.test", "H3lper#pw", domains=["a.test"])
+    worker = other_client(tmp_path, directory)
+    # A session started on this app, used and then ended there.
+    worker.cookie = api.cookie
+    assert worker.get("/api/domains").status_code == 200
+    assert api.post("/api/logout").status_code == 200
+    assert worker.get("/api/domains").status_code == 401
+    # A token made on the other app, used here, revoked there.
+    api.login("root@admins.test", "R00t#secret")
+    worker.cookie = api.cookie
+    made = worker.post("/api/tokens", {"admin": "helper@admins.test"})
+    worker_token = BearerClient(worker.client.app, worker.settings, made.json["_data"]["token"])
+    here = BearerClient(api.client.app, api.settings, made.json["_data"]["token"])
+    assert (here.get("/api/domain/a.test").status_code, worker_token.get("/api/domain/a.test").status_code) == (200, 200)
+    assert api.delete(f"/api/token/{made.json['_data']['id']}").status_code == 200
+    assert worker_token.get("/api/domain/a.test").status_code == 401
+    # An admin disabled on one app: its session on the other ends at once.
+    helper = other_client(tmp_path, directory)
+    helper.login("helper@admins.test", "H3lper#pw")
+    assert helper.get("/api/domain/a.test").status_code == 200
+    assert api.put("/api/admin/helper@admins.test", {"accountStatus": "disabled"}).status_code == 200
+    assert helper.get("/api/domain/a.test").status_code == 401

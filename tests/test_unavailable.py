@@ -93,3 +93,81 @@ def test_cut_off_answer_is_unavailable_not_a_crash(garbling_server):
         directory.search("dc=example,dc=com", "(objectClass=*)")
     # The request may have reached the server, so a batch must check what landed.
     assert caught.value.maybe_landed is True
+
+
+def _message_id(request: bytes) -> bytes:
+    """The message ID element (tag, length, value) of an LDAPMessage sent to us."""
+    at = 2 if request[1] < 0x80 else 2 + (request[1] & 0x7F)
+    return request[at:at + 2 + request[at + 1]]
+
+
+def _wrapped(*elements: bytes) -> bytes:
+    body = b"".join(elements)
+    assert len(body) < 0x80
+    return bytes((0x30, len(body))) + body
+
+
+def _answering_server(answer):
+    """A TCP server on 127.0.0.1 that accepts the bind and then answers the
+    next request with `answer(its message ID element)` and a search done."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+    success = b"\x0a\x01\x00\x04\x00\x04\x00"
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                bind = _message_id(conn.recv(4096))
+                conn.sendall(_wrapped(bind, b"\x61\x07" + success))
+                search = _message_id(conn.recv(4096))
+                conn.sendall(answer(search) + _wrapped(search, b"\x65\x07" + success))
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize("answer", [
+    lambda mid: _wrapped(mid, b"\x64\x06\x04\x04dc=x"),                          # an entry without its attributes
+    lambda mid: _wrapped(mid, b"\x64\x0e\x04\x04dc=x\x30\x06\x30\x04\x04\x02cn"),   # an attribute without values
+    lambda mid: _wrapped(b"\x30" + bytes((len(mid),)) + mid, b"\x64\x06\x04\x04dc=x"),  # an ID that is no INTEGER
+], ids=["no attributes", "no values", "id no integer"])
+def test_a_malformed_search_entry_is_unavailable_not_a_crash(answer):
+    """Entries the lean reader does not take (decoding.entry_of) go to
+    ldap3's decoder: what is malformed there is the server's fault (503),
+    as with ldap3's own reading, never a 500 from our code."""
+    from iredldap.errors import DirectoryUnavailable
+    listener, thread = _answering_server(answer)
+    try:
+        directory = Directory(f"ldap://127.0.0.1:{listener.getsockname()[1]}", "cn=admin,dc=example,dc=com",
+                              "secret", timeout=3)
+        with pytest.raises(DirectoryUnavailable):
+            directory.search("dc=example,dc=com", "(objectClass=*)")
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def test_the_answering_server_answers_a_search_that_is_well_formed():
+    """(The server above is a fair test: a well-formed entry is read.)"""
+    listener, thread = _answering_server(
+        lambda mid: _wrapped(mid, b"\x64\x13\x04\x04dc=x\x30\x0b\x30\x09\x04\x02cn\x31\x03\x04\x01a"))
+    try:
+        directory = Directory(f"ldap://127.0.0.1:{listener.getsockname()[1]}", "cn=admin,dc=example,dc=com",
+                              "secret", timeout=3)
+        [entry] = directory.search("dc=example,dc=com", "(objectClass=*)")
+        assert (entry.dn, entry.get("cn")) == ("dc=x", ["a"])
+    finally:
+        listener.close()
+        thread.join(5)

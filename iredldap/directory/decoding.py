@@ -146,7 +146,7 @@ class LeanSyncStrategy(SyncStrategy):
                               "raw_attributes": attrs, "attributes": _NotDecoded()}
                 else:
                     decoded = decode_message_fast(message)
-                    got = int(decoded["messageID"])
+                    got = decoded["messageID"]    # (no INTEGER: a broken answer, refused below)
                     answer = self.decode_response_fast(decoded)
                 if got == message_id:
                     answers.append(answer)
@@ -165,11 +165,17 @@ class LeanSyncStrategy(SyncStrategy):
         if ldap_message["protocolOp"] != _SEARCH_RESULT_ENTRY:
             return super().decode_response_fast(ldap_message)
         payload = ldap_message["payload"]
-        raw_dn = payload[0][3]
-        raw: dict[str, list[bytes]] = {}
-        for attribute in payload[1][3]:
-            description, values = attribute[3][0][3], attribute[3][1][3]
-            raw[description.decode("utf-8", "replace")] = [bytes(v[3]) for v in values] if values else []
+        try:
+            raw_dn = payload[0][3]
+            raw: dict[str, list[bytes]] = {}
+            for attribute in payload[1][3]:
+                description, values = attribute[3][0][3], attribute[3][1][3]
+                raw[description.decode("utf-8", "replace")] = [bytes(v[3]) for v in values] if values else []
+        except (IndexError, TypeError, AttributeError):
+            # Malformed (an entry without its attributes ...): ldap3's own
+            # reading says what is wrong, from inside ldap3, where it counts
+            # as the server's broken answer (connection.py), not as our crash.
+            return super().decode_response_fast(ldap_message)
         result = {"type": "searchResEntry", "raw_dn": raw_dn, "dn": to_unicode(raw_dn, from_server=True),
                   "raw_attributes": raw, "attributes": _NotDecoded()}
         if ldap_message["controls"]:

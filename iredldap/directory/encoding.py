@@ -59,9 +59,10 @@ def _assertion_value(text: str) -> bytes:
     raw = text.encode("utf-8")
     if b"\\" not in raw:
         return raw
-    if b"\x00" in raw:
-        # ldap3 would escape this value once more (is_filter_escaped).
-        raise NotLean("a NUL beside an escape")
+    if b"\x00" in raw or b"*" in raw:
+        # ldap3 would escape this value once more (is_filter_escaped): a NUL,
+        # or a '*' (in an ordering or approximate value), beside an escape.
+        raise NotLean("a NUL or '*' beside an escape")
     pieces = raw.split(b"\\")
     out = bytearray(pieces[0])
     for piece in pieces[1:]:
@@ -104,6 +105,9 @@ def _item(text: str) -> bytes:
         pieces += b"".join(_tlv(_ANY, _assertion_value(p)) for p in parts[1:-1] if p)
         if parts[-1]:
             pieces += _tlv(_FINAL, _assertion_value(parts[-1]))
+        if not pieces:
+            # (`**`: ldap3 refuses it before sending; a server would refuse an empty SEQUENCE.)
+            raise NotLean("a substring filter without a substring")
         return _tlv(_SUBSTRINGS, _tlv(_OCTETS, described) + _tlv(_SEQUENCE, pieces))
     return _tlv(_EQUAL, _tlv(_OCTETS, described) + _tlv(_OCTETS, _assertion_value(value.strip())))
 
