@@ -23,9 +23,10 @@ stay: if a loser does not go away within `PATIENCE_SECONDS` (it may have
 stayed on a read that did not see us yet), the waiting one gives up and
 loses instead; then there is still one winner, never two.
 
-An admin's limits over all its domains (maxUsers, maxQuota) are judged first
-from what each domain entry counts -- `domainCurrentUserNumber`, the quota
-total (quota_total.py) -- not from the entries: a `SharedCeiling`.  After
+An admin's limits over all its domains (maxUsers, maxAliases, maxLists,
+maxQuota) are judged first from what each domain entry counts --
+`domainCurrent*Number`, the quota total (quota_total.py) -- not from the
+entries: a `SharedCeiling`.  After
 its own write (the increment, the reservation) a request reads its admin's
 domains' values, one search whatever their size; if they add up to at most
 `most` it stays: that is a read after its write that saw the total within
@@ -89,6 +90,47 @@ class SharedCeiling:
 
     def refusal(self) -> IredldapError:
         return self.ranked.refusal()
+
+
+def shared_ceilings(domain: str, made: dict[str, int | None], limits: Sequence[SharedCeiling],
+                    held: Callable[[list[str], tuple[str, ...]], dict[str, dict[str, int]]]) -> list[Ceiling]:
+    """Hold an admin's limits over its domains for a write that just made
+    the values `made` (attribute -> the value its increment or reservation
+    made in `domain`; None: not known).  `held(domains, attrs)`: those
+    values of each domain (lower case), read from the domain entries.
+
+    Raises the refusal of a limit the write is past; returns the ranked
+    ceilings of the limits found over `most`, for the caller to hold
+    (racers for the last places)."""
+    domain = domain.lower()
+    spread: list[SharedCeiling] = []
+    for limit in limits:
+        if limit.attr not in made or domain not in limit.domains:
+            continue
+        mine = made[limit.attr]
+        if limit.domains == (domain,) and mine is not None:
+            # Alone in its domain: the value the write made ranks it.
+            if mine > limit.most:
+                raise limit.refusal()
+        else:
+            spread.append(limit)
+    if not spread:
+        return []
+    values = held(sorted({d for c in spread for d in c.domains}), tuple({c.attr for c in spread}))
+    return [c.ranked for c in spread if sum(values[d][c.attr] for d in c.domains) > c.most]
+
+
+def ranked_room(rank: int | None, room: Ceiling) -> list[Ceiling]:
+    """A domain's own limit (numberOfUsers, numberOfAliases ...) for an
+    entry whose counter increment made `rank`: each of racing creates sees
+    its own value, so it ranks them without reading any entry; raises
+    `room`'s refusal past it.  `rank` None (the counter was just set to the
+    real count): `room` itself, to hold by ranking the entries."""
+    if rank is None:
+        return [room]
+    if rank > room.most:
+        raise room.refusal()
+    return []
 
 
 _LOST, _WON, _WAIT = "lost", "won", "wait"

@@ -7,9 +7,10 @@ and members outside the server are `mail` values of the list's one
 `mailExternalUser` entry in ou=Externals.  Postfix reads aliases with
 virtual_alias_maps and lists with virtual_group_maps.
 
-Both kinds share creation (domain limit, free address, alias-domain twins,
-counter), update of the declared fields, delete and rename, all derived from
-their declarations (model/accounts.py); the member handling differs: one
+Both kinds share creation (the domain's limit and the creating admin's, both
+held from the domains' counters; free address, alias-domain twins), update
+of the declared fields, delete and rename, all derived from their
+declarations (model/accounts.py); the member handling differs: one
 class for each way of storing members (`STORES`).
 """
 
@@ -23,8 +24,8 @@ from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import ADDRESS_CLASSES, Addresses, attr_of, copy_attrs, with_attr
-from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling, ranked_room, shared_ceilings
+from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry, as_int
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import diff, field_attrs, field_changes, wanted
 
@@ -65,17 +66,24 @@ class GroupStore:
 
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfAliases or numberOfLists (over both kinds of
-        list), held after the write (ceilings.py)."""
+        list), held after the write (ceilings.py) by ranking its entries (a
+        create ranks itself by the counter instead)."""
         return Ceiling(most, lambda: [e for t in sharing(self.account)
                                       for e in self.addresses.scan(domain, t, attrs=ORDER_ATTRS)],
                        lambda: LimitExceeded(f"{domain} may have at most {most} of them",
                                              param=self.account.domain_limit),
                        by_creation=True)
 
+    def held(self, domains: builtins.list[str], attrs=()) -> dict[str, dict[str, int]]:
+        """Per domain (lower case): its counter of the type (the only value
+        an admin's limit of the type adds up), from the domain entries."""
+        return {d: {self.account.counter: n} for d, n in self.addresses.counters(domains, self.account).items()}
+
     # -- create ---------------------------------------------------------------
 
-    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[Ceiling] = ()) -> str:
-        """`limits`: more ceilings the new entry must fit in (the creating admin's)."""
+    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[SharedCeiling] = ()) -> str:
+        """`limits`: the creating admin's limits the new entry must fit in
+        (its maxAliases or maxLists, over its domains' counters)."""
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         domain_entry = self.addresses.domain_entry(domain)
@@ -84,6 +92,10 @@ class GroupStore:
         limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
         if limit == -1:
             raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
+        held = as_int(domain_entry.first(self.account.counter))
+        if limit > 0 and held is not None and held >= limit:
+            # Full as the counter read with the domain says: refused before anything is written.
+            raise self.room(domain, limit).refusal()
         dn, attrs = self.account.template.render(
             mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn,
             **self._placeholders(mail))
@@ -93,15 +105,20 @@ class GroupStore:
             attrs["shadowAddress"] = twins
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
-        ceilings = list(limits) + ([self.room(domain, limit)] if limit > 0 else [])
         self._start_counter(domain, domain_entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
+            # The domain's limit and the admin's: the counter's value this
+            # create's increment made ranks it among racing creates (no
+            # entry read; ceilings.py); a loser's add and increment are undone.
+            made = self.addresses.bump_now(batch, domain, self.account.counter, +1, entry=domain_entry,
+                                           recount=lambda: self.count(domain))
+            ceilings = shared_ceilings(domain, {self.account.counter: made}, limits, self.held)
+            if limit > 0:
+                ceilings += ranked_room(made, self.room(domain, limit))
             # Checked after adding, so of creates racing for the same address
-            # or the last free places only the winners stay; a loser's add is undone.
+            # or the last free places only the winners stay.
             self.addresses.claim(dn, [mail, *twins], *ceilings)
-            self.addresses.bump(batch, domain, self.account.counter, +1, entry=domain_entry,
-                                recount=lambda: self.count(domain))
             self._created(batch, mail, values)
         return dn
 
