@@ -89,13 +89,7 @@ class GroupStore:
         domain_entry = self.addresses.domain_entry(domain)
         if domain_entry.has_value("domainBackupMX", "yes"):
             raise InvalidInput(f"{domain} is a backup MX domain: it has no accounts", code="DOMAIN_IS_BACKUP_MX")
-        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
-        if limit == -1:
-            raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
-        held = as_int(domain_entry.first(self.account.counter))
-        if limit > 0 and held is not None and held >= limit:
-            # Full as the counter read with the domain says: refused before anything is written.
-            raise self.room(domain, limit).refusal()
+        limit = self._room_left(domain, domain_entry)
         dn, attrs = self.account.template.render(
             mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn,
             **self._placeholders(mail))
@@ -111,8 +105,7 @@ class GroupStore:
             # The domain's limit and the admin's: the counter's value this
             # create's increment made ranks it among racing creates (no
             # entry read; ceilings.py); a loser's add and increment are undone.
-            made = self.addresses.bump_now(batch, domain, self.account.counter, +1, entry=domain_entry,
-                                           recount=lambda: self.count(domain))
+            made = self._count_in(batch, domain, domain_entry)
             ceilings = shared_ceilings(domain, {self.account.counter: made}, limits, self.held)
             if limit > 0:
                 ceilings += ranked_room(made, self.room(domain, limit))
@@ -121,6 +114,24 @@ class GroupStore:
             self.addresses.claim(dn, [mail, *twins], *ceilings)
             self._created(batch, mail, values)
         return dn
+
+    def _room_left(self, domain: str, domain_entry: Entry) -> int:
+        """The domain's limit of the type (numberOfAliases or numberOfLists;
+        0: none) for one more entry; refused at once when the domain may have
+        none, or is full as the counter read with the domain entry says."""
+        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
+        if limit == -1:
+            raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
+        held = as_int(domain_entry.first(self.account.counter))
+        if limit > 0 and held is not None and held >= limit:
+            raise self.room(domain, limit).refusal()
+        return limit
+
+    def _count_in(self, batch: Batch, domain: str, domain_entry: Entry) -> int | None:
+        """Count one more entry in the domain's counter, sent at once; the
+        value the increment made (None: the counter was set to the real count)."""
+        return self.addresses.bump_now(batch, domain, self.account.counter, +1, entry=domain_entry,
+                                       recount=lambda: self.count(domain))
 
     def _placeholders(self, mail: str) -> dict[str, str]:
         """More values for the type's template than the address, domain and name."""
@@ -193,16 +204,22 @@ class GroupStore:
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
         attrs = self._readdressed(attrs, new)
         new_dn = self.dn(new)
-        if new_domain != old_domain:
+        moves = new_domain != old_domain
+        # Into another domain: its numberOfAliases or numberOfLists holds, as for a create.
+        limit = self._room_left(new_domain, new_domain_entry) if moves else 0
+        if moves:
             self._start_counter(old_domain, old_domain_entry)
             self._start_counter(new_domain, new_domain_entry)
         with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
-            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")])
-            if new_domain != old_domain:
+            room: builtins.list[Ceiling] = []
+            if moves:
+                made = self._count_in(batch, new_domain, new_domain_entry)
+                room = ranked_room(made, self.room(new_domain, limit)) if limit > 0 else []
+            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")], *room)
+            if moves:
                 self.addresses.bump(batch, old_domain, self.account.counter, -1, recount=lambda: self.count(old_domain))
-                self.addresses.bump(batch, new_domain, self.account.counter, +1, recount=lambda: self.count(new_domain))
             if after is not None:
                 after()
 
