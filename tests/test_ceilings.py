@@ -102,3 +102,31 @@ def test_an_undone_write_is_not_kept():
     a, b = entry("a", csn(1)), entry("b", csn(2))
     with pytest.raises(AlreadyExists):
         hold(a.dn, [unique([b])], patience=5)
+
+
+def test_of_waiters_behind_a_stayer_the_later_ranked_gives_up_first():
+    """Two inside a limit of 2 and a later entry that stays (on its domains'
+    counters, say): the second waiter gives up, then the first one stays."""
+    first, second, stayer = entry("w1", csn(1)), entry("w2", csn(2)), entry("x", csn(3))
+    holders = [first, second, stayer]
+
+    def limit():
+        return Ceiling(2, lambda: list(holders), lambda: LimitExceeded("full"))
+
+    outcome: dict[str, str] = {}
+
+    def wait(who: Entry) -> None:
+        try:
+            hold(who.dn, [limit()], patience=0.5)
+            outcome[who.dn] = "stayed"
+        except LimitExceeded:
+            outcome[who.dn] = "gave up"
+            holders.remove(who)     # its batch undoes its write
+
+    threads = [threading.Thread(target=wait, args=(e,)) for e in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert outcome == {first.dn: "stayed", second.dn: "gave up"}
+    assert holders == [first, stayer]

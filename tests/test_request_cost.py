@@ -228,3 +228,31 @@ def test_a_normal_admins_limit_is_checked_from_the_counters_before_the_write(cro
     assert body["reason"].endswith("(30 exist)"), body
     assert dict(seen) == {}
     assert crowded.entry(crowded.tree.user("u30@big.test")) is None
+
+
+# -- an alias or a list created by a normal admin with maxAliases / maxLists ---------------
+
+@pytest.mark.parametrize("route", ["/api/alias/", "/api/maillist/"])
+@pytest.mark.parametrize("managed", [1, 2])
+def test_what_a_limited_admins_alias_or_list_create_costs(route, managed, factory, client, api, directory,
+                                                          monkeypatch):
+    domains = ["a.test", "b.test"]
+    for domain in domains:
+        factory.domain(domain)
+        for i in range(20):
+            assert api.post(f"{route}old{i}@{domain}").status_code == 201
+    factory.normal_admin("helper@admins.test", "H3lper#secret", domains=domains[:managed],
+                         settings=["create_max_aliases:100", "create_max_lists:100"])
+    client.login("helper@admins.test", "H3lper#secret")
+    assert client.post(f"{route}warm@a.test").status_code == 201
+    with counted(directory, monkeypatch) as counts:
+        assert client.post(f"{route}new@a.test").status_code == 201
+    assert factory.entry(factory.tree.domain("a.test")).get(
+        "domainCurrentAliasNumber" if "alias" in route else "domainCurrentListNumber") == ["22"]
+    # The caller; the admin's counters before the write (its domain
+    # entries); the address free; the domain entry; the add and the
+    # counter's increment; the address held after it.  With one domain the
+    # value the increment made holds the limit; with two, one search of the
+    # domain entries after it -- whatever the domains hold, no paged search
+    # of their aliases or lists (there were 1-4 before).
+    assert cost(counts) == {"search": 4 + managed, "add": 1, "increment": 1}

@@ -78,21 +78,20 @@ class Addresses:
         return sum(1 for _ in self.scan(domain, account, attrs=("1.1",)))
 
     def total(self, domains: list[str], account: AccountType) -> int:
-        """How many of `account` type the domains hold, from their
-        `domainCurrent*Number` counters (one search, whatever their size);
-        a domain without the counter is counted (with the types that share
-        the counter: both kinds of mailing list)."""
-        if not domains:
-            return 0
-
-        def counted_by_search(domain: str) -> int:
-            return sum(self.count(domain, t) for t in sharing(account))
-
+        """How many of `account` type the domains hold (`counters` added up)."""
         if not account.counter:
-            return sum(counted_by_search(d) for d in domains)
+            return sum(self.count(d, t) for d in domains for t in sharing(account))
+        return sum(self.counters(domains, account).values())
+
+    def counters(self, domains: list[str], account: AccountType) -> dict[str, int]:
+        """Per domain (lower case): how many of `account` type it holds, with
+        the types sharing the counter (both kinds of mailing list), from its
+        `domainCurrent*Number` counter: one search of the domain entries,
+        whatever their size.  A domain without the counter is counted."""
         counted = {name: as_int(e.first(account.counter))
                    for name, e in self.domain_entries(domains, (account.counter,)).items()}
-        return sum(c if (c := counted.get(d.lower())) is not None else counted_by_search(d) for d in domains)
+        return {d: c if (c := counted.get(d)) is not None else sum(self.count(d, t) for t in sharing(account))
+                for d in (name.lower() for name in domains)}
 
     def domain_entries(self, domains: list[str], attrs) -> dict[str, Entry]:
         """The entries of `domains` (with `attrs`), by lower-case name: one search, whatever their size."""

@@ -7,9 +7,10 @@ and members outside the server are `mail` values of the list's one
 `mailExternalUser` entry in ou=Externals.  Postfix reads aliases with
 virtual_alias_maps and lists with virtual_group_maps.
 
-Both kinds share creation (domain limit, free address, alias-domain twins,
-counter), update of the declared fields, delete and rename, all derived from
-their declarations (model/accounts.py); the member handling differs: one
+Both kinds share creation (the domain's limit and the creating admin's, both
+held from the domains' counters; free address, alias-domain twins), update
+of the declared fields, delete and rename, all derived from their
+declarations (model/accounts.py); the member handling differs: one
 class for each way of storing members (`STORES`).
 """
 
@@ -23,8 +24,8 @@ from iredldap.errors import AlreadyExists, InvalidInput, LimitExceeded
 from iredldap.model.templates import load
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import ADDRESS_CLASSES, Addresses, attr_of, copy_attrs, with_attr
-from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling
-from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling, ranked_room, shared_ceilings
+from iredldap.directory.connection import LEVEL, SUBTREE, Batch, Directory, Entry, as_int
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import diff, field_attrs, field_changes, wanted
 
@@ -65,25 +66,30 @@ class GroupStore:
 
     def room(self, domain: str, most: int) -> Ceiling:
         """The domain's numberOfAliases or numberOfLists (over both kinds of
-        list), held after the write (ceilings.py)."""
+        list), held after the write (ceilings.py) by ranking its entries (a
+        create ranks itself by the counter instead)."""
         return Ceiling(most, lambda: [e for t in sharing(self.account)
                                       for e in self.addresses.scan(domain, t, attrs=ORDER_ATTRS)],
                        lambda: LimitExceeded(f"{domain} may have at most {most} of them",
                                              param=self.account.domain_limit),
                        by_creation=True)
 
+    def held(self, domains: builtins.list[str], attrs=()) -> dict[str, dict[str, int]]:
+        """Per domain (lower case): its counter of the type (the only value
+        an admin's limit of the type adds up), from the domain entries."""
+        return {d: {self.account.counter: n} for d, n in self.addresses.counters(domains, self.account).items()}
+
     # -- create ---------------------------------------------------------------
 
-    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[Ceiling] = ()) -> str:
-        """`limits`: more ceilings the new entry must fit in (the creating admin's)."""
+    def create(self, mail: str, values: dict[str, Any], *, limits: Sequence[SharedCeiling] = ()) -> str:
+        """`limits`: the creating admin's limits the new entry must fit in
+        (its maxAliases or maxLists, over its domains' counters)."""
         local, _, domain = mail.partition("@")
         self.addresses.require_free(mail)
         domain_entry = self.addresses.domain_entry(domain)
         if domain_entry.has_value("domainBackupMX", "yes"):
             raise InvalidInput(f"{domain} is a backup MX domain: it has no accounts", code="DOMAIN_IS_BACKUP_MX")
-        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
-        if limit == -1:
-            raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
+        limit = self._room_left(domain, domain_entry)
         dn, attrs = self.account.template.render(
             mail=mail, domain=domain, name=values.get("name") or local, domains_dn=self.tree.domains_dn,
             **self._placeholders(mail))
@@ -93,17 +99,39 @@ class GroupStore:
             attrs["shadowAddress"] = twins
         if domain_entry.first("accountStatus").lower() == "disabled":
             attrs["domainStatus"] = ["disabled"]
-        ceilings = list(limits) + ([self.room(domain, limit)] if limit > 0 else [])
         self._start_counter(domain, domain_entry)
         with self.dir.batch(kind="create", targets=[f"mail:{mail}"]) as batch:
             self._add_entry(batch, dn, attrs, mail, values.get("members", []))
+            # The domain's limit and the admin's: the counter's value this
+            # create's increment made ranks it among racing creates (no
+            # entry read; ceilings.py); a loser's add and increment are undone.
+            made = self._count_in(batch, domain, domain_entry)
+            ceilings = shared_ceilings(domain, {self.account.counter: made}, limits, self.held)
+            if limit > 0:
+                ceilings += ranked_room(made, self.room(domain, limit))
             # Checked after adding, so of creates racing for the same address
-            # or the last free places only the winners stay; a loser's add is undone.
+            # or the last free places only the winners stay.
             self.addresses.claim(dn, [mail, *twins], *ceilings)
-            self.addresses.bump(batch, domain, self.account.counter, +1, entry=domain_entry,
-                                recount=lambda: self.count(domain))
             self._created(batch, mail, values)
         return dn
+
+    def _room_left(self, domain: str, domain_entry: Entry) -> int:
+        """The domain's limit of the type (numberOfAliases or numberOfLists;
+        0: none) for one more entry; refused at once when the domain may have
+        none, or is full as the counter read with the domain entry says."""
+        limit = settings_attr.int_of(domain_entry.get("accountSetting"), self.account.domain_limit)
+        if limit == -1:
+            raise LimitExceeded(f"{domain} may not have any {self.account.label}", param=self.account.domain_limit)
+        held = as_int(domain_entry.first(self.account.counter))
+        if limit > 0 and held is not None and held >= limit:
+            raise self.room(domain, limit).refusal()
+        return limit
+
+    def _count_in(self, batch: Batch, domain: str, domain_entry: Entry) -> int | None:
+        """Count one more entry in the domain's counter, sent at once; the
+        value the increment made (None: the counter was set to the real count)."""
+        return self.addresses.bump_now(batch, domain, self.account.counter, +1, entry=domain_entry,
+                                       recount=lambda: self.count(domain))
 
     def _placeholders(self, mail: str) -> dict[str, str]:
         """More values for the type's template than the address, domain and name."""
@@ -176,16 +204,22 @@ class GroupStore:
             attrs = with_attr(attrs, "domainStatus", ["disabled"] if disabled else [])
         attrs = self._readdressed(attrs, new)
         new_dn = self.dn(new)
-        if new_domain != old_domain:
+        moves = new_domain != old_domain
+        # Into another domain: its numberOfAliases or numberOfLists holds, as for a create.
+        limit = self._room_left(new_domain, new_domain_entry) if moves else 0
+        if moves:
             self._start_counter(old_domain, old_domain_entry)
             self._start_counter(new_domain, new_domain_entry)
         with self.dir.batch(kind="rename", targets=[f"mail:{old}", f"mail:{new}"], resume="forward") as batch:
             self._move_members(batch, old, new)
             self.addresses.move(batch, entry, new_dn, attrs, old, new)
-            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")])
-            if new_domain != old_domain:
+            room: builtins.list[Ceiling] = []
+            if moves:
+                made = self._count_in(batch, new_domain, new_domain_entry)
+                room = ranked_room(made, self.room(new_domain, limit)) if limit > 0 else []
+            self.addresses.claim(new_dn, [new, *attr_of(attrs, "shadowAddress")], *room)
+            if moves:
                 self.addresses.bump(batch, old_domain, self.account.counter, -1, recount=lambda: self.count(old_domain))
-                self.addresses.bump(batch, new_domain, self.account.counter, +1, recount=lambda: self.count(new_domain))
             if after is not None:
                 after()
 

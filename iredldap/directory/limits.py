@@ -22,11 +22,13 @@ checks them again after writing (ceilings.py): only then do parallel
 creates by one admin stop at the limit.  A refusal is a
 `LimitExceeded` naming the API parameter (maxUsers, maxQuota ...).
 
-What a user create or a quota change is checked against comes from the
-domain entries (`domainCurrentUserNumber` and the quota total,
-quota_total.py): one search of the admin's domains, whatever their size,
-before the write and one after it (`SharedCeiling`); the users are read only
-to rank requests racing for the admin's last places.  The quota totals of the
+What a create or a quota change is checked against comes from the domain
+entries (`domainCurrentUserNumber`, `domainCurrentAliasNumber`,
+`domainCurrentListNumber` -- shared by both kinds of mailing list -- and the
+quota total, quota_total.py): one search of the admin's domains, whatever
+their size, before the write and one after it (`SharedCeiling`; none after
+it when the admin manages one domain); the accounts are read only to rank
+requests racing for the admin's last places.  The quota totals of the
 admin's domains are started (counted once) when its maxQuota first needs them.
 """
 
@@ -184,20 +186,25 @@ class AdminLimits:
 
     # -- holding after the write (ceilings.py) --------------------------------
 
-    def ceilings(self, principal: Principal, account: AccountType, domains: list[str] | None = None) -> list[Ceiling]:
-        """The admin's limit of the type (maxAliases ...), for an account just added."""
+    def ceilings(self, principal: Principal, account: AccountType,
+                 domains: list[str] | None = None) -> list[SharedCeiling]:
+        """The admin's limit of the type (maxUsers, maxAliases, maxLists),
+        for an account just added: judged from its domains' counters of the
+        type (ceilings.py), its entries read only to rank racers."""
+        if principal.is_global:
+            return []       # never limited: no need to know its domains
         domains = self.managed(principal) if domains is None else domains
-        return self._ceilings(principal, account.admin_limit, account.plural,
-                              lambda: self._entries(domains, account, ORDER_ATTRS))
+        return [SharedCeiling(c.most, account.counter, _names(domains), c)
+                for c in self._ceilings(principal, account.admin_limit, account.plural,
+                                        lambda: self._entries(domains, account, ORDER_ATTRS))]
 
     def user_ceilings(self, principal: Principal) -> list[SharedCeiling]:
         """maxUsers and maxQuota, for a user just added: judged from its
         domains' counters and quota totals (ceilings.py)."""
         if principal.is_global:
-            return []       # never limited: no need to know its domains
+            return []
         domains = self.managed(principal)
-        return [SharedCeiling(c.most, USER.counter, _names(domains), c) for c in self.ceilings(principal, USER, domains)] \
-            + self.quota_ceilings(principal, domains)
+        return self.ceilings(principal, USER, domains) + self.quota_ceilings(principal, domains)
 
     def quota_ceilings(self, principal: Principal, domains: list[str] | None = None, *,
                        changed: bool = False) -> list[SharedCeiling]:

@@ -21,7 +21,7 @@ from iredldap.model.password_policy import PasswordPolicy
 from iredldap.directory import settings_attr
 from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, address_in_use, attr_of as _attr, copy_attrs,
                                           holding_filter, holds, with_attr as _replace_attr)
-from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling
+from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling, ranked_room, shared_ceilings
 from iredldap.directory.connection import ADD, DELETE, REPLACE, Batch, Changes, Directory, Entry, as_int
 from iredldap.directory.domains import DeletedMailbox
 from iredldap.directory.quota_total import QUOTA_TOTAL, QuotaTotals, total_of
@@ -221,29 +221,8 @@ class UserStore:
 
     def _shared_ceilings(self, domain: str, made: dict[str, int | None],
                          limits: Sequence[SharedCeiling]) -> builtins.list[Ceiling]:
-        """Hold an admin's limits over its domains (ceilings.py) for a write
-        that just made the values `made` (attribute -> the value its
-        increment or reservation made in `domain`; None: not known).
-
-        Raises the refusal of a limit the write is past; returns the ranked
-        ceilings of the limits found over `most`, for the caller to hold
-        (racers for the last places)."""
-        domain = domain.lower()
-        spread: builtins.list[SharedCeiling] = []
-        for limit in limits:
-            if limit.attr not in made or domain not in limit.domains:
-                continue
-            mine = made[limit.attr]
-            if limit.domains == (domain,) and mine is not None:
-                # Alone in its domain: the value the write made ranks it.
-                if mine > limit.most:
-                    raise limit.refusal()
-            else:
-                spread.append(limit)
-        if not spread:
-            return []
-        values = self.held(sorted({d for c in spread for d in c.domains}), tuple({c.attr for c in spread}))
-        return [c.ranked for c in spread if sum(values[d][c.attr] for d in c.domains) > c.most]
+        """ceilings.shared_ceilings over the users' values (held)."""
+        return shared_ceilings(domain, made, limits, self.held)
 
     # -- creating -----------------------------------------------------------
 
@@ -317,11 +296,7 @@ class UserStore:
                 made[QUOTA_TOTAL] = reserved[0]
             ceilings = self._shared_ceilings(domain, made, limits)
             if rules.max_users > 0:
-                rank = made[USER.counter]
-                if rank is None:        # (the counter was just set to the real count)
-                    ceilings.append(self.room(domain, rules.max_users))
-                elif rank > rules.max_users:
-                    raise self._no_room(domain, rules.max_users)
+                ceilings += ranked_room(made[USER.counter], self.room(domain, rules.max_users))
             # Checked after adding, so of creates racing for the same address
             # or the admin's last free places only the winners stay.
             self.addresses.claim(dn, [mail, *aliases], *ceilings)
