@@ -229,13 +229,18 @@ def parallel(app, settings, calls, login, *, seconds: float = 120) -> list[int]:
     return statuses  # type: ignore[return-value]
 
 
-@contextlib.contextmanager
 def reads_of_users(directory, monkeypatch, domains):
-    """Count the searches and paged searches that list users of the domains
-    (a search of their ou=Users containers, or below them with more than the
-    base entry in scope) and the entries they return; reading one user's own
-    entry is not a list."""
-    containers = tuple(f"ou=users,domainname={d},o=domains,dc=example,dc=com" for d in domains)
+    """`reads_of` the domains' ou=Users containers."""
+    return reads_of(directory, monkeypatch, domains, ("Users",))
+
+
+@contextlib.contextmanager
+def reads_of(directory, monkeypatch, domains, ous):
+    """Count the searches and paged searches that list entries of the
+    domains' containers `ous` (a search of such a container, or below it with
+    more than the base entry in scope) and the entries they return; reading
+    one account's own entry is not a list."""
+    containers = tuple(f"ou={ou.lower()},domainname={d},o=domains,dc=example,dc=com" for d in domains for ou in ous)
     seen: Counter = Counter()
     with monkeypatch.context() as patch:
         for name in ("search", "paged_search"):

@@ -8,9 +8,6 @@ exact; an undone create gives its place back."""
 
 from __future__ import annotations
 
-from collections import Counter
-from contextlib import contextmanager
-
 import pytest
 
 from iredldap.directory.connection import LEVEL
@@ -18,7 +15,7 @@ from iredldap.mlmmj.spool import LocalSpool
 from iredldap.model.accounts import account_type
 
 from .conftest import build_app
-from .support import ApiClient, Factory, assert_error, parallel
+from .support import ApiClient, Factory, assert_error, parallel, reads_of
 
 SKEL = "/usr/share/mlmmj/text.skel"
 ROOT = ("root@admins.test", "R00t#secret")
@@ -71,26 +68,9 @@ def assert_counters_exact(factory, *domains: str) -> None:
             assert [int(v) for v in entry.get(counter)] == [real_count(factory, domain, counter)], (domain, counter)
 
 
-@contextmanager
 def reads_of_containers(directory, monkeypatch, factory, domains):
-    """Count the searches of the domains' ou=Aliases and ou=Groups (a list
-    of their aliases or lists; a read of one entry below them is not one)
-    and the entries they return."""
-    containers = [factory.tree.container(d, ou).lower().replace(" ", "") for d in domains for ou in ("Aliases", "Groups")]
-    seen: Counter = Counter()
-    with monkeypatch.context() as patch:
-        for name in ("search", "paged_search"):
-            original = getattr(directory, name)
-
-            def wrapper(base, *args, _name=name, _original=original, **kwargs):
-                result = _original(base, *args, **kwargs)
-                if base.lower().replace(" ", "") in containers:
-                    seen[_name] += 1
-                    result = list(result)
-                    seen["entries"] += len(result)
-                return result
-            patch.setattr(directory, name, wrapper)
-        yield seen
+    """The searches listing the domains' aliases or lists (ou=Aliases, ou=Groups), as `reads_of` counts them."""
+    return reads_of(directory, monkeypatch, domains, ("Aliases", "Groups"))
 
 
 def fill(root: ApiClient, kind: str, domain: str, count: int, prefix: str = "old") -> None:
