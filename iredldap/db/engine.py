@@ -24,7 +24,9 @@ Engine configuration:
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -260,7 +262,10 @@ def _is_duplicate_key(e: sa_exc.SQLAlchemyError) -> bool:
 # so running it again from the start is what both manuals prescribe.
 _MYSQL_DEADLOCK = 1213
 _POSTGRES_RETRY_STATES = ("40P01", "40001")
-DEADLOCK_RETRIES = 3
+DEADLOCK_RETRIES = 8
+# Between tries a short random pause that grows with each one, so that the
+# transactions that deadlocked do not meet again in the same order.
+DEADLOCK_PAUSE_SECONDS = 0.005
 
 
 def is_deadlock(e: sa_exc.SQLAlchemyError) -> bool:
@@ -394,9 +399,9 @@ class Database:
         """`work` in a write transaction; once more in a new one when the
         first failed with an error `retry_if` accepts (by default: a
         concurrent writer inserted the same unique key first), and again
-        (up to DEADLOCK_RETRIES times) when the server chose it as a
-        deadlock victim.  `work` must be a whole transaction: it may run
-        more than once."""
+        (up to DEADLOCK_RETRIES times, after a short random pause) when the
+        server chose it as a deadlock victim.  `work` must be a whole
+        transaction: it may run more than once."""
         with translate_db_errors():
             retried, deadlocks = False, 0
             while True:
@@ -406,6 +411,7 @@ class Database:
                 except sa_exc.SQLAlchemyError as e:
                     if is_deadlock(e) and deadlocks < DEADLOCK_RETRIES:
                         deadlocks += 1
+                        time.sleep(random.uniform(0, DEADLOCK_PAUSE_SECONDS * deadlocks))
                     elif not retried and retry_if(e):
                         retried = True
                     else:
