@@ -38,9 +38,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry, as_int
+from iredldap.directory.connection import DELETE, LEVEL, REPLACE, SUBTREE, Directory, Entry
 from iredldap.directory.journal import COUNTERS, WriteJournal, domain_of_dn
-from iredldap.directory.quota_total import QUOTA_TOTAL
+from iredldap.directory.quota_total import QUOTA_TOTAL, quota_of
 from iredldap.directory.references import MULTI_VALUED, SINGLE_VALUED
 from iredldap.directory.tree import CONTAINERS, Tree
 from iredldap.errors import IredldapError, ListSpoolUnavailable
@@ -211,7 +211,7 @@ class Checker:
                     self._try(finding, lambda: self.dir.modify(entry.dn, {attr: [(REPLACE, [str(real)])]}))
         if entry.get(QUOTA_TOTAL):
             users = self.tree.container(domain, USER.container).lower()
-            real = sum(as_int(e.first("mailQuota")) or 0 for e in below
+            real = sum(quota_of(e) for e in below
                        if e.dn.lower().endswith("," + users) and USER.matches(e.attrs))
             if entry.first(QUOTA_TOTAL) != str(real):
                 finding = report.add("counter", entry.dn, f"{QUOTA_TOTAL} is {entry.first(QUOTA_TOTAL)}, the users' "

@@ -44,7 +44,7 @@ from iredldap.directory.admins import Principal
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling
 from iredldap.directory.connection import Entry
 from iredldap.directory.domains import DomainStore
-from iredldap.directory.quota_total import QUOTA_TOTAL
+from iredldap.directory.quota_total import QUOTA_TOTAL, quota_of
 from iredldap.directory.users import UserStore
 
 # API parameter -> accountSetting key.
@@ -222,7 +222,7 @@ class AdminLimits:
         ranked = Ceiling(most_mb, lambda: self._entries(domains, USER, (*ORDER_ATTRS, "mailQuota")),
                          lambda: LimitExceeded(f"this admin may hand out at most {most_mb} MB of quota over all "
                                                "its domains", param="maxQuota"),
-                         by_creation=not changed, weight=_quota_mb)
+                         by_creation=not changed, weight=quota_mb)
         return [SharedCeiling(most_mb * MiB, QUOTA_TOTAL, _names(domains), ranked)]
 
     def domain_ceilings(self, principal: Principal) -> list[Ceiling]:
@@ -258,8 +258,6 @@ def _names(domains: list[str]) -> tuple[str, ...]:
     return tuple(sorted({d.lower() for d in domains}))
 
 
-def _quota_mb(entry: Entry) -> int:
-    try:
-        return int(entry.first("mailQuota") or 0) // MiB
-    except ValueError:
-        return 0
+def quota_mb(entry: Entry) -> int:
+    """A user's quota in whole MB, as the quota total counts it."""
+    return quota_of(entry) // MiB

@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 
 from iredldap.errors import Conflict, InvalidInput, IredldapError, ValueAlreadyPresent, ValueMissing
 from iredldap.model.accounts import USER
-from iredldap.directory.connection import ADD, DELETE, LEVEL, Batch, Directory, Entry
+from iredldap.directory.connection import ADD, DELETE, LEVEL, Batch, Directory, Entry, as_int
 from iredldap.directory.tree import Tree
 
 QUOTA_TOTAL = "domainCurrentQuotaSize"
@@ -60,13 +60,17 @@ def total_of(entry: Entry | None) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+def quota_of(user: Entry) -> int:
+    """A user's `mailQuota` in bytes as the total counts it: 0 when it has
+    none (unlimited) or holds no positive number."""
+    quota = as_int(user.first("mailQuota"))
+    return quota if quota is not None and quota > 0 else 0
+
+
 def real_total(directory: Directory, users_dn: str) -> int:
     """The `mailQuota` of the users below `users_dn` (a domain's ou=Users) added up, in bytes."""
-    total = 0
-    for user in directory.paged_search(users_dn, USER.filter(), scope=LEVEL, attrs=("mailQuota",)):
-        raw = user.first("mailQuota").strip()
-        total += int(raw) if raw.isdigit() else 0
-    return total
+    return sum(quota_of(user) for user in
+               directory.paged_search(users_dn, USER.filter(), scope=LEVEL, attrs=("mailQuota",)))
 
 
 class QuotaTotals:

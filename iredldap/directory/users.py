@@ -24,7 +24,7 @@ from iredldap.directory.addresses import (HOLDING_ATTRS, Addresses, address_in_u
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, SharedCeiling, ranked_room, shared_ceilings
 from iredldap.directory.connection import ADD, DELETE, REPLACE, Batch, Changes, Directory, Entry, as_int
 from iredldap.directory.domains import DeletedMailbox
-from iredldap.directory.quota_total import QUOTA_TOTAL, QuotaTotals, total_of
+from iredldap.directory.quota_total import QUOTA_TOTAL, QuotaTotals, quota_of, total_of
 from iredldap.directory.tree import Tree, f
 from iredldap.directory.values import (diff as values_diff, field_attrs, field_changes, wanted as wanted_list,
                                       wanted_services)
@@ -440,7 +440,7 @@ class UserStore:
         if "quota" not in values:
             return 0
         read = entry.get("mailQuota")[:1]
-        old, new = (as_int(read[0]) or 0) if read else 0, values["quota"] * MiB
+        old, new = quota_of(entry), values["quota"] * MiB
         if read == ([str(new)] if new else []):
             changes.pop("mailQuota", None)
             return 0
@@ -516,7 +516,7 @@ class UserStore:
         mailbox = DeletedMailbox(mail, domain, entry.first("homeDirectory"))
         rules = self.rules(domain)
         self._start_counter(domain, entry=rules.entry)
-        quota = as_int(entry.first("mailQuota")) or 0
+        quota = quota_of(entry)
         keeps_total = quota and self._keeps_total(rules, ())
         if keeps_total:
             self.quota.start(domain, entry=rules.entry)
@@ -544,7 +544,7 @@ class UserStore:
         new_rules = self.rules(new_domain)
         if new_rules.backup_mx:
             raise InvalidInput(f"{new_domain} is a backup MX domain", code="DOMAIN_IS_BACKUP_MX")
-        quota = as_int(entry.first("mailQuota")) or 0
+        quota = quota_of(entry)
         if new_domain != old_domain:
             held = as_int(new_rules.entry.first(USER.counter))
             if new_rules.max_users == -1 or (new_rules.max_users > 0 and (

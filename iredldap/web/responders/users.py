@@ -22,7 +22,7 @@ from iredldap.config import Settings
 from iredldap.db.iredadmin import IredadminDB
 from iredldap.db.policy_accounts import PolicyAccounts
 from iredldap.directory.domains import DeletedMailbox, DomainStore
-from iredldap.directory.limits import AdminLimits
+from iredldap.directory.limits import AdminLimits, quota_mb
 from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.directory.connection import Entry
 from iredldap.directory.users import DomainRules, UserStore
@@ -115,7 +115,7 @@ class UserItem:
                 raise NotAuthorized(f"addAlias: {alias} holds admin rights beyond yours", param="addAlias")
         if "quota" in values:
             entry = self.users.get(mail, read=entry)
-            self.limits.check_quota(who, values["quota"], replacing_mb=_quota_mb(entry))
+            self.limits.check_quota(who, values["quota"], replacing_mb=quota_mb(entry))
         stored = self.hashing.stored_value(values, rules.policy)
         self.users.update(mail, values, password_hash=stored, entry=entry, rules=rules,
                           quota_limits=self.limits.quota_ceilings(who, changed=True) if "quota" in values else ())
@@ -193,11 +193,6 @@ class UserCollection:
             end_sessions_in(self.sessions, req, domain, self.users.tree.domain(domain), skip=frozenset(skipped))
         audit.note(req, note=f"{count} users" + (f", skipped {', '.join(skipped)}" if skipped else ""))
         ok(resp, {"updated": count, "skipped": skipped})
-
-
-def _quota_mb(entry: Entry) -> int:
-    raw = entry.first("mailQuota").strip()
-    return int(raw) // accounts.MiB if raw.isdigit() else 0
 
 
 def _hide_other_tenants(data: dict[str, Any], managed: list[str]) -> None:
