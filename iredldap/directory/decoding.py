@@ -115,7 +115,7 @@ def entry_of(message: bytes) -> tuple[int, bytes, dict[str, list[bytes]]] | None
         return None
 
 
-class _NotDecoded(dict):
+class NotDecoded(dict):
     """Stands in for ldap3's decoded `attributes`, which nothing here reads.
 
     ldap3 itself only adds empty lists to it (empty_attributes) or removes
@@ -143,7 +143,7 @@ class LeanSyncStrategy(SyncStrategy):
                 if entry is not None:
                     got, raw_dn, attrs = entry
                     answer = {"type": "searchResEntry", "raw_dn": raw_dn, "dn": to_unicode(raw_dn, from_server=True),
-                              "raw_attributes": attrs, "attributes": _NotDecoded()}
+                              "raw_attributes": attrs, "attributes": NotDecoded()}
                 else:
                     decoded = decode_message_fast(message)
                     got = decoded["messageID"]    # (no INTEGER: a broken answer, refused below)
@@ -177,7 +177,7 @@ class LeanSyncStrategy(SyncStrategy):
             # as the server's broken answer (connection.py), not as our crash.
             return super().decode_response_fast(ldap_message)
         result = {"type": "searchResEntry", "raw_dn": raw_dn, "dn": to_unicode(raw_dn, from_server=True),
-                  "raw_attributes": raw, "attributes": _NotDecoded()}
+                  "raw_attributes": raw, "attributes": NotDecoded()}
         if ldap_message["controls"]:
             result["controls"] = dict(self.decode_control_fast(c[3]) for c in ldap_message["controls"])
         return result
@@ -214,12 +214,13 @@ class LeanSyncStrategy(SyncStrategy):
 
 def search(conn: ldap3.Connection, base: str, filterstr: str, *, scope: str | int, attrs: Sequence[str],
            size_limit: int = 0, paged_size: int | None = None, paged_cookie: bytes | None = None) -> None:
-    """A search on `conn`, encoded by us on a lean connection, by ldap3 otherwise
-    (and where ours cannot encode the filter)."""
-    strategy = conn.strategy
-    if type(strategy) is LeanSyncStrategy:
+    """A search on `conn`: by its strategy's `lean_search` where it has one
+    (LeanSyncStrategy; the MOCK_SYNC of iredldap.directory.mock) and it takes
+    the search, by ldap3's `Connection.search` otherwise."""
+    lean_search = getattr(conn.strategy, "lean_search", None)
+    if lean_search is not None:
         try:
-            strategy.lean_search(base, filterstr, scope, attrs, size_limit, paged_size, paged_cookie)
+            lean_search(base, filterstr, scope, attrs, size_limit, paged_size, paged_cookie)
             return
         except NotLean:
             pass

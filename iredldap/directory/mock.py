@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import json
 from functools import cache, lru_cache
+from typing import Sequence
 
 import ldap3
+from ldap3 import ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES
 from ldap3.operation.modify import modify_request_to_dict
 from ldap3.operation.search import AND, MATCH_APPROX, MATCH_EQUAL, NOT, OR, ROOT
 from ldap3.utils.dn import safe_dn
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
-from ldap3.core.results import RESULT_NO_SUCH_ATTRIBUTE
+from ldap3.core.exceptions import LDAPAttributeError, LDAPOperationResult
+from ldap3.core.results import DO_NOT_RAISE_EXCEPTIONS, RESULT_CODES, RESULT_NO_SUCH_ATTRIBUTE
+from ldap3.utils.config import get_config_parameter
 from ldap3.utils.conv import ldap_escape_to_bytes, to_raw, to_unicode
 from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
 from ldap3.protocol.schemas.slapd24 import slapd_2_4_dsa_info, slapd_2_4_schema
 
+from iredldap.directory.decoding import NotDecoded
+from iredldap.directory.encoding import NotLean
 from iredldap.directory.schemafile import SchemaFile, load_schema
 from iredldap.paths import schema_dir
 
@@ -188,6 +194,52 @@ class _LeanMockSync(MockSyncStrategy):
                 written.add(name)
         return super().mock_modify(request_message, controls)
 
+    def lean_search(self, base: str, filterstr: str, scope: str | int, attrs: Sequence[str], size_limit: int,
+                    paged_size: int | None, paged_cookie: bytes | None) -> None:
+        """As `Connection.search` with these arguments, without the request
+        ldap3 builds only to take apart again (a pyasn1 message, turned back
+        into a dictionary and the filter back into a string), and without the
+        decoded copy of every value that `Directory` never reads (its
+        `attributes`; `raw_attributes` are as ldap3 makes them).  The checks
+        stay ldap3's: attribute names against the schema, the filter parsed
+        and its values validated by `_execute_search`, the answer
+        selected by it.  Paged searches and a connection that is not open
+        are left to ldap3 (NotLean)."""
+        conn = self.connection
+        if paged_size is not None or not conn.listening or conn.lazy or scope not in _SCOPES or ":=" in filterstr:
+            # (ldap3 refuses an extensible match before the mock sees it, with another error)
+            raise NotLean("paged, closed, lazy, an unknown scope or an extensible match")
+        base = safe_dn(base) if base else base
+        asked = list(attrs) or [NO_ATTRIBUTES]
+        with conn.connection_lock:
+            conn.last_error = None
+            if conn.check_names:
+                _check_attribute_names(conn, asked)
+            conn.request = {"type": "searchRequest", "base": base, "scope": _SCOPES[scope],
+                            "dereferenceAlias": 3, "sizeLimit": size_limit, "timeLimit": 0, "typesOnly": False,
+                            "filter": filterstr, "attributes": asked, "controls": None}
+            found, done = self._execute_search(dict(conn.request, attributes=list(asked)))
+            response = []
+            for entry in found:
+                raw = {a["type"]: list(a["vals"]) for a in entry["attributes"]}
+                if conn.empty_attributes:
+                    present = {name.lower() for name in raw}
+                    for name in asked:
+                        if name.lower() not in present and name not in _NOT_NAMES:
+                            raw[name] = []
+                            present.add(name.lower())
+                response.append({"type": "searchResEntry", "dn": to_unicode(entry["object"], from_server=True),
+                                 "raw_attributes": raw, "attributes": NotDecoded()})
+            code = done["resultCode"]
+            conn.response = response
+            conn.result = {"result": code, "description": RESULT_CODES.get(code, "unknown"),
+                           "dn": done["matchedDN"], "message": done["diagnosticMessage"],
+                           "referrals": None, "type": "searchResDone"}
+            if conn.raise_exceptions and code not in DO_NOT_RAISE_EXCEPTIONS:
+                raise LDAPOperationResult(result=code, description=conn.result["description"],
+                                          dn=done["matchedDN"], message=done["diagnosticMessage"],
+                                          response_type="searchResDone")
+
     def evaluate_filter_node(self, node, candidates):
         return self._matching(node, list(candidates))
 
@@ -235,6 +287,21 @@ class _LeanMockSync(MockSyncStrategy):
                 found.add(candidate)
         node.matched = found
         return found
+
+
+_NOT_NAMES = (ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES)
+_SCOPES = {ldap3.BASE: 0, ldap3.LEVEL: 1, ldap3.SUBTREE: 2, 0: 0, 1: 1, 2: 2}
+
+
+def _check_attribute_names(conn: ldap3.Connection, names: list[str]) -> None:
+    """ldap3's check of the attribute names a search asks for."""
+    excluded = {v.lower() for v in get_config_parameter("ATTRIBUTES_EXCLUDED_FROM_CHECK")}
+    schema = conn.server.schema
+    for name in names:
+        bare = name.split(";")[0]
+        if bare.lower() not in excluded and bare not in schema.attribute_types:
+            conn.last_error = "invalid attribute type " + bare
+            raise LDAPAttributeError(conn.last_error)
 
 
 def lean(connection: ldap3.Connection) -> ldap3.Connection:

@@ -1,0 +1,110 @@
+"""The fast test directory's own search path answers as ldap3's does.
+
+`iredldap.directory.decoding.search` runs a search on a MOCK_SYNC connection
+through the mock's `lean_search`, which skips the request ldap3 builds and
+takes apart again.  Here every search is sent both ways over one mock world
+and must come back the same: the entries with their values, the result, the
+exception where there is one.  (That the mock selects what slapd selects is
+tests/test_mock_filters.py.)
+"""
+
+from __future__ import annotations
+
+import ldap3
+import pytest
+from ldap3.core import exceptions as lx
+
+from iredldap.directory.decoding import search
+
+from .conftest import mock_directory
+from .test_mock_filters import ENTRIES, FILTERS, _fill
+
+SUFFIX = "dc=example,dc=com"
+BASE = f"o=filters,{SUFFIX}"
+
+ATTRIBUTE_LISTS = [("*",), ("mail",), ("MAIL", "cn", "shadowAddress"), ("1.1",), (), ("*", "+"), ("+",),
+                   ("mail;binary",), ("entryCSN",)]
+BASES = [(BASE, ldap3.SUBTREE), (BASE, ldap3.LEVEL), (BASE, ldap3.BASE), (f"mail=ann@a.test,{BASE}", ldap3.BASE),
+         (f"MAIL=Ann@A.Test , {BASE}", ldap3.BASE), (f"o=nowhere,{SUFFIX}", ldap3.SUBTREE), (SUFFIX, 2), (BASE, 1)]
+ODD_FILTERS = ["(mail=*)", "(mail=ann\\40a.test)", "(cn=\\2a)", "(mail=bj\xf6rn@a.test)", "(nosuchattr=1)",
+               "mail=ann@a.test", "(&(mail=a)", "(mailQuota>=1)", "(mail:caseExactMatch:=ann@a.test)",
+               "(|(cn=Ann)(!(cn=*)))", "(objectClass=MAILUSER)"]
+
+
+@pytest.fixture(scope="module")
+def conn():
+    connection = mock_directory()._connection()
+    _fill(connection, SUFFIX, BASE)
+    return connection
+
+
+def _outcome(conn, send):
+    try:
+        send()
+    except lx.LDAPException as exc:
+        return ("raised", type(exc).__name__, getattr(exc, "result", None))
+    entries = sorted((r["dn"], sorted((k, sorted(v)) for k, v in r["raw_attributes"].items()))
+                     for r in conn.response if r["type"] == "searchResEntry")
+    result = {k: conn.result.get(k) for k in ("result", "description", "type")}
+    return ("answered", entries, result)
+
+
+def _both(conn, base, filterstr, scope, attrs, size_limit=0):
+    ours = _outcome(conn, lambda: search(conn, base, filterstr, scope=scope, attrs=attrs, size_limit=size_limit))
+    ldap3s = _outcome(conn, lambda: conn.search(base, filterstr, search_scope=scope, attributes=list(attrs),
+                                                size_limit=size_limit))
+    return ours, ldap3s
+
+
+def test_the_lean_path_is_taken(conn, monkeypatch):
+    """Not a comparison of ldap3 with itself: a lean search sends nothing
+    through ldap3's Connection.search."""
+    monkeypatch.setattr(conn, "search", lambda *a, **k: pytest.fail("ldap3's search was used"))
+    search(conn, BASE, "(mail=*)", scope=ldap3.SUBTREE, attrs=("mail",))
+    assert len(conn.response) == len(ENTRIES)
+
+
+@pytest.mark.parametrize("filterstr", FILTERS + ODD_FILTERS)
+def test_every_filter_answers_as_ldap3_answers(conn, filterstr):
+    for attrs in (("*",), ("mail", "enabledService")):
+        ours, ldap3s = _both(conn, BASE, filterstr, ldap3.SUBTREE, attrs)
+        assert ours == ldap3s
+
+
+@pytest.mark.parametrize("attrs", ATTRIBUTE_LISTS + [("nosuchattr",), ("mail", "nosuchattr")],
+                         ids=lambda a: ",".join(a) or "none")
+def test_every_attribute_list_answers_as_ldap3_answers(conn, attrs):
+    ours, ldap3s = _both(conn, BASE, "(objectClass=*)", ldap3.SUBTREE, attrs)
+    assert ours == ldap3s
+
+
+@pytest.mark.parametrize("base,scope", BASES)
+def test_every_base_and_scope_answers_as_ldap3_answers(conn, base, scope):
+    ours, ldap3s = _both(conn, base, "(objectClass=*)", scope, ("mail",))
+    assert ours == ldap3s
+
+
+@pytest.mark.parametrize("size_limit", [1, 2, len(ENTRIES) + 1, 0])
+def test_a_size_limit_answers_as_ldap3_answers(conn, size_limit):
+    ours, ldap3s = _both(conn, BASE, "(mail=*)", ldap3.SUBTREE, ("mail",), size_limit)
+    assert ours == ldap3s
+
+
+def test_a_missing_base_raises_no_such_object(conn):
+    with pytest.raises(lx.LDAPNoSuchObjectResult):
+        search(conn, f"o=nowhere,{SUFFIX}", "(objectClass=*)", scope=ldap3.SUBTREE, attrs=("mail",))
+
+
+def test_values_are_the_stored_bytes_not_a_view_of_them(conn):
+    search(conn, f"mail=ann@a.test,{BASE}", "(objectClass=*)", scope=ldap3.BASE, attrs=("enabledService",))
+    conn.response[0]["raw_attributes"]["enabledService"].append(b"changed")
+    search(conn, f"mail=ann@a.test,{BASE}", "(objectClass=*)", scope=ldap3.BASE, attrs=("enabledService",))
+    assert conn.response[0]["raw_attributes"]["enabledService"] == [b"mail", b"imap", b"smtp"]
+
+
+def test_a_closed_connection_is_left_to_ldap3(conn):
+    closed = mock_directory()._connection()
+    closed.unbind()
+    ours = _outcome(closed, lambda: search(closed, SUFFIX, "(objectClass=*)", scope=ldap3.SUBTREE, attrs=("mail",)))
+    ldap3s = _outcome(closed, lambda: closed.search(SUFFIX, "(objectClass=*)", attributes=["mail"]))
+    assert ours == ldap3s
