@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-__all__ = ["NotLean", "search_message", "encode_filter"]
+__all__ = ["NotLean", "SCOPE_NUMBERS", "search_message", "encode_filter"]
 
 
 class NotLean(ValueError):
@@ -51,7 +51,7 @@ _INITIAL, _ANY, _FINAL = 0x80, 0x81, 0x82
 _SEARCH_REQUEST, _CONTROLS = 0x63, 0xA0
 _PAGED_RESULTS = "1.2.840.113556.1.4.319"
 # ldap3's names of the search scopes (it takes their numbers too).
-_SCOPES = {"BASE": 0, "LEVEL": 1, "SUBTREE": 2, 0: 0, 1: 1, 2: 2}
+SCOPE_NUMBERS = {"BASE": 0, "LEVEL": 1, "SUBTREE": 2, 0: 0, 1: 1, 2: 2}
 
 
 def _assertion_value(text: str) -> bytes:
@@ -170,9 +170,9 @@ def search_message(message_id: int, base: str, filterstr: str, *, scope: str | i
                    controls: Sequence[tuple[str, bool, bytes | None]] = ()) -> bytes:
     """A whole LDAPMessage carrying a SearchRequest (`base` as ldap3 sends it:
     already through its safe_dn; `scope` one of ldap3's BASE, LEVEL, SUBTREE)."""
-    if scope not in _SCOPES:
+    if scope not in SCOPE_NUMBERS:
         raise NotLean("an unknown scope")
-    request = (_tlv(_OCTETS, base.encode("utf-8")) + _integer(_ENUMERATED, _SCOPES[scope]) + _integer(_ENUMERATED, deref)
+    request = (_tlv(_OCTETS, base.encode("utf-8")) + _integer(_ENUMERATED, SCOPE_NUMBERS[scope]) + _integer(_ENUMERATED, deref)
                + _integer(_INTEGER, size_limit) + _integer(_INTEGER, time_limit)
                + _tlv(_BOOLEAN, b"\xff" if types_only else b"\x00") + encode_filter(filterstr)
                + _tlv(_SEQUENCE, b"".join(_tlv(_OCTETS, a.encode("utf-8")) for a in attrs)))

@@ -34,7 +34,7 @@ from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
 from ldap3.protocol.schemas.slapd24 import slapd_2_4_dsa_info, slapd_2_4_schema
 
 from iredldap.directory.decoding import NotDecoded
-from iredldap.directory.encoding import NotLean
+from iredldap.directory.encoding import SCOPE_NUMBERS, NotLean
 from iredldap.directory.schemafile import SchemaFile, load_schema
 from iredldap.paths import schema_dir
 
@@ -206,7 +206,7 @@ class _LeanMockSync(MockSyncStrategy):
         selected by it.  Paged searches and a connection that is not open
         are left to ldap3 (NotLean)."""
         conn = self.connection
-        if paged_size is not None or not conn.listening or conn.lazy or scope not in _SCOPES or ":=" in filterstr:
+        if paged_size is not None or not conn.listening or conn.lazy or scope not in SCOPE_NUMBERS or ":=" in filterstr:
             # (ldap3 refuses an extensible match before the mock sees it, with another error)
             raise NotLean("paged, closed, lazy, an unknown scope or an extensible match")
         base = safe_dn(base) if base else base
@@ -215,7 +215,7 @@ class _LeanMockSync(MockSyncStrategy):
             conn.last_error = None
             if conn.check_names:
                 _check_attribute_names(conn, asked)
-            conn.request = {"type": "searchRequest", "base": base, "scope": _SCOPES[scope],
+            conn.request = {"type": "searchRequest", "base": base, "scope": SCOPE_NUMBERS[scope],
                             "dereferenceAlias": 3, "sizeLimit": size_limit, "timeLimit": 0, "typesOnly": False,
                             "filter": filterstr, "attributes": asked, "controls": None}
             found, done = self._execute_search(dict(conn.request, attributes=list(asked)))
@@ -290,7 +290,6 @@ class _LeanMockSync(MockSyncStrategy):
 
 
 _NOT_NAMES = (ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES)
-_SCOPES = {ldap3.BASE: 0, ldap3.LEVEL: 1, ldap3.SUBTREE: 2, 0: 0, 1: 1, 2: 2}
 
 
 def _check_attribute_names(conn: ldap3.Connection, names: list[str]) -> None:
@@ -305,7 +304,7 @@ def _check_attribute_names(conn: ldap3.Connection, names: list[str]) -> None:
 
 
 def lean(connection: ldap3.Connection) -> ldap3.Connection:
-    """Give a MOCK_SYNC connection the leaner filter evaluation."""
+    """Give a MOCK_SYNC connection the leaner filter evaluation and search path."""
     if type(connection.strategy) is MockSyncStrategy:
         connection.strategy.__class__ = _LeanMockSync
         # (the connection bound the strategy's method when it was made)
