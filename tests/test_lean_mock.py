@@ -108,3 +108,55 @@ def test_a_closed_connection_is_left_to_ldap3(conn):
     ours = _outcome(closed, lambda: search(closed, SUFFIX, "(objectClass=*)", scope=ldap3.SUBTREE, attrs=("mail",)))
     ldap3s = _outcome(closed, lambda: closed.search(SUFFIX, "(objectClass=*)", attributes=["mail"]))
     assert ours == ldap3s
+
+
+def _pages(conn, send, size):
+    """Every page of a paged search sent by `send(cookie)`: the entries of
+    each page (in the order given), the total the control announces, and
+    how the walk ended."""
+    pages, cookie = [], None
+    for _ in range(len(ENTRIES) + 2):
+        try:
+            send(cookie)
+        except lx.LDAPException as exc:
+            return pages, ("raised", type(exc).__name__)
+        control = conn.result.get("controls", {}).get("1.2.840.113556.1.4.319", {}).get("value", {})
+        pages.append(([(r["dn"], sorted((k, sorted(v)) for k, v in r["raw_attributes"].items()))
+                       for r in conn.response if r["type"] == "searchResEntry"], control.get("size")))
+        cookie = control.get("cookie")
+        if not cookie:
+            return pages, ("done", conn.result["result"])
+    return pages, ("endless",)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, len(ENTRIES), len(ENTRIES) + 1])
+@pytest.mark.parametrize("filterstr", ["(mail=*)", "(objectClass=*)", "(cn=nobody)"])
+def test_a_paged_search_answers_page_by_page_as_ldap3_answers(conn, size, filterstr):
+    def ours(cookie):
+        search(conn, BASE, filterstr, scope=ldap3.SUBTREE, attrs=("mail", "cn"), paged_size=size, paged_cookie=cookie)
+
+    def ldap3s(cookie):
+        conn.search(BASE, filterstr, search_scope=ldap3.SUBTREE, attributes=["mail", "cn"], paged_size=size,
+                    paged_cookie=cookie)
+
+    lean, plain = _pages(conn, ours, size), _pages(conn, ldap3s, size)
+    assert lean == plain
+    assert lean[1] == ("done", 0) and sum(len(entries) for entries, _ in lean[0]) > 0 or filterstr == "(cn=nobody)"
+
+
+def test_a_paged_search_is_lean_and_an_unknown_cookie_is_refused_as_ldap3_refuses_it(conn, monkeypatch):
+    plain = _outcome(conn, lambda: conn.search(BASE, "(mail=*)", attributes=["mail"], paged_size=2,
+                                               paged_cookie=b"nope"))
+    monkeypatch.setattr(conn, "search", lambda *a, **k: pytest.fail("ldap3's search was used"))
+    lean = _outcome(conn, lambda: search(conn, BASE, "(mail=*)", scope=ldap3.SUBTREE, attrs=("mail",), paged_size=2,
+                                         paged_cookie=b"nope"))
+    assert lean == plain and lean[0] == "raised", lean
+    search(conn, BASE, "(mail=*)", scope=ldap3.SUBTREE, attrs=("mail",), paged_size=2)
+    assert len(conn.response) == 2
+
+
+def test_a_paged_search_of_a_missing_base_raises_as_ldap3_raises(conn):
+    ours = _outcome(conn, lambda: search(conn, f"o=nowhere,{SUFFIX}", "(mail=*)", scope=ldap3.SUBTREE,
+                                         attrs=("mail",), paged_size=2))
+    ldap3s = _outcome(conn, lambda: conn.search(f"o=nowhere,{SUFFIX}", "(mail=*)", attributes=["mail"], paged_size=2))
+    assert ours == ldap3s and ours[0] == "raised"

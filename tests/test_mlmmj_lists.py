@@ -7,6 +7,7 @@ Runs on MOCK_SYNC and on a real slapd (the `directory` fixture).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -85,10 +86,19 @@ def control(spool: LocalSpool, mail: str, name: str) -> str | None:
 
 
 def tree_of_files(root: Path) -> dict[str, str]:
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): (p.read_text(errors="replace") if p.is_file() else "<dir>")
-            for p in sorted(root.rglob("*"))}
+    """Every path under `root` (symbolic links to folders not followed, as
+    `Path.rglob`) with a file's text, "<dir>" for anything else."""
+    tree: dict[str, str] = {}
+    top = str(root)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    tree[os.path.relpath(path, top)] = f.read()
+            else:
+                tree[os.path.relpath(path, top)] = "<dir>"
+    return tree
 
 
 def snapshot(factory, spool: LocalSpool) -> tuple[dict, dict]:

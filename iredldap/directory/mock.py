@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache, lru_cache
 from typing import Sequence
 
@@ -24,10 +25,12 @@ from ldap3 import ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES
 from ldap3.operation.modify import modify_request_to_dict
 from ldap3.operation.search import AND, MATCH_APPROX, MATCH_EQUAL, NOT, OR, ROOT
 from ldap3.utils.dn import safe_dn
+import ldap3.strategy.mockBase as ldap3_mock_base
+from ldap3.strategy.mockBase import PagedSearchSet
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.core.exceptions import LDAPAttributeError, LDAPOperationResult
-from ldap3.core.results import DO_NOT_RAISE_EXCEPTIONS, RESULT_CODES, RESULT_NO_SUCH_ATTRIBUTE
+from ldap3.core.results import DO_NOT_RAISE_EXCEPTIONS, RESULT_CODES, RESULT_NO_SUCH_ATTRIBUTE, RESULT_OPERATIONS_ERROR
 from ldap3.utils.config import get_config_parameter
 from ldap3.utils.conv import ldap_escape_to_bytes, to_raw, to_unicode
 from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
@@ -202,13 +205,13 @@ class _LeanMockSync(MockSyncStrategy):
         decoded copy of every value that `Directory` never reads (its
         `attributes`; `raw_attributes` are as ldap3 makes them).  The checks
         stay ldap3's: attribute names against the schema, the filter parsed
-        and its values validated by `_execute_search`, the answer
-        selected by it.  Paged searches and a connection that is not open
-        are left to ldap3 (NotLean)."""
+        and its values validated by `_execute_search`, the answer selected by
+        it, a paged search cut into pages by ldap3's own `PagedSearchSet`.
+        A connection that is not open is left to ldap3 (NotLean)."""
         conn = self.connection
-        if paged_size is not None or not conn.listening or conn.lazy or scope not in SCOPE_NUMBERS or ":=" in filterstr:
+        if not conn.listening or conn.lazy or scope not in SCOPE_NUMBERS or ":=" in filterstr:
             # (ldap3 refuses an extensible match before the mock sees it, with another error)
-            raise NotLean("paged, closed, lazy, an unknown scope or an extensible match")
+            raise NotLean("closed, lazy, an unknown scope or an extensible match")
         base = safe_dn(base) if base else base
         asked = list(attrs) or [NO_ATTRIBUTES]
         with conn.connection_lock:
@@ -218,7 +221,10 @@ class _LeanMockSync(MockSyncStrategy):
             conn.request = {"type": "searchRequest", "base": base, "scope": SCOPE_NUMBERS[scope],
                             "dereferenceAlias": 3, "sizeLimit": size_limit, "timeLimit": 0, "typesOnly": False,
                             "filter": filterstr, "attributes": asked, "controls": None}
-            found, done = self._execute_search(dict(conn.request, attributes=list(asked)))
+            if paged_size is None:
+                found, done = self._execute_search(dict(conn.request, attributes=list(asked)))
+            else:
+                found, done = self._next_page(dict(conn.request, attributes=list(asked)), paged_size, paged_cookie)
             response = []
             for entry in found:
                 raw = {a["type"]: list(a["vals"]) for a in entry["attributes"]}
@@ -235,10 +241,34 @@ class _LeanMockSync(MockSyncStrategy):
             conn.result = {"result": code, "description": RESULT_CODES.get(code, "unknown"),
                            "dn": done["matchedDN"], "message": done["diagnosticMessage"],
                            "referrals": None, "type": "searchResDone"}
+            if "controls" in done:
+                conn.result["controls"] = {oid: value for oid, value in done["controls"]}
             if conn.raise_exceptions and code not in DO_NOT_RAISE_EXCEPTIONS:
                 raise LDAPOperationResult(result=code, description=conn.result["description"],
                                           dn=done["matchedDN"], message=done["diagnosticMessage"],
                                           response_type="searchResDone")
+
+    def _next_page(self, request: dict, size: int, cookie: bytes | None) -> tuple[list, dict]:
+        """A page of a simple paged search (RFC 2696), as ldap3's mock_search
+        answers one: the whole answer selected when the first page is asked
+        for, kept with a cookie until its last page is sent."""
+        if not cookie:
+            found, done = self._execute_search(request)
+            if done["resultCode"] != 0:
+                return [], done
+            pages = PagedSearchSet(found, size, False)
+            found, done = pages.next()
+            if not pages.done:
+                self._paged_sets.append(pages)
+            return found, done
+        for pages in self._paged_sets:
+            if pages.cookie == cookie:
+                found, done = pages.next()
+                if pages.done:
+                    self._paged_sets.remove(pages)
+                return found, done
+        return [], {"resultCode": RESULT_OPERATIONS_ERROR, "matchedDN": "",
+                    "diagnosticMessage": "Invalid cookie in simple paged search", "referral": None}
 
     def evaluate_filter_node(self, node, candidates):
         return self._matching(node, list(candidates))
@@ -249,7 +279,9 @@ class _LeanMockSync(MockSyncStrategy):
             return self._matching(node.elements[0], candidates)
         if tag == AND:
             left = candidates
-            for element in node.elements:
+            # The same intersection in any order; an object class is shared
+            # by most entries and has the most values, so it goes last.
+            for element in sorted(node.elements, key=_object_class_last):
                 if not left:
                     break
                 passed = self._matching(element, left)
@@ -280,13 +312,70 @@ class _LeanMockSync(MockSyncStrategy):
         # ldap3 compares the escaped assertion and the schema-prepared one.
         wanted = (ldap_escape_to_bytes(value), self._prepare_value(name, value))
         dit = self.connection.server.dit
+        store = dit._store if isinstance(dit, CaseInsensitiveDict) else {}
         found = set()
-        for candidate in candidates:
-            values = _values(dit[candidate], ci_name)
-            if values and any(_same(w, v) for v in values for w in wanted):
-                found.add(candidate)
+        if all(isinstance(w, bytes) for w in wanted):
+            # Both sides bytes (as ldap3 prepares them): `_same` is equality
+            # of the values or of their folded forms -- its rule for digits
+            # takes `str(value)`, never digits for bytes -- so two set
+            # lookups per value do what a comparison with each wanted did.
+            exact = set(wanted)
+            folded = {f for f in map(_folded, wanted) if f is not None}
+            for candidate in candidates:
+                entry = store.get(candidate)
+                values = _values(dit[candidate] if entry is None else entry, ci_name)
+                if values and any(v in exact or _folded(v) in folded for v in values):
+                    found.add(candidate)
+        else:
+            for candidate in candidates:
+                values = _values(dit[candidate], ci_name)
+                if values and any(_same(w, v) for v in values for w in wanted):
+                    found.add(candidate)
         node.matched = found
         return found
+
+
+def _object_class_last(node) -> bool:
+    return node.tag == MATCH_EQUAL and CaseInsensitiveDict._ci_key(node.assertion["attr"]) == "objectclass"
+
+
+# -- each filter parsed once per thread ---------------------------------------------
+#
+# MOCK_SYNC parses the filter of every search (ldap3's parse_filter, which
+# also validates its values against the schema): a tenth of a test's search
+# time, for the same few filters again and again.  The parsed tree depends
+# only on the filter, the schema, the validator and the name check, so it is
+# kept -- per thread, because the evaluation marks the tree's nodes with what
+# they matched (and resets those marks first, so an old mark never counts).
+# A filter that does not parse is not kept: it raises every time.
+
+_parsed_filters = threading.local()
+_PARSED_FILTERS_KEPT = 2048
+
+
+def _parse_filter_once(search_filter, schema=None, auto_escape=None, auto_encode=None, validator=None,
+                       check_names=None):
+    try:
+        key = (search_filter, id(schema), auto_escape, auto_encode, validator, check_names)
+        hash(key)
+    except TypeError:
+        return _ldap3_parse_filter(search_filter, schema, auto_escape, auto_encode, validator, check_names)
+    kept = getattr(_parsed_filters, "trees", None)
+    if kept is None:
+        kept = _parsed_filters.trees = {}
+    found = kept.get(key)
+    if found is not None and found[0] is schema:
+        return found[1]
+    tree = _ldap3_parse_filter(search_filter, schema, auto_escape, auto_encode, validator, check_names)
+    if len(kept) >= _PARSED_FILTERS_KEPT:
+        kept.clear()
+    kept[key] = (schema, tree)
+    return tree
+
+
+_ldap3_parse_filter = ldap3_mock_base.parse_filter
+if getattr(_ldap3_parse_filter, "__module__", "") == "ldap3.operation.search":
+    ldap3_mock_base.parse_filter = _parse_filter_once
 
 
 _NOT_NAMES = (ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES)
