@@ -75,6 +75,30 @@ SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kil
 ONE_WORKER_MODULES = ("test_plain_install.py", "test_served.py")
 
 
+# Modules all of whose tests need a slapd and whose collection alone costs
+# seconds in every test process (schemathesis builds each operation's cases
+# while collecting): not collected when the marker expression leaves slapd
+# tests out, as in the fast loop.  Every test they hold must be marked
+# slapd (pytest_collection_modifyitems stops the run otherwise).
+SLAPD_ONLY_MODULES = ("test_openapi_schemathesis.py",)
+
+
+def _selects_slapd_tests(config) -> bool:
+    """Whether `-m` lets a test through that is marked slapd and nothing else."""
+    markexpr = config.getoption("markexpr", "")
+    if not markexpr:
+        return True
+    from _pytest.mark.expression import Expression
+
+    return Expression.compile(markexpr).evaluate(lambda name, /, **kwargs: name == "slapd")
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name in SLAPD_ONLY_MODULES and not _selects_slapd_tests(config):
+        return True
+    return None
+
+
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadgroup":
         return None
@@ -104,6 +128,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slapd)
         if any(isinstance(v, str) and v in SERVER_PARAMS for v in params.values()):
             item.add_marker(pytest.mark.servers)
+        if item.path.name in SLAPD_ONLY_MODULES and item.get_closest_marker("slapd") is None:
+            raise pytest.UsageError(f"{item.nodeid} is in a module of SLAPD_ONLY_MODULES but not marked slapd")
 
 
 SUFFIX = "dc=example,dc=com"
