@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 import falcon.testing
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, text
+from sqlalchemy import MetaData, select, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 
 from iredldap.model import passwords
@@ -162,6 +163,25 @@ def rows(db, table, *order_by) -> list[dict]:
     """The rows of `table` in the database of store `db` (`db.engine`), as dicts."""
     with db.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order_by))]
+
+
+# Tables as reflected, by database kind and table names: the tests' databases
+# are copies of a few templates, so each kind is reflected once, not once a call.
+_REFLECTED: dict[tuple[str, tuple[str, ...]], MetaData] = {}
+
+
+def every_row(engine: Engine, *, skip: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Every row of every table of the database (but the tables in `skip`),
+    each table's rows as sorted reprs: what a test compares before and after
+    a request that must change nothing."""
+    names = tuple(sorted(sa_inspect(engine).get_table_names()))
+    meta = _REFLECTED.get((engine.dialect.name, names))
+    if meta is None:
+        meta = _REFLECTED[(engine.dialect.name, names)] = MetaData()
+        meta.reflect(engine)
+    with engine.connect() as conn:
+        return {table.name: sorted(map(repr, conn.execute(select(table)).all()))
+                for table in meta.sorted_tables if table.name not in skip}
 
 
 def query_rows(engine: Engine, sql: str, **params) -> list[dict]:

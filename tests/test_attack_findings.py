@@ -19,7 +19,7 @@ from iredldap.directory.domains import DomainStore
 from iredldap.directory.limits import AdminLimits
 from iredldap.directory.users import UserStore
 
-from .support import ApiClient
+from .support import ApiClient, every_row
 from .test_tenant_boundaries import PW, RESELLER, TENANT, snapshot, tenant_token, world  # noqa: F401 (fixtures)
 
 
@@ -28,11 +28,7 @@ def policy_rows(settings) -> dict:
     out = {}
     for url in (settings.sql_amavisd_url, settings.sql_iredapd_url):
         engine = sa.create_engine(url)
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        with engine.connect() as conn:
-            for name, table in sorted(meta.tables.items()):
-                out[(url, name)] = sorted(map(repr, conn.execute(sa.select(table)).all()))
+        out.update({(url, name): found for name, found in every_row(engine).items()})
         engine.dispose()
     return out
 
