@@ -89,15 +89,15 @@ def tree_of_files(root: Path) -> dict[str, str]:
     """Every path under `root` (symbolic links to folders not followed, as
     `Path.rglob`) with a file's text, "<dir>" for anything else."""
     tree: dict[str, str] = {}
-    top = str(root)
+    top = os.path.join(str(root), "")
     for folder, dirs, files in os.walk(top):
         for name in dirs + files:
             path = os.path.join(folder, name)
             if os.path.isfile(path):
                 with open(path, encoding="utf-8", errors="replace") as f:
-                    tree[os.path.relpath(path, top)] = f.read()
+                    tree[path[len(top):]] = f.read()
             else:
-                tree[os.path.relpath(path, top)] = "<dir>"
+                tree[path[len(top):]] = "<dir>"
     return tree
 
 

@@ -26,6 +26,7 @@ from iredldap.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable
                       NoSuchAccount, ValueAlreadyPresent, ValueMissing)
 from iredldap.metrics import count_error, count_failover
 from iredldap.directory.decoding import lean_reads, search as send_search
+from iredldap.directory.encoding import NotLean
 from iredldap.directory.mock import POST_READ, lean
 
 if TYPE_CHECKING:      # the journal module imports this one
@@ -540,14 +541,14 @@ class Directory:
         clean = {k: v for k, v in attrs.items() if v not in ([], None, "")}
         object_class = clean.pop("objectClass")
         with self._translated():
-            conn.add(dn, object_class, clean)
+            _write(conn, "add", dn, object_class, clean)
 
     def modify(self, dn: str, changes: Changes) -> None:
         if not changes:
             return
         conn = self._connection(write=True)
         with self._translated():
-            conn.modify(dn, changes)
+            _write(conn, "modify", dn, changes)
 
     def increment(self, dn: str, attr: str, delta: int) -> int | None:
         """Move an INTEGER attribute by `delta` atomically (RFC 4525) and return
@@ -557,8 +558,8 @@ class Directory:
         (ldap3's MOCK_SYNC), None if the entry has none then."""
         conn = self._connection(write=True)
         with self._translated():
-            conn.modify(dn, {attr: [(INCREMENT, [str(delta)])]},
-                        controls=[(POST_READ, False, _attribute_selection([attr]))])
+            _write(conn, "modify", dn, {attr: [(INCREMENT, [str(delta)])]},
+                   controls=[(POST_READ, False, _attribute_selection([attr]))])
             post = (conn.result.get("controls") or {}).get(POST_READ, {}).get("value") or {}
         for name, values in (post.get("result") or {}).items():
             if name.lower() == attr.lower() and values:
@@ -569,7 +570,7 @@ class Directory:
     def delete(self, dn: str) -> None:
         conn = self._connection(write=True)
         with self._translated():
-            conn.delete(dn)
+            _write(conn, "delete", dn)
 
     def subtree(self, dn: str) -> list[Entry]:
         """The entry and everything below it, parents before children."""
@@ -588,6 +589,19 @@ class Directory:
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the server answers a base search."""
         self.search("", "(objectClass=*)", scope=BASE, attrs=("1.1",))
+
+
+def _write(conn: ldap3.Connection, operation: str, *args, **kwargs) -> object:
+    """`conn.<operation>(...)` (add, modify, delete): by the strategy's
+    `lean_<operation>` where it has one (the MOCK_SYNC of directory/mock.py)
+    and it takes the write, by ldap3's Connection otherwise."""
+    lean_write = getattr(conn.strategy, "lean_" + operation, None)
+    if lean_write is not None:
+        try:
+            return lean_write(*args, **kwargs)
+        except NotLean:
+            pass
+    return getattr(conn, operation)(*args, **kwargs)
 
 
 def _ber_length(n: int) -> bytes:

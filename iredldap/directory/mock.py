@@ -21,7 +21,8 @@ from functools import cache, lru_cache
 from typing import Sequence
 
 import ldap3
-from ldap3 import ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES
+from ldap3 import (ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, MODIFY_ADD, MODIFY_DELETE, MODIFY_INCREMENT,
+                   MODIFY_REPLACE, NO_ATTRIBUTES, SEQUENCE_TYPES)
 from ldap3.operation.modify import modify_request_to_dict
 from ldap3.operation.search import AND, MATCH_APPROX, MATCH_EQUAL, NOT, OR, ROOT
 from ldap3.utils.dn import safe_dn
@@ -29,7 +30,9 @@ import ldap3.strategy.mockBase as ldap3_mock_base
 from ldap3.strategy.mockBase import PagedSearchSet
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
-from ldap3.core.exceptions import LDAPAttributeError, LDAPOperationResult
+from ldap3.core.exceptions import LDAPAttributeError, LDAPChangeError, LDAPObjectClassError, LDAPOperationResult
+from ldap3.protocol.convert import prepare_for_sending, validate_attribute_value
+from pyasn1.error import PyAsn1Error
 from ldap3.core.results import DO_NOT_RAISE_EXCEPTIONS, RESULT_CODES, RESULT_NO_SUCH_ATTRIBUTE, RESULT_OPERATIONS_ERROR
 from ldap3.utils.config import get_config_parameter
 from ldap3.utils.conv import ldap_escape_to_bytes, to_raw, to_unicode
@@ -248,6 +251,127 @@ class _LeanMockSync(MockSyncStrategy):
                                           dn=done["matchedDN"], message=done["diagnosticMessage"],
                                           response_type="searchResDone")
 
+    # -- writes without the pyasn1 round trip ---------------------------------------
+    #
+    # ldap3 builds a pyasn1 request for every add and modify, which its mock
+    # turns straight back into a dictionary (`add_request_to_dict`,
+    # `modify_request_to_dict`) before it writes: a tenth of the test suite's
+    # time.  These take the arguments Connection.add/modify/delete take,
+    # make ldap3's own checks of them (names against the schema, the change
+    # list's shape, every value by `validate_attribute_value`, with ldap3's
+    # errors), and hand the mock a request of plain lists in the shape those
+    # functions read -- so the mock's own add, modify and delete (and ours,
+    # `mock_modify` and the Post-Read control above) do the writing, with
+    # the results and exceptions they give.  What these do not take (a
+    # closed, lazy, read-only or metered connection) is left to ldap3 (NotLean).
+
+    def _lean_writable(self, *, writes: bool = True) -> ldap3.Connection:
+        conn = self.connection
+        if not conn.listening or conn.lazy or conn.usage or (writes and conn.read_only):
+            raise NotLean("closed, lazy, read-only or metered")
+        return conn
+
+    def lean_add(self, dn: str, object_class, attributes: dict | None, controls=None) -> bool:
+        """As `Connection.add(dn, object_class, attributes, controls)`."""
+        conn = self._lean_writable(writes=False)     # (ldap3 adds on a read-only connection too)
+        schema = conn.server.schema if conn.server else None
+        attributes = dict(attributes or {})
+        if conn.check_names:
+            dn = safe_dn(dn)
+        with conn.connection_lock:
+            conn.last_error = None
+            given = list(object_class) if isinstance(object_class, SEQUENCE_TYPES) else \
+                ([] if object_class is None else [object_class])
+            class_key = next((name for name in attributes if name.lower() == "objectclass"), "objectClass")
+            listed = attributes.get(class_key, [])
+            listed = list(listed) if isinstance(listed, SEQUENCE_TYPES) else [listed]
+            classes: list = []
+            for name in given + [to_unicode(c) for c in listed]:
+                if name not in classes:
+                    classes.append(name)
+            attributes[class_key] = classes
+            if not classes:
+                conn.last_error = "objectClass attribute is mandatory"
+                raise LDAPObjectClassError(conn.last_error)
+            if schema and conn.check_names:
+                excluded = {v.lower() for v in get_config_parameter("CLASSES_EXCLUDED_FROM_CHECK")}
+                for name in classes:
+                    if name.lower() not in excluded and name not in schema.object_classes:
+                        conn.last_error = "invalid object class " + str(name)
+                        raise LDAPObjectClassError(conn.last_error)
+                self._check_names(conn, attributes)
+            request = {"entry": dn, "attributes": [
+                {"type": name, "vals": self._sent_values(conn, name, values)} for name, values in attributes.items()]}
+            return self._lean_send(conn, "addRequest", request, controls)
+
+    def lean_modify(self, dn: str, changes: dict, controls=None) -> bool:
+        """As `Connection.modify(dn, changes, controls)`."""
+        conn = self._lean_writable()
+        if not isinstance(changes, dict) or not changes:
+            raise NotLean("not a change list ldap3 takes")     # ldap3 says why
+        if conn.check_names:
+            dn = safe_dn(dn)
+        with conn.connection_lock:
+            conn.last_error = None
+            checked = bool(conn.server and conn.server.schema and conn.check_names)
+            listed: dict[str, list] = {}
+            for name, change in changes.items():
+                if checked:
+                    self._check_names(conn, [name])
+                if isinstance(change, SEQUENCE_TYPES) and change[0] in _CHANGE_OPERATIONS:
+                    if len(change) != 2:
+                        conn.last_error = "malformed change"
+                        raise LDAPChangeError(conn.last_error)
+                    listed[name] = [change]
+                else:
+                    for one in change:
+                        if len(one) != 2 or one[0] not in _CHANGE_OPERATIONS:
+                            conn.last_error = "invalid change list"
+                            raise LDAPChangeError(conn.last_error)
+                    listed[name] = change
+            request = {"object": dn, "changes": [
+                {"operation": _CHANGE_CODES[operation],
+                 "modification": {"type": name, "vals": self._sent_values(conn, name, values)}}
+                for name, change in listed.items() for operation, values in change]}
+            return self._lean_send(conn, "modifyRequest", request, controls)
+
+    def lean_delete(self, dn: str, controls=None) -> bool:
+        """As `Connection.delete(dn, controls)`."""
+        conn = self._lean_writable()
+        if conn.check_names:
+            dn = safe_dn(dn)
+        with conn.connection_lock:
+            conn.last_error = None
+            # (`delete_request_to_dict` reads a request by str(); the DN is one)
+            return self._lean_send(conn, "delRequest", dn, controls)
+
+    @staticmethod
+    def _check_names(conn: ldap3.Connection, names) -> None:
+        excluded = {v.lower() for v in get_config_parameter("ATTRIBUTES_EXCLUDED_FROM_CHECK")}
+        types = conn.server.schema.attribute_types
+        for name in names:
+            bare = name.split(";")[0]
+            if types and bare.lower() not in excluded and bare not in types:
+                conn.last_error = "invalid attribute type " + bare
+                raise LDAPAttributeError(conn.last_error)
+
+    @staticmethod
+    def _sent_values(conn: ldap3.Connection, name: str, values) -> list[_SentValue]:
+        schema = conn.server.schema if conn.server else None
+        validator = conn.server.custom_validator if conn.server else None
+        return [_SentValue(prepare_for_sending(validate_attribute_value(
+            schema, name, value, conn.auto_encode, validator, check_names=conn.check_names)))
+            for value in (values if isinstance(values, SEQUENCE_TYPES) else [values])]
+
+    @staticmethod
+    def _lean_send(conn: ldap3.Connection, kind: str, request, controls) -> bool:
+        conn.post_send_single_response(conn.send(kind, request, controls))
+        conn._entries = []
+        done = conn.result["type"] == _RESPONSE_OF[kind] and conn.result["result"] == 0
+        if not done and conn.result["result"] != 0 and not conn.last_error:
+            conn.last_error = conn.result["description"]
+        return conn._prepare_return_value(done)
+
     def _next_page(self, request: dict, size: int, cookie: bytes | None) -> tuple[list, dict]:
         """A page of a simple paged search (RFC 2696), as ldap3's mock_search
         answers one: the whole answer selected when the first page is asked
@@ -333,6 +457,26 @@ class _LeanMockSync(MockSyncStrategy):
                     found.add(candidate)
         node.matched = found
         return found
+
+
+class _SentValue(bytes):
+    """A value of a request handed to the mock without pyasn1: what ldap3's
+    readers of a request take from a pyasn1 value, which is its UTF-8 text by
+    str() (a PyAsn1Error if it has none: they take the bytes then) and its
+    bytes by bytes()."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        try:
+            return self.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PyAsn1Error(f"not UTF-8: {exc}") from exc
+
+
+_CHANGE_CODES = {MODIFY_ADD: 0, MODIFY_DELETE: 1, MODIFY_REPLACE: 2, MODIFY_INCREMENT: 3, 0: 0, 1: 1, 2: 2, 3: 3}
+_CHANGE_OPERATIONS = tuple(_CHANGE_CODES)   # (tested by equality, as ldap3 does: a change may be any object)
+_RESPONSE_OF = {"addRequest": "addResponse", "modifyRequest": "modifyResponse", "delRequest": "delResponse"}
 
 
 def _object_class_last(node) -> bool:
