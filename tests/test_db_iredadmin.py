@@ -494,7 +494,7 @@ def test_translate_passes_other_exceptions():
 
 
 DOWN_URLS = {
-    "mariadb": "mysql+pymysql://root@127.0.0.1:1/iredadmin",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:1/iredadmin?ssl_disabled=1",
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/iredadmin",
     "sqlite": "sqlite:////proc/nonexistent/iredadmin.sqlite",
 }

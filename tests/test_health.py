@@ -23,7 +23,7 @@ from iredldap.errors import ConfigError, DatabaseError
 from .conftest import ROOT_DN, ROOT_PASSWORD, make_settings
 from .support import ApiClient
 
-DEAD_SQL = "mysql+pymysql://root@127.0.0.1:1/nothing"
+DEAD_SQL = "mysql+pymysql://root@127.0.0.1:1/nothing?ssl_disabled=1"
 DEAD_LDAP = "ldap://127.0.0.1:1"
 
 

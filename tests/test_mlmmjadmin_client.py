@@ -389,3 +389,21 @@ def test_fake_is_lenient_like_mlmmjadmin(fake_mlmmjadmin):
     _raw(fake, "POST", "/api/sales@example.com", {"owners": "ignored@example.com", "moderated": "true", "colour": "red"})
     profile = _raw(fake, "GET", "/api/sales@example.com", {"params": "Owner, moderated,unknown"})[2]["_data"]
     assert profile == {"owner": ["postmaster@example.com"], "moderated": "no"}
+
+
+def test_tls_only_for_an_https_api_with_one_context_per_kind():
+    """An http:// API (iRedMail's) gets no TLS context at all; an https://
+    one gets the process's context for its kind, verifying or not as set."""
+    import ssl
+
+    def https_contexts(client):
+        return [h._context for h in client._opener.handlers if isinstance(h, urllib.request.HTTPSHandler)
+                and getattr(h, "_context", None) is not None]
+
+    assert https_contexts(MlmmjadminClient("http://127.0.0.1:7790/api")) == []
+    loose, strict = MlmmjadminClient("https://lists.test/api"), MlmmjadminClient("HTTPS://lists.test/api",
+                                                                               verify_ssl=True)
+    (loose_context,), (strict_context,) = https_contexts(loose), https_contexts(strict)
+    assert loose_context.verify_mode == ssl.CERT_NONE and not loose_context.check_hostname
+    assert strict_context.verify_mode == ssl.CERT_REQUIRED and strict_context.check_hostname
+    assert https_contexts(MlmmjadminClient("https://other.test/api")) == [loose_context]

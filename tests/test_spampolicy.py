@@ -233,7 +233,7 @@ def test_api_smoke_on_each_database(api, accounts, amavisd_db):
 def test_database_down_is_503_and_the_directory_still_works(settings, directory, iredadmin, factory, policy_dbs):
     factory.global_admin("root@admins.test", "R00t#pw")
     factory.domain(DOMAIN)
-    dead = "mysql+pymysql://root@127.0.0.1:1/nothing"
+    dead = "mysql+pymysql://root@127.0.0.1:1/nothing?ssl_disabled=1"
     app = create_app(settings, Backends(directory, iredadmin, amavisd=AmavisdDB(dead), iredapd=IredapdDB(dead)))
     client = ApiClient(app, settings)
     client.login("root@admins.test", "R00t#pw")
@@ -368,7 +368,7 @@ def test_init_sql_creates_embedded_tables_once_and_leaves_servers_alone(tmp_path
         "IREDLDAP_SQL_IREDADMIN_URL": f"sqlite:///{tmp_path / 'iredadmin.sqlite'}",
         "IREDLDAP_SQL_AMAVISD_URL": f"sqlite:///{tmp_path / 'amavisd.sqlite'}",
         # Nothing listens there: init-sql must not even connect.
-        "IREDLDAP_SQL_IREDAPD_URL": "mysql+pymysql://root@127.0.0.1:1/iredapd",
+        "IREDLDAP_SQL_IREDAPD_URL": "mysql+pymysql://root@127.0.0.1:1/iredapd?ssl_disabled=1",
     }
     for _ in range(2):
         result = CliRunner().invoke(main, ["init-sql"], env=env, catch_exceptions=False)

@@ -50,7 +50,7 @@ def test_directory_down_is_503_and_recovers(own_slapd, settings, iredadmin):
 
 def test_database_down_is_503(tmp_path, settings, directory, factory):
     factory.global_admin("root@admins.test", "R00t#pw")
-    dead = IredadminDB(make_engine("mysql+pymysql://root@127.0.0.1:1/iredadmin"))
+    dead = IredadminDB(make_engine("mysql+pymysql://root@127.0.0.1:1/iredadmin?ssl_disabled=1"))
     client = ApiClient(create_app(settings, Backends(directory, dead)), settings)
     r = client.post("/api/login", {"username": "root@admins.test", "password": "R00t#pw"})
     assert r.status_code == 503 and r.json["_msg"] == "DATABASE_UNAVAILABLE"

@@ -26,6 +26,7 @@ is an InvalidInput instead, as with the local spool.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
@@ -52,6 +53,19 @@ _ROUTE_LOCAL = mp.LIST_LOCAL_PART
 PING_ADDRESS = "iredldap-ping@ping.invalid"
 
 
+@functools.cache
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per process and kind: loading the system's CA
+    certificates takes ~20 ms of CPU, which every client (every app a
+    worker or a test makes) paid again.  A context is safe to share between
+    threads once set up."""
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A 3xx answer stays an HTTPError (see MlmmjadminClient._call)."""
 
@@ -73,20 +87,16 @@ class MlmmjadminClient:
 
     @property
     def _opener(self) -> urllib.request.OpenerDirector:
-        # Made at the first request: loading the system's CA certificates for
-        # the TLS context takes ~20 ms, which every start (and every test's
-        # app) would pay even where no list is ever touched.
+        # Made at the first request.  No proxy from the environment:
+        # mlmmjadmin is a local service.  No redirects: urllib would send the
+        # token (and the form) on to wherever the answer points; mlmmjadmin
+        # never redirects -- so an http:// API (iRedMail's) never meets TLS
+        # and needs no context.
         if self._made_opener is None:
-            context = ssl.create_default_context()
-            if not self.verify_ssl:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            # No proxy from the environment: mlmmjadmin is a local service.  No
-            # redirects: urllib would send the token (and the form) on to
-            # wherever the answer points; mlmmjadmin never redirects.
-            self._made_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                            urllib.request.HTTPSHandler(context=context),
-                                                            _NoRedirect())
+            handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
+            if self.base_url.lower().startswith("https:"):
+                handlers.append(urllib.request.HTTPSHandler(context=_tls_context(self.verify_ssl)))
+            self._made_opener = urllib.request.build_opener(*handlers)
         return self._made_opener
 
     # -- one request ----------------------------------------------------------------
