@@ -32,12 +32,12 @@ from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.core.exceptions import LDAPAttributeError, LDAPChangeError, LDAPObjectClassError, LDAPOperationResult
 from ldap3.protocol.convert import prepare_for_sending, validate_attribute_value
-from pyasn1.error import PyAsn1Error
 from ldap3.core.results import DO_NOT_RAISE_EXCEPTIONS, RESULT_CODES, RESULT_NO_SUCH_ATTRIBUTE, RESULT_OPERATIONS_ERROR
 from ldap3.utils.config import get_config_parameter
 from ldap3.utils.conv import ldap_escape_to_bytes, to_raw, to_unicode
 from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
 from ldap3.protocol.schemas.slapd24 import slapd_2_4_dsa_info, slapd_2_4_schema
+from pyasn1.error import PyAsn1Error
 
 from iredldap.directory.decoding import NotDecoded
 from iredldap.directory.encoding import SCOPE_NUMBERS, NotLean
