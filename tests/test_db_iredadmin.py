@@ -554,3 +554,28 @@ def test_sessions_started_at_once_all_land(iredadmin_db):
     assert len(tokens) == threads * 15
     assert all(store.resolve(token) is not None for token in tokens)
     assert len(rows(iredadmin_db, t.sessions)) == threads * 15
+
+
+def test_the_journal_round_trip_on_each_database(db):
+    """The journal's writes (made-once statements, values bound at run time)
+    on SQLite, MariaDB and PostgreSQL: a row with more steps than one INSERT
+    carries, steps appended, progress marked, the row closed."""
+    from iredldap.db.journal import JournalTable
+
+    journal = JournalTable(db.database)
+    steps = [{"op": "add", "dn": f"mail=u{i}@a.test,ou=Users,domainName=a.test", "n": i} for i in range(201)]
+    first = journal.open(kind="create", targets=["mail:u0@a.test"], resume="back", owner="host:1", steps=steps)
+    second = journal.open(kind="delete", targets=["domain:a.test"], resume="forward", owner="host:2",
+                          steps=steps[:1], sealed=True)
+    assert first != second
+    journal.append(first, 201, [{"op": "delete", "dn": "x"}], sealed=True)
+    journal.mark_done(first, 150)
+    row = journal.get(first)
+    assert (row.kind, row.targets, row.resume, row.state, row.owner, row.done, row.steps, row.sealed) == \
+        ("create", ["mail:u0@a.test"], "back", "running", "host:1", 150, 202, True)
+    assert journal.steps(first) == steps + [{"op": "delete", "dn": "x"}]
+    assert [r.id for r in journal.unfinished()] == [first, second]
+    journal.close(first, "done", note="n" * 2000)
+    row = journal.get(first)
+    assert (row.state, row.note, journal.steps(first)) == ("done", "n" * 1000, [])
+    assert journal.steps(second) == steps[:1] and [r.id for r in journal.unfinished()] == [second]

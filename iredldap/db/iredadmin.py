@@ -60,6 +60,13 @@ _NON_BMP = re.compile("[\U00010000-\U0010FFFF]")
 # SQLAlchemy more than running it.
 _SESSION_ROW = select(t.sessions.c.atime, t.sessions.c.data).where(
     t.sessions.c.session_id == bindparam("session_id"))
+# The writes of every write request (its audit row; a login's attempt row
+# and its outcome): statements made once, their values bound when they run,
+# so SQLAlchemy neither builds nor keys a new statement for each request.
+_INSERT_LOG = insert(t.log)
+_UPDATE_LOG = update(t.log).where(t.log.c.id == bindparam("row_id")).values(
+    admin=bindparam("new_admin"), loglevel=bindparam("new_loglevel"), msg=bindparam("new_msg"))
+_DELETE_LOG = delete(t.log).where(t.log.c.id == bindparam("row_id"))
 _MAILBOX_USAGE = select(t.used_quota.c.bytes, t.used_quota.c.messages).where(
     t.used_quota.c.username == bindparam("username"))
 
@@ -351,7 +358,8 @@ class IredadminDB(SqlStore):
                 {k: (v if k == "timestamp" else live.fit(k, v)) for k, v in values.items()}
             )
         with self.database.write() as conn:
-            result = conn.execute(insert(t.log).values(**values))
+            # (the parameters name the columns the INSERT writes)
+            result = conn.execute(_INSERT_LOG, values)
             return inserted_id(result)
 
     def count_log(
@@ -392,13 +400,13 @@ class IredadminDB(SqlStore):
     def update_log(self, row_id: int, *, admin: str, loglevel: str, msg: str) -> None:
         """Rewrite one row (a login attempt once its outcome is known)."""
         with self.database.write() as conn:
-            conn.execute(update(t.log).where(t.log.c.id == row_id).values(
-                admin=self._fit_log("admin", admin), loglevel=self._fit_log("loglevel", loglevel),
-                msg=self._fit_log("msg", msg)))
+            conn.execute(_UPDATE_LOG, {"row_id": row_id, "new_admin": self._fit_log("admin", admin),
+                                       "new_loglevel": self._fit_log("loglevel", loglevel),
+                                       "new_msg": self._fit_log("msg", msg)})
 
     def delete_log(self, row_id: int) -> None:
         with self.database.write() as conn:
-            conn.execute(delete(t.log).where(t.log.c.id == row_id))
+            conn.execute(_DELETE_LOG, {"row_id": row_id})
 
     def failed_logins(self, *, admin: str, ip: str, since: datetime,
                       exclude_id: int | None = None, pending_msg: str | None = None) -> list[dict]:

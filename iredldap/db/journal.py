@@ -13,13 +13,22 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from iredldap.db import tables as t
 from iredldap.db.engine import SqlStore, inserted_id
 
 UNFINISHED = ("planned", "running", "resuming", "open")
 # Read by every request, built once (making it costs more than running it).
+# The journal's writes, which every journaled batch makes several of:
+# statements made once, their values bound when they run.
+_INSERT_ROW = insert(t.write_journal)
+_INSERT_STEP = insert(t.write_journal_steps)
+_MARK_DONE = update(t.write_journal).where(t.write_journal.c.id == bindparam("row_id")).values(
+    done=bindparam("new_done"), updated=bindparam("new_updated"))
+_DELETE_STEPS = delete(t.write_journal_steps).where(t.write_journal_steps.c.journal_id == bindparam("row_id"))
+_CLOSE_ROW = update(t.write_journal).where(t.write_journal.c.id == bindparam("row_id")).values(
+    state=bindparam("new_state"), note=bindparam("new_note"), updated=bindparam("new_updated"))
 _UNFINISHED_ROWS = select(t.write_journal).where(t.write_journal.c.state.in_(UNFINISHED)).order_by(t.write_journal.c.id)
 
 
@@ -55,9 +64,10 @@ class JournalTable(SqlStore):
         """A new row; `planned`: nothing of it has been sent yet."""
         now = _now()
         with self.database.write() as conn:
-            result = conn.execute(insert(t.write_journal).values(
-                created=now, updated=now, kind=kind, targets=" ".join(targets), resume=resume, state=state,
-                owner=owner, done=done, steps=len(steps), sealed=int(sealed), note=""))
+            result = conn.execute(_INSERT_ROW, {
+                "created": now, "updated": now, "kind": kind, "targets": " ".join(targets), "resume": resume,
+                "state": state, "owner": owner, "done": done, "steps": len(steps), "sealed": int(sealed),
+                "note": ""})
             journal_id = inserted_id(result)
             self._insert_steps(conn, journal_id, 0, steps)
         return journal_id
@@ -67,7 +77,7 @@ class JournalTable(SqlStore):
         rows = [{"journal_id": journal_id, "seq": first + i, "step": json.dumps(s, separators=(",", ":"))}
                 for i, s in enumerate(steps)]
         for i in range(0, len(rows), 200):
-            conn.execute(insert(t.write_journal_steps).values(rows[i:i + 200]))
+            conn.execute(_INSERT_STEP, rows[i:i + 200])
 
     def append(self, journal_id: int, first: int, steps: list[dict], *, sealed: bool = False) -> None:
         """Add steps `first`.. (write-ahead: before they are sent)."""
@@ -86,8 +96,7 @@ class JournalTable(SqlStore):
 
     def mark_done(self, journal_id: int, done: int) -> None:
         with self.database.write() as conn:
-            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
-                         .values(done=done, updated=_now()))
+            conn.execute(_MARK_DONE, {"row_id": journal_id, "new_done": done, "new_updated": _now()})
 
     def set_state(self, journal_id: int, state: str, note: str | None = None) -> None:
         values = {"state": state, "updated": _now()}
@@ -108,9 +117,9 @@ class JournalTable(SqlStore):
     def close(self, journal_id: int, state: str, note: str = "") -> None:
         """Finished (`done`) or undone: the steps, which hold entry contents, go."""
         with self.database.write() as conn:
-            conn.execute(delete(t.write_journal_steps).where(t.write_journal_steps.c.journal_id == journal_id))
-            conn.execute(update(t.write_journal).where(t.write_journal.c.id == journal_id)
-                         .values(state=state, note=note[:1000], updated=_now()))
+            conn.execute(_DELETE_STEPS, {"row_id": journal_id})
+            conn.execute(_CLOSE_ROW, {"row_id": journal_id, "new_state": state, "new_note": note[:1000],
+                                      "new_updated": _now()})
 
     def unfinished(self) -> list[JournalRow]:
         with self.database.read_one() as conn:
