@@ -263,12 +263,16 @@ class _LeanMockSync(MockSyncStrategy):
     # functions read -- so the mock's own add, modify and delete (and ours,
     # `mock_modify` and the Post-Read control above) do the writing, with
     # the results and exceptions they give.  What these do not take (a
-    # closed, lazy, read-only or metered connection) is left to ldap3 (NotLean).
+    # closed, lazy, read-only or metered connection, one without a schema)
+    # is left to ldap3 (NotLean).
 
     def _lean_writable(self, *, writes: bool = True) -> ldap3.Connection:
         conn = self.connection
         if not conn.listening or conn.lazy or conn.usage or (writes and conn.read_only):
             raise NotLean("closed, lazy, read-only or metered")
+        if not (conn.server and conn.server.schema and conn.server.schema.attribute_types):
+            # (ldap3's add and modify differ on a schema without attribute types; ours has them)
+            raise NotLean("no schema with attribute types")
         return conn
 
     def lean_add(self, dn: str, object_class, attributes: dict | None, controls=None) -> bool:
@@ -351,7 +355,7 @@ class _LeanMockSync(MockSyncStrategy):
         types = conn.server.schema.attribute_types
         for name in names:
             bare = name.split(";")[0]
-            if types and bare.lower() not in excluded and bare not in types:
+            if bare.lower() not in excluded and bare not in types:
                 conn.last_error = "invalid attribute type " + bare
                 raise LDAPAttributeError(conn.last_error)
 
