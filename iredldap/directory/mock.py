@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+from copy import deepcopy
 from functools import cache, lru_cache
 from typing import Sequence
 
@@ -275,16 +276,27 @@ class _LeanMockSync(MockSyncStrategy):
         """As `Connection.add(dn, object_class, attributes, controls)`."""
         conn = self._lean_writable(writes=False)     # (ldap3 adds on a read-only connection too)
         schema = conn.server.schema if conn.server else None
-        attributes = dict(attributes or {})
+        # In ldap3's order: last_error cleared, the attributes deep-copied
+        # (what does not copy raises), then the DN checked.
+        conn.last_error = None
+        attributes = deepcopy(attributes)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             given = list(object_class) if isinstance(object_class, SEQUENCE_TYPES) else \
                 ([] if object_class is None else [object_class])
-            class_key = next((name for name in attributes if name.lower() == "objectclass"), "objectClass")
-            listed = attributes.get(class_key, [])
-            listed = list(listed) if isinstance(listed, SEQUENCE_TYPES) else [listed]
+            class_key = ""
+            listed: list = []
+            if attributes:
+                for name in attributes:     # (what is not a dictionary of names fails here, as in ldap3)
+                    if name.lower() == "objectclass":
+                        class_key = name
+                        listed = attributes[name]
+                        listed = list(listed) if isinstance(listed, SEQUENCE_TYPES) else [listed]
+                        break
+            else:
+                attributes = {}
+            class_key = class_key or "objectClass"
             classes: list = []
             for name in given + [to_unicode(c) for c in listed]:
                 if name not in classes:
@@ -309,10 +321,10 @@ class _LeanMockSync(MockSyncStrategy):
         conn = self._lean_writable()
         if not isinstance(changes, dict) or not changes:
             raise NotLean("not a change list ldap3 takes")     # ldap3 says why
+        conn.last_error = None      # (before the DN is checked, as ldap3 does)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             checked = bool(conn.server and conn.server.schema and conn.check_names)
             listed: dict[str, list] = {}
             for name, change in changes.items():
@@ -338,10 +350,10 @@ class _LeanMockSync(MockSyncStrategy):
     def lean_delete(self, dn: str, controls=None) -> bool:
         """As `Connection.delete(dn, controls)`."""
         conn = self._lean_writable()
+        conn.last_error = None      # (before the DN is checked, as ldap3 does)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             # (`delete_request_to_dict` reads a request by str(); the DN is one)
             return self._lean_send(conn, "delRequest", dn, controls)
 
