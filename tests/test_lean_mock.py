@@ -160,3 +160,41 @@ def test_a_paged_search_of_a_missing_base_raises_as_ldap3_raises(conn):
                                          attrs=("mail",), paged_size=2))
     ldap3s = _outcome(conn, lambda: conn.search(f"o=nowhere,{SUFFIX}", "(mail=*)", attributes=["mail"], paged_size=2))
     assert ours == ldap3s and ours[0] == "raised"
+
+
+# Filters whose answer does not depend on how NOT is read (no NOT, or NOT over
+# a single-valued leaf), answered by the lean evaluation (set lookups for
+# equality, an AND's object classes last, an OR skipping what it found) and by
+# ldap3's own MockSyncStrategy with ldap3's own parse_filter (the test above
+# compares two searches that both use the lean evaluation and the kept trees).
+PLAIN_FILTERS = [f for f in FILTERS if "!" not in f] + [
+    "(mailQuota=1048576)", "(mailQuota=01048576)", "(CN=ann)", "(cn=\\41nn)", "(uid=ANN)", "(objectClass=MailUser)",
+    "(&(mailQuota=1048576)(objectClass=mailuser))", "(&(objectClass=*)(mail=*))", "(mail~=ann@a.test)",
+    "(&(cn=Ann)(cn=Ann))", "(|(cn=Ann)(cn=Ann)(cn=List))", "(&(|(cn=Ann)(cn=Bob Builder))(objectClass=inetOrgPerson))",
+    "(!(cn=Ann))", "(&(objectClass=mailList)(!(cn=List)))", "(|(!(mail=*))(cn=Ann))", "(accountStatus=ACTIVE)",
+    "(mailQuota>=2)", "(cn=Ann )", "(cn;lang-de=x)",
+]
+
+
+@pytest.mark.parametrize("filterstr", PLAIN_FILTERS)
+def test_the_lean_evaluation_selects_what_ldap3s_own_selects(conn, filterstr, monkeypatch):
+    import ldap3.strategy.mockBase as mock_base
+    from ldap3.strategy.mockSync import MockSyncStrategy
+
+    from iredldap.directory import mock
+
+    def selected():
+        try:
+            conn.search(BASE, filterstr, search_scope=ldap3.SUBTREE, attributes=["mail"])
+        except lx.LDAPException as exc:
+            return ("raised", type(exc).__name__)
+        return sorted(r["dn"] for r in conn.response if r["type"] == "searchResEntry")
+
+    ours = selected()
+    lean_class = type(conn.strategy)
+    with monkeypatch.context() as patched:
+        patched.setattr(conn.strategy, "__class__", MockSyncStrategy)
+        patched.setattr(mock_base, "parse_filter", mock._ldap3_parse_filter)
+        ldap3s = selected()
+    assert type(conn.strategy) is lean_class
+    assert ours == ldap3s
