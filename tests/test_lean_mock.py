@@ -198,3 +198,12 @@ def test_the_lean_evaluation_selects_what_ldap3s_own_selects(conn, filterstr, mo
         ldap3s = selected()
     assert type(conn.strategy) is lean_class
     assert ours == ldap3s
+
+
+def test_entries_after_a_lean_search_are_not_an_earlier_searchs(conn):
+    """ldap3 drops the Entry objects it made of an earlier search's answer
+    when it searches again; `conn.entries` must not show the last answer's."""
+    conn.search(BASE, "(mail=ann@a.test)", attributes=["mail"])
+    assert [e.entry_dn for e in conn.entries] == [f"mail=ann@a.test,{BASE}"]
+    search(conn, BASE, "(mail=bob@a.test)", scope=ldap3.SUBTREE, attrs=("mail",))
+    assert [e.entry_dn for e in conn.entries] == [r["dn"] for r in conn.response] == [f"mail=bob@a.test,{BASE}"]
