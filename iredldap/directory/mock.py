@@ -242,6 +242,7 @@ class _LeanMockSync(MockSyncStrategy):
                                  "raw_attributes": raw, "attributes": NotDecoded()})
             code = done["resultCode"]
             conn.response = response
+            conn._entries = []      # (as ldap3's search: `entries` are made again of this answer)
             conn.result = {"result": code, "description": RESULT_CODES.get(code, "unknown"),
                            "dn": done["matchedDN"], "message": done["diagnosticMessage"],
                            "referrals": None, "type": "searchResDone"}
