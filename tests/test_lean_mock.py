@@ -207,3 +207,28 @@ def test_entries_after_a_lean_search_are_not_an_earlier_searchs(conn):
     assert [e.entry_dn for e in conn.entries] == [f"mail=ann@a.test,{BASE}"]
     search(conn, BASE, "(mail=bob@a.test)", scope=ldap3.SUBTREE, attrs=("mail",))
     assert [e.entry_dn for e in conn.entries] == [r["dn"] for r in conn.response] == [f"mail=bob@a.test,{BASE}"]
+
+
+@pytest.mark.parametrize("after_a_failure", [True, False])
+@pytest.mark.parametrize("filterstr,size_limit,base", [("(mail=*)", 0, BASE), ("(mail=*)", 1, BASE),
+                                                      ("(cn=nobody)", 0, BASE), ("(mail=*)", 0, f"o=nowhere,{SUFFIX}")])
+def test_last_error_after_a_search_is_as_ldap3_leaves_it(filterstr, size_limit, base, after_a_failure):
+    """ldap3's search leaves `last_error` as it was, and sets it to the
+    result's description where the search answers a failure it does not
+    raise (a size limit exceeded) and nothing was set."""
+    def world():
+        connection = mock_directory()._connection()
+        _fill(connection, SUFFIX, BASE)
+        if after_a_failure:
+            with pytest.raises(lx.LDAPObjectClassError):
+                connection.add(f"mail=x@a.test,{BASE}", ["noSuchClass"], {"sn": ["x"]})
+            assert connection.last_error
+        return connection
+
+    lean_world, ldap3_world = world(), world()
+    ours = _outcome(lean_world, lambda: search(lean_world, base, filterstr, scope=ldap3.SUBTREE, attrs=("mail",),
+                                               size_limit=size_limit))
+    ldap3s = _outcome(ldap3_world, lambda: ldap3_world.search(base, filterstr, search_scope=ldap3.SUBTREE,
+                                                              attributes=["mail"], size_limit=size_limit))
+    assert ours == ldap3s
+    assert lean_world.last_error == ldap3_world.last_error
