@@ -219,7 +219,7 @@ class _LeanMockSync(MockSyncStrategy):
         base = safe_dn(base) if base else base
         asked = list(attrs) or [NO_ATTRIBUTES]
         with conn.connection_lock:
-            conn.last_error = None
+            # (ldap3's search leaves last_error as it was: it sets it only below)
             if conn.check_names:
                 _check_attribute_names(conn, asked)
             conn.request = {"type": "searchRequest", "base": base, "scope": SCOPE_NUMBERS[scope],
@@ -252,6 +252,8 @@ class _LeanMockSync(MockSyncStrategy):
                 raise LDAPOperationResult(result=code, description=conn.result["description"],
                                           dn=done["matchedDN"], message=done["diagnosticMessage"],
                                           response_type="searchResDone")
+            if code != 0 and not conn.last_error:     # (as ldap3's search, for a failure it does not raise)
+                conn.last_error = conn.result["description"]
 
     # -- writes without the pyasn1 round trip ---------------------------------------
     #
