@@ -252,7 +252,7 @@ class _LeanMockSync(MockSyncStrategy):
                 raise LDAPOperationResult(result=code, description=conn.result["description"],
                                           dn=done["matchedDN"], message=done["diagnosticMessage"],
                                           response_type="searchResDone")
-            if code != 0 and not conn.last_error:     # (as ldap3's search, for a failure it does not raise)
+            if not response and code != 0 and not conn.last_error:     # (as ldap3's search, a failure not raised)
                 conn.last_error = conn.result["description"]
 
     # -- writes without the pyasn1 round trip ---------------------------------------
