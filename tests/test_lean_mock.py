@@ -160,3 +160,75 @@ def test_a_paged_search_of_a_missing_base_raises_as_ldap3_raises(conn):
                                          attrs=("mail",), paged_size=2))
     ldap3s = _outcome(conn, lambda: conn.search(f"o=nowhere,{SUFFIX}", "(mail=*)", attributes=["mail"], paged_size=2))
     assert ours == ldap3s and ours[0] == "raised"
+
+
+# Filters whose answer does not depend on how NOT is read (no NOT, or NOT over
+# a single-valued leaf), answered by the lean evaluation (set lookups for
+# equality, an AND's object classes last, an OR skipping what it found) and by
+# ldap3's own MockSyncStrategy with ldap3's own parse_filter (the test above
+# compares two searches that both use the lean evaluation and the kept trees).
+PLAIN_FILTERS = [f for f in FILTERS if "!" not in f] + [
+    "(mailQuota=1048576)", "(mailQuota=01048576)", "(CN=ann)", "(cn=\\41nn)", "(uid=ANN)", "(objectClass=MailUser)",
+    "(&(mailQuota=1048576)(objectClass=mailuser))", "(&(objectClass=*)(mail=*))", "(mail~=ann@a.test)",
+    "(&(cn=Ann)(cn=Ann))", "(|(cn=Ann)(cn=Ann)(cn=List))", "(&(|(cn=Ann)(cn=Bob Builder))(objectClass=inetOrgPerson))",
+    "(!(cn=Ann))", "(&(objectClass=mailList)(!(cn=List)))", "(|(!(mail=*))(cn=Ann))", "(accountStatus=ACTIVE)",
+    "(mailQuota>=2)", "(cn=Ann )", "(cn;lang-de=x)",
+]
+
+
+@pytest.mark.parametrize("filterstr", PLAIN_FILTERS)
+def test_the_lean_evaluation_selects_what_ldap3s_own_selects(conn, filterstr, monkeypatch):
+    import ldap3.strategy.mockBase as mock_base
+    from ldap3.strategy.mockSync import MockSyncStrategy
+
+    from iredldap.directory import mock
+
+    def selected():
+        try:
+            conn.search(BASE, filterstr, search_scope=ldap3.SUBTREE, attributes=["mail"])
+        except lx.LDAPException as exc:
+            return ("raised", type(exc).__name__)
+        return sorted(r["dn"] for r in conn.response if r["type"] == "searchResEntry")
+
+    ours = selected()
+    lean_class = type(conn.strategy)
+    with monkeypatch.context() as patched:
+        patched.setattr(conn.strategy, "__class__", MockSyncStrategy)
+        patched.setattr(mock_base, "parse_filter", mock._ldap3_parse_filter)
+        ldap3s = selected()
+    assert type(conn.strategy) is lean_class
+    assert ours == ldap3s
+
+
+def test_entries_after_a_lean_search_are_not_an_earlier_searchs(conn):
+    """ldap3 drops the Entry objects it made of an earlier search's answer
+    when it searches again; `conn.entries` must not show the last answer's."""
+    conn.search(BASE, "(mail=ann@a.test)", attributes=["mail"])
+    assert [e.entry_dn for e in conn.entries] == [f"mail=ann@a.test,{BASE}"]
+    search(conn, BASE, "(mail=bob@a.test)", scope=ldap3.SUBTREE, attrs=("mail",))
+    assert [e.entry_dn for e in conn.entries] == [r["dn"] for r in conn.response] == [f"mail=bob@a.test,{BASE}"]
+
+
+@pytest.mark.parametrize("after_a_failure", [True, False])
+@pytest.mark.parametrize("filterstr,size_limit,base", [("(mail=*)", 0, BASE), ("(mail=*)", 1, BASE),
+                                                      ("(cn=nobody)", 0, BASE), ("(mail=*)", 0, f"o=nowhere,{SUFFIX}")])
+def test_last_error_after_a_search_is_as_ldap3_leaves_it(filterstr, size_limit, base, after_a_failure):
+    """ldap3's search leaves `last_error` as it was, and sets it to the
+    result's description where the search answers a failure it does not
+    raise (a size limit exceeded) and nothing was set."""
+    def world():
+        connection = mock_directory()._connection()
+        _fill(connection, SUFFIX, BASE)
+        if after_a_failure:
+            with pytest.raises(lx.LDAPObjectClassError):
+                connection.add(f"mail=x@a.test,{BASE}", ["noSuchClass"], {"sn": ["x"]})
+            assert connection.last_error
+        return connection
+
+    lean_world, ldap3_world = world(), world()
+    ours = _outcome(lean_world, lambda: search(lean_world, base, filterstr, scope=ldap3.SUBTREE, attrs=("mail",),
+                                               size_limit=size_limit))
+    ldap3s = _outcome(ldap3_world, lambda: ldap3_world.search(base, filterstr, search_scope=ldap3.SUBTREE,
+                                                              attributes=["mail"], size_limit=size_limit))
+    assert ours == ldap3s
+    assert lean_world.last_error == ldap3_world.last_error

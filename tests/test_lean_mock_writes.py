@@ -130,3 +130,34 @@ def test_a_read_only_or_closed_connection_is_left_to_ldap3():
     ours = _outcome(closed, lambda: _write(closed, "delete", ANN))
     ldap3s = _outcome(closed, lambda: closed.delete(ANN))
     assert ours == ldap3s and ours[0] == "raised"
+
+
+# Writes ldap3 refuses before it sends anything, each sent after a write that
+# failed (so `last_error` holds that failure's description): ldap3 clears
+# `last_error` first, before it looks at the DN or copies the attributes.
+REFUSED_AFTER_A_FAILURE = [
+    ("add", ("", USER, {"cn": ["x"], "sn": ["x"]}), {}),                                  # empty DN
+    ("add", ("not a dn", USER, {"cn": ["x"], "sn": ["x"]}), {}),
+    ("modify", ("not a dn", {"cn": [("MODIFY_ADD", ["x"])]}), {}),
+    ("delete", ("",), {}),
+    ("delete", ("not a dn",), {}),
+    # Not a dictionary of attributes: ldap3 reads each name's lower().
+    ("add", (NEW, USER, [("cn", ["x"]), ("sn", ["x"])]), {}),
+    ("add", (NEW, USER, ["cn", "sn"]), {}),
+    # ldap3 deep-copies the attributes first; a generator of values does not copy.
+    ("add", (NEW, USER, {"cn": (v for v in ["gen"]), "sn": ["x"]}), {}),
+]
+
+
+@pytest.mark.parametrize("operation,args,kwargs", REFUSED_AFTER_A_FAILURE,
+                         ids=[f"{op}-{i}" for i, (op, _a, _k) in enumerate(REFUSED_AFTER_A_FAILURE)])
+def test_a_write_refused_before_sending_answers_as_ldap3_after_a_failure(operation, args, kwargs):
+    lean_world, ldap3_world = _world(), _world()
+    failing = (f"mail=badcls@a.test,{BASE}", ["noSuchClass"], {"sn": ["x"]})
+    assert _outcome(lean_world, lambda: _write(lean_world, "add", *failing)) == \
+        _outcome(ldap3_world, lambda: ldap3_world.add(*failing))
+    assert lean_world.last_error and ldap3_world.last_error
+    ours = _outcome(lean_world, lambda: _write(lean_world, operation, *args, **kwargs))
+    ldap3s = _outcome(ldap3_world, lambda: getattr(ldap3_world, operation)(*args, **kwargs))
+    assert ours == ldap3s
+    assert _dit(lean_world) == _dit(ldap3_world)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+from copy import deepcopy
 from functools import cache, lru_cache
 from typing import Sequence
 
@@ -218,7 +219,7 @@ class _LeanMockSync(MockSyncStrategy):
         base = safe_dn(base) if base else base
         asked = list(attrs) or [NO_ATTRIBUTES]
         with conn.connection_lock:
-            conn.last_error = None
+            # (ldap3's search leaves last_error as it was: it sets it only below)
             if conn.check_names:
                 _check_attribute_names(conn, asked)
             conn.request = {"type": "searchRequest", "base": base, "scope": SCOPE_NUMBERS[scope],
@@ -241,6 +242,7 @@ class _LeanMockSync(MockSyncStrategy):
                                  "raw_attributes": raw, "attributes": NotDecoded()})
             code = done["resultCode"]
             conn.response = response
+            conn._entries = []      # (as ldap3's search: `entries` are made again of this answer)
             conn.result = {"result": code, "description": RESULT_CODES.get(code, "unknown"),
                            "dn": done["matchedDN"], "message": done["diagnosticMessage"],
                            "referrals": None, "type": "searchResDone"}
@@ -250,6 +252,8 @@ class _LeanMockSync(MockSyncStrategy):
                 raise LDAPOperationResult(result=code, description=conn.result["description"],
                                           dn=done["matchedDN"], message=done["diagnosticMessage"],
                                           response_type="searchResDone")
+            if not response and code != 0 and not conn.last_error:     # (as ldap3's search, a failure not raised)
+                conn.last_error = conn.result["description"]
 
     # -- writes without the pyasn1 round trip ---------------------------------------
     #
@@ -279,16 +283,27 @@ class _LeanMockSync(MockSyncStrategy):
         """As `Connection.add(dn, object_class, attributes, controls)`."""
         conn = self._lean_writable(writes=False)     # (ldap3 adds on a read-only connection too)
         schema = conn.server.schema if conn.server else None
-        attributes = dict(attributes or {})
+        # In ldap3's order: last_error cleared, the attributes deep-copied
+        # (what does not copy raises), then the DN checked.
+        conn.last_error = None
+        attributes = deepcopy(attributes)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             given = list(object_class) if isinstance(object_class, SEQUENCE_TYPES) else \
                 ([] if object_class is None else [object_class])
-            class_key = next((name for name in attributes if name.lower() == "objectclass"), "objectClass")
-            listed = attributes.get(class_key, [])
-            listed = list(listed) if isinstance(listed, SEQUENCE_TYPES) else [listed]
+            class_key = ""
+            listed: list = []
+            if attributes:
+                for name in attributes:     # (what is not a dictionary of names fails here, as in ldap3)
+                    if name.lower() == "objectclass":
+                        class_key = name
+                        listed = attributes[name]
+                        listed = list(listed) if isinstance(listed, SEQUENCE_TYPES) else [listed]
+                        break
+            else:
+                attributes = {}
+            class_key = class_key or "objectClass"
             classes: list = []
             for name in given + [to_unicode(c) for c in listed]:
                 if name not in classes:
@@ -313,10 +328,10 @@ class _LeanMockSync(MockSyncStrategy):
         conn = self._lean_writable()
         if not isinstance(changes, dict) or not changes:
             raise NotLean("not a change list ldap3 takes")     # ldap3 says why
+        conn.last_error = None      # (before the DN is checked, as ldap3 does)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             checked = bool(conn.server and conn.server.schema and conn.check_names)
             listed: dict[str, list] = {}
             for name, change in changes.items():
@@ -342,10 +357,10 @@ class _LeanMockSync(MockSyncStrategy):
     def lean_delete(self, dn: str, controls=None) -> bool:
         """As `Connection.delete(dn, controls)`."""
         conn = self._lean_writable()
+        conn.last_error = None      # (before the DN is checked, as ldap3 does)
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            conn.last_error = None
             # (`delete_request_to_dict` reads a request by str(); the DN is one)
             return self._lean_send(conn, "delRequest", dn, controls)
 
