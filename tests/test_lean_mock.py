@@ -232,3 +232,20 @@ def test_last_error_after_a_search_is_as_ldap3_leaves_it(filterstr, size_limit, 
                                                               attributes=["mail"], size_limit=size_limit))
     assert ours == ldap3s
     assert lean_world.last_error == ldap3_world.last_error
+
+
+def test_a_kept_filter_holds_no_matches_of_the_search_that_used_it(conn):
+    """Parsed filters are kept per thread for the next search; what one
+    search matched (a set of DNs on each node, for 20,000 entries as many)
+    must not stay on them."""
+    from iredldap.directory import mock
+
+    for filterstr in ("(&(objectClass=mailUser)(|(mail=ann@a.test)(cn=*B*)))", "(!(mail=*))", "(cn=Ann)"):
+        search(conn, BASE, filterstr, scope=ldap3.SUBTREE, attrs=("mail",))
+    kept = [tree for _, tree in mock._parsed_filters.trees.values()]
+    assert len(kept) >= 3
+    nodes = list(kept)
+    while nodes:
+        node = nodes.pop()
+        assert not hasattr(node, "matched") and not hasattr(node, "unmatched"), node.tag
+        nodes.extend(node.elements)

@@ -414,7 +414,12 @@ class _LeanMockSync(MockSyncStrategy):
                     "diagnosticMessage": "Invalid cookie in simple paged search", "referral": None}
 
     def evaluate_filter_node(self, node, candidates):
-        return self._matching(node, list(candidates))
+        try:
+            return self._matching(node, list(candidates))
+        finally:
+            # The tree may be kept for the next search (_parse_filter_once):
+            # as parse_filter made it, not holding this one's matches.
+            _forget_matches(node)
 
     def _matching(self, node, candidates: list[str]) -> set[str]:
         tag = node.tag
@@ -478,6 +483,17 @@ class _LeanMockSync(MockSyncStrategy):
         return found
 
 
+def _forget_matches(root) -> None:
+    """Take the marks an evaluation left (`matched`, `unmatched`) off every node of a filter tree."""
+    nodes = [root]
+    while nodes:
+        node = nodes.pop()
+        marks = vars(node)
+        marks.pop("matched", None)
+        marks.pop("unmatched", None)
+        nodes.extend(node.elements)
+
+
 class _SentValue(bytes):
     """A value of a request handed to the mock without pyasn1: what ldap3's
     readers of a request take from a pyasn1 value, which is its UTF-8 text by
@@ -509,7 +525,8 @@ def _object_class_last(node) -> bool:
 # time, for the same few filters again and again.  The parsed tree depends
 # only on the filter, the schema, the validator and the name check, so it is
 # kept -- per thread, because the evaluation marks the tree's nodes with what
-# they matched (and resets those marks first, so an old mark never counts).
+# they matched (our evaluate_filter_node takes the marks off again, so a kept
+# tree holds no entries and no old mark can count).
 # A filter that does not parse is not kept: it raises every time.
 
 _parsed_filters = threading.local()
