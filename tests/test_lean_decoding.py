@@ -56,6 +56,19 @@ def test_the_service_reads_what_ldap3_reads(world, directory):
     assert all(not r["attributes"] for r in directory._connection().response if r["type"] == "searchResEntry")
 
 
+def test_entries_after_a_lean_search_are_not_an_earlier_searchs(world, directory):
+    """ldap3 makes `conn.entries` of the last answer; a lean search after an
+    ldap3 one whose entries were read must not leave those standing."""
+    from iredldap.directory.decoding import search
+
+    conn = directory._connection()
+    base = world.tree.container("lean.test", "Users")
+    conn.search(base, "(mail=u1@lean.test)", search_scope=ldap3.LEVEL, attributes=["mail"])
+    assert [e.entry_dn.lower() for e in conn.entries] == [world.tree.user("u1@lean.test").lower()]
+    search(conn, base, "(mail=u2@lean.test)", scope=ldap3.LEVEL, attrs=("mail",))
+    assert [e.entry_dn.lower() for e in conn.entries] == [world.tree.user("u2@lean.test").lower()]
+
+
 def test_the_export_reads_pages_of_the_lean_entries(world, directory):
     exporter = Exporter(directory, world.tree, page_size=2)
     text = b"".join(exporter.stream(exporter.plan("domain", "lean.test"), passwords=False)).decode()

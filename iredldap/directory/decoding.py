@@ -210,6 +210,7 @@ class LeanSyncStrategy(SyncStrategy):
                 conn.last_error = "socket sending error" + str(exc)
                 raise communication_exception_factory(LDAPSocketSendError, type(exc)(str(exc)))(conn.last_error)
             self.post_send_search(message_id)
+            conn._entries = []      # (as ldap3's search: `entries` are made again of this answer)
 
 
 def search(conn: ldap3.Connection, base: str, filterstr: str, *, scope: str | int, attrs: Sequence[str],
