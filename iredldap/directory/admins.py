@@ -255,11 +255,12 @@ class AdminStore:
         if domain:
             terms.append(DOMAIN.filter("(domainName=%s)", domain))
         found = self.dir.search(self.tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))
-        admin = next((e for e in found if _same_dn(e.dn, self.tree.user(mail))
-                      and e.has_value("objectClass", "mailUser")), None)
+        user_dn = self.tree.user(mail) if found else ""     # (made once, not once an entry)
+        admin = next((e for e in found if _same_dn(e.dn, user_dn) and e.has_value("objectClass", "mailUser")), None)
         if admin is None or not (admin.has_value("domainGlobalAdmin", "yes")
                                  or admin.has_value("enabledService", "domainadmin")):
-            admin = next((e for e in found if mail.rpartition("@")[2] and _same_dn(e.dn, self.tree.admin(mail))
+            admin_dn = self.tree.admin(mail) if mail.rpartition("@")[2] else ""
+            admin = next((e for e in found if admin_dn and _same_dn(e.dn, admin_dn)
                           and e.has_value("objectClass", "mailAdmin")), None)
         if admin is None or not _is_active(admin):
             return None
