@@ -443,15 +443,22 @@ def test_delete_used_quota(db):
 
 
 def test_mailbox_usage_and_last_login(db):
-    assert db.mailbox_usage("a@example.com") == {"bytes": 0, "messages": 0}
-    assert db.last_login("a@example.com") is None
+    assert db.mailbox_facts("a@example.com") == ({"bytes": 0, "messages": 0}, None)
     _put_quota(db, "a@example.com", 2**40, 12)
     with db.engine.begin() as conn:
         conn.execute(insert(t.last_login).values(
             username="a@example.com", domain="example.com", imap=1_900_000_000, lda=1_900_000_100))
-    assert db.mailbox_usage("a@example.com") == {"bytes": 2**40, "messages": 12}
-    assert db.last_login("a@example.com") == {
-        "domain": "example.com", "imap": 1_900_000_000, "pop3": None, "lda": 1_900_000_100}
+    # Both in one statement (a user's GET), each whether or not the other has a row.
+    assert db.mailbox_facts("a@example.com") == (
+        {"bytes": 2**40, "messages": 12},
+        {"domain": "example.com", "imap": 1_900_000_000, "pop3": None, "lda": 1_900_000_100})
+    _put_quota(db, "b@example.com", 5, 1)
+    with db.engine.begin() as conn:
+        conn.execute(insert(t.last_login).values(username="c@example.com", domain="", imap=None))
+    assert db.mailbox_facts("b@example.com") == ({"bytes": 5, "messages": 1}, None)
+    assert db.mailbox_facts("c@example.com") == (
+        {"bytes": 0, "messages": 0}, {"domain": "", "imap": None, "pop3": None, "lda": None})
+    assert db.mailbox_facts("nobody@example.com") == ({"bytes": 0, "messages": 0}, None)
 
 
 # -- errors --------------------------------------------------------------------
@@ -579,3 +586,30 @@ def test_the_journal_round_trip_on_each_database(db):
     row = journal.get(first)
     assert (row.state, row.note, journal.steps(first)) == ("done", "n" * 1000, [])
     assert journal.steps(second) == steps[:1] and [r.id for r in journal.unfinished()] == [second]
+
+
+def test_mailbox_facts_of_a_server_without_those_tables_or_columns(db):
+    """An iRedMail server whose Dovecot keeps no used_quota, or an older
+    last_login without pop3 and lda: what is there is read, the rest is as
+    if never recorded."""
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE used_quota"))
+        conn.execute(text("DROP TABLE last_login"))
+        conn.execute(text("CREATE TABLE last_login (username VARCHAR(255) NOT NULL, domain VARCHAR(255), "
+                          "imap INTEGER)"))
+        conn.execute(text("INSERT INTO last_login (username, domain, imap) VALUES ('a@example.com', "
+                          "'example.com', 1900000000)"))
+    db.reflect()
+    assert db.mailbox_facts("a@example.com") == (
+        {"bytes": 0, "messages": 0}, {"domain": "example.com", "imap": 1_900_000_000, "pop3": None, "lda": None})
+    assert db.mailbox_facts("b@example.com") == ({"bytes": 0, "messages": 0}, None)
+    with db.engine.begin() as conn:
+        # Without a primary key a table may hold a user twice: one row is read, not an error.
+        conn.execute(text("INSERT INTO last_login (username, domain, imap) VALUES ('a@example.com', "
+                          "'example.com', 1900000000)"))
+    assert db.mailbox_facts("a@example.com")[1] == {"domain": "example.com", "imap": 1_900_000_000,
+                                                    "pop3": None, "lda": None}
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE last_login"))
+    db.reflect()
+    assert db.mailbox_facts("a@example.com") == ({"bytes": 0, "messages": 0}, None)

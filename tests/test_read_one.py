@@ -84,7 +84,7 @@ def test_a_read_of_one_statement_goes_on_while_another_worker_holds_the_write_lo
         locker.execute("BEGIN IMMEDIATE")
         locker.execute("DELETE FROM sessions")       # not committed: not seen
         assert sessions.resolve(token).admin == "root@admins.test"
-        assert database.mailbox_usage("nobody@a.test") == {"bytes": 0, "messages": 0}
+        assert database.mailbox_facts("nobody@a.test") == ({"bytes": 0, "messages": 0}, None)
     finally:
         locker.execute("ROLLBACK")
         locker.close()

@@ -67,15 +67,28 @@ _INSERT_LOG = insert(t.log)
 _UPDATE_LOG = update(t.log).where(t.log.c.id == bindparam("row_id")).values(
     admin=bindparam("new_admin"), loglevel=bindparam("new_loglevel"), msg=bindparam("new_msg"))
 _DELETE_LOG = delete(t.log).where(t.log.c.id == bindparam("row_id"))
-_MAILBOX_USAGE = select(t.used_quota.c.bytes, t.used_quota.c.messages).where(
-    t.used_quota.c.username == bindparam("username"))
 
 
 @functools.lru_cache(maxsize=16)
-def _last_login_of(columns: tuple[str, ...]):
-    """The last_login row of a user, with those of `columns` the table has."""
-    ll = t.last_login
-    return select(*(ll.c[c] for c in columns)).where(ll.c.username == bindparam("username"))
+def _mailbox_facts_of(usage: bool, login_columns: tuple[str, ...] | None):
+    """One row: a user's used_quota values (`usage`: the table exists) and
+    its last_login values, those of `login_columns` the table has (None: it
+    has no such table), with `has_login` NULL when it has no row.  Each is a
+    subquery of one row at most (LIMIT 1: a table of a real server may lack
+    the primary key ours has), so the row is there whether or not they are."""
+    uq, ll = t.used_quota, t.last_login
+    columns = []
+    if usage:
+        for name in ("bytes", "messages"):
+            columns.append(select(uq.c[name]).where(uq.c.username == bindparam("username")).limit(1)
+                           .scalar_subquery().label(name))
+    if login_columns is not None:
+        columns.append(select(literal(1)).where(ll.c.username == bindparam("username")).limit(1)
+                       .scalar_subquery().label("has_login"))
+        for name in login_columns:
+            columns.append(select(ll.c[name]).where(ll.c.username == bindparam("username")).limit(1)
+                           .scalar_subquery().label(f"login_{name}"))
+    return select(*columns)
 
 
 def _utcnow() -> datetime:
@@ -579,35 +592,30 @@ class IredadminDB(SqlStore):
         with self.database.read() as conn:
             return {r[0].lower() for r in conn.execute(select(t.deleted_mailboxes.c.username))}
 
-    def mailbox_usage(self, username: str) -> dict:
-        """{"bytes": int, "messages": int} from used_quota (0/0 if unknown)."""
-        if self._live("used_quota") is None:
-            return {"bytes": 0, "messages": 0}
+    def mailbox_facts(self, username: str) -> tuple[dict, dict | None]:
+        """What Dovecot recorded of a mailbox, read in one statement (a
+        user's GET shows both): its usage, {"bytes": int, "messages": int}
+        from used_quota (0/0 if unknown), and its last logins, {"domain",
+        "imap", "pop3", "lda"} (epoch seconds or None) from last_login, or
+        None when Dovecot never recorded one."""
+        usage: dict = {"bytes": 0, "messages": 0}
+        quota_live, login_live = self._live("used_quota"), self._live("last_login")
+        wanted = tuple(c for c in ("domain", "imap", "pop3", "lda") if c in login_live.columns) \
+            if login_live is not None else None
+        if quota_live is None and wanted is None:
+            return usage, None
         with self.database.read_one() as conn:
-            row = conn.execute(_MAILBOX_USAGE, {"username": username}).first()
-        if row is None:
-            return {"bytes": 0, "messages": 0}
-        return {"bytes": int(row.bytes or 0), "messages": int(row.messages or 0)}
-
-    def last_login(self, username: str) -> dict | None:
-        """{"domain", "imap", "pop3", "lda"} (epoch seconds or None) or None
-        when Dovecot never recorded a login."""
-        live = self._live("last_login")
-        if live is None:
-            return None
-        wanted = tuple(c for c in ("domain", "imap", "pop3", "lda") if c in live.columns)
-        with self.database.read_one() as conn:
-            row = conn.execute(_last_login_of(wanted), {"username": username}).first()
-        if row is None:
-            return None
-        found = row._mapping
-        result: dict[str, str | int | None] = {"domain": "", "imap": None, "pop3": None, "lda": None}
+            found = conn.execute(_mailbox_facts_of(quota_live is not None, wanted),
+                                 {"username": username}).one()._mapping
+        if quota_live is not None:
+            usage = {"bytes": int(found["bytes"] or 0), "messages": int(found["messages"] or 0)}
+        if wanted is None or found["has_login"] is None:
+            return usage, None
+        login: dict[str, str | int | None] = {"domain": "", "imap": None, "pop3": None, "lda": None}
         for c in wanted:
-            value = found[c]
-            result[c] = (value or "") if c == "domain" else (
-                int(value) if value is not None else None
-            )
-        return result
+            value = found[f"login_{c}"]
+            login[c] = (value or "") if c == "domain" else (int(value) if value is not None else None)
+        return usage, login
 
     def read_log(
         self,

@@ -82,10 +82,10 @@ class UserItem:
         data["mailing_lists"] = sorted(v.lower() for v in entry.get("memberOfGroup"))
         if not principal(req).is_global:
             _hide_other_tenants(data, req.context.access.managed_domains())
-        usage = self.db.mailbox_usage(mail)
+        usage, login = self.db.mailbox_facts(mail)
         data["stored_bytes"] = int(usage["bytes"])
         data["stored_messages"] = int(usage["messages"])
-        data["last_login"] = _last_login(self.db.last_login(mail))
+        data["last_login"] = _last_login(login)
         ok(resp, data)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mail: str) -> None:
