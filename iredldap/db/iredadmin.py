@@ -76,18 +76,14 @@ def _mailbox_facts_of(usage: bool, login_columns: tuple[str, ...] | None):
     has no such table), with `has_login` NULL when it has no row.  Each is a
     subquery of one row at most (LIMIT 1: a table of a real server may lack
     the primary key ours has), so the row is there whether or not they are."""
+    def of_user(table, value, label: str):
+        return select(value).where(table.c.username == bindparam("username")).limit(1).scalar_subquery().label(label)
+
     uq, ll = t.used_quota, t.last_login
-    columns = []
-    if usage:
-        for name in ("bytes", "messages"):
-            columns.append(select(uq.c[name]).where(uq.c.username == bindparam("username")).limit(1)
-                           .scalar_subquery().label(name))
+    columns = [of_user(uq, uq.c[name], name) for name in ("bytes", "messages")] if usage else []
     if login_columns is not None:
-        columns.append(select(literal(1)).where(ll.c.username == bindparam("username")).limit(1)
-                       .scalar_subquery().label("has_login"))
-        for name in login_columns:
-            columns.append(select(ll.c[name]).where(ll.c.username == bindparam("username")).limit(1)
-                           .scalar_subquery().label(f"login_{name}"))
+        columns.append(of_user(ll, literal(1), "has_login"))
+        columns += [of_user(ll, ll.c[name], f"login_{name}") for name in login_columns]
     return select(*columns)
 
 

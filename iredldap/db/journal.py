@@ -19,7 +19,6 @@ from iredldap.db import tables as t
 from iredldap.db.engine import SqlStore, inserted_id
 
 UNFINISHED = ("planned", "running", "resuming", "open")
-# Read by every request, built once (making it costs more than running it).
 # The journal's writes, which every journaled batch makes several of:
 # statements made once, their values bound when they run.
 _INSERT_ROW = insert(t.write_journal)
@@ -29,6 +28,7 @@ _MARK_DONE = update(t.write_journal).where(t.write_journal.c.id == bindparam("ro
 _DELETE_STEPS = delete(t.write_journal_steps).where(t.write_journal_steps.c.journal_id == bindparam("row_id"))
 _CLOSE_ROW = update(t.write_journal).where(t.write_journal.c.id == bindparam("row_id")).values(
     state=bindparam("new_state"), note=bindparam("new_note"), updated=bindparam("new_updated"))
+# Read by every request, built once (making it costs more than running it).
 _UNFINISHED_ROWS = select(t.write_journal).where(t.write_journal.c.state.in_(UNFINISHED)).order_by(t.write_journal.c.id)
 
 

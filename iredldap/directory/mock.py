@@ -282,7 +282,7 @@ class _LeanMockSync(MockSyncStrategy):
     def lean_add(self, dn: str, object_class, attributes: dict | None, controls=None) -> bool:
         """As `Connection.add(dn, object_class, attributes, controls)`."""
         conn = self._lean_writable(writes=False)     # (ldap3 adds on a read-only connection too)
-        schema = conn.server.schema if conn.server else None
+        schema = conn.server.schema
         # In ldap3's order: last_error cleared, the attributes deep-copied
         # (what does not copy raises), then the DN checked.
         conn.last_error = None
@@ -312,13 +312,13 @@ class _LeanMockSync(MockSyncStrategy):
             if not classes:
                 conn.last_error = "objectClass attribute is mandatory"
                 raise LDAPObjectClassError(conn.last_error)
-            if schema and conn.check_names:
+            if conn.check_names:
                 excluded = {v.lower() for v in get_config_parameter("CLASSES_EXCLUDED_FROM_CHECK")}
                 for name in classes:
                     if name.lower() not in excluded and name not in schema.object_classes:
                         conn.last_error = "invalid object class " + str(name)
                         raise LDAPObjectClassError(conn.last_error)
-                self._check_names(conn, attributes)
+                _check_attribute_names(conn, list(attributes))
             request = {"entry": dn, "attributes": [
                 {"type": name, "vals": self._sent_values(conn, name, values)} for name, values in attributes.items()]}
             return self._lean_send(conn, "addRequest", request, controls)
@@ -332,11 +332,10 @@ class _LeanMockSync(MockSyncStrategy):
         if conn.check_names:
             dn = safe_dn(dn)
         with conn.connection_lock:
-            checked = bool(conn.server and conn.server.schema and conn.check_names)
             listed: dict[str, list] = {}
             for name, change in changes.items():
-                if checked:
-                    self._check_names(conn, [name])
+                if conn.check_names:
+                    _check_attribute_names(conn, [name])
                 if isinstance(change, SEQUENCE_TYPES) and change[0] in _CHANGE_OPERATIONS:
                     if len(change) != 2:
                         conn.last_error = "malformed change"
@@ -365,21 +364,9 @@ class _LeanMockSync(MockSyncStrategy):
             return self._lean_send(conn, "delRequest", dn, controls)
 
     @staticmethod
-    def _check_names(conn: ldap3.Connection, names) -> None:
-        excluded = {v.lower() for v in get_config_parameter("ATTRIBUTES_EXCLUDED_FROM_CHECK")}
-        types = conn.server.schema.attribute_types
-        for name in names:
-            bare = name.split(";")[0]
-            if bare.lower() not in excluded and bare not in types:
-                conn.last_error = "invalid attribute type " + bare
-                raise LDAPAttributeError(conn.last_error)
-
-    @staticmethod
     def _sent_values(conn: ldap3.Connection, name: str, values) -> list[_SentValue]:
-        schema = conn.server.schema if conn.server else None
-        validator = conn.server.custom_validator if conn.server else None
         return [_SentValue(prepare_for_sending(validate_attribute_value(
-            schema, name, value, conn.auto_encode, validator, check_names=conn.check_names)))
+            conn.server.schema, name, value, conn.auto_encode, conn.server.custom_validator, check_names=conn.check_names)))
             for value in (values if isinstance(values, SEQUENCE_TYPES) else [values])]
 
     @staticmethod
@@ -461,24 +448,18 @@ class _LeanMockSync(MockSyncStrategy):
         wanted = (ldap_escape_to_bytes(value), self._prepare_value(name, value))
         dit = self.connection.server.dit
         store = dit._store if isinstance(dit, CaseInsensitiveDict) else {}
+        # Both are bytes (ldap3 makes them so, or raises): `_same` of bytes
+        # is equality of the values or of their folded forms -- its rule for
+        # digits takes `str(value)`, never digits for bytes -- so two set
+        # lookups per value do what a comparison with each wanted did.
+        exact = set(wanted)
+        folded = {f for f in map(_folded, wanted) if f is not None}
         found = set()
-        if all(isinstance(w, bytes) for w in wanted):
-            # Both sides bytes (as ldap3 prepares them): `_same` is equality
-            # of the values or of their folded forms -- its rule for digits
-            # takes `str(value)`, never digits for bytes -- so two set
-            # lookups per value do what a comparison with each wanted did.
-            exact = set(wanted)
-            folded = {f for f in map(_folded, wanted) if f is not None}
-            for candidate in candidates:
-                entry = store.get(candidate)
-                values = _values(dit[candidate] if entry is None else entry, ci_name)
-                if values and any(v in exact or _folded(v) in folded for v in values):
-                    found.add(candidate)
-        else:
-            for candidate in candidates:
-                values = _values(dit[candidate], ci_name)
-                if values and any(_same(w, v) for v in values for w in wanted):
-                    found.add(candidate)
+        for candidate in candidates:
+            entry = store.get(candidate)
+            values = _values(dit[candidate] if entry is None else entry, ci_name)
+            if values and any(v in exact or _folded(v) in folded for v in values):
+                found.add(candidate)
         node.matched = found
         return found
 
@@ -562,7 +543,7 @@ _NOT_NAMES = (ALL_ATTRIBUTES, ALL_OPERATIONAL_ATTRIBUTES, NO_ATTRIBUTES)
 
 
 def _check_attribute_names(conn: ldap3.Connection, names: list[str]) -> None:
-    """ldap3's check of the attribute names a search asks for."""
+    """ldap3's check of attribute names (those a search asks for, an add or modify writes)."""
     excluded = {v.lower() for v in get_config_parameter("ATTRIBUTES_EXCLUDED_FROM_CHECK")}
     schema = conn.server.schema
     for name in names:
