@@ -1,7 +1,7 @@
 """Benchmark: the rows of issue 15's table, each as a ratio against the
 directory's own speed measured in the same run.
 
-    .venv/bin/python bench/users.py [--sizes 10000 50000] [--creates 400] [--gets 800] [--clients 8]
+    .venv/bin/python bench/users.py [--sizes 10000 50000] [--creates 400] [--gets 2000] [--rounds 3] [--clients 8]
 
 One private slapd configured as iRedMail's (bench/iredmail_slapd.py: mdb,
 iRedMail's indexes and ACLs), the service bound as `cn=vmailadmin`, not as
@@ -13,7 +13,8 @@ admin.  Per size:
 
 * create a user: POST /api/user/<new> vs. a raw ldap3 add of the same
   entry (as cn=vmailadmin, as many threads, one connection each);
-* GET a user: GET /api/user/<mail> vs. a raw ldap3 base search of the entry;
+* GET a user: GET /api/user/<mail> vs. a raw ldap3 base search of the entry
+  (`--rounds` runs of each taken in turn, the median of each);
 * LDIF export of the domain: GET /api/ldif/domain/<domain> (streamed to
   nowhere) vs. `ldapsearch -x -LLL -E pr=1000/noprompt` of the subtree,
   both bound as cn=vmailadmin; with the serving worker's peak RSS (VmHWM,
@@ -35,6 +36,7 @@ import http.client
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,28 +77,55 @@ def settings_for(slapd: IredmailSlapd, folder: Path) -> dict[str, str]:
 
 def in_threads(clients: int, work: list, run) -> float:
     """Run `run(state, item)` for every item of `work`, spread over `clients`
-    threads (`run(None, None)` once per thread first gives its state); the
-    seconds it took."""
+    threads; the seconds it took.  Each thread first makes its own state
+    (`run(None, None)`: its connection, its login) -- all at once, as
+    independent clients arrive, so a pre-forked server spreads their
+    keep-alive connections over its workers -- and the clock starts once
+    every thread has one."""
     chunks = [work[i::clients] for i in range(clients)]
-    states = [run(None, None) for _ in range(clients)]
+    ready = threading.Barrier(clients + 1)
     errors: list[BaseException] = []
 
-    def go(state, chunk):
+    def go(chunk):
         try:
-            for item in chunk:
-                run(state, item)
+            state = run(None, None)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=go, args=(s, c)) for s, c in zip(states, chunks)]
-    start = time.perf_counter()
+            ready.abort()
+            return
+        try:
+            ready.wait()
+            for item in chunk:
+                run(state, item)
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=go, args=(c,)) for c in chunks]
     for t in threads:
         t.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    start = time.perf_counter()
     for t in threads:
         t.join()
     took = time.perf_counter() - start
     if errors:
         raise SystemExit(f"a benchmark thread failed: {errors[0]!r}")
     return took
+
+
+def alternating(rounds: int, work: list, clients: int, raw, api) -> tuple[float, float]:
+    """Items per second of `raw` and of `api`, each the median of `rounds`
+    runs taken in turn (raw, api, raw, api, ...): a passing slowdown of the
+    machine then spoils one round of each, not one side of the ratio."""
+    raw_rates, api_rates = [], []
+    for _ in range(rounds):
+        raw_rates.append(len(work) / in_threads(clients, work, raw))
+        api_rates.append(len(work) / in_threads(clients, work, api))
+    return statistics.median(raw_rates), statistics.median(api_rates)
 
 
 # -- the service ------------------------------------------------------------------------
@@ -213,7 +242,7 @@ def row_create(slapd, service, tree, domain, template, n, clients, tag) -> tuple
     return n / raw_s, n / api_s
 
 
-def row_get(slapd, service, tree, domain, size, n, clients) -> tuple[float, float]:
+def row_get(slapd, service, tree, domain, size, n, clients, rounds) -> tuple[float, float]:
     picks = [(i * 7919) % size for i in range(n)]
 
     def raw(conn, i):
@@ -230,7 +259,7 @@ def row_get(slapd, service, tree, domain, size, n, clients) -> tuple[float, floa
         status, body, _ = service.request(state[0], "GET", f"/api/user/user{i}@{domain}", cookie=state[1])
         if status != 200:
             raise RuntimeError(f"GET: {status} {body[:300]!r}")
-    return n / in_threads(clients, picks, raw), n / in_threads(clients, picks, api)
+    return alternating(rounds, picks, clients, raw, api)
 
 
 def row_export(slapd, service, tree, domain) -> tuple[float, float, int]:
@@ -277,9 +306,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--creates", type=int, default=400)
-    parser.add_argument("--gets", type=int, default=800)
+    parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--limit-creates", type=int, default=40)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="GETs: raw and API runs taken in turn, the median of each")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "shipped"), default="sync",
                         help="gunicorn's sync workers, or the worker class and threads of gunicorn.conf.py")
@@ -313,7 +344,8 @@ def main() -> None:
                 theirs, ours, rss = row_export(slapd, service, tree, domain)
                 raw_add, api_add = row_create(slapd, service, tree, domain, template, args.creates, args.clients,
                                               "c")
-                raw_get, api_get = row_get(slapd, service, tree, domain, size, args.gets, args.clients)
+                raw_get, api_get = row_get(slapd, service, tree, domain, size, args.gets, args.clients,
+                                            args.rounds)
                 plain_ms, users_ms, quota_ms, first_quota_ms = row_limits(service, rootconn, tree, domain, size,
                                                                           args.limit_creates)
                 service.stop()
