@@ -76,6 +76,18 @@ class ApiClient:
         return result
 
 
+class BearerClient(ApiClient):
+    """An API client that sends a token instead of a cookie."""
+
+    def __init__(self, app, settings, token: str):
+        super().__init__(app, settings)
+        self.token = token
+
+    def request(self, method, path, params=None, *, headers=None, **kw):
+        headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        return super().request(method, path, params, headers=headers, **kw)
+
+
 class Factory:
     """Entries written straight into the directory (not through the API)."""
 

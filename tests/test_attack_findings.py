@@ -298,7 +298,7 @@ def test_the_token_of_a_removed_admin_does_not_work_for_the_next_owner_of_the_ad
     from sqlalchemy import select
 
     from iredldap.db import tables as t
-    from .test_tokens import BearerClient
+    from .support import BearerClient
 
     assert api.post("/api/user/ann@own.test", {"password": "Ann#0ld-passw"}).status_code == 201
     assert api.put("/api/domain/admins/own.test", {"addAdmin": "ann@own.test"}).status_code == 200

@@ -84,7 +84,7 @@ def test_session_roundtrip(db):
     data = {"username": "postmaster@example.com", "is_global_admin": True,
             "ip": "192.0.2.1", "name": "Ünïcødé 😀", "n": [1, 2]}
     db.create_session(KEY, data)
-    assert db.load_session(KEY, 1800) == data
+    assert db.load_session(KEY, 1800).data == data
     assert db.load_session("b" * 64, 1800) is None
     assert _atime(db) == T0
     # Stored as JSON text.
@@ -93,17 +93,39 @@ def test_session_roundtrip(db):
     assert stored.startswith("{") and "postmaster@example.com" in stored
 
 
+def test_the_session_read_says_whether_a_journaled_write_is_unfinished(db):
+    # Read in the same statement as the session (and a token by its hash):
+    # a request reads the journal's rows only when this says some are open.
+    from iredldap.db.journal import JournalTable
+    journal = JournalTable(db.database)
+    db.create_session(KEY, {"admin": "a@x.test"})
+    token_hash = "h" * 64
+    db.create_token(token_hash=token_hash, admin="a@x.test", name="", read_only=False, domains=None, expires=None)
+    assert db.load_session(KEY, 60).writes_open is False
+    assert db.find_token(token_hash=token_hash)["writes_open"] is False
+    for state in ("planned", "running", "resuming", "open"):
+        row_id = journal.open(kind="test", targets=["mail:a@x.test"], resume="back", owner="me", steps=[],
+                              state=state)
+        assert db.load_session(KEY, 60).writes_open is True, state
+        assert db.find_token(token_hash=token_hash)["writes_open"] is True, state
+        journal.close(row_id, "done" if state != "open" else "undone")
+        assert db.load_session(KEY, 60).writes_open is False, state
+        assert db.find_token(token_hash=token_hash)["writes_open"] is False, state
+    assert {r["state"] for r in rows(db, t.write_journal)} == {"done", "undone"}
+    assert "writes_open" not in db.find_token(token_id=db.find_token(token_hash=token_hash)["id"])
+
+
 def test_session_replaced_by_same_key(db):
     db.create_session(KEY, {"v": 1})
     db.create_session(KEY, {"v": 2})
-    assert db.load_session(KEY, 60) == {"v": 2}
+    assert db.load_session(KEY, 60).data == {"v": 2}
     assert len(rows(db, t.sessions)) == 1
 
 
 def test_session_expires_after_idle_timeout(db, clock):
     db.create_session(KEY, {"v": 1})
     clock.advance(600)
-    assert db.load_session(KEY, 600) == {"v": 1}       # exactly idle_timeout: still fresh
+    assert db.load_session(KEY, 600).data == {"v": 1}       # exactly idle_timeout: still fresh
     db.create_session(KEY, {"v": 2})                     # atime = T0 + 600
     clock.advance(601)
     assert db.load_session(KEY, 600) is None
@@ -112,13 +134,13 @@ def test_session_expires_after_idle_timeout(db, clock):
 def test_session_touch_at_most_every_30_seconds(db, clock):
     db.create_session(KEY, {"v": 1})
     clock.advance(10)
-    assert db.load_session(KEY, 100) == {"v": 1}
+    assert db.load_session(KEY, 100).data == {"v": 1}
     assert _atime(db) == T0                              # no write
     clock.advance(20)                                    # 30 s old
-    assert db.load_session(KEY, 100) == {"v": 1}
+    assert db.load_session(KEY, 100).data == {"v": 1}
     assert _atime(db) == T0 + timedelta(seconds=30)
     clock.advance(90)                                    # 120 s after creation,
-    assert db.load_session(KEY, 100) == {"v": 1}         # 90 s after the touch
+    assert db.load_session(KEY, 100).data == {"v": 1}         # 90 s after the touch
     assert _atime(db) == T0 + timedelta(seconds=120)
     clock.advance(101)
     assert db.load_session(KEY, 100) is None

@@ -401,7 +401,7 @@ def test_parallel_creates_of_both_kinds_stop_at_the_domains_limit(ml_app, settin
 
 @pytest.mark.parametrize("backend", ["mock"])
 def test_a_token_limited_to_a_domain_or_to_reading_reaches_no_further(ml_app, settings, mlapi, factory, spool):  # noqa: F811,E501
-    from .test_tokens import BearerClient
+    from .support import BearerClient
     assert mlapi.post("/api/ml/sales@b.test", {"subscribers": "s@x.test", "require_confirm": "no"}).status_code == 201
     assert mlapi.post("/api/ml/mine@a.test").status_code == 201
     limited = mlapi.post("/api/tokens", {"name": "a only", "domains": "a.test"}).json["_data"]["token"]

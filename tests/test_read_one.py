@@ -94,7 +94,7 @@ def test_a_logout_a_revocation_and_a_disabled_admin_count_at_once_on_another_app
     """Two apps, each with its own engine on the same database file (two
     workers): what one ends, the other refuses at its very next request."""
     from .test_login import other_client
-    from .test_tokens import BearerClient
+    from .support import BearerClient
     factory.domain("a.test")
     factory.normal_admin("helper@admins.test", "H3lper#pw", domains=["a.test"])
     worker = other_client(tmp_path, directory)

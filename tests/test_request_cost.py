@@ -18,9 +18,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
+from iredldap.db import tables as t
+from iredldap.directory.journal import owner_id
 from iredldap.model import passwords
 
-from .support import assert_error, reads_of_users
+from .support import BearerClient, assert_error, reads_of_users, rows
 
 PW = "Secr3t#pass"
 OPERATIONS = ("search", "paged_search", "add", "modify", "increment", "delete")
@@ -135,9 +137,10 @@ CALLS = {
 
 # What each request costs: LDAP operations; SQL connections and statements.
 #
-# Every request: the caller's session (SELECT) and the journal rows left
-# unfinished on the URL's objects (SELECT), each a read of one statement
-# with no BEGIN of its own (Database.read_one); a write adds its audit row
+# Every request: the caller's session with whether any journaled write is
+# unfinished (one SELECT, a read of one statement with no BEGIN of its own:
+# Database.read_one; the journal's rows are read only when some are open,
+# test_journal_rows_are_read_only_when_some_are_open); a write adds its audit row
 # (INSERT).  LDAP: one search for the caller, the domains a normal admin
 # manages, the account at the URL and its domain.
 #
@@ -159,13 +162,13 @@ CALLS = {
 # PUT of a name: the modify.
 COSTS = {
     ("global", "create"): ({"search": 3, "add": 1, "increment": 1},
-                           {"connections": 1, "BEGIN": 6, "SELECT": 3, "INSERT": 3, "UPDATE": 3, "DELETE": 1}),
-    ("global", "get"): ({"search": 1}, {"connections": 1, "SELECT": 3}),
-    ("global", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 1, "SELECT": 2, "INSERT": 1}),
+                           {"connections": 1, "BEGIN": 6, "SELECT": 2, "INSERT": 3, "UPDATE": 3, "DELETE": 1}),
+    ("global", "get"): ({"search": 1}, {"connections": 1, "SELECT": 2}),
+    ("global", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 1, "SELECT": 1, "INSERT": 1}),
     ("normal", "create"): ({"search": 4, "add": 1, "modify": 1, "increment": 1},
-                           {"connections": 1, "BEGIN": 7, "SELECT": 3, "INSERT": 3, "UPDATE": 4, "DELETE": 1}),
-    ("normal", "get"): ({"search": 1}, {"connections": 1, "SELECT": 3}),
-    ("normal", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 1, "SELECT": 2, "INSERT": 1}),
+                           {"connections": 1, "BEGIN": 7, "SELECT": 2, "INSERT": 3, "UPDATE": 4, "DELETE": 1}),
+    ("normal", "get"): ({"search": 1}, {"connections": 1, "SELECT": 2}),
+    ("normal", "put"): ({"search": 1, "modify": 1}, {"connections": 1, "BEGIN": 1, "SELECT": 1, "INSERT": 1}),
 }
 
 
@@ -256,3 +259,34 @@ def test_what_a_limited_admins_alias_or_list_create_costs(route, managed, factor
     # domain entries after it -- whatever the domains hold, no paged search
     # of their aliases or lists (there were 1-4 before).
     assert cost(counts) == {"search": 4 + managed, "add": 1, "increment": 1}
+
+
+# -- the journal's rows: read only when some are open ----------------------------------
+
+def test_journal_rows_are_read_only_when_some_are_open(world, api, app, settings, iredadmin):
+    """The caller's session or token is read with whether any journaled write
+    is unfinished; only then are the journal's rows read (and those naming
+    the URL's objects finished) -- for a cookie and for a token alike."""
+    from iredldap.db.journal import JournalTable
+    r = api.post("/api/tokens", {"name": "cost"})
+    assert r.status_code == 201, r.text
+    bearer = BearerClient(app, settings, r.json["_data"]["token"])
+    journal = JournalTable(iredadmin.database)
+
+    def selects(client) -> int:
+        with sql_counted() as sql:
+            assert client.get("/api/user/john@a.test").status_code == 200
+        return sql["SELECT"]
+    assert (selects(api), selects(bearer)) == (2, 2)    # session or token (+ flag), mailbox facts
+    # A live request's row elsewhere: read, left alone.
+    elsewhere = journal.open(kind="test", targets=["domain:other.test"], resume="back", owner=owner_id(),
+                             steps=[], state="running")
+    assert (selects(api), selects(bearer)) == (3, 3)
+    # A dead request's row on the URL's user: the token's request finishes it, as a cookie's does.
+    dead = journal.open(kind="test", targets=["mail:john@a.test", "domain:a.test"], resume="back",
+                        owner="gone:1", steps=[], state="open")
+    assert selects(bearer) >= 3
+    states = {row["id"]: row["state"] for row in rows(iredadmin, t.write_journal)}
+    assert (states[elsewhere], states[dead]) == ("running", "undone")
+    journal.close(elsewhere, "done")
+    assert (selects(api), selects(bearer)) == (2, 2)

@@ -16,7 +16,7 @@ from iredldap.model import passwords
 from .support import ApiClient
 from .test_attack_findings import policy_rows
 from .test_tenant_boundaries import PW, TENANT, snapshot, tenant_token, world  # noqa: F401 (fixtures)
-from .test_tokens import BearerClient
+from .support import BearerClient
 
 
 def unchanged(factory, settings):

@@ -19,21 +19,9 @@ from iredldap.db import tables as t
 from iredldap.db.tokens import TokenStore
 
 from .conftest import SUFFIX
-from .support import ApiClient
+from .support import ApiClient, BearerClient
 
 ROOT = "root@admins.test"
-
-
-class BearerClient(ApiClient):
-    """An API client that sends a token instead of a cookie."""
-
-    def __init__(self, app, settings, token: str):
-        super().__init__(app, settings)
-        self.token = token
-
-    def request(self, method, path, params=None, *, headers=None, **kw):
-        headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
-        return super().request(method, path, params, headers=headers, **kw)
 
 
 def log_rows(db) -> list[dict]:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     inspect as sa_inspect,
@@ -50,6 +51,12 @@ from iredldap.db import tables as t
 from iredldap.db.engine import Database, SqlStore, inserted_id
 from iredldap.errors import DatabaseError, InvalidInput
 
+@dataclass(frozen=True)
+class LoadedSession:
+    data: dict
+    writes_open: bool       # some journaled multi-entry write is unfinished
+
+
 # Rows per multi-row INSERT / values per IN (...): keeps every statement far
 # below PostgreSQL's 65535 bind parameters.
 _CHUNK = 500
@@ -58,8 +65,13 @@ _NON_BMP = re.compile("[\U00010000-\U0010FFFF]")
 
 # The reads of every request, built once: making a statement anew costs
 # SQLAlchemy more than running it.
-_SESSION_ROW = select(t.sessions.c.atime, t.sessions.c.data).where(
+# Whether any multi-entry write is unfinished (an indexed lookup): read in
+# the same statement as the caller's session or token, so a request learns
+# both in one round; only when some row is open does the journal read them.
+_WRITES_OPEN = exists().where(t.write_journal.c.state.in_(t.JOURNAL_UNFINISHED)).label("writes_open")
+_SESSION_ROW = select(t.sessions.c.atime, t.sessions.c.data, _WRITES_OPEN).where(
     t.sessions.c.session_id == bindparam("session_id"))
+_TOKEN_BY_HASH = select(t.api_tokens, _WRITES_OPEN).where(t.api_tokens.c.token_hash == bindparam("token_hash"))
 # The writes of every write request (its audit row; a login's attempt row
 # and its outcome): statements made once, their values bound when they run,
 # so SQLAlchemy neither builds nor keys a new statement for each request.
@@ -272,9 +284,10 @@ class IredadminDB(SqlStore):
             conn.execute(insert(s).values(session_id=session_key, atime=self.now(), data=payload))
         self.database.write_retrying(replace, retry_if=lambda e: False)
 
-    def load_session(self, session_key: str, idle_timeout: int) -> dict | None:
+    def load_session(self, session_key: str, idle_timeout: int) -> LoadedSession | None:
         """The session's data, or None if missing, idle for longer than
-        `idle_timeout` seconds or not ours.  Refreshes atime at most every
+        `idle_timeout` seconds or not ours, with whether some journaled write
+        is unfinished (in the same statement).  Refreshes atime at most every
         SESSION_TOUCH_INTERVAL seconds."""
         with self.database.read_one() as conn:
             row = conn.execute(_SESSION_ROW, {"session_id": session_key}).first()
@@ -297,7 +310,7 @@ class IredadminDB(SqlStore):
                 )
             if result.rowcount == 0:      # deleted meanwhile (logout)
                 return None
-        return data
+        return LoadedSession(data, writes_open=bool(row.writes_open))
 
     def delete_session(self, session_key: str) -> None:
         s = t.sessions
@@ -665,12 +678,16 @@ class IredadminDB(SqlStore):
             return inserted_id(result)
 
     def find_token(self, *, token_hash: str | None = None, token_id: int | None = None) -> dict | None:
-        """One token row (by hash or id), revoked and expired ones included."""
+        """One token row (by hash or id), revoked and expired ones included.
+        Found by its hash (a request's credentials), the row also says
+        whether some journaled write is unfinished (`writes_open`)."""
         self.ensure_own_tables()
-        c = t.api_tokens.c
-        cond = c.token_hash == token_hash if token_hash is not None else c.id == token_id
+        if token_hash is not None:
+            with self.database.read_one() as conn:
+                row = conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
+            return dict(_token_row(row._mapping), writes_open=bool(row.writes_open)) if row is not None else None
         with self.database.read() as conn:
-            row = conn.execute(select(t.api_tokens).where(cond)).first()
+            row = conn.execute(select(t.api_tokens).where(t.api_tokens.c.id == token_id)).first()
         return _token_row(row._mapping) if row is not None else None
 
     def list_tokens(self, *, admin: str | None = None) -> list[dict]:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from iredldap.db import tables as t
 from iredldap.db.engine import SqlStore, inserted_id
 
-UNFINISHED = ("planned", "running", "resuming", "open")
+UNFINISHED = t.JOURNAL_UNFINISHED
 # The journal's writes, which every journaled batch makes several of:
 # statements made once, their values bound when they run.
 _INSERT_ROW = insert(t.write_journal)

@@ -23,6 +23,9 @@ class Session:
     admin: str
     dn: str
     ip: str
+    # Read with it: some journaled write was unfinished (the request finishes
+    # those naming its objects before it reads them, iredldap.web.journal).
+    writes_open: bool = True
 
 
 class SessionStore:
@@ -50,10 +53,12 @@ class SessionStore:
         if not token or len(token) > 128:
             return None
         key = self._key(token)
-        data = self.db.load_session(key, self.idle_timeout)
-        if not data or "admin" not in data:
+        loaded = self.db.load_session(key, self.idle_timeout)
+        if loaded is None or "admin" not in loaded.data:
             return None
-        return Session(key=key, admin=data["admin"], dn=data.get("dn", ""), ip=data.get("ip", ""))
+        data = loaded.data
+        return Session(key=key, admin=data["admin"], dn=data.get("dn", ""), ip=data.get("ip", ""),
+                       writes_open=loaded.writes_open)
 
     def end(self, session: Session) -> None:
         self.db.delete_session(session.key)

@@ -155,6 +155,9 @@ api_tokens = Table(
 #   done:   how many steps landed, in order; step `done` may have landed.
 #   sealed: 1 when every step of the request is written down (a create
 #           whose steps all landed is complete).
+# The states of a row some request has still to finish.
+JOURNAL_UNFINISHED = ("planned", "running", "resuming", "open")
+
 write_journal = Table(
     "write_journal",
     metadata,

@@ -60,6 +60,7 @@ class ApiToken:
     read_only: bool
     domains: frozenset[str] | None     # None: not limited
     expires: datetime | None
+    writes_open: bool = True           # as Session.writes_open
 
     @property
     def who(self) -> str:
@@ -126,7 +127,7 @@ class TokenStore:
             self.db.touch_token(row["id"], every=TOUCH_INTERVAL)
         return ApiToken(id=row["id"], admin=row["admin"], name=row["name"], read_only=row["read_only"],
                         domains=frozenset(row["domains"]) if row["domains"] is not None else None,
-                        expires=row["expires"])
+                        expires=row["expires"], writes_open=row["writes_open"])
 
     def list(self, *, admin: str | None = None) -> list[dict]:
         now = self.db.now()

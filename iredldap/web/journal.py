@@ -30,9 +30,11 @@ def targets_of(params: dict) -> list[str]:
     return out
 
 
-def settle_unfinished(journal, params: dict) -> None:
-    """Finish the unfinished writes on what the URL names (before the request reads it)."""
-    targets = targets_of(params) if journal is not None else []
+def settle_unfinished(journal, params: dict, *, writes_open: bool = True) -> None:
+    """Finish the unfinished writes on what the URL names (before the request
+    reads it).  `writes_open` False: the caller's session or token was read
+    together with the fact that no journaled write is unfinished."""
+    targets = targets_of(params) if journal is not None and writes_open else []
     if not targets:
         return
     try:

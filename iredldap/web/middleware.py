@@ -178,7 +178,7 @@ class Authentication:
         scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
         if scheme.lower() == "bearer" and self.tokens is not None:
             token = self.tokens.resolve(credentials.strip())     # LoginRequired if unknown, revoked or expired
-            settle_unfinished(self.journal, params)
+            settle_unfinished(self.journal, params, writes_open=token.writes_open)
             found = self._find(token.admin, url)
             if found is None:
                 raise LoginRequired("the admin of this API token is no longer active")
@@ -190,7 +190,7 @@ class Authentication:
         session = self.sessions.resolve(cookie)
         if session is None:
             raise LoginRequired("the session has expired or ended; log in again")
-        settle_unfinished(self.journal, params)
+        settle_unfinished(self.journal, params, writes_open=session.writes_open)
         found = self._find(session.admin, url)
         if found is None:
             # The admin was deleted, disabled or demoted since logging in.
