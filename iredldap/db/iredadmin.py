@@ -68,7 +68,9 @@ _NON_BMP = re.compile("[\U00010000-\U0010FFFF]")
 # Whether any multi-entry write is unfinished (an indexed lookup): read in
 # the same statement as the caller's session or token, so a request learns
 # both in one round; only when some row is open does the journal read them.
-_WRITES_OPEN = exists().where(t.write_journal.c.state.in_(t.JOURNAL_UNFINISHED)).label("writes_open")
+# (Equalities, not IN: SQLAlchemy renders an IN of a list anew at each run.)
+_WRITES_OPEN = exists().where(or_(*(t.write_journal.c.state == state for state in t.JOURNAL_UNFINISHED))
+                              ).label("writes_open")
 _SESSION_ROW = select(t.sessions.c.atime, t.sessions.c.data, _WRITES_OPEN).where(
     t.sessions.c.session_id == bindparam("session_id"))
 _TOKEN_BY_HASH = select(t.api_tokens, _WRITES_OPEN).where(t.api_tokens.c.token_hash == bindparam("token_hash"))
