@@ -6,6 +6,8 @@ is the one taken; MOCK_SYNC keeps ldap3's own)."""
 
 from __future__ import annotations
 
+import hypothesis
+import hypothesis.strategies
 import ldap3
 import pytest
 from ldap3.operation.search import search_operation
@@ -19,6 +21,7 @@ from iredldap.directory import decoding
 from iredldap.directory.connection import BASE, LEVEL, SUBTREE
 from iredldap.directory.decoding import LeanSyncStrategy
 from iredldap.directory.encoding import NotLean, encode_filter, paged_control, search_message
+from iredldap.model.accounts import escape_filter_value
 
 from .support import Factory
 
@@ -213,3 +216,14 @@ def test_every_filter_the_encoder_takes_is_encoded_as_ldap3_encodes_it():
         taken += 1
         assert ours == ldap3_message(5, BASE_DN, filterstr, SUBTREE, ["mail"]), filterstr
     assert taken > 1000     # (most are taken: the comparison covers the encoder)
+
+
+# -- filter values, escaped as ldap3 escapes them ---------------------------------------
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(hypothesis.strategies.text())
+def test_filter_values_are_escaped_as_ldap3_escapes_them(value):
+    assert escape_filter_value(value) == escape_filter_chars(value)
+    for special in ("\\", "*", "(", ")", "\x00", "\\2a", "a*b(c)d\\e\x00f", "ü*", "😀)"):
+        assert escape_filter_value(value + special) == escape_filter_chars(value + special)
+    assert escape_filter_value(value.encode()) == escape_filter_chars(value.encode())

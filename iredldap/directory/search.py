@@ -9,7 +9,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from ldap3.utils.conv import escape_filter_chars
+from iredldap.model.accounts import escape_filter_value
+
 
 T = TypeVar("T")
 
@@ -27,7 +28,7 @@ def search_filter(text: str, attrs: tuple[str, ...]) -> str:
     runs = sorted((r.strip() for r in _FILTER_SPECIAL.split(text)), key=len)
     if not runs or not runs[-1]:
         return ""
-    value = escape_filter_chars(runs[-1])
+    value = escape_filter_value(runs[-1])
     return "(|" + "".join(f"({a}=*{value}*)" for a in attrs) + ")"
 
 

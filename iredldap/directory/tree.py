@@ -18,11 +18,10 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn as _ldap3_escape_rdn
 
 from iredldap.errors import InvalidInput
-from iredldap.model.accounts import ADMIN, ALIAS, CATCHALL, DOMAIN, MAILLIST, USER, AccountType
+from iredldap.model.accounts import ADMIN, ALIAS, CATCHALL, DOMAIN, MAILLIST, USER, AccountType, escape_filter_value
 from iredldap.model.templates import Template, load
 
 CONTAINERS = ("Users", "Groups", "Aliases", "Externals")
@@ -37,7 +36,7 @@ def escape_rdn(value: str) -> str:
 
 def f(template: str, *values: str) -> str:
     """Build an LDAP filter with every value escaped: f('(mail=%s)', addr)."""
-    return template % tuple(escape_filter_chars(v) for v in values)
+    return template % tuple(escape_filter_value(v) for v in values)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,18 @@ from iredldap.model.params import (ACCOUNT_STATUS, INT64_MAX, Boolean, Choice, C
                      JoinedList, NameList, NO_PARAMS, Param, ParamSet, Secret, Text)
 from iredldap.model.templates import Template, load
 
+# RFC 4515's specials in a filter value, as ldap3's escape_filter_chars
+# writes them -- for text in one pass, without ldap3's encoding lookups
+# (a caller's lookup escapes a dozen values).
+_FILTER_ESCAPES = str.maketrans({"\\": "\\5c", "*": "\\2a", "(": "\\28", ")": "\\29", "\x00": "\\00"})
+
+
+def escape_filter_value(value: str) -> str:
+    """A value to put in an LDAP filter, its special characters escaped."""
+    if isinstance(value, str):
+        return value.translate(_FILTER_ESCAPES)
+    return escape_filter_chars(value)     # (bytes: ldap3's own way)
+
 
 def _language(value: str, *, param: str) -> str:
     if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", value):
@@ -64,7 +76,7 @@ class Has:
 
     def ldap(self) -> str:
         value = self.value
-        escaped = escape_filter_chars(value[:-1]) + "*" if value.endswith("*") else escape_filter_chars(value)
+        escaped = escape_filter_value(value[:-1]) + "*" if value.endswith("*") else escape_filter_value(value)
         test = f"({self.attr}={escaped})"
         return f"(!{test})" if self.absent else test
 
@@ -158,7 +170,7 @@ class AccountType:
         `extra`, only those of them matching it too (`%s` in `extra` stand
         for `values`, escaped here)."""
         if values:
-            extra = extra % tuple(escape_filter_chars(v) for v in values)
+            extra = extra % tuple(escape_filter_value(v) for v in values)
         parts = [f"(objectClass={self.object_class})", *(h.ldap() for h in self.distinct), extra]
         parts = [p for p in parts if p]
         return parts[0] if len(parts) == 1 else "(&" + "".join(parts) + ")"
