@@ -100,6 +100,9 @@ class Entry:
 
     def get(self, attr: str) -> list[str]:
         """Values of an attribute, whatever the case of its name."""
+        values = self.attrs.get(attr)
+        if values is not None:      # (as a rule the server spells it as we do)
+            return values
         wanted = attr.lower()
         for name, values in self.attrs.items():
             if name.lower() == wanted:
@@ -113,7 +116,11 @@ class Entry:
 def _as_text(values) -> list[str]:
     if not isinstance(values, (list, tuple)):
         values = [values]
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    try:
+        # (A server's values are all bytes: one decode each, no test.)
+        return [v.decode("utf-8", "replace") for v in values]
+    except AttributeError:
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
 @dataclass

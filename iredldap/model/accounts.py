@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
@@ -171,9 +172,18 @@ class AccountType:
         for `values`, escaped here)."""
         if values:
             extra = extra % tuple(escape_filter_value(v) for v in values)
-        parts = [f"(objectClass={self.object_class})", *(h.ldap() for h in self.distinct), extra]
-        parts = [p for p in parts if p]
-        return parts[0] if len(parts) == 1 else "(&" + "".join(parts) + ")"
+        if not extra:
+            return self._selector
+        return "(&" + self._selector_terms + extra + ")"
+
+    @cached_property
+    def _selector_terms(self) -> str:
+        """The terms that select this type's entries (the same for every request)."""
+        return f"(objectClass={self.object_class})" + "".join(h.ldap() for h in self.distinct)
+
+    @cached_property
+    def _selector(self) -> str:
+        return "(&" + self._selector_terms + ")" if self.distinct else self._selector_terms
 
     def matches(self, attrs: Mapping[str, Sequence[Any]]) -> bool:
         """Whether an entry (its attributes) is of this type: `filter()`, in memory."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from ldap3.utils.dn import escape_rdn
 
@@ -30,14 +30,14 @@ class Template:
     def rdn_attr(self) -> str:
         return self.dn.split("=", 1)[0]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The placeholder that names the entry: the one in its RDN value
         (`mail` for `mail=$mail,...`, `domain` for `mail=@$domain,...`)."""
         rdn_value = self.dn.split(",", 1)[0].split("=", 1)[1]
         return next(named or braced for _, named, braced, _ in string.Template.pattern.findall(rdn_value))
 
-    @property
+    @cached_property
     def parent(self) -> str:
         """The `dn:` line without its RDN: the container formula."""
         return self.dn.split(",", 1)[1]
