@@ -259,3 +259,48 @@ def test_iredldap_serve_without_a_config_file_uses_the_threaded_worker(slapd, tm
             for s in stalled:
                 s.close()
     assert "Using worker: iredldap.gunicorn_worker.ThreadWorker" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_busy_kept_alive_client_does_not_keep_the_only_thread(slapd, tmp_path):
+    """One worker with one thread: a client sending request after request on
+    its kept-alive connection is answered by that thread in a row (see
+    ThreadWorker.handle), but only NEXT_REQUESTS_HELD at a time, so a second
+    client's request is answered meanwhile, not after the first one stops."""
+    import threading
+
+    from iredldap.gunicorn_worker import NEXT_REQUESTS_HELD
+    env, _ = service_env(slapd, tmp_path)
+    env.update(IREDLDAP_WORKERS="1", IREDLDAP_THREADS="1")
+    port = free_port()
+    command = [str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"]
+    with running(command, env, port, tmp_path / "gunicorn.log"):
+        stop = threading.Event()
+        answered: list[int] = []
+
+        def busy() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                while not stop.is_set():
+                    conn.request("GET", "/healthz")
+                    resp = conn.getresponse()
+                    resp.read()
+                    answered.append(resp.status)
+            finally:
+                conn.close()
+        client = threading.Thread(target=busy)
+        client.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(answered) < 3 * NEXT_REQUESTS_HELD and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waits = []
+            for _ in range(3):
+                start = time.monotonic()
+                assert request(port, "GET", "/healthz", timeout=5)[0] == 200
+                waits.append(time.monotonic() - start)
+            still_busy = client.is_alive()
+        finally:
+            stop.set()
+            client.join(10)
+    assert still_busy and len(answered) >= 3 * NEXT_REQUESTS_HELD and set(answered) == {200}, answered[-5:]
+    assert max(waits) < 1.0, waits
