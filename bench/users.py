@@ -6,10 +6,12 @@ directory's own speed measured in the same run.
 One private slapd configured as iRedMail's (bench/iredmail_slapd.py: mdb,
 iRedMail's indexes and ACLs), the service bound as `cn=vmailadmin`, not as
 the rootdn; one domain per size, its users written with slapadd
-(bench/ldif.py `populate`).  For each size, a gunicorn of this checkout with
-`--workers` sync workers is started on the data, and `--clients` threads send
-the requests over keep-alive HTTP connections, each logged in as a global
-admin.  Per size:
+(bench/ldif.py `populate`).  For each size, a gunicorn of this checkout is
+started on the data as gunicorn.conf.py starts it -- its threaded worker
+class, its threads, its number of workers for this machine (`--workers`,
+`--worker-class sync` for gunicorn's sync workers instead) -- and
+`--clients` threads send the requests over keep-alive HTTP connections, each
+logged in as a global admin.  Per size:
 
 * create a user: POST /api/user/<new> vs. a raw ldap3 add of the same
   entry (as cn=vmailadmin, as many threads, one connection each);
@@ -56,6 +58,7 @@ from iredldap.db.engine import make_engine  # noqa: E402
 from iredldap.db.iredadmin import IredadminDB  # noqa: E402
 from iredldap.directory.base import init_tree  # noqa: E402
 from iredldap.directory.connection import Directory  # noqa: E402
+from iredldap.gunicorn_worker import default_workers  # noqa: E402
 
 from iredmail_slapd import VMAILADMIN_PASSWORD, IredmailSlapd  # noqa: E402
 from ldif import ADMIN, ADMIN_PW, SUFFIX, populate  # noqa: E402
@@ -311,9 +314,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3,
                         help="GETs: raw and API runs taken in turn, the median of each")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", choices=("sync", "shipped"), default="sync",
-                        help="gunicorn's sync workers, or the worker class and threads of gunicorn.conf.py")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="gunicorn workers (default: as gunicorn.conf.py starts them on this machine)")
+    parser.add_argument("--worker-class", choices=("sync", "shipped"), default="shipped",
+                        help="the worker class and threads of gunicorn.conf.py (default), or gunicorn's sync workers")
     args = parser.parse_args()
 
     results = []
