@@ -22,6 +22,8 @@ import copy
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import ldap3
@@ -67,12 +69,12 @@ SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kil
                 "test_mlmmj_attacks.py", "test_review_reshape.py")
 
 
-# Modules whose tests share one costly session fixture (a venv made with pip,
-# a gunicorn): all their tests go to one worker, which makes it once.
-# pytest-xdist's own `xdist_group` mark cannot do it on pytest 9 (it puts the
-# group into `item._nodeid`, which pytest 9 no longer reads), so the
-# scheduler below groups these by module.
-ONE_WORKER_MODULES = ("test_plain_install.py", "test_served.py")
+# Modules whose tests share one costly session fixture (the project's wheel
+# and a venv made with pip from it, a gunicorn): all the tests of a group go
+# to one worker, which makes it once.  pytest-xdist's own `xdist_group` mark
+# cannot do it on pytest 9 (it puts the group into `item._nodeid`, which
+# pytest 9 no longer reads), so the scheduler below groups these.
+ONE_WORKER_GROUPS = {"test_plain_install.py": "wheel", "test_packaging.py": "wheel", "test_served.py": "served"}
 
 
 # Modules all of whose tests need a slapd and whose collection alone costs
@@ -106,9 +108,9 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModuleGroups(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::")[0]
-            if module.rpartition("/")[2] in ONE_WORKER_MODULES:
-                return module
+            group = ONE_WORKER_GROUPS.get(nodeid.split("::")[0].rpartition("/")[2])
+            if group is not None:
+                return group
             return super()._split_scope(nodeid)
 
     return ModuleGroups(config, log)
@@ -458,3 +460,13 @@ def api(client, global_admin) -> ApiClient:
     """A client logged in as a global admin."""
     client.login(*global_admin)
     return client
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel` builds of this checkout, built once per test process
+    (test_packaging looks into it, test_plain_install installs it)."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+                    str(Path(__file__).resolve().parent.parent)], check=True, capture_output=True, timeout=300)
+    return next(dist.glob("iredldap-*.whl"))

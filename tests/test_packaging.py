@@ -15,10 +15,8 @@ pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_carries_schema_and_templates_and_they_are_found(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True)
-    wheel = next((tmp_path / "dist").glob("iredldap-*.whl"))
+def test_wheel_carries_schema_and_templates_and_they_are_found(tmp_path, project_wheel):
+    wheel = project_wheel
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("iredldap/data/schema/iredmail.schema", "iredldap/data/schema/iredmail.ldif",
                     "iredldap/data/schema/amavis.schema", "iredldap/data/schema/indexes.conf",

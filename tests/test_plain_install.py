@@ -1,4 +1,4 @@
-"""A plain `pip install .` (no extras) talks to an iRedMail server's databases
+"""A plain pip install (no extras) talks to an iRedMail server's databases
 (issue #12, item 2): a fresh venv serves with MariaDB and PostgreSQL URLs,
 written as iRedMail writes them (no driver named) and with the driver.
 The iredadmin databases are made from iRedAdmin's DDL and `init-sql` is not
@@ -26,19 +26,23 @@ from .test_own_tables import _fresh_database
 from .fixtures_policy import run_sql_file, SQL_DIR
 
 # a venv made with pip, serving on MariaDB and PostgreSQL; under pytest-xdist one
-# worker runs the module (conftest's ONE_WORKER_MODULES), so the venv is made once (session-scoped: xdist may
-# run other modules' tests between these, which would end a module fixture)
+# worker runs the module with test_packaging (conftest's ONE_WORKER_GROUPS), so the
+# wheel and the venv are made once (session-scoped: xdist may run other modules'
+# tests between these, which would end a module fixture)
 pytestmark = [pytest.mark.servers]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def plain_venv(tmp_path_factory):
+def plain_venv(tmp_path_factory, project_wheel):
+    """A new venv with the checkout's wheel (what `pip install .` builds: conftest's
+    project_wheel) installed by pip, with the dependencies pip resolves for it and
+    no extras.  The venv gets no pip of its own: this process's pip installs into it."""
     venv = tmp_path_factory.mktemp("plain") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT)],
-                          capture_output=True, text=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                           str(project_wheel)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return venv
 
