@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--limit-creates", type=int, default=40)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="GETs: raw and API runs taken in turn, the median of each")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="gunicorn workers (default: as gunicorn.conf.py starts them on this machine)")
