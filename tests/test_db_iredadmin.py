@@ -635,3 +635,69 @@ def test_mailbox_facts_of_a_server_without_those_tables_or_columns(db):
         conn.execute(text("DROP TABLE last_login"))
     db.reflect()
     assert db.mailbox_facts("a@example.com") == ({"bytes": 0, "messages": 0}, None)
+
+
+# -- Database.first_row: the per-request reads, run on the DBAPI cursor ------------------
+
+def _core_first(db, statement, params):
+    with db.engine.connect() as conn:
+        row = conn.execute(statement, params).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def test_first_row_reads_what_core_reads(db, clock):
+    """The session, token and mailbox-facts reads give the values SQLAlchemy's
+    own execution gives (dates as datetimes, NULLs, the flag), row or no row."""
+    from iredldap.db.iredadmin import _SESSION_ROW, _TOKEN_BY_HASH, _mailbox_facts_of
+    db.create_session(KEY, {"admin": "a@x.test"})
+    db.create_token(token_hash="h" * 64, admin="a@x.test", name="n", domains=["x.test"],
+                    expires=datetime(2031, 5, 6, 12, 0, tzinfo=timezone.utc))
+    with db.engine.begin() as conn:
+        conn.execute(insert(t.used_quota).values(username="u@x.test", bytes=123, messages=4))
+        conn.execute(insert(t.last_login).values(username="u@x.test", domain="x.test", imap=1700000000))
+    facts = _mailbox_facts_of(True, ("domain", "imap", "pop3", "lda"))
+    for statement, params in ((_SESSION_ROW, {"session_id": KEY}), (_SESSION_ROW, {"session_id": "nope"}),
+                              (_TOKEN_BY_HASH, {"token_hash": "h" * 64}), (_TOKEN_BY_HASH, {"token_hash": "x"}),
+                              (facts, {"username": "u@x.test"}), (facts, {"username": "nobody@x.test"})):
+        ours = db.database.first_row(statement, params)
+        theirs = _core_first(db, statement, params)
+        assert ours == theirs, (statement, params)
+        if ours is not None:
+            assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()]
+    assert db.database.first_row(_SESSION_ROW, {"session_id": KEY})["atime"] == T0
+    assert db.database.first_row(facts, {"username": "u@x.test"})["bytes"] == 123
+
+
+def test_first_row_errors_leave_as_core_errors_would(db):
+    from sqlalchemy import select as sa_select
+    gone = sa_select(t.sessions.c.data).where(text("no_such_column = 1"))
+    with pytest.raises(DatabaseError):
+        db.database.first_row(gone, {})
+    # The connection is usable afterwards.
+    db.create_session(KEY, {"admin": "a@x.test"})
+    assert db.load_session(KEY, 60).data == {"admin": "a@x.test"}
+
+
+@pytest.mark.parametrize("sql_url", ["mariadb", "postgresql"], indirect=True)
+def test_first_row_on_a_connection_the_server_ended(db, sql_url):
+    """A connection the server ended is a 503 (DatabaseUnavailable) for the
+    read that finds it, and no later read gets it again."""
+    from iredldap.db.engine import close_request_scope, open_request_scope
+    kind = db.engine.dialect.name
+    db.create_session(KEY, {"admin": "a@x.test"})
+    open_request_scope()
+    try:
+        assert db.load_session(KEY, 60) is not None        # the request's connection, lent
+        with db.database.read() as conn:
+            own = conn.execute(text("SELECT CONNECTION_ID()" if kind in ("mysql", "mariadb")
+                                    else "SELECT pg_backend_pid()")).scalar_one()
+        with make_engine(sql_url).connect() as other:
+            other.execute(text(f"KILL {own}" if kind in ("mysql", "mariadb")
+                               else f"SELECT pg_terminate_backend({own})"))
+            other.commit()
+        time.sleep(0.2)
+        with pytest.raises(DatabaseUnavailable):
+            db.load_session(KEY, 60)
+    finally:
+        close_request_scope()
+    assert db.load_session(KEY, 60).data == {"admin": "a@x.test"}

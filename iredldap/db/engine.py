@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine, make_url
+from sqlalchemy.sql import Select
 
 from iredldap.errors import DatabaseError, DatabaseUnavailable, IredldapError
 from iredldap.metrics import count_error
@@ -304,6 +305,58 @@ def close_request_scope() -> None:
             pass
 
 
+class _ReadPlan:
+    """A SELECT compiled for one dialect: its SQL, how its parameters are
+    sent, how its columns are converted (SQLAlchemy's public type API)."""
+
+    def __init__(self, statement: Select, dialect: Dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.dialect = dialect
+        self.sql = compiled.string
+        # The values the statement itself binds (constants, LIMIT); the others come with each read.
+        self.defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        self.positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.bind_processors = {name: processor for name, bind in compiled.binds.items()
+                                if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self.result_processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                                       for column in statement.selected_columns)
+        self.keys = tuple(str(column.key) for column in statement.selected_columns)
+        self.commits_each_statement = dialect.name == "sqlite"
+        self.statement = statement      # (keeps the statement, and so its id, alive)
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+        values = dict(self.defaults, **params)
+        for name, processor in self.bind_processors.items():
+            values[name] = processor(values[name])
+        sent: Any = tuple(values[name] for name in self.positions) if self.positions is not None else values
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        error_class = self.dialect.loaded_dbapi.Error
+        cursor = dbapi_conn.cursor()
+        try:
+            # (Listeners of the engine's statements see this one too; it has no execution context.)
+            conn.dispatch.before_cursor_execute(conn, cursor, self.sql, sent, None, False)
+            cursor.execute(self.sql, sent)
+            row = cursor.fetchone()
+            if not self.commits_each_statement:
+                dbapi_conn.rollback()
+        except error_class as exc:
+            lost = self.dialect.is_disconnect(exc, dbapi_conn, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(self.sql, sent, exc, error_class, connection_invalidated=lost,
+                                             dialect=self.dialect) from exc
+        finally:
+            try:
+                cursor.close()
+            except error_class:
+                pass
+        if row is None:
+            return None
+        return {key: value if processor is None else processor(value)
+                for key, value, processor in zip(self.keys, row, self.result_processors)}
+
+
 class _Lent:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -320,6 +373,7 @@ class Database:
 
     def __init__(self, source: Engine | URL | str):
         self._lock = threading.Lock()
+        self._plans: dict[int, _ReadPlan] = {}      # first_row's, by statement
         if isinstance(source, Engine):
             self._engine: Engine | None = source
             self.url = source.url
@@ -386,6 +440,30 @@ class Database:
                 yield conn
             finally:
                 conn.execution_options(**{ONE_STATEMENT: False})
+
+    def first_row(self, statement: Select, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row of `statement` ({column key: value}; None: it has
+        none), for the one-statement reads every request makes (the caller's
+        session, a user's mailbox facts).
+
+        SQLAlchemy builds the statement and compiles it once for this
+        database's dialect; each read runs the compiled SQL on the DBAPI
+        cursor of the request's connection (`_connect`) and converts the
+        values as SQLAlchemy's result would.  Core's execution of a statement
+        (its execution context, events and result objects, the rollback that
+        ends a block) costs a threaded worker several times what the database
+        does for such a read.  What is read is what is committed when it
+        runs, as with `read_one()`: SQLite's connections commit each statement
+        (see `_sqlite_engine`); elsewhere the read's implicit transaction is
+        rolled back at once.  A driver's error leaves as the SQLAlchemy error
+        Core would raise (a lost connection invalidated), so
+        `translate_db_errors` treats it the same.
+        """
+        with translate_db_errors(), self._connect() as conn:
+            plan = self._plans.get(id(statement))
+            if plan is None:
+                plan = self._plans[id(statement)] = _ReadPlan(statement, conn.dialect)
+            return plan.first(conn, params)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

@@ -292,16 +292,15 @@ class IredadminDB(SqlStore):
         `idle_timeout` seconds or not ours, with whether some journaled write
         is unfinished (in the same statement).  Refreshes atime at most every
         SESSION_TOUCH_INTERVAL seconds."""
-        with self.database.read_one() as conn:
-            row = conn.execute(_SESSION_ROW, {"session_id": session_key}).first()
-        if row is None or row.atime is None:
+        row = self.database.first_row(_SESSION_ROW, {"session_id": session_key})
+        if row is None or row["atime"] is None:
             return None
         now = self.now()
-        age = now - _naive_utc(row.atime)
+        age = now - _naive_utc(row["atime"])
         if age > timedelta(seconds=idle_timeout):
             return None
         try:
-            data = json.loads(row.data or "")
+            data = json.loads(row["data"] or "")
         except ValueError:
             return None
         if not isinstance(data, dict):
@@ -313,7 +312,7 @@ class IredadminDB(SqlStore):
                 )
             if result.rowcount == 0:      # deleted meanwhile (logout)
                 return None
-        return LoadedSession(data, writes_open=bool(row.writes_open))
+        return LoadedSession(data, writes_open=bool(row["writes_open"]))
 
     def delete_session(self, session_key: str) -> None:
         s = t.sessions
@@ -616,9 +615,8 @@ class IredadminDB(SqlStore):
             if login_live is not None else None
         if quota_live is None and wanted is None:
             return usage, None
-        with self.database.read_one() as conn:
-            found = conn.execute(_mailbox_facts_of(quota_live is not None, wanted),
-                                 {"username": username}).one()._mapping
+        found = self.database.first_row(_mailbox_facts_of(quota_live is not None, wanted), {"username": username})
+        assert found is not None        # (a SELECT of subqueries only: always one row)
         if quota_live is not None:
             usage = {"bytes": int(found["bytes"] or 0), "messages": int(found["messages"] or 0)}
         if wanted is None or found["has_login"] is None:
@@ -686,9 +684,8 @@ class IredadminDB(SqlStore):
         whether some journaled write is unfinished (`writes_open`)."""
         self.ensure_own_tables()
         if token_hash is not None:
-            with self.database.read_one() as conn:
-                row = conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
-            return dict(_token_row(row._mapping), writes_open=bool(row.writes_open)) if row is not None else None
+            found = self.database.first_row(_TOKEN_BY_HASH, {"token_hash": token_hash})
+            return dict(_token_row(found), writes_open=bool(found["writes_open"])) if found is not None else None
         with self.database.read() as conn:
             row = conn.execute(select(t.api_tokens).where(t.api_tokens.c.id == token_id)).first()
         return _token_row(row._mapping) if row is not None else None
