@@ -128,6 +128,8 @@ def alternating(rounds: int, work: list, clients: int, raw, api) -> tuple[float,
     for _ in range(rounds):
         raw_rates.append(len(work) / in_threads(clients, work, raw))
         api_rates.append(len(work) / in_threads(clients, work, api))
+    print(f"  GET rounds, directory /s: {[round(x) for x in raw_rates]}, iredldap /s: {[round(x) for x in api_rates]}",
+          flush=True)
     return statistics.median(raw_rates), statistics.median(api_rates)
 
 
