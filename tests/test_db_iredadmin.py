@@ -701,3 +701,27 @@ def test_first_row_on_a_connection_the_server_ended(db, sql_url):
     finally:
         close_request_scope()
     assert db.load_session(KEY, 60).data == {"admin": "a@x.test"}
+
+
+def test_a_session_ended_by_another_worker_is_gone_at_the_next_read(iredadmin_db, sql_url):
+    """Two workers (two engines) on one database: a session the other ends is
+    not found by the next read, even on the connection of a request that read
+    it already (MariaDB's REPEATABLE READ would keep an open snapshot)."""
+    from iredldap.db.engine import close_request_scope, open_request_scope
+    from iredldap.db.sessions import SessionStore
+    here = SessionStore(iredadmin_db, secret_key="k" * 32, idle_timeout=3600)
+    other_engine = make_engine(sql_url)
+    try:
+        there = SessionStore(IredadminDB(other_engine), secret_key="k" * 32, idle_timeout=3600)
+        token = here.start(admin="a@x.test", dn="", ip="127.0.0.1")
+        open_request_scope()
+        try:
+            found = here.resolve(token)
+            assert found is not None and found.writes_open is False
+            there.end(there.resolve(token))
+            assert here.resolve(token) is None
+        finally:
+            close_request_scope()
+        assert here.resolve(token) is None
+    finally:
+        other_engine.dispose()
