@@ -290,3 +290,55 @@ def test_journal_rows_are_read_only_when_some_are_open(world, api, app, settings
     assert (states[elsewhere], states[dead]) == ("running", "undone")
     journal.close(elsewhere, "done")
     assert (selects(api), selects(bearer)) == (2, 2)
+
+
+# -- the caller's lookup: the same entries as with the object classes in the filter --------
+
+def test_the_lookup_finds_what_the_filter_with_the_classes_finds(world, factory, directory):
+    """`AdminStore.lookup` asks the server for addresses without the caller's
+    object classes (slapd would read the index list of every user) and tells
+    the classes apart itself: it finds exactly the entries the filter with
+    the classes finds, on entries made to tell the difference -- an alias at
+    a standalone admin's address, a user forwarding to the account (not an
+    alias), domains naming admins."""
+    from iredldap.directory.admins import AdminStore, _account_filter, _rights_filter
+    from iredldap.model.accounts import ALIAS, DOMAIN
+    from iredldap.model.templates import load
+    tree = world.tree
+    factory.user("mary@a.test")
+    factory.user("fwd@a.test", mailForwardingAddress=["john@a.test"])
+    factory.normal_admin("helper@admins.test", "H3lper#pw", domains=["a.test"])
+    factory.normal_admin("postmaster@a.test", "P0stm#pw", domains=["a.test"])
+    factory.global_admin("root@admins.test", "R00t#secret")
+    for mail, members in (("team@a.test", ["john@a.test", "mary@a.test"]), ("postmaster@a.test", ["mary@a.test"])):
+        dn, attrs = load("alias").render(mail=mail, domain="a.test", domains_dn=tree.domains_dn, name="An alias")
+        attrs["mailForwardingAddress"] = members
+        directory.add(dn, attrs)
+    admins = AdminStore(directory, tree)
+
+    def with_classes(mail: str, account: str, domain: str) -> set[str]:
+        terms = [_account_filter(mail), DOMAIN.filter("(domainAdmin=%s)", mail)]
+        if account:
+            terms += [_rights_filter(account), f"(mail={account})",
+                      ALIAS.filter("(mailForwardingAddress=%s)", account)]
+        if domain:
+            terms.append(DOMAIN.filter("(domainName=%s)", domain))
+        return {e.dn.lower() for e in directory.search(tree.suffix, "(|" + "".join(terms) + ")", attrs=("*",))}
+    cases = [(caller, account, domain)
+             for caller in ("root@admins.test", "helper@admins.test", "postmaster@a.test", "john@a.test")
+             for account, domain in (("", ""), ("", "a.test"), ("john@a.test", "a.test"), ("mary@a.test", "a.test"),
+                                     ("postmaster@a.test", "a.test"), ("team@a.test", "a.test"),
+                                     ("helper@admins.test", "admins.test"), ("nobody@a.test", "a.test"))]
+    looked = 0
+    for caller, account, domain in cases:
+        found = admins.lookup(caller, account=account, domain=domain)
+        if found is None:       # (no active admin at the caller's address: john)
+            assert caller == "john@a.test"
+            continue
+        looked += 1
+        assert {e.dn.lower() for e in found.entries} == with_classes(caller, account, domain), (caller, account)
+    assert looked == 3 * 8
+    # The alias at the standalone admin's address is found for the account, not for the caller.
+    alias_dn = tree.alias("postmaster@a.test").lower()
+    assert alias_dn not in {e.dn.lower() for e in admins.lookup("postmaster@a.test").entries}
+    assert alias_dn in {e.dn.lower() for e in admins.lookup("root@admins.test", account="postmaster@a.test").entries}
