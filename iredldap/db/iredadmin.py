@@ -51,6 +51,7 @@ from iredldap.db import tables as t
 from iredldap.db.engine import Database, SqlStore, inserted_id
 from iredldap.errors import DatabaseError, InvalidInput
 
+
 @dataclass(frozen=True)
 class LoadedSession:
     data: dict
@@ -84,9 +85,8 @@ _DELETE_LOG = delete(t.log).where(t.log.c.id == bindparam("row_id"))
 
 
 @functools.lru_cache(maxsize=16)
-@functools.lru_cache(maxsize=None)
 def _mailbox_facts_of(usage: bool, login_columns: tuple[str, ...] | None):
-    """(Built once for each shape of the tables: every user's GET runs it.)  One row: a user's used_quota values (`usage`: the table exists) and
+    """One row: a user's used_quota values (`usage`: the table exists) and
     its last_login values, those of `login_columns` the table has (None: it
     has no such table), with `has_login` NULL when it has no row.  Each is a
     subquery of one row at most (LIMIT 1: a table of a real server may lack

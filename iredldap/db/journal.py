@@ -18,7 +18,6 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from iredldap.db import tables as t
 from iredldap.db.engine import SqlStore, inserted_id
 
-UNFINISHED = t.JOURNAL_UNFINISHED
 # The journal's writes, which every journaled batch makes several of:
 # statements made once, their values bound when they run.
 _INSERT_ROW = insert(t.write_journal)
@@ -29,7 +28,7 @@ _DELETE_STEPS = delete(t.write_journal_steps).where(t.write_journal_steps.c.jour
 _CLOSE_ROW = update(t.write_journal).where(t.write_journal.c.id == bindparam("row_id")).values(
     state=bindparam("new_state"), note=bindparam("new_note"), updated=bindparam("new_updated"))
 # Read by every request, built once (making it costs more than running it).
-_UNFINISHED_ROWS = select(t.write_journal).where(t.write_journal.c.state.in_(UNFINISHED)).order_by(t.write_journal.c.id)
+_UNFINISHED_ROWS = select(t.write_journal).where(t.write_journal.c.state.in_(t.JOURNAL_UNFINISHED)).order_by(t.write_journal.c.id)
 
 
 def _now() -> datetime:
