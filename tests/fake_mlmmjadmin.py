@@ -132,7 +132,9 @@ class FakeMlmmjadmin:
     def start(self) -> "FakeMlmmjadmin":
         self._server = make_server("127.0.0.1", 0, self.app, handler_class=_Quiet)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        # stop() waits for the serving loop to see the request at its next
+        # poll: a short interval keeps each test's teardown from waiting for it.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.005},
                                         daemon=True)
         self._thread.start()
         return self
