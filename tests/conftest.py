@@ -67,7 +67,7 @@ SERVER_PARAMS = frozenset({"mariadb", "postgresql"})
 # move, so their module-scoped fixtures are still made once.
 SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kill.py", "test_readme.py",
                 "test_packaging.py", "test_served.py", "test_paging.py", "test_failover.py",
-                "test_mlmmj_attacks.py", "test_review_reshape.py")
+                "test_mlmmj_attacks.py", "test_review_reshape.py", "test_openapi_schemathesis.py")
 
 
 # Modules whose tests share one costly session fixture (the project's wheel
@@ -76,30 +76,6 @@ SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kil
 # cannot do it on pytest 9 (it puts the group into `item._nodeid`, which
 # pytest 9 no longer reads), so the scheduler below groups these.
 ONE_WORKER_GROUPS = {"test_plain_install.py": "wheel", "test_packaging.py": "wheel", "test_served.py": "served"}
-
-
-# Modules all of whose tests need a slapd and whose collection alone costs
-# seconds in every test process (schemathesis builds each operation's cases
-# while collecting): not collected when the marker expression leaves slapd
-# tests out, as in the fast loop.  Every test they hold must be marked
-# slapd (pytest_collection_modifyitems stops the run otherwise).
-SLAPD_ONLY_MODULES = ("test_openapi_schemathesis.py",)
-
-
-def _selects_slapd_tests(config) -> bool:
-    """Whether `-m` lets a test through that is marked slapd and nothing else."""
-    markexpr = config.getoption("markexpr", "")
-    if not markexpr:
-        return True
-    from _pytest.mark.expression import Expression
-
-    return Expression.compile(markexpr).evaluate(lambda name, /, **kwargs: name == "slapd")
-
-
-def pytest_ignore_collect(collection_path, config):
-    if collection_path.name in SLAPD_ONLY_MODULES and not _selects_slapd_tests(config):
-        return True
-    return None
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -120,19 +96,11 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.nodeid.split("::")[0].rpartition("/")[2] not in SLOW_MODULES)
     for item in items:
-        # schemathesis' items (one per API operation) all get the id of their
-        # test function on pytest 9, their names differ; pytest-xdist tells
-        # tests apart by id and would run one of them: give each its name.
-        last = item.nodeid.rpartition("::")[2]
-        if item.name != last and item.name.startswith(last + "[") and item.name.endswith("]"):
-            item._id = item.id.with_params(item.name[len(last) + 1:-1])
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SLAPD_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("backend") == "slapd":
             item.add_marker(pytest.mark.slapd)
         if any(isinstance(v, str) and v in SERVER_PARAMS for v in params.values()):
             item.add_marker(pytest.mark.servers)
-        if item.path.name in SLAPD_ONLY_MODULES and item.get_closest_marker("slapd") is None:
-            raise pytest.UsageError(f"{item.nodeid} is in a module of SLAPD_ONLY_MODULES but not marked slapd")
 
 
 # The cyclic garbage collector.  A test process holds a large, long-lived
