@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import itertools
 import os
 import shutil
 import sqlite3
@@ -69,6 +70,49 @@ SLOW_MODULES = ("test_plain_install.py", "test_replication.py", "test_worker_kil
                 "test_packaging.py", "test_served.py", "test_paging.py", "test_failover.py",
                 "test_mlmmj_attacks.py", "test_review_reshape.py", "test_openapi_schemathesis.py")
 
+# Modules whose tests mostly wait: for a slapd stopped or paused on purpose,
+# a timeout, a racer's patience, a program of mlmmj.  The workers go through
+# the tests in step, so such a module in one piece has every worker waiting
+# at once with the cores idle; its tests are spread over the run instead, one
+# at a time between the others, to wait while the others compute.
+WAITING_MODULES = ("test_journal.py", "test_races.py", "test_quota_total.py", "test_mlmmj_lists_slapd.py",
+                   "test_login_throttle.py", "test_mlmmj_delivery.py", "test_own_tables.py", "test_merge_review.py")
+# Modules with module-scoped fixtures: nothing is put between their tests
+# (pytest would make those fixtures again after each interruption).
+KEEP_TOGETHER = ("test_authz_table.py", "test_lean_mock.py", "test_sql_errors.py")
+
+
+def _module_of(item) -> str:
+    return item.nodeid.split("::")[0].rpartition("/")[2]
+
+
+def _run_order(items: list) -> list:
+    """SLOW_MODULES first; then the others in their order, with the tests of
+    WAITING_MODULES (taken from each module in turn) spread evenly between them."""
+    slow = [item for item in items if _module_of(item) in SLOW_MODULES]
+    by_module: dict[str, list] = {}
+    for item in items:
+        if _module_of(item) in WAITING_MODULES:
+            by_module.setdefault(_module_of(item), []).append(item)
+    waiting = [item for turn in itertools.zip_longest(*by_module.values()) for item in turn if item is not None]
+    # The places a waiting test may go: before any other test, but inside KEEP_TOGETHER modules.
+    runs: list[list] = []
+    for item in items:
+        module = _module_of(item)
+        if module in SLOW_MODULES or module in WAITING_MODULES:
+            continue
+        if runs and module in KEEP_TOGETHER and _module_of(runs[-1][-1]) == module:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    ordered = list(slow)
+    for i, run in enumerate(runs):
+        ordered.extend(waiting[len(waiting) * i // len(runs):len(waiting) * (i + 1) // len(runs)])
+        ordered.extend(run)
+    if not runs:
+        ordered.extend(waiting)
+    return ordered
+
 
 # Modules whose tests share one costly session fixture (the project's wheel
 # and a venv made with pip from it, a gunicorn): all the tests of a group go
@@ -94,7 +138,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0].rpartition("/")[2] not in SLOW_MODULES)
+    items[:] = _run_order(items)
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SLAPD_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("backend") == "slapd":
