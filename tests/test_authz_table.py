@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from sqlalchemy.engine import Engine
+
 from iredldap.backends import tree_of
 from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
@@ -125,9 +127,15 @@ def build_world(app, settings, factory, api, directory):
     return clients
 
 
+# The policy databases' engines, by URL: a new engine per test would connect
+# and compile every snapshot's statements afresh.
+_POLICY_ENGINES: dict[str, Engine] = {}
+
+
 def engines(iredadmin, settings) -> dict:
-    return {"iredadmin": iredadmin.engine, "amavisd": make_engine(settings.sql_amavisd_url),
-            "iredapd": make_engine(settings.sql_iredapd_url)}
+    policy = {name: _POLICY_ENGINES.get(url) or _POLICY_ENGINES.setdefault(url, make_engine(url))
+              for name, url in (("amavisd", settings.sql_amavisd_url), ("iredapd", settings.sql_iredapd_url))}
+    return {"iredadmin": iredadmin.engine, **policy}
 
 
 def snapshot(factory, databases):
