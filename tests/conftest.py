@@ -422,6 +422,9 @@ class SavedState:
             conn.search(self.suffix, "(objectClass=*)", ldap3.SUBTREE, attributes=[ldap3.ALL_ATTRIBUTES])
             found = [(e["dn"], dict(e["raw_attributes"])) for e in conn.response if e.get("type") == "searchResEntry"]
             self.entries = sorted(found, key=lambda item: len(ldap3.utils.dn.to_dn(item[0])))
+        from .fixtures_slapd import add_request
+        # Each entry's add request, encoded once (fixtures_slapd: laid down thousands of times a run).
+        self.add_requests = [(dn, add_request(dn, attrs)) for dn, attrs in self.entries]
         self.databases: dict[str, sqlite3.Connection] = {}
         for kind in SQLITE_FILES:
             live = sqlite3.connect(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
@@ -442,12 +445,12 @@ class SavedState:
             dit.clear()
             dit.update(copy.deepcopy(self.mock_entries))
         else:
-            from .fixtures_slapd import wipe_tree
+            from .fixtures_slapd import add_encoded, wipe_tree
 
             conn = directory._connection()
             wipe_tree(conn, self.suffix)
-            for dn, attrs in self.entries:
-                conn.add(dn, attributes=attrs)
+            for dn, request in self.add_requests:
+                add_encoded(conn, dn, request)
         for kind, kept in self.databases.items():
             path = Path(_sqlite_path(getattr(settings, f"sql_{kind}_url")))
             if path.exists() and not over:

@@ -18,6 +18,9 @@
   it.  Stopped after the test.
 * ``wipe_tree(conn, base)`` -- the helper behind ``slapd_clean``: deletes
   ``base`` and everything below it, deepest entries first.
+* ``add_request``/``add_encoded``, ``send_request`` -- adds and deletes
+  written as BER by the tests themselves, without ldap3's pyasn1 (what
+  ``wipe_tree`` and ``conftest.SavedState`` send; tests/test_saved_state.py).
 
 Registered as a plugin (``pytest_plugins = ["tests.fixtures_slapd"]``).
 """
@@ -29,14 +32,18 @@ from pathlib import Path
 
 import ldap3
 import pytest
+from ldap3.utils.asn1 import decode_message_fast
 from ldap3.utils.dn import to_dn
 
+from iredldap.directory.decoding import lean_reads, search as lean_search
+from iredldap.directory.encoding import _integer, _tlv
 from iredldap.directory.localslapd import SLAPD, LocalSlapd, slapd_available
 
 SUFFIX = "dc=example,dc=com"
 ROOT_PASSWORD = "secret"
 
-__all__ = ["ROOT_PASSWORD", "SUFFIX", "require_slapd", "slapd", "slapd_clean", "slapd_conn", "own_slapd", "wipe_tree"]
+__all__ = ["ROOT_PASSWORD", "SUFFIX", "require_slapd", "slapd", "slapd_clean", "slapd_conn", "own_slapd", "wipe_tree",
+           "add_request", "add_encoded", "send_request"]
 
 
 def require_slapd() -> None:
@@ -49,6 +56,54 @@ def require_slapd() -> None:
         )
 
 
+# -- the tests' own writes, encoded once --------------------------------------------
+# Laying a saved world down again (conftest.SavedState) and emptying the tree
+# before each slapd test add and delete thousands of entries a run.  Through
+# ldap3 each request is built of pyasn1 objects and encoded by pyasn1, several
+# times what slapd spends on it; these requests are BER written directly
+# (RFC 4511 4.7 and 4.8), an add's once per saved entry, and sent on the
+# connection's socket one at a time, each answer awaited (slapd may carry out
+# requests of one connection in parallel; parents must come before children).
+
+_ADD_REQUEST, _DEL_REQUEST, _OCTETS, _SEQUENCE, _SET = 0x68, 0x4A, 0x04, 0x30, 0x31
+NO_SUCH_OBJECT = 32
+
+
+def add_request(dn: str, attrs: dict[str, list[bytes]]) -> bytes:
+    """The protocolOp of an AddRequest of `dn` with these values (as stored)."""
+    attributes = b"".join(
+        _tlv(_SEQUENCE, _tlv(_OCTETS, name.encode()) + _tlv(_SET, b"".join(_tlv(_OCTETS, v) for v in values)))
+        for name, values in attrs.items())
+    return _tlv(_ADD_REQUEST, _tlv(_OCTETS, dn.encode()) + _tlv(_SEQUENCE, attributes))
+
+
+def delete_request(dn: str) -> bytes:
+    return _tlv(_DEL_REQUEST, dn.encode())
+
+
+def send_request(conn: ldap3.Connection, op: bytes) -> tuple[int, str]:
+    """Send one request (its protocolOp) on the bound SYNC connection `conn`;
+    the resultCode and diagnostic message of the answer."""
+    with conn.connection_lock:
+        message_id = conn.server.next_message_id()
+        conn.socket.sendall(_tlv(_SEQUENCE, _integer(0x02, message_id) + op))
+        answers = conn.strategy.receiving()
+    if len(answers) != 1:
+        raise RuntimeError(f"expected one answer to message {message_id}, got {len(answers)}")
+    answer = decode_message_fast(answers[0])
+    if answer["messageID"] != message_id:
+        raise RuntimeError(f"an answer to message {answer['messageID']}, not {message_id}")
+    result = answer["payload"]
+    return result[0][3], bytes(result[2][3]).decode("utf-8", "replace")
+
+
+def add_encoded(conn: ldap3.Connection, dn: str, op: bytes) -> None:
+    """Add an entry by its encoded request (`add_request`); raise unless it was added."""
+    code, message = send_request(conn, op)
+    if code != 0:
+        raise RuntimeError(f"cannot add {dn}: result {code} {message}")
+
+
 def wipe_tree(conn: ldap3.Connection, base: str) -> int:
     """Delete `base` and all entries below it; return how many were deleted.
 
@@ -56,17 +111,18 @@ def wipe_tree(conn: ldap3.Connection, base: str) -> int:
     parents because slapd refuses to delete an entry that has children.
     """
     try:
-        found = conn.search(base, "(objectClass=*)", ldap3.SUBTREE, attributes=["1.1"])
+        lean_search(lean_reads(conn), base, "(objectClass=*)", scope=ldap3.SUBTREE, attrs=["1.1"])
     except ldap3.core.exceptions.LDAPNoSuchObjectResult:   # a connection that raises on errors
         return 0
-    if not found:
-        if conn.result["result"] == 32:  # noSuchObject
-            return 0
+    if conn.result["result"] == NO_SUCH_OBJECT:
+        return 0
+    if conn.result["result"] != 0:
         raise RuntimeError(f"cannot list {base}: {conn.result}")
     dns = [entry["dn"] for entry in conn.response if entry.get("type") == "searchResEntry"]
     for dn in sorted(dns, key=lambda d: len(to_dn(d)), reverse=True):
-        if not conn.delete(dn) and conn.result["result"] != 32:
-            raise RuntimeError(f"cannot delete {dn}: {conn.result}")
+        code, message = send_request(conn, delete_request(dn))
+        if code not in (0, NO_SUCH_OBJECT):
+            raise RuntimeError(f"cannot delete {dn}: result {code} {message}")
     return len(dns)
 
 
