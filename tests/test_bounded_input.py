@@ -23,8 +23,8 @@ ROOT = ("root@admins.test", "R00t#secret")
 USER = "u@ex.test"
 
 
-def build(settings, directory, iredadmin, templates):
-    app = build_app(settings, directory, iredadmin, templates)
+def build(settings, directory, iredadmin, templates, app=None):
+    app = app or build_app(settings, directory, iredadmin, templates)
     factory = Factory(directory, settings)
     factory.global_admin(*ROOT)
     factory.domain("ex.test")
@@ -35,8 +35,8 @@ def build(settings, directory, iredadmin, templates):
 
 
 @pytest.fixture
-def world(settings, directory, iredadmin, sqlite_templates):
-    return build(settings, directory, iredadmin, sqlite_templates)
+def world(app, settings, directory, iredadmin, sqlite_templates):
+    return build(settings, directory, iredadmin, sqlite_templates, app)
 
 
 @pytest.fixture
