@@ -95,7 +95,7 @@ def _run_order(items: list) -> list:
         if _module_of(item) in WAITING_MODULES:
             by_module.setdefault(_module_of(item), []).append(item)
     waiting = [item for turn in itertools.zip_longest(*by_module.values()) for item in turn if item is not None]
-    # The places a waiting test may go: before any other test, but inside KEEP_TOGETHER modules.
+    # The places a waiting test may go: before any other test, but not between two of a KEEP_TOGETHER module.
     runs: list[list] = []
     for item in items:
         module = _module_of(item)
