@@ -337,7 +337,10 @@ class Stage:
     (sessions, tokens, throttling, audit and the journal are in SQL; the
     metrics are the process's, which tests read as differences), so a test
     cannot tell it from a new one.  Attributes a test put on the Directory
-    object itself (`directory.add = refusing`) are taken off again."""
+    object itself (`directory.add = refusing`) are taken off again.  A test
+    that asks for `api` (the global admin's client) starts from the same
+    state with that admin and its session in it (`signed_in`), as the
+    `global_admin` and `api` fixtures would have made them."""
 
     def __init__(self, folder: Path, directory: Directory, templates: dict[str, Path]):
         self.folder = folder
@@ -350,6 +353,10 @@ class Stage:
         self.app = build_app(self.settings, directory, self.iredadmin, templates)
         self.start = SavedState(directory, self.settings)
         self._directory_attrs = dict(vars(directory))
+        # The start with the global admin and its session (see `reset`), and
+        # whether the test now running got it.
+        self.signed_in: tuple[SavedState, str] | None = None
+        self.signed_in_laid = False
         # More apps over the same directory and iredadmin database, made once
         # by fixtures that need other backends (the policy tests' databases).
         self.apps: dict[tuple, object] = {}
@@ -360,7 +367,19 @@ class Stage:
         if getattr(self.directory._server, "dit", None) is None:
             # A real slapd: the session server, emptied as `slapd_clean` does for the tests that ask for it.
             request.getfixturevalue("slapd_clean")
-        self.start.restore(self.directory, self.settings, over=True)
+        # A test of the global admin's client (`api`, most of them) starts
+        # from the start plus that admin and its session, saved the first
+        # time a test asks for it (and then exactly the state the `global_admin`
+        # and `api` fixtures would make: a login costs more than laying it down).
+        self.signed_in_laid = "api" in request.fixturenames
+        if self.signed_in_laid and self.signed_in is None:
+            self.start.restore(self.directory, self.settings, over=True)
+            Factory(self.directory, self.settings).global_admin(*GLOBAL_ADMIN)
+            client = ApiClient(self.app, self.settings)
+            client.login(*GLOBAL_ADMIN)
+            self.signed_in = SavedState(self.directory, self.settings), client.cookie or ""
+        start = self.signed_in[0] if self.signed_in_laid and self.signed_in is not None else self.start
+        start.restore(self.directory, self.settings, over=True)
         # Tests make settings of their own over `tmp_path` for a second app
         # on "the same database" (another worker, a restart): the files there
         # are links to the stage's (SQLite follows them, its write-ahead log
@@ -411,6 +430,8 @@ def _stages():
     yield stages
     for stage in stages.values():
         stage.start.close()
+        if stage.signed_in is not None:
+            stage.signed_in[0].close()
         stage.directory.close()
 
 
@@ -499,14 +520,23 @@ def client(app, settings) -> ApiClient:
     return ApiClient(app, settings)
 
 
-@pytest.fixture
-def global_admin(factory) -> tuple[str, str]:
-    return factory.global_admin("root@admins.test", "R00t#secret")
+GLOBAL_ADMIN = ("root@admins.test", "R00t#secret")
 
 
 @pytest.fixture
-def api(client, global_admin) -> ApiClient:
+def global_admin(factory, stage) -> tuple[str, str]:
+    if stage is not None and stage.signed_in_laid and factory.dir is stage.directory:
+        return GLOBAL_ADMIN     # laid down with the stage's signed-in start
+    return factory.global_admin(*GLOBAL_ADMIN)
+
+
+@pytest.fixture
+def api(client, global_admin, stage) -> ApiClient:
     """A client logged in as a global admin."""
+    if stage is not None and stage.signed_in_laid and stage.signed_in is not None \
+            and client.client.app is stage.app:
+        client.cookie = stage.signed_in[1]      # the session laid down with it
+        return client
     client.login(*global_admin)
     return client
 
