@@ -373,13 +373,8 @@ class Stage:
         # and `api` fixtures would make: a login costs more than laying it down).
         self.signed_in_laid = "api" in request.fixturenames
         if self.signed_in_laid and self.signed_in is None:
-            self.start.restore(self.directory, self.settings, over=True)
-            Factory(self.directory, self.settings).global_admin(*GLOBAL_ADMIN)
-            client = ApiClient(self.app, self.settings)
-            client.login(*GLOBAL_ADMIN)
-            self.signed_in = SavedState(self.directory, self.settings), client.cookie or ""
-        start = self.signed_in[0] if self.signed_in_laid and self.signed_in is not None else self.start
-        start.restore(self.directory, self.settings, over=True)
+            self.signed_in = self._sign_in()
+        (self.signed_in[0] if self.signed_in_laid else self.start).restore(self.directory, self.settings, over=True)
         # Tests make settings of their own over `tmp_path` for a second app
         # on "the same database" (another worker, a restart): the files there
         # are links to the stage's (SQLite follows them, its write-ahead log
@@ -390,6 +385,16 @@ class Stage:
             if not link.exists():
                 link.symlink_to(self.folder / name)
         return self
+
+
+    def _sign_in(self) -> tuple["SavedState", str]:
+        """The start plus the global admin and its session (made by a real
+        add and login through the app), and the session's cookie."""
+        self.start.restore(self.directory, self.settings, over=True)
+        Factory(self.directory, self.settings).global_admin(*GLOBAL_ADMIN)
+        client = ApiClient(self.app, self.settings)
+        client.login(*GLOBAL_ADMIN)
+        return SavedState(self.directory, self.settings), client.cookie or ""
 
 
 def _stage(request) -> Stage:
@@ -533,8 +538,7 @@ def global_admin(factory, stage) -> tuple[str, str]:
 @pytest.fixture
 def api(client, global_admin, stage) -> ApiClient:
     """A client logged in as a global admin."""
-    if stage is not None and stage.signed_in_laid and stage.signed_in is not None \
-            and client.client.app is stage.app:
+    if stage is not None and stage.signed_in_laid and client.client.app is stage.app:
         client.cookie = stage.signed_in[1]      # the session laid down with it
         return client
     client.login(*global_admin)

@@ -36,7 +36,7 @@ from ldap3.utils.asn1 import decode_message_fast
 from ldap3.utils.dn import to_dn
 
 from iredldap.directory.decoding import lean_reads, search as lean_search
-from iredldap.directory.encoding import _integer, _tlv
+from iredldap.directory.encoding import _INTEGER, _OCTETS, _SEQUENCE, _integer, _tlv
 from iredldap.directory.localslapd import SLAPD, LocalSlapd, slapd_available
 
 SUFFIX = "dc=example,dc=com"
@@ -65,7 +65,7 @@ def require_slapd() -> None:
 # connection's socket one at a time, each answer awaited (slapd may carry out
 # requests of one connection in parallel; parents must come before children).
 
-_ADD_REQUEST, _DEL_REQUEST, _OCTETS, _SEQUENCE, _SET = 0x68, 0x4A, 0x04, 0x30, 0x31
+_ADD_REQUEST, _DEL_REQUEST, _SET = 0x68, 0x4A, 0x31     # (the rest: encoding.py's)
 NO_SUCH_OBJECT = 32
 
 
@@ -86,7 +86,7 @@ def send_request(conn: ldap3.Connection, op: bytes) -> tuple[int, str]:
     the resultCode and diagnostic message of the answer."""
     with conn.connection_lock:
         message_id = conn.server.next_message_id()
-        conn.socket.sendall(_tlv(_SEQUENCE, _integer(0x02, message_id) + op))
+        conn.socket.sendall(_tlv(_SEQUENCE, _integer(_INTEGER, message_id) + op))
         answers = conn.strategy.receiving()
     if len(answers) != 1:
         raise RuntimeError(f"expected one answer to message {message_id}, got {len(answers)}")

@@ -12,8 +12,6 @@ import re
 
 import pytest
 
-from sqlalchemy.engine import Engine
-
 from iredldap.backends import tree_of
 from iredldap.db.engine import make_engine
 from iredldap.db.iredadmin import IredadminDB
@@ -127,14 +125,16 @@ def build_world(app, settings, factory, api, directory):
     return clients
 
 
-# The policy databases' engines, by URL: a new engine per test would connect
-# and compile every snapshot's statements afresh.
-_POLICY_ENGINES: dict[str, Engine] = {}
-
-
-def engines(iredadmin, settings) -> dict:
-    policy = {name: _POLICY_ENGINES.get(url) or _POLICY_ENGINES.setdefault(url, make_engine(url))
-              for name, url in (("amavisd", settings.sql_amavisd_url), ("iredapd", settings.sql_iredapd_url))}
+@pytest.fixture
+def databases(iredadmin, settings, _sql_engines) -> dict:
+    """The three databases' engines; the policy ones from the session's
+    engines by URL (fixtures_sql): a new engine per test would connect and
+    compile every snapshot's statements afresh."""
+    policy = {}
+    for name, url in (("amavisd", settings.sql_amavisd_url), ("iredapd", settings.sql_iredapd_url)):
+        if url not in _sql_engines:
+            _sql_engines[url] = make_engine(url)
+        policy[name] = _sql_engines[url]
     return {"iredadmin": iredadmin.engine, **policy}
 
 
@@ -167,10 +167,9 @@ def expected(rule: Rule, role: str, account: str | None = None) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{m} {t} {a or ''}".strip() for t, m, _, a in CASES])
-def test_every_endpoint_for_every_caller(case, world, factory, iredadmin, settings):
+def test_every_endpoint_for_every_caller(case, world, factory, databases):
     template, method, rule, account = case
     path = concrete(template, **({"account": account} if account else {}))
-    databases = engines(iredadmin, settings)
     # One snapshot before the refusals: each refusal must leave it as it was
     # (so what one refusal leaves is what the next one starts from).
     before = snapshot(factory, databases)
@@ -197,12 +196,11 @@ ABOVE_CASES = [(template, method, target) for (template, method), rule in sorted
 
 
 @pytest.mark.parametrize("case", ABOVE_CASES, ids=[f"{m} {t} {a}" for t, m, a in ABOVE_CASES])
-def test_accounts_above_a_normal_admin_are_out_of_its_reach(case, world, factory, iredadmin, settings):
+def test_accounts_above_a_normal_admin_are_out_of_its_reach(case, world, factory, databases):
     """MAIL_ACCOUNT and ACCOUNT_CHANGE routes on a global admin and on a co-admin of another
     domain, both mail users of the normal admin's own domain."""
     template, method, target = case
     path = concrete(template, mail=target, account=target)
-    databases = engines(iredadmin, settings)
     before = snapshot(factory, databases)
     result = world["own"].request(method, path, {} if method in ("POST", "PUT") else None)
     assert result.status_code == 403 and result.json["_msg"] == "NOT_AUTHORIZED", result.text
