@@ -37,7 +37,6 @@ import argparse
 import http.client
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from iredldap.db.engine import make_engine  # noqa: E402
 from iredldap.db.iredadmin import IredadminDB  # noqa: E402
 from iredldap.directory.base import init_tree  # noqa: E402
 from iredldap.directory.connection import Directory  # noqa: E402
+from iredldap.directory.localslapd import free_port  # noqa: E402
 from iredldap.gunicorn_worker import default_workers  # noqa: E402
 
 from iredmail_slapd import VMAILADMIN_PASSWORD, IredmailSlapd  # noqa: E402
@@ -139,9 +139,7 @@ class Service:
     """gunicorn of this checkout on the benchmark's settings."""
 
     def __init__(self, ini: Path, workers: int, worker_class: str = "sync"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port("127.0.0.1")
         env = dict(os.environ, IREDLDAP_CONFIG=str(ini))
         # "sync": gunicorn's sync workers (one request at a time, the
         # connection closed after each answer); "shipped": the worker class

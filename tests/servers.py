@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
+from iredldap.directory import localslapd
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port below the kernel's ephemeral range, so a server
+    stopped and started again on it finds it still free."""
+    return localslapd.free_port("127.0.0.1")
 
 
 def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> int:

@@ -28,6 +28,7 @@ from iredldap.directory.connection import Directory
 from iredldap.backends import tree_of
 
 from .conftest import make_settings
+from .servers import free_port
 
 # gunicorn processes on the session's slapd; under pytest-xdist one worker runs
 # the module, so its gunicorn is started once (session-scoped, as xdist may run
@@ -37,11 +38,6 @@ pytestmark = [pytest.mark.slapd, pytest.mark.servers]
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 5):

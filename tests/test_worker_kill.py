@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,17 +32,13 @@ from iredldap.directory.localslapd import LocalSlapd
 from iredldap.directory.users import UserStore
 
 from .conftest import make_settings
+from .servers import free_port
 
 # gunicorn workers on a private slapd
 pytestmark = [pytest.mark.slapd, pytest.mark.servers]
 
 HASH = passwords.hash_password("Us3r#secret", "SSHA")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -82,7 +77,7 @@ def test_worker_killed_mid_domain_delete(tmp_path):
         db = IredadminDB(make_engine(settings.sql_iredadmin_url))
         db.create_tables()
 
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, IREDLDAP_LDAP_URI=slapd.uri, IREDLDAP_LDAP_BIND_DN=slapd.root_dn,
                    IREDLDAP_LDAP_BIND_PASSWORD=slapd.root_password, IREDLDAP_LDAP_SUFFIX="dc=example,dc=com",
                    IREDLDAP_SQL_IREDADMIN_URL=settings.sql_iredadmin_url,

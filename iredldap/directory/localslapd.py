@@ -54,7 +54,7 @@ from ldap3.core.exceptions import LDAPException
 from iredldap.paths import schema_dir
 from iredldap.private_files import PRIVATE_DIR, PRIVATE_UMASK, make_private_dir, open_private, write_private
 
-__all__ = ["LocalSlapd", "Replication", "SLAPD", "SLAPADD", "slapd_available", "ssha"]
+__all__ = ["LocalSlapd", "Replication", "SLAPD", "SLAPADD", "free_port", "slapd_available", "ssha"]
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -90,11 +90,53 @@ def ssha(password: str) -> str:
     return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+# Ports are picked below the kernel's ephemeral range.  A port the kernel
+# handed out for bind(0) can, once its server stops for a restart, be handed
+# to anyone's next bind(0) or be the source port of anyone's next outgoing
+# connection, and then the restart on the same port fails with "Address
+# already in use".  Nothing takes a port below that range unless asked for it.
+LOWEST_PICKED_PORT = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PICK_ATTEMPTS = 200
+_MIN_ROOM = 1000  # fewer ports than that below the range: let the kernel pick
+
+# Ports this process has picked; a server need not be listening yet when the
+# next port is picked (a replicated pair picks both before starting either).
+_picked: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bind_to(family: socket.AddressFamily, host: str, port: int) -> int | None:
+    """The port a socket bound to `port` (0: the kernel's pick) got, or None."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, port))
+        except OSError:
+            return None
         return int(s.getsockname()[1])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing holds now and that this process has
+    not picked before.  It lies below the kernel's ephemeral range, so a
+    server can be stopped and started on it again; when that range leaves
+    no room below it, the kernel picks."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    top = _ephemeral_low()
+    below_range = top - LOWEST_PICKED_PORT >= _MIN_ROOM
+    rng = secrets.SystemRandom()
+    for _ in range(_PICK_ATTEMPTS):
+        port = _bind_to(family, host, rng.randrange(LOWEST_PICKED_PORT, top) if below_range else 0)
+        if port is not None and port not in _picked:
+            _picked.add(port)
+            return port
+    raise OSError(f"no free port found on {host} in {_PICK_ATTEMPTS} tries")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -203,7 +245,7 @@ class LocalSlapd:
             if port_file.is_file():
                 self._port = int(port_file.read_text().strip())
             else:
-                self._port = _free_port(self.host)
+                self._port = free_port(self.host)
                 make_private_dir(self.data_dir)
                 write_private(port_file, f"{self._port}\n")
         return self._port
