@@ -60,6 +60,7 @@ from iredldap.directory.domains import DomainStore
 from iredldap.directory.settings_attr import parse as parse_settings
 from iredldap.directory.tree import Tree
 from iredldap.errors import InvalidInput, MissingParameter, NoSuchAccount, NotAuthorized
+from iredldap.model import accounts
 from iredldap.web.openapi import OBJECT, OBJECTS, STRINGS
 from iredldap.model.params import (Blankable, Boolean, CheckedList, Choice, DomainList, Integer, NameList, Number,
                       Operation, Param, ParamSet)
@@ -198,7 +199,7 @@ class Accounts:
     def user(self, raw: str, *, param: str = "mail") -> Account:
         account = user_account(raw, param=param)
         if self.dir.get(self.tree.user(account.name), attrs=("objectClass",),
-                        filterstr="(objectClass=mailUser)") is None:
+                        filterstr=accounts.USER.filter()) is None:
             raise NoSuchAccount(f"mail user {account.name} does not exist")
         return account
 
