@@ -88,25 +88,27 @@ def _subscribable_routes() -> tuple[Route, ...]:
     return (
         route(urls.item, lambda w: mlmmj_lists.SubscribableListItem(w.mlmmj_lists, limits=w.limits,
                                                                     policies=w.policy_accounts),
-              GET=M, POST=U, PUT=M, DELETE=M),
+              GET=M, POST=U, PUT=U, DELETE=U),
         route(urls.change_email, lambda w: change_email.ChangeEmail(
-            w.mlmmj_lists, MLMMJ_LIST.label, w.domains, w.iredadmin, w.policy_accounts), POST=M),
+            w.mlmmj_lists, MLMMJ_LIST.label, w.domains, w.iredadmin, w.policy_accounts), POST=U),
         route(urls.collection, lambda w: mlmmj_lists.SubscribableListCollection(w.mlmmj_lists, w.domains), GET=D),
     )
 
 
 def _group_routes(account: AccountType) -> tuple[Route, ...]:
     """The routes of an alias-like type (accounts.GROUP_TYPES): the domain of
-    `{mail}` must be the admin's; creating one checks the address as
-    MAIL_ACCOUNT does (a standalone admin may have it).  Such an account holds
-    no admin rights itself, so changing it needs no more."""
+    `{mail}` must be the admin's, and every write checks the address as
+    MAIL_ACCOUNT does.  Such an account holds no admin rights itself, but it
+    may sit at the address of an admin above the caller (a standalone admin
+    has no mailbox; an operator's alias there takes its mail): whoever could
+    change its members, rename or delete it would take that mail."""
     urls = account.routes
     return (
         route(urls.item, lambda w: groups.GroupItem(w.groups[account.name], w.domains, w.iredadmin, limits=w.limits,
                                                     policies=w.policy_accounts),
-              GET=M, POST=U, PUT=M, DELETE=M),
+              GET=M, POST=U, PUT=U, DELETE=U),
         route(urls.change_email, lambda w: change_email.ChangeEmail(
-            w.groups[account.name], account.label, w.domains, w.iredadmin, w.policy_accounts), POST=M),
+            w.groups[account.name], account.label, w.domains, w.iredadmin, w.policy_accounts), POST=U),
         route(urls.collection, lambda w: groups.GroupCollection(w.groups[account.name], w.domains), GET=D),
     )
 
