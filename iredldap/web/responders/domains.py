@@ -88,7 +88,8 @@ class DomainItem:
         who = principal(req)
         restrict_for_normal_admin(who, self.create_params, values, [])
         if not who.is_global:
-            self._check_admin_names(req, [domain, *values.get("aliasDomains", [])])
+            # (the domain among its own alias domains is the store's 400)
+            self._check_admin_names(req, [domain, *(a for a in values.get("aliasDomains", []) if a != domain)])
         self.limits.check_domains(who)
         self.domains.create(domain, values, admin=None if who.is_global else who.mail,
                             limits=self.limits.domain_ceilings(who))
@@ -107,7 +108,8 @@ class DomainItem:
                 if above:
                     raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
                                         f"yours: {', '.join(above)}", param="accountStatus")
-            self._check_admin_names(req, values.get("aliasDomains", []) + values.get("addAliasDomain", []))
+            self._check_admin_names(req, [a for a in values.get("aliasDomains", []) + values.get("addAliasDomain", [])
+                                          if a != domain])
         self.domains.update(domain, values, entry=entry)
         ok(resp)
 
@@ -212,6 +214,11 @@ class DomainAdmins:
         user_entries = {}
         managed = None if who.is_global else set(req.context.access.managed_domains())
         for mail in add:
+            if managed is not None and mail.rpartition("@")[2] not in managed:
+                # Before any lookup: the same answer whether the address
+                # exists or not, so that it tells nothing of other domains.
+                raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
+                                    param="addAdmin")
             entry = self.admins.find(mail)
             if entry is None:
                 # A plain mail user becomes an admin by being listed.
@@ -219,7 +226,7 @@ class DomainAdmins:
                 if entry is None:
                     raise NoSuchAccount(f"addAdmin: {mail} is neither an admin nor a mail user", param="addAdmin")
             is_user = "ou=users," in entry.dn.lower()
-            if managed is not None and (not is_user or mail.rpartition("@")[2] not in managed):
+            if managed is not None and not is_user:
                 raise NotAuthorized("addAdmin: a normal admin may only promote users of its own domains",
                                     param="addAdmin")
             if managed is not None and req.context.access.outranks(mail):
