@@ -17,6 +17,7 @@ from iredldap.model.accounts import ADDRESS_TYPES, CATCHALL, DOMAIN, GROUP_TYPES
 from iredldap.errors import AlreadyExists, Conflict, InvalidInput
 from iredldap.directory.search import search_filter, searched
 from iredldap.model.templates import load
+from iredldap.model.validators import hostable_domain
 from iredldap.directory import settings_attr
 from iredldap.directory.ceilings import ORDER_ATTRS, Ceiling, hold
 from iredldap.directory.connection import ADD, DELETE, LEVEL, REPLACE, SUBTREE, Batch, Changes, Directory, Entry
@@ -115,6 +116,7 @@ class DomainStore:
         admin creating a domain manages it).  `limits`: more ceilings the new
         domain must fit in (the creating admin's maxDomains).
         """
+        hostable_domain(domain)
         if self.owner_of_name(domain):
             raise AlreadyExists(f"domain {domain} already exists (as a domain or an alias domain)")
         alias_domains = values.get("aliasDomains", [])
@@ -180,6 +182,7 @@ class DomainStore:
         for name in names:
             if name == domain:
                 raise InvalidInput(f"aliasDomains: {name} is the domain itself", param="aliasDomains")
+            hostable_domain(name, param="aliasDomains")
             owner = self.owner_of_name(name)
             if owner and owner != domain:
                 # Not naming the owner: it may be another customer.

@@ -48,6 +48,25 @@ def domain_name(value: str, *, param: str = "domain") -> str:
     return ascii_name
 
 
+def is_loopback_name(domain: str) -> bool:
+    """Whether a (normalised) domain names the machine itself: localhost.localdomain,
+    localhost4.localdomain4 ... (loopback in the usual /etc/hosts files and
+    in systemd-resolved, and in iRedMail's Postfix `mydestination`), or a
+    name under the reserved `localhost` top-level domain (RFC 6761)."""
+    labels = domain.split(".")
+    return labels[-1] == "localhost" or re.fullmatch(r"localhost\d*", labels[0]) is not None
+
+
+def hostable_domain(domain: str, *, param: str = "domain") -> None:
+    """Raise InvalidInput unless a (normalised) domain may be hosted as a
+    mail domain or alias domain: not one of the machine's own names, which
+    Postfix delivers locally (an account there would claim root@ and
+    postmaster@ of the machine)."""
+    if is_loopback_name(domain):
+        raise InvalidInput(f"{param}: {domain} is a name of the machine itself, not a domain to host",
+                           code="INVALID_DOMAIN_NAME", param=param)
+
+
 def email(value: str, *, param: str = "mail") -> str:
     """Return the normalised address (`local@domain`) or raise InvalidInput."""
     text = (value or "").strip()
@@ -105,10 +124,7 @@ def tenant_relay_host(value: str, param: str) -> None:
             domain = domain_name(host, param=param)
         except InvalidInput:
             raise refused from None
-        labels = domain.split(".")
-        # localhost.localdomain, localhost4.localdomain4 ...: loopback in the
-        # usual /etc/hosts files and in systemd-resolved.
-        if labels[-1] == "localhost" or re.fullmatch(r"localhost\d*", labels[0]):
+        if is_loopback_name(domain):
             raise refused
         return
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
