@@ -449,7 +449,9 @@ MAILBOX_FORMAT = Choice(("maildir", "mdbox", "sdbox"))
 
 
 def _mailbox_folder(value: str, *, param: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,50}", value):
+    # "." and ".." fit the characters but are steps, not folders: Dovecot
+    # would open the home itself, or its parent (shared with other users).
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,50}", value) or value in (".", ".."):
         raise InvalidInput(f"{param}: {value!r} is not a folder name", param=param)
     return value
 
