@@ -260,6 +260,12 @@ def test_json_that_is_not_the_envelope_is_unavailable(envelope):
         MlmmjadminClient(url, "t", timeout=5).profile(LIST)
 
 
+def test_an_answer_nested_too_deep_for_pythons_parser_is_unavailable():
+    # json.loads raises RecursionError for it, which was an error nobody caught (a 500).
+    with _raw_server(b"[" * 100_000) as url, pytest.raises(ListSpoolUnavailable):
+        MlmmjadminClient(url, "t", timeout=5).profile(LIST)
+
+
 def test_a_silent_mlmmjadmin_times_out_as_unavailable():
     # Accepts connections, never answers.
     with socket.socket() as listener:

@@ -50,6 +50,7 @@ from sqlalchemy.sql import sqltypes
 from iredldap.db import tables as t
 from iredldap.db.engine import Database, SqlStore, inserted_id
 from iredldap.errors import DatabaseError, InvalidInput
+from iredldap.model import json_text
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ class IredadminDB(SqlStore):
         if age > timedelta(seconds=idle_timeout):
             return None
         try:
-            data = json.loads(row["data"] or "")
+            data = json_text.loads(row["data"] or "")
         except ValueError:
             return None
         if not isinstance(data, dict):
@@ -332,7 +333,7 @@ class IredadminDB(SqlStore):
             doomed = []
             for row in rows:
                 try:
-                    data = json.loads(row.data or "")
+                    data = json_text.loads(row.data or "")
                 except ValueError:
                     continue
                 if isinstance(data, dict) and (row.session_id or "").rstrip() != keep and match(data):

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode
 from iredldap.errors import AlreadyExists, InvalidInput, ListSpoolError, ListSpoolUnavailable, NoSuchAccount
 from iredldap.mlmmj import SUBSCRIPTION_KINDS, Subscriber, SubscriptionKind, resubscribe
 from iredldap.mlmmj.spool import list_address, subscriber_addresses, subscription_kind
+from iredldap.model import json_text
 from iredldap.model import mlmmj_profile as mp
 
 DEFAULT_BASE_URL = "http://127.0.0.1:7790/api"
@@ -134,7 +135,7 @@ class MlmmjadminClient:
             raise ListSpoolUnavailable(f"mlmmjadmin at {self.base_url} cannot be reached: {reason}",
                                        maybe_landed=method != "GET" and not refused) from None
         try:
-            envelope = json.loads(raw)
+            envelope = json_text.loads(raw)
         except ValueError:
             envelope = None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("_success"), bool):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from iredldap.errors import InvalidInput
+from iredldap.model import json_text
 from iredldap.model.params import Choice, Integer, Param, ParamSet, Text
 
 T = TypeVar("T")
@@ -153,7 +154,7 @@ def _encode_cursor(key: Key, listing: Listing) -> str:
 
 def _decode_cursor(cursor: str, sort: str, descending: bool) -> Key:
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = json_text.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         key = raw["k"]
         if not (isinstance(key, list) and key and all(isinstance(k, str) for k in key)):
             raise ValueError

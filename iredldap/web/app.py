@@ -34,7 +34,8 @@ from iredldap.web.responders import ldif as ldif_resources
 from iredldap.web.responders import check as check_resource
 from iredldap.check import Checker
 from iredldap.web.common import PasswordCheck
-from iredldap.web.bounds import BodyLimit, Methods, json_dumps, json_loads
+from iredldap.model import json_text
+from iredldap.web.bounds import BodyLimit, Methods, json_dumps
 from iredldap.web.middleware import Authentication, ClientAccess, DirectoryRequest, RequestScope
 from iredldap.web.forms import FormOrJsonHandler
 from iredldap.web.slashes import MergeSlashes
@@ -250,7 +251,7 @@ def create_app(settings: Settings, backends: Backends | None = None, *,
     app.req_options.auto_parse_qs_csv = False
     # (a JSON object labelled as a form, as `curl -d` sends it, is read as JSON)
     app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = FormOrJsonHandler(keep_blank=True, csv=False)
-    app.req_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(loads=json_loads)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(loads=json_text.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=json_dumps)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)

@@ -2,9 +2,9 @@
 
 `BodyLimit` refuses a body over MAX_REQUEST_BODY with 413 before reading it
 (from Content-Length), a body shorter than its Content-Length with 400, and
-reads a chunked body (no Content-Length) only up to the limit.  `json_loads`
-turns JSON nested too deep for Python's parser into a malformed body (400)
-instead of a RecursionError (500); `json_dumps`
+reads a chunked body (no Content-Length) only up to the limit (JSON nested
+too deep for Python's parser is a malformed body, 400, through
+`model/json_text.loads`, which app.py gives falcon).  `json_dumps`
 answers even when a message quotes a lone surrogate a client sent.  `Methods`
 answers HEAD with the GET responder and its access rule (falcon routes HEAD
 only to an `on_head`), and answers a method falcon does not know (`FOO`)
@@ -21,14 +21,6 @@ import falcon
 from iredldap.errors import InvalidInput, RequestTooLarge
 
 _READ_CHUNK = 64 * 1024
-
-
-def json_loads(text: str):
-    """json.loads, with too deep a nesting reported as bad JSON (ValueError)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 def json_dumps(value) -> bytes:

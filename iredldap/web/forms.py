@@ -12,14 +12,14 @@ from __future__ import annotations
 import falcon
 
 from iredldap.errors import InvalidInput
-from iredldap.web.bounds import json_loads
+from iredldap.model import json_text
 
 
 class FormOrJsonHandler(falcon.media.URLEncodedFormHandler):
     def _deserialize(self, body: bytes):
         if body.lstrip().startswith(b"{"):
             try:
-                return json_loads(body.decode("utf-8"))
+                return json_text.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
                 raise InvalidInput(
                     f"the request body looks like JSON but is not valid JSON ({exc}); send JSON with "
