@@ -276,7 +276,9 @@ def test_a_token_with_an_empty_domain_list_is_refused(world, api, iredadmin, dom
 BYPASSES = ["[127.0.0.1]:10025", "smtp:[127.0.0.1]:10025", "smtp-amavis:[127.0.0.1]:10025", "127.0.0.1:25",
             "[127.1.2.3]", "lmtp:unix:private/dovecot-lmtp", "dovecot", "[::1]:25", "[ipv6:::ffff:127.0.0.1]:25",
             "[169.254.169.254]:25", "[0.0.0.0]:25", "localhost:25", "relay:mx.localhost", "[fe80::1]:25",
-            "pipe:x", "smtp:[192.0.2.1]:70000"]
+            "pipe:x", "smtp:[192.0.2.1]:70000",
+            # A port of other digits than ASCII's (int() reads them, Postfix does not)
+            "smtp:[192.0.2.1]:\uff12\uff15", "[192.0.2.1]:\u0662\u0665"]
 
 
 @pytest.mark.parametrize("value", BYPASSES)

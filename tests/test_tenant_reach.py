@@ -379,3 +379,16 @@ def test_parallel_renames_and_claims_of_one_address_leave_one_holder(racing, fir
     statuses = parallel(app, settings, [claims[first], claims[second]], root, seconds=60)
     assert sorted(s < 300 for s in statuses) == [False, True], statuses
     assert len(_holders(factory, taken)) == 1, statuses
+
+
+# -- a port of other digits than ASCII's ---------------------------------------------------------
+
+@pytest.mark.parametrize("primarymx", ["[192.0.2.1]:\uff12\uff15", "mx.example.net:\u0662\u0665"])
+def test_a_backup_mx_port_is_ascii_digits(world, factory, primarymx):
+    """Python's int() and \\d take the fullwidth and Arabic-Indic digits; the
+    value is stored as sent, and Postfix's transport (relay:[host]:port)
+    would not parse it: the domain's mail would stay queued."""
+    before = snapshot(factory)
+    r = world["global"].post("/api/domain/backup.test", {"is_backupmx": "yes", "primarymx": primarymx})
+    assert r.status_code == 400 and r.json["param"] == "primarymx", r.text
+    assert snapshot(factory) == before

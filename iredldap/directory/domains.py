@@ -174,7 +174,7 @@ class DomainStore:
         # Without a primary MX Postfix looks up the domain's MX records itself.
         if not primary_mx:
             return f"relay:{domain}"
-        match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d+))?", primary_mx)
+        match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::([0-9]+))?", primary_mx)
         host, port = (match.group(1), match.group(2) or "25") if match else (primary_mx, "25")
         return f"relay:[{host}]:{port}"
 

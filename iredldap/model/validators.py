@@ -95,7 +95,7 @@ def relay_host(value: str, *, param: str) -> str:
 # outside this machine.  Other transports (lmtp, pipe, Amavisd's
 # reinjection `smtp-amavis:` ...) and loopback or link-local addresses would
 # let a tenant's mail skip the content filter or reach local services.
-_TENANT_NEXT_HOP = re.compile(r"(?:(?:smtp|relay):)?(?:\[([^\[\]]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?",
+_TENANT_NEXT_HOP = re.compile(r"(?:(?:smtp|relay):)?(?:\[([^\[\]]+)\]|([A-Za-z0-9.-]+))(?::([0-9]{1,5}))?",
                               re.IGNORECASE)
 
 
@@ -137,7 +137,7 @@ def tenant_relay_host(value: str, param: str) -> None:
 def mx_host(value: str, *, param: str = "primarymx") -> str:
     """Primary MX of a backup-MX domain: an IP or host name, optional [..] and :port."""
     text = (value or "").strip()
-    match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d{1,5}))?", text)
+    match = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::([0-9]{1,5}))?", text)
     if not match:
         raise InvalidInput(f"{param}: {value!r} is not a host name or IP address", param=param)
     host, port = match.group(1), match.group(2)
