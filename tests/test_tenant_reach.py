@@ -392,3 +392,35 @@ def test_a_backup_mx_port_is_ascii_digits(world, factory, primarymx):
     r = world["global"].post("/api/domain/backup.test", {"is_backupmx": "yes", "primarymx": primarymx})
     assert r.status_code == 400 and r.json["param"] == "primarymx", r.text
     assert snapshot(factory) == before
+
+
+# -- a default quota over the largest a user may get ---------------------------------------------
+
+def test_a_default_quota_over_the_max_user_quota_is_400(world, api, factory):
+    """Every create without a quota of its own would then be refused."""
+    assert api.put("/api/domain/own.test", {"maxUserQuota": "100"}).status_code == 200
+    before = snapshot(factory)
+    for caller in (world["tenant"], api):
+        r = caller.put("/api/domain/own.test", {"defaultQuota": "200"})
+        assert r.status_code == 400 and r.json["param"] == "defaultQuota", r.text
+        assert snapshot(factory) == before
+    assert api.put("/api/domain/own.test", {"defaultQuota": "50"}).status_code == 200
+    before = snapshot(factory)
+    r = api.put("/api/domain/own.test", {"maxUserQuota": "40"})
+    assert r.status_code == 400 and r.json["param"] == "maxUserQuota", r.text
+    assert snapshot(factory) == before
+    r = api.post("/api/domain/fresh.test", {"defaultQuota": "200", "maxUserQuota": "100"})
+    assert r.status_code == 400 and r.json["param"] == "defaultQuota", r.text
+    assert snapshot(factory) == before
+    # Both at once, in order; or no limit (0): fine.
+    assert api.put("/api/domain/own.test", {"defaultQuota": "300", "maxUserQuota": "400"}).status_code == 200
+    assert api.put("/api/domain/own.test", {"maxUserQuota": "0"}).status_code == 200
+    assert world["tenant"].post("/api/user/fresh@own.test", {"password": "Fr3sh#secret-pw"}).status_code == 201
+    assert factory.entry(factory.tree.user("fresh@own.test")).get("mailQuota") == [str(300 * 1024 * 1024)]
+
+
+def test_a_domain_set_so_before_still_takes_other_changes(world, api, factory):
+    factory.dir.modify(factory.tree.domain("own.test"),
+                       {"accountSetting": [("MODIFY_ADD", ["defaultQuota:200", "maxUserQuota:100"])]})
+    assert world["tenant"].put("/api/domain/own.test", {"name": "Own"}).status_code == 200
+    assert factory.entry(factory.tree.domain("own.test")).get("cn") == ["Own"]

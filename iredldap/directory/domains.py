@@ -121,6 +121,7 @@ class DomainStore:
             raise AlreadyExists(f"domain {domain} already exists (as a domain or an alias domain)")
         alias_domains = values.get("aliasDomains", [])
         self._check_alias_domains(domain, alias_domains)
+        _check_default_quota(values, [])
         transport = values.get("transport") or self.default_transport
         if values.get("is_backupmx"):
             transport = self._backupmx_transport(domain, values.get("primarymx", ""))
@@ -198,6 +199,7 @@ class DomainStore:
 
         `entry`: the domain's entry as the request has read it already, if it has."""
         entry = self.get(domain, read=entry)
+        _check_default_quota(values, entry.get("accountSetting"))
         changes: Changes = {}
         services = {s.lower(): s for s in entry.get("enabledService")}
 
@@ -392,3 +394,23 @@ def parse_account_settings(entry: Entry) -> dict[str, object]:
 
 
 __all__ = ["DomainStore", "DeletedMailbox", "parse_account_settings", "accounts"]
+
+
+def _check_default_quota(values: dict[str, Any], settings: list[str]) -> None:
+    """A default quota over the largest one a user may get would refuse every
+    new user created without a quota of its own: refused, whichever of the
+    two the request changes (`settings`: the domain's accountSetting now).
+    A request changing neither leaves a domain that has it so as it is."""
+    if "defaultQuota" not in values and "maxUserQuota" not in values:
+        return
+
+    def after(name: str) -> int:
+        if name in values:
+            return int(values[name] or 0)
+        return settings_attr.int_of(settings, name)
+
+    default, most = after("defaultQuota"), after("maxUserQuota")
+    if default and most and default > most:
+        param = "defaultQuota" if "defaultQuota" in values else "maxUserQuota"
+        raise InvalidInput(f"{param}: the default quota of new users ({default} MB) is over the largest a user "
+                           f"may get ({most} MB)", param=param)
