@@ -424,3 +424,11 @@ def test_a_domain_set_so_before_still_takes_other_changes(world, api, factory):
                        {"accountSetting": [("MODIFY_ADD", ["defaultQuota:200", "maxUserQuota:100"])]})
     assert world["tenant"].put("/api/domain/own.test", {"name": "Own"}).status_code == 200
     assert factory.entry(factory.tree.domain("own.test")).get("cn") == ["Own"]
+
+
+def test_a_users_own_address_as_its_alias_is_400_not_another_accounts(world, factory):
+    before = snapshot(factory)
+    for params in ({"addAlias": "plain@own.test"}, {"aliases": "PLAIN@own.test."}):
+        r = world["tenant"].put("/api/user/plain@own.test", params)
+        assert r.status_code == 400 and r.json["param"] == "aliases" and "own address" in r.json["reason"], r.text
+        assert snapshot(factory) == before
