@@ -426,9 +426,9 @@ def test_a_domain_set_so_before_still_takes_other_changes(world, api, factory):
     assert factory.entry(factory.tree.domain("own.test")).get("cn") == ["Own"]
 
 
-def test_a_users_own_address_as_its_alias_is_400_not_another_accounts(world, factory):
+def test_a_users_own_address_as_its_alias_is_named_so_not_another_accounts(world, factory):
     before = snapshot(factory)
     for params in ({"addAlias": "plain@own.test"}, {"aliases": "PLAIN@own.test."}):
         r = world["tenant"].put("/api/user/plain@own.test", params)
-        assert r.status_code == 400 and r.json["param"] == "aliases" and "own address" in r.json["reason"], r.text
+        assert r.status_code == 409 and r.json["param"] == "aliases" and "own address" in r.json["reason"], r.text
         assert snapshot(factory) == before

@@ -471,7 +471,8 @@ class UserStore:
                 raise InvalidInput(f"aliases: {address} is not in {domain} or one of its alias domains",
                                    param="aliases")
             if address == f"{local}@{domain}":
-                raise InvalidInput(f"aliases: {address} is the user's own address", param="aliases")
+                # Taken (409, as any address in use), but not by another account.
+                raise AlreadyExists(f"aliases: {address} is the user's own address", param="aliases")
             if self.address_taken(address):
                 raise AlreadyExists(f"aliases: {address} is already used by another account", param="aliases")
         return [v for v in current if v in twins] + [a for a in wanted if a not in twins]
