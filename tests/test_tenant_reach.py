@@ -307,16 +307,8 @@ def test_a_normal_admin_cannot_take_over_a_subscribable_list_at_an_admins_addres
 
 from iredldap.directory.connection import LEVEL  # noqa: E402
 
-from .support import Factory, parallel  # noqa: E402
-
-
-@pytest.fixture
-def racing(slapd_directory, settings, iredadmin):
-    from iredldap.backends import Backends
-    from iredldap.web.app import create_app
-    factory = Factory(slapd_directory, settings)
-    root = factory.global_admin("root@admins.test", "R00t#secret")
-    return create_app(settings, Backends(slapd_directory, iredadmin)), factory, settings, root
+from .support import parallel  # noqa: E402
+from .test_quota_total import racing  # noqa: E402,F401 (fixture: an app of its own on slapd, a global admin)
 
 
 @pytest.mark.slapd
