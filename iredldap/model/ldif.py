@@ -36,7 +36,7 @@ HEADER = "# iredldap LDIF export"
 END = "# end of iredldap export:"
 
 _UNSAFE = re.compile(rb"[\x00\r\n\x80-\xff]")
-_ATTR_DESC = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*$")
+_ATTR_DESC = re.compile(r"(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*")
 
 
 # -- writing --------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Reader:
             name = name_b.decode("ascii")
         except UnicodeDecodeError:
             name = ""
-        if not _ATTR_DESC.match(name):
+        if not _ATTR_DESC.fullmatch(name):
             self.problem(lineno, f"not an attribute name: {_show(name_b)}")
             return None
         if rest.startswith(b":"):

@@ -14,9 +14,10 @@ import idna
 from iredldap.errors import InvalidInput
 
 # A DNS label after IDNA encoding: letters, digits, hyphens, not at the ends.
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# (Used with fullmatch: a `$` would also match before a final line break.)
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # Local parts iRedAdmin accepts (its `auth_email` rule): no '+', '=', '/'.
-_LOCAL_PART = re.compile(r"^[a-z0-9_.\-~!#$%&'*?^`{|}]+$")
+_LOCAL_PART = re.compile(r"[a-z0-9_.\-~!#$%&'*?^`{|}]+")
 
 
 def domain_name(value: str, *, param: str = "domain") -> str:
@@ -42,7 +43,7 @@ def domain_name(value: str, *, param: str = "domain") -> str:
                 raise InvalidInput(f"{param}: {value!r} is not a valid domain name",
                                    code="INVALID_DOMAIN_NAME", param=param) from None
     if (len(ascii_name) > 253 or len(labels) < 2
-            or not all(_LABEL.match(label) for label in labels)
+            or not all(_LABEL.fullmatch(label) for label in labels)
             or labels[-1].isdigit()):
         raise InvalidInput(f"{param}: {value!r} is not a valid domain name", code="INVALID_DOMAIN_NAME", param=param)
     return ascii_name
@@ -72,7 +73,7 @@ def email(value: str, *, param: str = "mail") -> str:
     text = (value or "").strip()
     local, sep, domain = text.rpartition("@")
     local = local.lower()
-    if not sep or not local or len(local) > 64 or not _LOCAL_PART.match(local) \
+    if not sep or not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local) \
             or local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidInput(f"{param}: {value!r} is not a valid email address", code="INVALID_MAIL", param=param)
     try:
