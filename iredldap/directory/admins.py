@@ -9,7 +9,7 @@ they manage.  Global admins manage everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ALIAS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_ROLE, ADMIN_SETTINGS, DOMAIN, MAX_QUOTA_MB, QUOTA_UNITS, USER,
@@ -224,26 +224,34 @@ class AdminStore:
         return sorted({v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
                        if v.lower().endswith(at)})
 
-    def outranking(self, domain: str, principal: Principal, managed: list[str]) -> list[str]:
-        """Mail users of `domain` whose rights exceed the principal's (sorted).
+    def _rights_candidates(self, domains: Sequence[str]) -> set[str]:
+        """The addresses in `domains` that can hold admin rights at all, in one
+        search: the users marked as admins and every address some domain or a
+        standalone admin names."""
+        ats = tuple("@" + d for d in domains)
+        terms = "".join(USER.filter("(mail=*%s)" + ADMIN_ROLE, at) + ADMIN.filter("(mail=*%s)", at)
+                        + DOMAIN.filter("(domainAdmin=*%s)", at) for at in ats)
+        found = self.dir.search(self.tree.suffix, "(|" + terms + ")", attrs=("mail", "domainAdmin"))
+        return {v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin") if v.lower().endswith(ats)}
 
-        Candidates are the users marked as admins and every address of the
-        domain that some domain or a standalone admin names; only they can
-        hold rights at all.
-        """
+    def outranking(self, domain: str, principal: Principal, managed: list[str]) -> list[str]:
+        """Mail users of `domain` whose rights exceed the principal's (sorted)."""
         if principal.is_global:
             return []
-        at = "@" + domain
-        found = self.dir.search(self.tree.suffix, "(|" + USER.filter("(mail=*%s)" + ADMIN_ROLE, at)
-                                + ADMIN.filter("(mail=*%s)", at) + DOMAIN.filter("(domainAdmin=*%s)", at) + ")",
-            attrs=("mail", "domainAdmin"))
-        candidates = {v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin")
-                      if v.lower().endswith(at)}
+        candidates = self._rights_candidates([domain])
         users = {e.first("mail").lower() for e in self.dir.search(
             self.tree.container(domain, USER.container),
             USER.filter("(|" + "".join(f("(mail=%s)", c) for c in sorted(candidates)) + ")"),
             scope=LEVEL, attrs=("mail",))} if candidates else set()
         return sorted(u for u in users if self.rights_of(u).exceed(principal, managed))
+
+    def above_at(self, domains: Sequence[str], principal: Principal, managed: list[str]) -> list[str]:
+        """Every address in `domains` whose rights exceed the principal's,
+        mailbox or not (sorted): mail users, and admins without one, whose
+        mail an alias may take (a standalone admin's, at its address)."""
+        if principal.is_global:
+            return []
+        return sorted(c for c in self._rights_candidates(domains) if self.rights_of(c).exceed(principal, managed))
 
     def principal_for(self, mail: str) -> tuple[Principal, Entry] | None:
         """The active admin `mail` and its entry (which holds the password hash)."""

@@ -316,6 +316,12 @@ DOMAIN = AccountType(
     requires=(("primarymx", "is_backupmx"),),
 )
 
+# A domain's parameters whose effect reaches the mail of every address of the
+# domain that has no setting of its own: Postfix's BCC and relay maps of the
+# domain, the catch-all (every address without an account).  A normal admin
+# changes them only where no address of the domain is above it.
+DOMAIN_WIDE_PARAMS = ("senderBcc", "recipientBcc", "outboundRelay", "catchall")
+
 DOMAIN_ADMINS_PARAMS = ParamSet((
     Param("addAdmin", EmailList(), "Make these admins of the domain"),
     Param("removeAdmin", EmailList(), "Remove these admins from the domain"),

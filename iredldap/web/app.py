@@ -70,6 +70,7 @@ def route(template: str, responder: Callable[[Any], Any], *, suffix: str = "", *
 
 
 P, L, G, D, M, C = Rule.PUBLIC, Rule.LOGGED_IN, Rule.GLOBAL, Rule.DOMAIN, Rule.MAIL_DOMAIN, Rule.CREATE_DOMAIN
+DC = Rule.DOMAIN_CHANGE
 A, U, W, X = Rule.ACCOUNT, Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE, Rule.DELETE_DOMAIN
 
 
@@ -148,7 +149,7 @@ ROUTES: tuple[Route, ...] = (
     route("/api/spampolicy/global", lambda w: policies.SpamPolicy(w.amavisd, w.policy_targets, "global"),
           GET=G, PUT=G, DELETE=G),
     route("/api/spampolicy/domain/{domain}", lambda w: policies.SpamPolicy(w.amavisd, w.policy_targets, "domain"),
-          GET=D, PUT=D, DELETE=D),
+          GET=D, PUT=DC, DELETE=DC),
     route("/api/spampolicy/user/{mail}", lambda w: policies.SpamPolicy(w.amavisd, w.policy_targets, "user"),
           GET=M, PUT=U, DELETE=U),
     route("/api/throttle/{account}/{direction}", lambda w: policies.Throttle(w.iredapd, w.policy_targets),

@@ -12,6 +12,10 @@ Rules:
     LOGGED_IN       any admin; the responder limits what it returns
     GLOBAL          global admins only
     DOMAIN          the `{domain}` of the URL must be one the admin manages
+    DOMAIN_CHANGE   DOMAIN, and the domain may hold no address above the caller
+                    (a mail user, or an admin without a mailbox whose mail an
+                    alias may take: `Access.above_in`): a change made to the
+                    whole domain (its spam policy) reaches those addresses
     MAIL_DOMAIN     the domain part of `{mail}` must be one the admin manages
     MAIL_ACCOUNT    MAIL_DOMAIN, and the account at `{mail}` (the address of a
                     new one too: a standalone admin may have it) may not hold
@@ -23,13 +27,13 @@ Rules:
     CREATE_DOMAIN   global admins, or normal admins allowed to create domains
     DELETE_DOMAIN   DOMAIN, and the admin must be allowed to create domains
                     (a reseller may remove what it could have made); the
-                    domain may hold no mail user above the caller (as for
-                    MAIL_ACCOUNT)
+                    domain may hold no address above the caller (as for
+                    DOMAIN_CHANGE)
     ACCOUNT         `{account}` is `global` (global admins only), a domain the
                     admin manages, or an address in such a domain
     ACCOUNT_CHANGE  ACCOUNT, and an address may not be an account above the
                     caller (as for MAIL_ACCOUNT): the policies of a global
-                    admin's mailbox are its own
+                    admin's mailbox are its own; a domain, as for DOMAIN_CHANGE
 
 A normal admin asking about a domain it does not manage gets 403 whether the
 domain exists or not, so the answer tells nothing about other customers.
@@ -59,6 +63,7 @@ class Rule(enum.Enum):
     LOGGED_IN = "logged_in"
     GLOBAL = "global"
     DOMAIN = "domain"
+    DOMAIN_CHANGE = "domain_change"
     MAIL_DOMAIN = "mail_domain"
     CREATE_DOMAIN = "create_domain"
     DELETE_DOMAIN = "delete_domain"
@@ -117,6 +122,16 @@ class Access:
         assert self._admins is not None
         return self._admins.outranking(domain, self.principal, self.managed_domains())
 
+    def above_in(self, domains: Sequence[str]) -> list[str]:
+        """The addresses of these domains above the caller, with a mailbox or
+        not (`AdminStore.above_at`): what a change to a whole domain reaches
+        (disabling or deleting it, its BCC, relay, catch-all or policies)."""
+        assert self.principal is not None
+        if self.principal.is_global:
+            return []
+        assert self._admins is not None
+        return self._admins.above_at(domains, self.principal, self.managed_domains())
+
     def listing_admin(self) -> str | None:
         """Whose domains a domain listing shows: None for all (then `visible`
         narrows them under a global admin's domain-limited token)."""
@@ -155,15 +170,19 @@ def check(rule: Rule | None, access: Access, url: UrlParts | Mapping[str, Any]) 
     if rule is Rule.DELETE_DOMAIN and not principal.may_create_domains:
         raise NotAuthorized("only admins allowed to create domains may delete one")
     mail = ""
-    if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN):
+    whole_domain = rule in (Rule.DELETE_DOMAIN, Rule.DOMAIN_CHANGE)
+    if rule in (Rule.DOMAIN, Rule.DELETE_DOMAIN, Rule.DOMAIN_CHANGE):
         domain = parts["domain"]
     elif rule in (Rule.ACCOUNT, Rule.ACCOUNT_CHANGE):
         account = parts["account"]
         if account.kind == "global":
             raise NotAuthorized("only global admins may change global settings")
         domain = account.name.rpartition("@")[2]
-        if rule is Rule.ACCOUNT_CHANGE and "@" in account.name:
-            mail = account.name
+        if rule is Rule.ACCOUNT_CHANGE:
+            if "@" in account.name:
+                mail = account.name
+            else:
+                whole_domain = True     # a domain's policies are those of all its addresses
     else:
         mail = parts["mail"]
         domain = mail.rpartition("@")[2]
@@ -171,8 +190,11 @@ def check(rule: Rule | None, access: Access, url: UrlParts | Mapping[str, Any]) 
         raise NotAuthorized(f"not an admin of domain {domain}")
     if rule in (Rule.MAIL_ACCOUNT, Rule.ACCOUNT_CHANGE) and mail and access.outranks(mail):
         raise NotAuthorized(f"{mail} holds admin rights beyond yours: only a global admin may change it")
-    if rule is Rule.DELETE_DOMAIN:
-        above = access.outranking(domain)
+    if whole_domain:
+        # The caller may use the endpoint on this domain: a malformed part of
+        # the rest of the URL is its 400 first, as where this check is not made.
+        parts.require_valid()
+        above = access.above_in([domain])
         if above:
             raise NotAuthorized(f"domain {domain} holds accounts with admin rights beyond yours: "
                                 f"{', '.join(above)}")

@@ -352,15 +352,18 @@ _ACCESS_TEXT = {
     authz.Rule.LOGGED_IN: "Any admin; a normal admin sees only its own domains.",
     authz.Rule.GLOBAL: "Global admins only.",
     authz.Rule.DOMAIN: "Global admins, or an admin of {domain}.",
+    authz.Rule.DOMAIN_CHANGE: "Global admins, or an admin of {domain} when no address of the domain holds admin "
+                              "rights beyond its own.",
     authz.Rule.MAIL_DOMAIN: "Global admins, or an admin of the domain of {mail}.",
     authz.Rule.CREATE_DOMAIN: "Global admins, or normal admins allowed to create domains.",
     authz.Rule.MAIL_ACCOUNT: "Global admins, or an admin of the domain of {mail} when the account holds no "
                              "admin rights beyond the caller's.",
     authz.Rule.DELETE_DOMAIN: "Global admins, or an admin of {domain} allowed to create domains when no "
-                              "account of the domain holds admin rights beyond its own.",
+                              "address of the domain holds admin rights beyond its own.",
     authz.Rule.ACCOUNT: "{account} `global`: global admins only; else an admin of its domain.",
     authz.Rule.ACCOUNT_CHANGE: "{account} `global`: global admins only; else an admin of its domain, and for "
-                               "an address, when the account holds no admin rights beyond the caller's.",
+                               "an address, when the account holds no admin rights beyond the caller's (for a domain, no "
+                               "address of it).",
 }
 
 

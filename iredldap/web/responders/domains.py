@@ -102,12 +102,16 @@ class DomainItem:
         if not who.is_global:
             locked = parse_settings(entry.get("accountSetting")).get("disabledDomainProfile", [])
             restrict_for_normal_admin(who, self.update_params, values, locked)
+            # Disabling the domain disables every account in it (domainStatus);
+            # its BCC, relay and catch-all reach the mail of every address.
+            whole = [p for p in accounts.DOMAIN_WIDE_PARAMS if p in values]
             if values.get("accountStatus") == "disabled":
-                # Disabling the domain disables every account in it (domainStatus).
-                above = req.context.access.outranking(domain)
+                whole.insert(0, "accountStatus")
+            if whole:
+                above = req.context.access.above_in([domain, *(a.lower() for a in entry.get("domainAliasName"))])
                 if above:
-                    raise NotAuthorized(f"accountStatus: domain {domain} holds accounts with admin rights beyond "
-                                        f"yours: {', '.join(above)}", param="accountStatus")
+                    raise NotAuthorized(f"{whole[0]}: domain {domain} holds accounts with admin rights beyond "
+                                        f"yours: {', '.join(above)}", param=whole[0])
             self._check_admin_names(req, [a for a in values.get("aliasDomains", []) + values.get("addAliasDomain", [])
                                           if a != domain])
         self.domains.update(domain, values, entry=entry)
