@@ -4,10 +4,9 @@ spellings, other routes to the same entries) and against what that did not
 attack: LDIF export, API tokens, the audit log, /api/check, paging and
 sorting parameters.
 
-Sections headed FINDING got through until the fix named in their commit
-(one is still open: its test is a strict xfail); the others held and are
-kept so they keep holding.  Refusals are checked on what the directory (or
-the policy tables) hold afterwards.  Runs on MOCK_SYNC and on the real slapd.
+Sections headed FINDING got through until the fix named in their commit;
+the others held and are kept so they keep holding.  Refusals are checked on
+what the directory (or the policy tables) hold afterwards.  Runs on MOCK_SYNC and on the real slapd.
 """
 
 from __future__ import annotations
@@ -216,14 +215,13 @@ def test_a_reseller_cannot_delete_an_admins_alias_with_its_domain(world, factory
     assert snapshot(factory) == before
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the rights of an address are not read at its twins in the "
-                   "domain's alias domains (see the closing note of issue 13)")
 def test_an_admin_at_an_alias_domain_address_is_above_the_tenant_in_the_target_domain(world, api, factory):
     """own.test has the alias domain twin.test (Postfix delivers x@twin.test to
     x@own.test).  The operator makes a standalone global admin gboss@twin.test:
     its mail is gboss@own.test's.  The tenant may not create an account at an
     admin's address (MAIL_ACCOUNT), but gboss@own.test is not one by spelling:
-    an alias there takes the global admin's mail.  (Adding twin.test *after*
+    an alias there took the global admin's mail, until MAIL_ACCOUNT read the
+    rights of the address's twins in the alias domains too.  (Adding twin.test *after*
     the admin exists is refused: DomainItem._check_admin_names.)"""
     assert api.put("/api/domain/own.test", {"addAliasDomain": "twin.test"}).status_code == 200
     factory.global_admin("gboss@twin.test", "G0d#secret-pw")

@@ -214,6 +214,11 @@ class AdminStore:
                                        "accountSetting"))
         return _rights_in(found, mail.lower())
 
+    def alias_domains_of(self, domain: str) -> list[str]:
+        """The alias domains of `domain` (lower case; none if there is no such domain)."""
+        entry = self.dir.get(self.tree.domain(domain), attrs=("domainAliasName",), filterstr=DOMAIN.filter())
+        return [a.lower() for a in entry.get("domainAliasName")] if entry is not None else []
+
     def addresses_at(self, domain: str) -> list[str]:
         """Admin addresses in `domain`: standalone admins' and those some domain
         names in `domainAdmin` (sorted)."""

@@ -108,11 +108,28 @@ class Access:
         return self._admins.rights_of(mail)
 
     def outranks(self, mail: str) -> bool:
-        """Whether the account at `mail` holds rights beyond the caller's."""
+        """Whether the account at `mail` holds rights beyond the caller's, or
+        the address is the twin of one that does in an alias domain of its
+        domain (Postfix gives an account at `mail` the mail of local@alias
+        that no account of its own takes: a standalone admin's, say)."""
         assert self.principal is not None
         if self.principal.is_global:
             return False
-        return self.rights_of(mail).exceed(self.principal, self.managed_domains())
+        managed = self.managed_domains()
+        if self.rights_of(mail).exceed(self.principal, managed):
+            return True
+        assert self._admins is not None
+        local, _, domain = mail.lower().rpartition("@")
+        return any(self._admins.rights_of(f"{local}@{alias}").exceed(self.principal, managed)
+                   for alias in self._alias_domains_of(domain))
+
+    def _alias_domains_of(self, domain: str) -> list[str]:
+        """The alias domains of `domain`, from the entry the lookup read if it did."""
+        assert self._admins is not None
+        entry = self.entry_at(self._admins.tree.domain(domain))
+        if entry is None:
+            return self._admins.alias_domains_of(domain)
+        return [a.lower() for a in entry.get("domainAliasName")]
 
     def outranking(self, domain: str) -> list[str]:
         """The mail users of `domain` above the caller."""
