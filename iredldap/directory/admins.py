@@ -239,16 +239,21 @@ class AdminStore:
         found = self.dir.search(self.tree.suffix, "(|" + terms + ")", attrs=("mail", "domainAdmin"))
         return {v.lower() for e in found for v in e.get("mail") + e.get("domainAdmin") if v.lower().endswith(ats)}
 
-    def outranking(self, domain: str, principal: Principal, managed: list[str]) -> list[str]:
-        """Mail users of `domain` whose rights exceed the principal's (sorted)."""
+    def outranking(self, domain: str, principal: Principal, managed: list[str],
+                   alias_domains: Sequence[str] = ()) -> list[str]:
+        """Mail users of `domain` whose rights exceed the principal's, or whose
+        twin in one of its `alias_domains` has such rights (sorted)."""
         if principal.is_global:
             return []
-        candidates = self._rights_candidates([domain])
-        users = {e.first("mail").lower() for e in self.dir.search(
+        above = {c.partition("@")[0] + "@" + domain
+                 for c in self._rights_candidates([domain, *alias_domains])
+                 if self.rights_of(c).exceed(principal, managed)}
+        if not above:
+            return []
+        return sorted(e.first("mail").lower() for e in self.dir.search(
             self.tree.container(domain, USER.container),
-            USER.filter("(|" + "".join(f("(mail=%s)", c) for c in sorted(candidates)) + ")"),
-            scope=LEVEL, attrs=("mail",))} if candidates else set()
-        return sorted(u for u in users if self.rights_of(u).exceed(principal, managed))
+            USER.filter("(|" + "".join(f("(mail=%s)", a) for a in sorted(above)) + ")"),
+            scope=LEVEL, attrs=("mail",)))
 
     def above_at(self, domains: Sequence[str], principal: Principal, managed: list[str]) -> list[str]:
         """Every address in `domains` whose rights exceed the principal's,

@@ -239,7 +239,7 @@ class DomainStore:
         services = wanted_services(services, values)
 
         alias_before = [a.lower() for a in entry.get("domainAliasName")]
-        alias_after = self._wanted_alias_domains(alias_before, values)
+        alias_after = self.alias_domains_after(alias_before, values)
         if alias_after != alias_before:
             self._check_alias_domains(domain, [a for a in alias_after if a not in alias_before])
             ops = values_diff(alias_before, alias_after)
@@ -282,7 +282,8 @@ class DomainStore:
                 self._set_catchall(batch, domain, values["catchall"])
 
     @staticmethod
-    def _wanted_alias_domains(current: builtins.list[str], values: dict[str, Any]) -> builtins.list[str]:
+    def alias_domains_after(current: builtins.list[str], values: dict[str, Any]) -> builtins.list[str]:
+        """The alias domains a PUT's `values` leave of `current` (lower case)."""
         result = wanted_list(current, values, "aliasDomains", "addAliasDomain", "removeAliasDomain")
         return current if result is None else result
 

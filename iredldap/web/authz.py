@@ -132,22 +132,28 @@ class Access:
         return [a.lower() for a in entry.get("domainAliasName")]
 
     def outranking(self, domain: str) -> list[str]:
-        """The mail users of `domain` above the caller."""
+        """The mail users of `domain` above the caller (themselves, or their
+        twins in the domain's alias domains, as `outranks`)."""
         assert self.principal is not None
         if self.principal.is_global:
             return []
         assert self._admins is not None
-        return self._admins.outranking(domain, self.principal, self.managed_domains())
+        return self._admins.outranking(domain, self.principal, self.managed_domains(), self._alias_domains_of(domain))
 
-    def above_in(self, domains: Sequence[str]) -> list[str]:
-        """The addresses of these domains above the caller, with a mailbox or
-        not (`AdminStore.above_at`): what a change to a whole domain reaches
-        (disabling or deleting it, its BCC, relay, catch-all or policies)."""
+    def above_at(self, domains: Sequence[str]) -> list[str]:
+        """The addresses in these domains above the caller, with a mailbox or
+        not (`AdminStore.above_at`)."""
         assert self.principal is not None
-        if self.principal.is_global:
+        if self.principal.is_global or not domains:
             return []
         assert self._admins is not None
         return self._admins.above_at(domains, self.principal, self.managed_domains())
+
+    def above_in(self, domain: str) -> list[str]:
+        """The addresses of `domain` and of its alias domains above the caller:
+        what a change to the whole domain reaches (disabling or deleting it,
+        its BCC, relay, catch-all or policies)."""
+        return self.above_at([domain, *self._alias_domains_of(domain)])
 
     def listing_admin(self) -> str | None:
         """Whose domains a domain listing shows: None for all (then `visible`
@@ -211,7 +217,7 @@ def check(rule: Rule | None, access: Access, url: UrlParts | Mapping[str, Any]) 
         # The caller may use the endpoint on this domain: a malformed part of
         # the rest of the URL is its 400 first, as where this check is not made.
         parts.require_valid()
-        above = access.above_in([domain])
+        above = access.above_in(domain)
         if above:
             raise NotAuthorized(f"domain {domain} holds accounts with admin rights beyond yours: "
                                 f"{', '.join(above)}")

@@ -107,11 +107,19 @@ class DomainItem:
             whole = [p for p in accounts.DOMAIN_WIDE_PARAMS if p in values]
             if values.get("accountStatus") == "disabled":
                 whole.insert(0, "accountStatus")
+            access = req.context.access
             if whole:
-                above = req.context.access.above_in([domain, *(a.lower() for a in entry.get("domainAliasName"))])
+                above = access.above_in(domain)
                 if above:
                     raise NotAuthorized(f"{whole[0]}: domain {domain} holds accounts with admin rights beyond "
                                         f"yours: {', '.join(above)}", param=whole[0])
+            # An alias domain taken away takes the mail of its addresses with it.
+            current = [a.lower() for a in entry.get("domainAliasName")]
+            dropped = [a for a in current if a not in self.domains.alias_domains_after(current, values)]
+            above = access.above_at(dropped)
+            if above:
+                raise NotAuthorized(f"aliasDomains: {', '.join(dropped)} holds addresses of admins with rights "
+                                    f"beyond yours: {', '.join(above)}", param="aliasDomains")
             self._check_admin_names(req, [a for a in values.get("aliasDomains", []) + values.get("addAliasDomain", [])
                                           if a != domain])
         self.domains.update(domain, values, entry=entry)
