@@ -23,13 +23,20 @@ from .support import ApiClient, every_row
 from .test_tenant_boundaries import PW, RESELLER, TENANT, snapshot, tenant_token, world  # noqa: F401 (fixtures)
 
 
+# One engine per database URL, holding no connection between calls (NullPool)
+# but keeping its compiled statements: a new engine per call compiled each
+# table's SELECT again (a third of the tenant-reach modules' CPU).
+_POLICY_ENGINES: dict[str, sa.engine.Engine] = {}
+
+
 def policy_rows(settings) -> dict:
     """Every row of every table of Amavisd's and iRedAPD's databases."""
     out = {}
     for url in (settings.sql_amavisd_url, settings.sql_iredapd_url):
-        engine = sa.create_engine(url)
+        engine = _POLICY_ENGINES.get(url)
+        if engine is None:
+            engine = _POLICY_ENGINES[url] = sa.create_engine(url, poolclass=sa.pool.NullPool)
         out.update({(url, name): found for name, found in every_row(engine).items()})
-        engine.dispose()
     return out
 
 
