@@ -9,6 +9,8 @@ JSON object it is.
 
 from __future__ import annotations
 
+import urllib.parse
+
 import falcon
 
 from iredldap.errors import InvalidInput
@@ -24,4 +26,17 @@ class FormOrJsonHandler(falcon.media.URLEncodedFormHandler):
                 raise InvalidInput(
                     f"the request body looks like JSON but is not valid JSON ({exc}); send JSON with "
                     "Content-Type: application/json", code="INVALID_REQUEST") from None
+        _require_utf8(body)
         return super()._deserialize(body)
+
+
+def _require_utf8(body: bytes) -> None:
+    """falcon decodes a form's percent-escapes with replacement characters:
+    `name=caf%E9` (a Latin-1 client) would be stored as "caf\ufffd".  What
+    is not UTF-8 text (nor a lone surrogate, which UTF-8 cannot hold) is
+    refused instead."""
+    try:
+        urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeError:
+        raise InvalidInput("the form body holds text that is not UTF-8 (percent-escapes of other bytes)",
+                           code="INVALID_REQUEST") from None
