@@ -92,8 +92,9 @@ def normalize(value: str, *, param: str, allowed: frozenset[str] | set[str]) -> 
         form, canonical = "domain", "@" + validators.domain_name(text[1:], param=param)
     elif "@" in text:
         local, _, domain = text.rpartition("@")
-        if (not _LOCAL.fullmatch(local) or len(local) > 64 or local.startswith(".") or local.endswith(".")
-                or ".." in local):
+        # (the local part as sent: the Kelvin sign U+212A lower-cases to an ASCII "k")
+        if (not raw.strip().rpartition("@")[0].isascii() or not _LOCAL.fullmatch(local) or len(local) > 64
+                or local.startswith(".") or local.endswith(".") or ".." in local):
             raise _bad(raw, param, "a valid email address")
         try:
             canonical = f"{local}@{validators.domain_name(domain, param=param)}"

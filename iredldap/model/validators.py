@@ -72,8 +72,10 @@ def email(value: str, *, param: str = "mail") -> str:
     """Return the normalised address (`local@domain`) or raise InvalidInput."""
     text = (value or "").strip()
     local, sep, domain = text.rpartition("@")
+    # ASCII before lower-casing: the Kelvin sign (U+212A) lower-cases to an ASCII "k".
+    is_ascii = local.isascii()
     local = local.lower()
-    if not sep or not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local) \
+    if not is_ascii or not sep or not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local) \
             or local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidInput(f"{param}: {value!r} is not a valid email address", code="INVALID_MAIL", param=param)
     try:
