@@ -431,10 +431,16 @@ class ParamSet:
     requires: tuple[tuple[str, str], ...] = ()
     by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
     by_alias: dict[str, Param] = field(init=False, repr=False, compare=False)
+    # (addX, removeX) pairs, by the API's names (also add_x / remove_x): one
+    # request may not both add and remove a value (which would win?).
+    opposites: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {p.name: p for p in self.params})
         object.__setattr__(self, "by_alias", {a: p for p in self.params for a in p.aliases})
+        object.__setattr__(self, "opposites", tuple(
+            (p.name, "remove" + p.name[3:]) for p in self.params
+            if p.name.startswith("add") and "remove" + p.name[3:] in self.by_name))
 
     def parse(self, raw: dict[str, Raw]) -> dict[str, Any]:
         unknown = sorted(k for k in raw if k not in self.by_name and k not in self.by_alias)
@@ -457,7 +463,13 @@ class ParamSet:
         for param in self.params:
             if param.required and param.name not in given:
                 raise MissingParameter(f"{param.name}: required", param=param.name)
-        return {name: self.by_name[name].kind.parse(value, key) for name, (key, value) in given.items()}
+        parsed = {name: self.by_name[name].kind.parse(value, key) for name, (key, value) in given.items()}
+        for add, remove in self.opposites:
+            if isinstance(parsed.get(add), list) and isinstance(parsed.get(remove), list):
+                both = sorted({str(v).lower() for v in parsed[add]} & {str(v).lower() for v in parsed[remove]})
+                if both:
+                    raise InvalidInput(f"{add} and {remove} both name {', '.join(both)}", param=remove)
+        return parsed
 
     def __add__(self, other: "ParamSet") -> "ParamSet":
         return ParamSet(self.params + other.params, self.conflicts + other.conflicts,

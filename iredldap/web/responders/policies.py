@@ -369,11 +369,8 @@ class GreylistingWhitelists(_GreylistingOf):
     def on_post(self, req: falcon.Request, resp: falcon.Response, account: Account) -> None:
         values = read_params(req, self.operations["POST"])
         _require_some(values, WHITELIST_PARAMS)
+        # (the same value in both is the parameters' 400: ParamSet.opposites)
         add, remove = values.get("addWhitelistSenders", []), values.get("removeWhitelistSenders", [])
-        both = sorted(set(add) & set(remove))
-        if both:
-            raise InvalidInput(f"addWhitelistSenders and removeWhitelistSenders both name {', '.join(both)}",
-                               param="removeWhitelistSenders")
         found = self._account(req, account)
         self.db.change_whitelist(found, reset=values.get("whitelistSenders"), add=add, remove=remove)
         ok(resp)
@@ -396,9 +393,6 @@ class GreylistingSpfDomains:
         values = read_params(req, self.operations["POST"])
         _require_some(values, SPF_DOMAINS_PARAMS)
         add, remove = values.get("addDomains", []), values.get("removeDomains", [])
-        both = sorted(set(add) & set(remove))
-        if both:
-            raise InvalidInput(f"addDomains and removeDomains both name {', '.join(both)}", param="removeDomains")
         self.db.change_spf_domains(reset=values.get("domains"), add=add, remove=remove)
         ok(resp)
 
