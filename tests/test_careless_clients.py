@@ -472,3 +472,20 @@ def test_a_kelvin_sign_reaches_no_admin_above(world, factory, settings):
         r = world["tenant"].request(method, path, params)
         assert r.status_code in (400, 403), (path, r.text)
         assert both(factory, settings) == before, path
+
+
+@pytest.mark.parametrize("query", ["name=%ff", "name=caf%E9", "name=%ED%A0%80"],
+                         ids=["0xff", "latin-1 e-acute", "encoded surrogate"])
+def test_a_query_string_that_is_not_utf8_is_400_too(world, factory, settings, query):
+    """Parameters may come in the query string as well (as iRedAdmin-Pro reads them)."""
+    before = both(factory, settings)
+    r = world["tenant"].client.simulate_request(
+        "PUT", settings.url_prefix + "/api/user/plain@own.test", query_string=query,
+        headers={"Cookie": f"{settings.session_cookie_name}={world['tenant'].cookie}"})
+    assert r.status_code == 400 and r.json["_msg"] == "INVALID_REQUEST", r.text
+    assert both(factory, settings) == before
+    good = world["tenant"].client.simulate_request(
+        "PUT", settings.url_prefix + "/api/user/plain@own.test", query_string="name=caf%C3%A9",
+        headers={"Cookie": f"{settings.session_cookie_name}={world['tenant'].cookie}"})
+    assert good.status_code == 200, good.text
+    assert factory.entry(factory.tree.user("plain@own.test")).get("cn") == ["café"]

@@ -20,6 +20,7 @@ from iredldap.model.accounts import PASSWORD_PARAMS
 from iredldap.model.listing import Listing, Page, entry_key, select
 from iredldap.model.params import KEEP_DAYS_MAX, Operation, ParamSet
 from iredldap.model.tenant_view import hide_foreign
+from iredldap.web.forms import require_utf8
 
 
 _EMPTY = object()
@@ -27,6 +28,8 @@ _EMPTY = object()
 
 def raw_params(req: falcon.Request) -> dict[str, Any]:
     """Query string and body (form-urlencoded or a JSON object), body winning."""
+    if "%" in req.query_string:
+        require_utf8(req.query_string, "query string")
     merged: dict[str, Any] = dict(req.params)
     if req.content_length or req.get_header("Transfer-Encoding"):
         try:

@@ -26,17 +26,20 @@ class FormOrJsonHandler(falcon.media.URLEncodedFormHandler):
                 raise InvalidInput(
                     f"the request body looks like JSON but is not valid JSON ({exc}); send JSON with "
                     "Content-Type: application/json", code="INVALID_REQUEST") from None
-        _require_utf8(body)
+        try:
+            require_utf8(body.decode("ascii"), "form body")
+        except UnicodeDecodeError:
+            pass    # not even ASCII: falcon's 400 for a malformed form
         return super()._deserialize(body)
 
 
-def _require_utf8(body: bytes) -> None:
-    """falcon decodes a form's percent-escapes with replacement characters:
-    `name=caf%E9` (a Latin-1 client) would be stored as "caf\ufffd".  What
-    is not UTF-8 text (nor a lone surrogate, which UTF-8 cannot hold) is
-    refused instead."""
+def require_utf8(encoded: str, what: str) -> None:
+    """falcon decodes the percent-escapes of a form or query string with
+    replacement characters: `name=caf%E9` (a Latin-1 client) would be
+    stored as "caf\ufffd".  What is not UTF-8 text (nor a lone surrogate,
+    which UTF-8 cannot hold) is refused instead."""
     try:
-        urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        urllib.parse.parse_qsl(encoded, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeError:
-        raise InvalidInput("the form body holds text that is not UTF-8 (percent-escapes of other bytes)",
+        raise InvalidInput(f"the {what} holds text that is not UTF-8 (percent-escapes of other bytes)",
                            code="INVALID_REQUEST") from None
