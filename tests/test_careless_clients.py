@@ -323,23 +323,26 @@ ODD_WRITES = [
 
 @MOCK_ONLY
 @pytest.mark.parametrize("method, path, params", ODD_WRITES, ids=[f"{m} {p} {b}"[:90] for m, p, b in ODD_WRITES])
-@pytest.mark.parametrize("who", ["tenant", "global"])
-def test_odd_values_are_no_500(world, factory, settings, method, path, params, who):
-    before = both(factory, settings)
-    r = world[who].request(method, path, params)
-    assert r.status_code < 500, r.text
-    if r.status_code >= 400:
-        assert both(factory, settings) == before
+def test_odd_values_are_no_500(world, factory, settings, method, path, params):
+    for who in ("tenant", "global"):
+        before = both(factory, settings)
+        r = world[who].request(method, path, params)
+        assert r.status_code < 500, (who, r.text)
+        if r.status_code >= 400:
+            assert both(factory, settings) == before, who
 
 
-@pytest.mark.parametrize("query", [{"page": str(10**30)}, {"page": "-1"}, {"page": ""}, {"limit": str(10**30)},
-                                   {"limit": "0"}, {"sort": "\x00"}, {"cursor": ""}, {"name_only": "maybe"},
-                                   {"search": "*"}, {"search": "\\"}, {"search": "(" * 50}, {"fields": ","}])
+ODD_QUERIES = [{"page": str(10**30)}, {"page": "-1"}, {"page": ""}, {"limit": str(10**30)}, {"limit": "0"},
+               {"sort": "\x00"}, {"cursor": ""}, {"name_only": "maybe"}, {"search": "*"}, {"search": "\\"},
+               {"search": "(" * 50}, {"fields": ","}]
+
+
 @MOCK_ONLY
 @pytest.mark.parametrize("path", ["/api/users/own.test", "/api/domains", "/api/aliases/own.test", "/api/log"])
-def test_odd_queries_are_no_500(world, path, query):
-    r = world["global"].get(path, query)
-    assert r.status_code < 500, r.text
+def test_odd_queries_are_no_500(world, path):
+    for query in ODD_QUERIES:
+        r = world["global"].get(path, query)
+        assert r.status_code < 500, (query, r.text)
 
 
 # == FINDINGS (each got a wrong answer before its fix; each asserts the correct behaviour) =========
