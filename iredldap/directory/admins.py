@@ -9,7 +9,7 @@ they manage.  Global admins manage everything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from iredldap.model.accounts import (ADMIN, ADMIN_CREATE_DOMAINS, ALIAS, ADMIN_DISABLED_SERVICES, ADMIN_NORMAL_ONLY,
                         ADMIN_QUOTA_UNIT, ADMIN_ROLE, ADMIN_SETTINGS, DOMAIN, MAX_QUOTA_MB, QUOTA_UNITS, USER,
@@ -209,10 +209,21 @@ class AdminStore:
 
     def rights_of(self, mail: str) -> Rights:
         """The admin rights `mail` holds or would hold (see `Rights`), in one search."""
-        found = self.dir.search(self.tree.suffix, _rights_filter(mail),
+        return self.rights_of_all([mail])[mail.lower()]
+
+    def rights_of_all(self, mails: Iterable[str]) -> dict[str, Rights]:
+        """`rights_of` each address (lower case), all in one search."""
+        wanted = sorted({m.lower() for m in mails})
+        if not wanted:
+            return {}
+        found = self.dir.search(self.tree.suffix, "(|" + "".join(_rights_filter(m) for m in wanted) + ")",
                                 attrs=("objectClass", "domainName", "domainAdmin", "mail", "domainGlobalAdmin",
                                        "accountSetting"))
-        return _rights_in(found, mail.lower())
+        return {m: _rights_in(found, m) for m in wanted}
+
+    def above(self, mails: Iterable[str], principal: Principal, managed: list[str]) -> list[str]:
+        """Those of `mails` whose rights exceed the principal's (sorted, lower case)."""
+        return sorted(m for m, rights in self.rights_of_all(mails).items() if rights.exceed(principal, managed))
 
     def alias_domains_of(self, domain: str) -> list[str]:
         """The alias domains of `domain` (lower case; none if there is no such domain)."""
@@ -246,8 +257,7 @@ class AdminStore:
         if principal.is_global:
             return []
         above = {c.partition("@")[0] + "@" + domain
-                 for c in self._rights_candidates([domain, *alias_domains])
-                 if self.rights_of(c).exceed(principal, managed)}
+                 for c in self.above(self._rights_candidates([domain, *alias_domains]), principal, managed)}
         if not above:
             return []
         return sorted(e.first("mail").lower() for e in self.dir.search(
@@ -261,7 +271,7 @@ class AdminStore:
         mail an alias may take (a standalone admin's, at its address)."""
         if principal.is_global:
             return []
-        return sorted(c for c in self._rights_candidates(domains) if self.rights_of(c).exceed(principal, managed))
+        return self.above(self._rights_candidates(domains), principal, managed)
 
     def principal_for(self, mail: str) -> tuple[Principal, Entry] | None:
         """The active admin `mail` and its entry (which holds the password hash)."""

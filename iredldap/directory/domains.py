@@ -394,9 +394,6 @@ def parse_account_settings(entry: Entry) -> dict[str, object]:
     return settings_attr.parse(entry.get("accountSetting"))
 
 
-__all__ = ["DomainStore", "DeletedMailbox", "parse_account_settings", "accounts"]
-
-
 def _check_default_quota(values: dict[str, Any], settings: list[str]) -> None:
     """A default quota over the largest one a user may get would refuse every
     new user created without a quota of its own: refused, whichever of the
@@ -415,3 +412,6 @@ def _check_default_quota(values: dict[str, Any], settings: list[str]) -> None:
         param = "defaultQuota" if "defaultQuota" in values else "maxUserQuota"
         raise InvalidInput(f"{param}: the default quota of new users ({default} MB) is over the largest a user "
                            f"may get ({most} MB)", param=param)
+
+
+__all__ = ["DomainStore", "DeletedMailbox", "parse_account_settings", "accounts"]

@@ -120,8 +120,8 @@ class Access:
             return True
         assert self._admins is not None
         local, _, domain = mail.lower().rpartition("@")
-        return any(self._admins.rights_of(f"{local}@{alias}").exceed(self.principal, managed)
-                   for alias in self._alias_domains_of(domain))
+        twins = [f"{local}@{alias}" for alias in self._alias_domains_of(domain)]
+        return bool(twins and self._admins.above(twins, self.principal, managed))
 
     def _alias_domains_of(self, domain: str) -> list[str]:
         """The alias domains of `domain`, from the entry the lookup read if it did."""
